@@ -1,0 +1,79 @@
+#include "cli/cli.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "core/version.hpp"
+#include "time/target_time.hpp"
+
+namespace agent {
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{
+      "agent: point-in-time dumps and backups for PostgreSQL with pgBackRest, as a sidecar.\n"
+      "Exit codes: 0 success, 1 internal error, 2 usage or config error, 3 target outside the "
+      "recoverable window, 4 verification failed, 5 environment problem (port, disk, "
+      "permissions, paths), 6 external tool failed, 7 interrupted by a signal.",
+      "agent"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", kAgentVersion);
+
+  DumpOptions dump;
+  auto* dump_cmd = app.add_subcommand(
+      "dump",
+      "Restore the backup to a scratch directory at a point in time, start a temporary server there, "
+      "wait until recovery reached the target, verify it, write a SQL dump (pg_dump --create, plain), "
+      "and stop and clean up whatever fails.");
+  dump_cmd
+      ->add_option("--target", dump.target,
+                   std::string("Point in time to dump, with a zone or offset. Accepted: ") + kTargetTimeForms)
+      ->required();
+  dump_cmd->add_option("--database", dump.database, "Database to dump (config dump.database)");
+  dump_cmd->add_option("--output", dump.output,
+                       "Dump file, written as FILE.partial then renamed; '-' writes to standard output "
+                       "(config dump.output)");
+  dump_cmd->add_option("--scratch", dump.scratch,
+                       "Scratch directory the agent owns (config restore.scratch)");
+  dump_cmd->add_option("--port", dump.port, "Port of the temporary server (config restore.port)")
+      ->check(CLI::Range(1, 65535));
+  dump_cmd->add_option("--set", dump.backup_set,
+                       "Restore from this backup set label instead of the automatic choice");
+  dump_cmd->add_option("--config", dump.config_path,
+                       "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
+  dump_cmd->add_option("--log-format", dump.log_format, "text or json (config log.format)");
+  dump_cmd->add_flag("--overwrite", dump.overwrite, "Replace an existing output file");
+
+  auto* config_cmd = app.add_subcommand("config", "Check or print the configuration.");
+  config_cmd->require_subcommand(1);
+  std::string check_path;
+  auto* check_cmd = config_cmd->add_subcommand(
+      "check",
+      "Validate a config file: every problem with its line and a hint; exit 0 when valid, 2 otherwise.");
+  check_cmd->add_option("FILE", check_path, "Config file")->required();
+  auto* example_cmd = config_cmd->add_subcommand(
+      "example", "Print the annotated example config with every key and its default.");
+
+  auto* version_cmd = app.add_subcommand("version", "Print the agent's version.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return exit_code_for(ErrorKind::usage);
+  }
+
+  if (dump_cmd->parsed()) return command_dump(dump);
+  if (check_cmd->parsed()) return command_config_check(check_path);
+  if (example_cmd->parsed()) return command_config_example();
+  if (version_cmd->parsed()) return command_version();
+  return exit_code_for(ErrorKind::usage);
+}
+
+}  // namespace agent

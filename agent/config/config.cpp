@@ -1,0 +1,257 @@
+#include "config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include "config/options.hpp"
+
+namespace agent {
+
+const char* const kDefaultConfigPath = "/etc/agent/agent.yaml";
+
+std::string ConfigIssue::describe() const {
+  std::string where = source;
+  if (line > 0) where += ":" + std::to_string(line);
+  std::string text = where + ": " + message;
+  if (!hint.empty()) text += " (hint: " + hint + ")";
+  return text;
+}
+
+Error config_error(const std::vector<ConfigIssue>& issues) {
+  std::string message = "configuration is invalid:";
+  for (const auto& issue : issues) message += "\n  " + issue.describe();
+  return make_error(ErrorKind::usage, message,
+                    "fix the keys above; `agent config example` prints every key with its "
+                    "default, and `agent config check FILE` checks a file");
+}
+
+namespace {
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string suggestion_for(std::string_view key) {
+  std::string best;
+  std::size_t best_distance = 4;
+  for (const auto& option : option_table()) {
+    const auto distance = edit_distance(key, option.key);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = std::string(option.key);
+    }
+  }
+  return best.empty() ? "remove it; `agent config example` lists the known keys"
+                      : "did you mean '" + best + "'?";
+}
+
+bool is_section(std::string_view prefix) {
+  for (const auto& option : option_table()) {
+    if (option.key.size() > prefix.size() && option.key.substr(0, prefix.size()) == prefix &&
+        option.key[prefix.size()] == '.')
+      return true;
+  }
+  return false;
+}
+
+class Loader {
+ public:
+  Loader(AgentConfig& config, std::vector<ConfigIssue>& issues) : config_(config), issues_(issues) {}
+
+  void set(const std::string& source, int line, const std::string& key, const std::string& text) {
+    const OptionSpec* spec = find_option(key);
+    if (spec == nullptr) {
+      issue(source, line, "unknown key '" + key + "'", suggestion_for(key));
+      return;
+    }
+    OptionValue value{text, 0};
+    switch (spec->type) {
+      case OptionType::integer: {
+        long long parsed = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), parsed);
+        if (ec != std::errc() || end != text.data() + text.size()) {
+          issue(source, line, "'" + key + "' must be a whole number, not '" + text + "'",
+                "for example " + key + ": " + std::string(spec->default_value));
+          return;
+        }
+        if (parsed < spec->min || parsed > spec->max) {
+          issue(source, line,
+                "'" + key + "' is " + text + ", outside " + std::to_string(spec->min) + ".." +
+                    std::to_string(spec->max),
+                std::string(spec->help));
+          return;
+        }
+        value.integer = parsed;
+        break;
+      }
+      case OptionType::choice: {
+        if (std::find(spec->choices.begin(), spec->choices.end(), text) == spec->choices.end()) {
+          std::string allowed;
+          for (auto choice : spec->choices) allowed += (allowed.empty() ? "" : ", ") + std::string(choice);
+          issue(source, line, "'" + key + "' is '" + text + "'", "use one of: " + allowed);
+          return;
+        }
+        break;
+      }
+      case OptionType::path:
+      case OptionType::string:
+        if (text.empty()) {
+          issue(source, line, "'" + key + "' is empty", std::string(spec->help));
+          return;
+        }
+        if (text.find('\0') != std::string::npos || text.find('\n') != std::string::npos) {
+          issue(source, line, "'" + key + "' contains a control character", std::string(spec->help));
+          return;
+        }
+        break;
+    }
+    spec->apply(config_, value);
+  }
+
+  void walk(const YAML::Node& node, const std::string& prefix, const std::string& source) {
+    for (const auto& entry : node) {
+      const int line = entry.first.Mark().line + 1;
+      const std::string name = entry.first.Scalar();
+      const std::string key = prefix.empty() ? name : prefix + "." + name;
+      const YAML::Node& value = entry.second;
+      if (value.IsMap()) {
+        if (!is_section(key)) {
+          if (find_option(key) != nullptr)
+            issue(source, line, "'" + key + "' must be a single value, not a mapping", "");
+          else
+            issue(source, line, "unknown section '" + key + "'", suggestion_for(key));
+          continue;
+        }
+        walk(value, key, source);
+      } else if (value.IsScalar()) {
+        if (is_section(key) && find_option(key) == nullptr) {
+          issue(source, line, "'" + key + "' is a section and needs keys under it",
+                "see `agent config example`");
+          continue;
+        }
+        set(source, line, key, value.Scalar());
+      } else if (value.IsNull()) {
+        issue(source, line, "'" + key + "' has no value",
+              is_section(key) ? "remove the empty section" : "give it a value or remove it");
+      } else {
+        issue(source, line, "'" + key + "' must be a single value, not a list", "");
+      }
+    }
+  }
+
+  void issue(const std::string& source, int line, std::string message, std::string hint) {
+    issues_.push_back(ConfigIssue{source, line, std::move(message), std::move(hint)});
+  }
+
+ private:
+  AgentConfig& config_;
+  std::vector<ConfigIssue>& issues_;
+};
+
+void apply_defaults(AgentConfig& config) {
+  for (const auto& option : option_table()) {
+    OptionValue value{std::string(option.default_value), 0};
+    if (option.type == OptionType::integer) value.integer = std::stoll(value.text);
+    option.apply(config, value);
+  }
+}
+
+void load_yaml(Loader& loader, const std::string& text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    loader.issue(source, e.mark.line + 1, "not valid YAML: " + e.msg,
+                 "check indentation and quoting near that line");
+    return;
+  }
+  if (root.IsNull()) return;  // an empty file means all defaults
+  if (!root.IsMap()) {
+    loader.issue(source, root.Mark().line + 1, "the top level must be a mapping of keys",
+                 "see `agent config example`");
+    return;
+  }
+  loader.walk(root, "", source);
+}
+
+void apply_overrides(Loader& loader, const std::vector<ConfigOverride>& overrides) {
+  for (const auto& override_value : overrides)
+    loader.set("command line " + override_value.flag, 0, override_value.key, override_value.value);
+}
+
+}  // namespace
+
+ConfigLoad load_config_text(const std::string& yaml_text, const std::string& source_name,
+                            const std::vector<ConfigOverride>& overrides) {
+  ConfigLoad load;
+  apply_defaults(load.config);
+  Loader loader(load.config, load.issues);
+  load_yaml(loader, yaml_text, source_name);
+  apply_overrides(loader, overrides);
+  return load;
+}
+
+ConfigLoad load_config(const std::string& path, bool path_must_exist,
+                       const std::vector<ConfigOverride>& overrides) {
+  if (path.empty()) return load_config_text("", "defaults", overrides);
+  std::ifstream file(path);
+  if (!file) {
+    if (!path_must_exist) return load_config_text("", "defaults", overrides);
+    ConfigLoad load;
+    apply_defaults(load.config);
+    load.issues.push_back(
+        ConfigIssue{path, 0, "cannot read the config file", "check the path and its permissions"});
+    return load;
+  }
+  std::stringstream buffer;
+  buffer << file.rdbuf();
+  return load_config_text(buffer.str(), path, overrides);
+}
+
+std::string example_config_yaml() {
+  std::string out =
+      "# agent configuration. Every key is optional; the values shown are the defaults.\n"
+      "# Generated from the agent's option table: `agent config example` prints this file.\n"
+      "# Check a file with `agent config check FILE`; unknown keys are errors.\n";
+  std::string current_section;
+  for (const auto& option : option_table()) {
+    const auto dot = option.key.find('.');
+    const std::string section = dot == std::string_view::npos ? "" : std::string(option.key.substr(0, dot));
+    const std::string name(dot == std::string_view::npos ? option.key : option.key.substr(dot + 1));
+    if (section != current_section) {
+      out += "\n";
+      if (!section.empty()) out += section + ":\n";
+      current_section = section;
+    } else if (section.empty()) {
+      out += "\n";
+    }
+    const std::string indent = section.empty() ? "" : "  ";
+    out += indent + "# " + std::string(option.help);
+    if (option.type == OptionType::choice) {
+      out += " One of:";
+      for (auto choice : option.choices) out += " " + std::string(choice);
+      out += ".";
+    }
+    if (option.type == OptionType::integer)
+      out += " Range " + std::to_string(option.min) + ".." + std::to_string(option.max) + ".";
+    out += "\n" + indent + name + ": " + std::string(option.default_value) + "\n";
+  }
+  return out;
+}
+
+}  // namespace agent

@@ -1,0 +1,81 @@
+#pragma once
+// The agent's configuration as typed values. Which keys exist, their types, defaults,
+// ranges and help text live in one table (options.cpp); loading, validation, the
+// command-line overrides, `agent config check` and the example config all derive from it.
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+
+namespace agent {
+
+struct AgentConfig {
+  std::string stanza;
+  struct {
+    std::string bin;
+    std::string config;
+    int repo = 0;  // 0: let pgBackRest choose
+    int process_max = 0;
+    int timeout_seconds = 0;
+  } pgbackrest;
+  struct {
+    std::string bindir;
+    std::string data;
+    std::string host;
+    int port = 0;
+    std::string user;
+  } postgres;
+  struct {
+    std::string scratch;
+    int port = 0;
+    int wait_timeout_seconds = 0;
+    std::string shared_buffers;
+  } restore;
+  struct {
+    std::string database;
+    std::string output;
+  } dump;
+  struct {
+    std::string format;
+    std::string level;
+  } log;
+};
+
+// One configuration problem, located where it was found.
+struct ConfigIssue {
+  std::string source;  // file name or "command line"
+  int line = 0;        // 1-based; 0 when not known
+  std::string message;
+  std::string hint;
+  std::string describe() const;
+};
+
+// A value from the command line that overrides the file: key as in the table.
+struct ConfigOverride {
+  std::string key;
+  std::string value;
+  std::string flag;  // "--port", for error messages
+};
+
+struct ConfigLoad {
+  AgentConfig config;
+  std::vector<ConfigIssue> issues;  // empty when the configuration is valid
+};
+
+// Loads defaults, then `path` (if not empty), then the overrides. Every problem is reported,
+// not only the first. `path_must_exist` is false for the implicit default config path.
+ConfigLoad load_config(const std::string& path, bool path_must_exist,
+                       const std::vector<ConfigOverride>& overrides);
+ConfigLoad load_config_text(const std::string& yaml_text, const std::string& source_name,
+                            const std::vector<ConfigOverride>& overrides);
+
+// All issues as one usage error ("configuration is invalid: ...").
+Error config_error(const std::vector<ConfigIssue>& issues);
+
+// The annotated example configuration (config/agent.example.yaml is this text).
+std::string example_config_yaml();
+
+// Where `agent` looks for its config when --config is not given.
+extern const char* const kDefaultConfigPath;
+
+}  // namespace agent

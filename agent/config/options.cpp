@@ -1,0 +1,87 @@
+#include "config/options.hpp"
+
+#include <vector>
+
+namespace agent {
+namespace {
+
+// clang-format off
+const std::vector<OptionSpec> kOptions = {
+  {"stanza", OptionType::string, "db",
+   "pgBackRest stanza of the live cluster.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.stanza = v.text; }},
+
+  {"pgbackrest.bin", OptionType::path, "pgbackrest",
+   "pgBackRest executable (a name is looked up in PATH).", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.bin = v.text; }},
+  {"pgbackrest.config", OptionType::path, "/etc/pgbackrest/pgbackrest.conf",
+   "pgBackRest config file, passed as --config.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.config = v.text; }},
+  {"pgbackrest.repo", OptionType::integer, "0",
+   "Repository to use (--repo); 0 lets pgBackRest choose.", 0, 256, {},
+   [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.repo = static_cast<int>(v.integer); }},
+  {"pgbackrest.process_max", OptionType::integer, "2",
+   "Parallel processes for restore (--process-max).", 1, 64, {},
+   [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.process_max = static_cast<int>(v.integer); }},
+  {"pgbackrest.timeout_seconds", OptionType::integer, "60",
+   "Deadline for `pgbackrest info`.", 1, 3600, {},
+   [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.timeout_seconds = static_cast<int>(v.integer); }},
+
+  {"postgres.bindir", OptionType::path, "/usr/lib/postgresql/15/bin",
+   "Directory with postgres and pg_dump of the cluster's major version.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.postgres.bindir = v.text; }},
+  {"postgres.data", OptionType::path, "/pgdata/pg15",
+   "Live data directory. Read to protect it; never written.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.postgres.data = v.text; }},
+  {"postgres.host", OptionType::string, "/tmp",
+   "Live server's socket directory or host name.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.postgres.host = v.text; }},
+  {"postgres.port", OptionType::integer, "5432",
+   "Live server's port.", 1, 65535, {},
+   [](AgentConfig& c, const OptionValue& v) { c.postgres.port = static_cast<int>(v.integer); }},
+  {"postgres.user", OptionType::string, "postgres",
+   "Database role the agent connects as.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.postgres.user = v.text; }},
+
+  {"restore.scratch", OptionType::path, "/pgdata/restore",
+   "Scratch directory for point-in-time copies; the agent owns it (data/, run/, tablespaces/).", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.restore.scratch = v.text; }},
+  {"restore.port", OptionType::integer, "5533",
+   "Port of the temporary server (it listens on a private Unix socket only).", 1, 65535, {},
+   [](AgentConfig& c, const OptionValue& v) { c.restore.port = static_cast<int>(v.integer); }},
+  {"restore.wait_timeout_seconds", OptionType::integer, "300",
+   "Give up waiting for recovery after this long without replay progress.", 5, 86400, {},
+   [](AgentConfig& c, const OptionValue& v) { c.restore.wait_timeout_seconds = static_cast<int>(v.integer); }},
+  {"restore.shared_buffers", OptionType::string, "128MB",
+   "shared_buffers of the temporary server (the live value may not fit the sidecar).", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.restore.shared_buffers = v.text; }},
+
+  {"dump.database", OptionType::string, "postgres",
+   "Database to dump.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.dump.database = v.text; }},
+  {"dump.output", OptionType::path, "/pgdata/restore.sql",
+   "Dump file; '-' writes the dump to standard output.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.dump.output = v.text; }},
+
+  {"log.format", OptionType::choice, "text",
+   "Log lines on stderr: readable text, or one JSON object per line.", 0, 0, {"text", "json"},
+   [](AgentConfig& c, const OptionValue& v) { c.log.format = v.text; }},
+  {"log.level", OptionType::choice, "info",
+   "Least severe level logged.", 0, 0, {"debug", "info", "warn", "error"},
+   [](AgentConfig& c, const OptionValue& v) { c.log.level = v.text; }},
+};
+// clang-format on
+
+}  // namespace
+
+std::span<const OptionSpec> option_table() {
+  return kOptions;
+}
+
+const OptionSpec* find_option(std::string_view key) {
+  for (const auto& option : kOptions)
+    if (option.key == key) return &option;
+  return nullptr;
+}
+
+}  // namespace agent

@@ -1,0 +1,34 @@
+#pragma once
+// The option table: every configuration key, once.
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace agent {
+
+enum class OptionType { string, path, integer, choice };
+
+struct OptionValue {
+  std::string text;
+  long long integer = 0;
+};
+
+struct OptionSpec {
+  std::string_view key;  // dotted: "postgres.port" is `postgres: {port: ...}` in YAML
+  OptionType type;
+  std::string_view default_value;  // empty: no default
+  std::string_view help;
+  long long min = 0;
+  long long max = 0;
+  std::vector<std::string_view> choices;
+  std::function<void(AgentConfig&, const OptionValue&)> apply;
+};
+
+std::span<const OptionSpec> option_table();
+const OptionSpec* find_option(std::string_view key);
+
+}  // namespace agent

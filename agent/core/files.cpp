@@ -1,0 +1,77 @@
+#include "core/files.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace agent {
+
+namespace {
+Error file_error(const std::string& what, const std::string& path) {
+  const int saved = errno;
+  return make_error(ErrorKind::environment, "cannot " + what + " " + path + ": " + std::strerror(saved),
+                    saved == ENOSPC ? "free disk space there" : "check the path and its permissions");
+}
+}  // namespace
+
+Result<int> create_private_file(const std::string& path) {
+  if (unlink(path.c_str()) != 0 && errno != ENOENT) return file_error("remove the old", path);
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return file_error("create", path);
+  return fd;
+}
+
+Status publish_file(int fd, const std::string& partial, const std::string& final_path) {
+  if (fsync(fd) != 0) {
+    close(fd);
+    return file_error("flush", partial);
+  }
+  if (close(fd) != 0) return file_error("close", partial);
+  if (rename(partial.c_str(), final_path.c_str()) != 0) return file_error("rename to", final_path);
+  const std::string dir = std::filesystem::path(final_path).parent_path().string();
+  const int dir_fd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    fsync(dir_fd);
+    close(dir_fd);
+  }
+  return {};
+}
+
+Status write_file_atomically(const std::string& path, const std::string& content) {
+  const std::string partial = path + ".partial";
+  auto fd = create_private_file(partial);
+  if (!fd) return fd.error();
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = write(*fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      auto error = file_error("write", partial);
+      close(*fd);
+      unlink(partial.c_str());
+      return error;
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  if (auto published = publish_file(*fd, partial, path); !published) {
+    unlink(partial.c_str());
+    return published;
+  }
+  return {};
+}
+
+Status ensure_private_directory(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec)
+    return make_error(ErrorKind::environment, "cannot create " + path + ": " + ec.message(),
+                      "check the permissions of its parent");
+  if (chmod(path.c_str(), 0700) != 0) return file_error("set mode 0700 on", path);
+  return {};
+}
+
+}  // namespace agent

@@ -1,0 +1,135 @@
+#include "exec/commands.hpp"
+
+#include <regex>
+
+namespace agent {
+
+namespace {
+std::vector<std::string> pgbackrest_common(const PgBackRestTarget& target) {
+  std::vector<std::string> argv{target.bin, "--config=" + target.config, "--stanza=" + target.stanza};
+  if (target.repo > 0) argv.push_back("--repo=" + std::to_string(target.repo));
+  return argv;
+}
+}  // namespace
+
+std::vector<std::string> pgbackrest_info_argv(const PgBackRestTarget& target) {
+  auto argv = pgbackrest_common(target);
+  argv.push_back("--output=json");
+  argv.push_back("--log-level-console=warn");
+  argv.push_back("info");
+  return argv;
+}
+
+std::vector<std::string> pgbackrest_restore_argv(const PgBackRestTarget& target,
+                                                 const RestoreRequest& request) {
+  auto argv = pgbackrest_common(target);
+  argv.insert(argv.end(), {
+                              "--log-level-console=info",
+                              "--type=time",
+                              "--target=" + request.target_time,
+                              "--target-action=pause",
+                              "--pg1-path=" + request.data_dir,
+                              "--delta",
+                              // Keeps the copy from ever archiving into the live repository.
+                              "--archive-mode=off",
+                              // Tablespaces land in the scratch directory, not the live paths.
+                              "--tablespace-map-all=" + request.tablespace_dir,
+                              "--process-max=" + std::to_string(request.process_max),
+                          });
+  if (request.backup_set) argv.push_back("--set=" + *request.backup_set);
+  argv.push_back("restore");
+  return argv;
+}
+
+bool is_backup_label(const std::string& text) {
+  static const std::regex pattern(R"(\d{8}-\d{6}F(_\d{8}-\d{6}[DI])?)");
+  return std::regex_match(text, pattern);
+}
+
+const char* const kScratchHbaConf =
+    "# Written by agent for its temporary server: local socket only.\n"
+    "local all all trust\n";
+
+std::vector<std::string> scratch_postgres_argv(const ScratchServerSettings& s) {
+  const auto set = [](const std::string& name, const std::string& value) {
+    return std::vector<std::string>{"-c", name + "=" + value};
+  };
+  std::vector<std::string> argv{s.bindir + "/postgres", "-D", s.data_dir};
+  const std::vector<std::pair<std::string, std::string>> settings = {
+      // Where it lives and who can reach it: nobody but this agent.
+      {"data_directory", s.data_dir},
+      {"port", std::to_string(s.port)},
+      {"listen_addresses", ""},
+      {"unix_socket_directories", s.socket_dir},
+      {"unix_socket_permissions", "0700"},
+      {"hba_file", s.socket_dir + "/pg_hba.conf"},
+      {"ident_file", s.socket_dir + "/pg_ident.conf"},
+      {"ssl", "off"},
+      {"external_pid_file", ""},
+      {"cluster_name", "agent-scratch"},
+      // Nothing leaves the copy: no archiving, no streaming from the live primary.
+      {"archive_mode", "off"},
+      {"archive_command", ""},
+      {"archive_library", ""},
+      {"archive_cleanup_command", ""},
+      {"recovery_end_command", ""},
+      {"primary_conninfo", ""},
+      {"primary_slot_name", ""},
+      // The live pod may preload extensions this container does not have.
+      {"shared_preload_libraries", ""},
+      {"session_preload_libraries", ""},
+      {"local_preload_libraries", ""},
+      // Recovery must stop and stay queryable at the target.
+      {"hot_standby", "on"},
+      {"recovery_target_action", "pause"},
+      // The live memory settings may not fit the sidecar.
+      {"shared_buffers", s.shared_buffers},
+      {"huge_pages", "off"},
+      // The agent reads the log to see the target reached: stderr, English, complete.
+      {"logging_collector", "off"},
+      {"log_destination", "stderr"},
+      {"lc_messages", "C"},
+      {"log_min_messages", "warning"},
+      {"log_line_prefix", "%m [%p] "},
+      {"log_statement", "none"},
+      {"log_min_duration_statement", "-1"},
+      // A disposable copy needs no durability; pg_dump must not hit live timeouts.
+      {"fsync", "off"},
+      {"full_page_writes", "off"},
+      {"synchronous_commit", "off"},
+      {"statement_timeout", "0"},
+      {"lock_timeout", "0"},
+      {"idle_in_transaction_session_timeout", "0"},
+      {"jit", "off"},
+  };
+  for (const auto& [name, value] : settings) {
+    auto pair = set(name, value);
+    argv.insert(argv.end(), pair.begin(), pair.end());
+  }
+  return argv;
+}
+
+namespace {
+std::string quote_conninfo_value(const std::string& value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+}  // namespace
+
+std::string conninfo(const std::string& host, int port, const std::string& user,
+                     const std::string& database) {
+  return "host=" + quote_conninfo_value(host) + " port=" + std::to_string(port) +
+         " user=" + quote_conninfo_value(user) + " dbname=" + quote_conninfo_value(database) +
+         " application_name='agent'";
+}
+
+std::vector<std::string> pg_dump_argv(const DumpRequest& r) {
+  return {r.bindir + "/pg_dump", "--dbname=" + conninfo(r.host, r.port, r.user, r.database), "--create",
+          "--format=plain", "--no-password"};
+}
+
+}  // namespace agent

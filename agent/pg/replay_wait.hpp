@@ -1,0 +1,37 @@
+#pragma once
+// Waits until the temporary server has really reached the recovery target: the log says it
+// stopped at the target and paused there, and SQL confirms it is in recovery and paused.
+// The deadline resets whenever replay advances, so a long replay may take as long as it
+// needs, while a stuck one still ends.
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "core/cancel.hpp"
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "pg/recovery_log.hpp"
+#include "pg/session.hpp"
+
+namespace agent {
+
+// What the waiter needs to know about the server process besides SQL.
+class ServerWatch {
+ public:
+  virtual ~ServerWatch() = default;
+  virtual RecoveryLogFacts log_facts() const = 0;
+  // Set once the server process has exited: how it ended.
+  virtual std::optional<std::string> exited() const = 0;
+};
+
+struct ReplayWaitSettings {
+  std::string conninfo;
+  std::chrono::milliseconds no_progress_timeout{std::chrono::minutes(5)};
+  std::chrono::milliseconds poll_interval{100};
+};
+
+Result<RecoveryStatus> wait_for_recovery_target(const ReplayWaitSettings& settings, const ServerWatch& server,
+                                                PgConnector& connector, Clock& clock,
+                                                const CancelToken& cancel);
+
+}  // namespace agent

@@ -1,0 +1,38 @@
+#pragma once
+// The PostgreSQL seam: the few questions the agent asks a server, behind an interface so the
+// replay wait and verification are unit-tested against a scripted fake.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "time/target_time.hpp"
+
+namespace agent {
+
+struct RecoveryStatus {
+  bool in_recovery = false;
+  std::string pause_state;                 // not paused, pause requested, paused
+  std::optional<SysMicros> last_replayed;  // pg_last_xact_replay_timestamp(); none if nothing replayed
+  std::uint64_t replay_lsn = 0;            // pg_last_wal_replay_lsn() as a byte position
+};
+
+class PgSession {
+ public:
+  virtual ~PgSession() = default;
+  virtual Result<RecoveryStatus> recovery_status() = 0;
+  // Databases that accept connections (templates excluded).
+  virtual Result<std::vector<std::string>> databases() = 0;
+};
+
+class PgConnector {
+ public:
+  virtual ~PgConnector() = default;
+  virtual Result<std::unique_ptr<PgSession>> connect(const std::string& conninfo) = 0;
+};
+
+std::unique_ptr<PgConnector> make_pqxx_connector();
+
+}  // namespace agent

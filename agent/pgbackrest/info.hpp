@@ -1,0 +1,42 @@
+#pragma once
+// What `pgbackrest info --output=json` says about a stanza, as typed values.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.hpp"
+#include "time/target_time.hpp"
+
+namespace agent {
+
+struct BackupRecord {
+  std::string label;
+  std::string type;  // full, diff, incr
+  std::int64_t start_epoch = 0;
+  std::int64_t stop_epoch = 0;
+  std::uint64_t database_bytes = 0;  // info.size: the size of the restored cluster
+  std::uint64_t repo_bytes = 0;      // info.repository.size
+  bool error = false;
+};
+
+struct StanzaInfo {
+  std::string name;
+  int status_code = 0;  // 0 ok, 1 missing stanza path, 2 no valid backups, 3 missing data, 99 other
+  std::string status_message;
+  std::vector<BackupRecord> backups;  // oldest first, as pgBackRest lists them
+  std::string archive_min;
+  std::string archive_max;
+};
+
+Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json);
+
+// The backup set pgBackRest picks for a time target: the newest without error whose stop
+// time is before the target (or exactly `label`, when the user named a set).
+const BackupRecord* backup_for_target(const StanzaInfo& stanza, SysMicros target,
+                                      const std::optional<std::string>& label);
+// The oldest usable backup: its stop time starts the recoverable window.
+const BackupRecord* oldest_backup(const StanzaInfo& stanza);
+
+}  // namespace agent

@@ -1,0 +1,323 @@
+#include "pipelines/dump_pipeline.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "core/files.hpp"
+#include "core/log.hpp"
+#include "core/version.hpp"
+#include "exec/commands.hpp"
+#include "pg/replay_wait.hpp"
+#include "pgbackrest/info.hpp"
+#include "pipelines/dump_preflight.hpp"
+#include "pipelines/scratch_server.hpp"
+#include "pipelines/stream_copy.hpp"
+
+namespace agent {
+namespace {
+
+struct DumpContext {
+  DumpContext(const DumpJob& j, DumpServices& s) : job(j), services(s) {}
+  const DumpJob& job;
+  DumpServices& services;
+  std::shared_ptr<spdlog::logger> logger = log::get("dump");
+  ScratchLayout layout;
+  LocalFacts facts;
+  BackupRecord backup;
+  int lock_fd = -1;
+  std::unique_ptr<ScratchServer> server;
+  RecoveryStatus reached;
+  int output_fd = -1;
+  std::string partial_path;
+  bool published = false;
+  CopyStats copy;
+  DumpSummary summary;
+  std::vector<StepTiming> timings;
+
+  PgBackRestTarget pgbackrest() const {
+    return PgBackRestTarget{job.config.pgbackrest.bin, job.config.pgbackrest.config, job.config.stanza,
+                            job.config.pgbackrest.repo};
+  }
+  std::string scratch_conninfo(const std::string& database) const {
+    return conninfo(layout.run, job.port, job.config.postgres.user, database);
+  }
+};
+
+Error combine(const std::vector<Error>& errors) {
+  if (errors.size() == 1) return errors.front();
+  std::string message = "refusing to start, " + std::to_string(errors.size()) + " problems:";
+  for (const auto& e : errors) message += "\n  - " + e.message + (e.hint.empty() ? "" : " (" + e.hint + ")");
+  return make_error(errors.front().kind, message, "fix each problem above; nothing was written");
+}
+
+Error tool_failure(const std::string& what, const ProcessResult& result) {
+  const std::string excerpt = result.error_excerpt();
+  ErrorKind kind = ErrorKind::external_tool;
+  std::string hint = "read the " + what + " lines above in the log";
+  // pgBackRest's exit code is its error code.
+  if (what == "pgbackrest restore" && result.exit_code == 75) {
+    kind = ErrorKind::target_window;
+    hint = "choose a target after the oldest backup's stop time (pgbackrest info)";
+  } else if (what == "pgbackrest restore" && result.exit_code == 38) {
+    kind = ErrorKind::environment;
+    hint = "a server is running on the scratch directory; stop it first";
+  }
+  return make_error(kind, what + " " + result.describe() + (excerpt.empty() ? "" : ": " + excerpt), hint);
+}
+
+// --- check -------------------------------------------------------------------------------
+Status check(DumpContext& c) {
+  c.facts = gather_local_facts(c.job);
+  if (auto errors = check_local_facts(c.facts, c.job); !errors.empty()) return combine(errors);
+
+  ProcessSpec spec;
+  spec.argv = pgbackrest_info_argv(c.pgbackrest());
+  spec.tag = "pgbackrest";
+  spec.stdout_mode = StdoutMode::capture;
+  spec.timeout = std::chrono::seconds(c.job.config.pgbackrest.timeout_seconds);
+  auto result = c.services.runner.run(spec, c.services.cancel);
+  if (!result) return result.error();
+  if (!result->succeeded()) return tool_failure("pgbackrest info", *result);
+  auto stanzas = parse_info_json(result->stdout_text);
+  if (!stanzas) return stanzas.error();
+  const auto found = std::find_if(stanzas->begin(), stanzas->end(),
+                                  [&](const StanzaInfo& s) { return s.name == c.job.config.stanza; });
+  if (found == stanzas->end())
+    return make_error(ErrorKind::usage, "pgbackrest info does not know stanza '" + c.job.config.stanza + "'",
+                      "set `stanza` in the config to the stanza of the live cluster");
+  auto backup = check_against_repository(*found, c.job, c.facts, c.services.clock.now());
+  if (!backup) return backup.error();
+  c.backup = *backup;
+  c.logger->info("target {} ({}) will be restored from backup set {} ({}, finished {})",
+                 format_iso_utc(c.job.target.instant), c.job.target.as_typed, c.backup.label, c.backup.type,
+                 format_iso_utc(SysMicros{std::chrono::seconds{c.backup.stop_epoch}}));
+  return {};
+}
+
+// --- prepare: the scratch layout, its marker and its lock ----------------------------------
+Status prepare(DumpContext& c) {
+  c.layout = ScratchLayout::under(c.facts.scratch);
+  for (const auto& dir : {c.layout.root, c.layout.data, c.layout.run, c.layout.tablespaces})
+    if (auto s = ensure_private_directory(dir); !s) return s;
+  if (auto s = write_file_atomically(c.layout.marker, "created by agent for point-in-time copies\n"); !s)
+    return s;
+  c.lock_fd = open(c.layout.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (c.lock_fd < 0 || flock(c.lock_fd, LOCK_EX | LOCK_NB) != 0)
+    return make_error(ErrorKind::environment,
+                      "another agent job is using the scratch directory " + c.layout.root,
+                      "wait for it to finish, or choose another --scratch");
+  // A server of ours that died without cleaning up leaves its pid file; pgBackRest would
+  // refuse to restore over it. The check step made sure no such process is alive.
+  const std::string pid_file = c.layout.data + "/postmaster.pid";
+  if (c.facts.scratch_server_pid && !c.facts.scratch_server_alive && unlink(pid_file.c_str()) == 0)
+    c.logger->warn("removed the stale {} of a server that is no longer running", pid_file);
+  return {};
+}
+
+void release_lock(DumpContext& c) {
+  if (c.lock_fd >= 0) close(c.lock_fd);
+  c.lock_fd = -1;
+}
+
+// --- restore -------------------------------------------------------------------------------
+Status restore(DumpContext& c) {
+  RestoreRequest request;
+  request.target_time = format_for_pgbackrest(c.job.target.instant);
+  request.data_dir = c.layout.data;
+  request.tablespace_dir = c.layout.tablespaces;
+  request.process_max = c.job.config.pgbackrest.process_max;
+  request.backup_set = c.job.backup_set;
+  ProcessSpec spec;
+  spec.argv = pgbackrest_restore_argv(c.pgbackrest(), request);
+  spec.tag = "pgbackrest";
+  spec.kill_grace = std::chrono::seconds(10);
+  c.logger->info("running {}", display_command(spec.argv));
+  auto result = c.services.runner.run(spec, c.services.cancel);
+  if (!result) return result.error();
+  if (!result->succeeded()) return tool_failure("pgbackrest restore", *result);
+  return {};
+}
+
+// --- start / stop the temporary server -----------------------------------------------------
+Status start_server(DumpContext& c) {
+  ScratchServerSettings settings{c.job.config.postgres.bindir, c.layout.data, c.layout.run, c.job.port,
+                                 c.job.config.restore.shared_buffers};
+  auto server = ScratchServer::start(c.services.runner, settings);
+  if (!server) return server.error();
+  c.server = std::move(server.value());
+  return {};
+}
+
+void stop_server(DumpContext& c) {
+  if (c.server) c.server->stop();
+}
+
+Status stop_step(DumpContext& c) {
+  stop_server(c);
+  return {};
+}
+
+// --- wait and verify -----------------------------------------------------------------------
+Status wait_for_target(DumpContext& c) {
+  ReplayWaitSettings settings;
+  settings.conninfo = c.scratch_conninfo("postgres");
+  settings.no_progress_timeout = std::chrono::seconds(c.job.config.restore.wait_timeout_seconds);
+  auto reached = wait_for_recovery_target(settings, *c.server, c.services.connector, c.services.clock,
+                                          c.services.cancel);
+  if (!reached) return reached.error();
+  c.reached = *reached;
+  const auto facts = c.server->log_facts();
+  c.logger->info("recovery reached the target and paused ({})", facts.stop_detail.value_or("target reached"));
+  return {};
+}
+
+Status verify(DumpContext& c) {
+  auto session = c.services.connector.connect(c.scratch_conninfo("postgres"));
+  if (!session) return session.error().with_context("connecting to the temporary server");
+  auto status = (*session)->recovery_status();
+  if (!status) return status.error();
+  if (!status->in_recovery || status->pause_state != "paused")
+    return make_error(ErrorKind::verification, "the temporary server is no longer paused at the target",
+                      "nothing else may connect to the scratch server; run the dump again");
+  const auto target = c.job.target.instant;
+  if (status->last_replayed) {
+    if (*status->last_replayed > target)
+      return make_error(ErrorKind::verification,
+                        "the last replayed transaction (" + format_iso_utc(*status->last_replayed) +
+                            ") is after the target (" + format_iso_utc(target) + ")",
+                        "this should not happen; keep the log and report it");
+    c.summary.replayed_to = status->last_replayed;
+    c.summary.gap_seconds = std::chrono::duration<double>(target - *status->last_replayed).count();
+    c.logger->info("last replayed transaction committed at {}, {:.3f} s before the target",
+                   format_iso_utc(*status->last_replayed), c.summary.gap_seconds);
+  } else {
+    const SysMicros stop{std::chrono::seconds{c.backup.stop_epoch}};
+    c.summary.gap_seconds = std::chrono::duration<double>(target - stop).count();
+    c.logger->info(
+        "no transaction was replayed after backup {}: the copy is as of its end at {}, "
+        "{:.3f} s before the target",
+        c.backup.label, format_iso_utc(stop), c.summary.gap_seconds);
+  }
+  auto databases = (*session)->databases();
+  if (!databases) return databases.error();
+  if (std::find(databases->begin(), databases->end(), c.job.database) == databases->end()) {
+    std::string names;
+    for (const auto& name : *databases) names += (names.empty() ? "" : ", ") + name;
+    return make_error(ErrorKind::usage,
+                      "database '" + c.job.database + "' does not exist in the copy at the target",
+                      "choose --database from: " + names);
+  }
+  return {};
+}
+
+// --- dump ----------------------------------------------------------------------------------
+Status dump(DumpContext& c) {
+  int destination = STDOUT_FILENO;
+  if (!c.job.to_stdout()) {
+    c.partial_path = c.facts.output + ".partial";
+    auto fd = create_private_file(c.partial_path);
+    if (!fd) return fd.error();
+    c.output_fd = *fd;
+    destination = c.output_fd;
+  }
+  ProcessSpec spec;
+  spec.argv = pg_dump_argv(DumpRequest{c.job.config.postgres.bindir, c.layout.run, c.job.port,
+                                       c.job.config.postgres.user, c.job.database});
+  spec.tag = "pg_dump";
+  spec.stdout_mode = StdoutMode::pipe;
+  auto started = c.services.runner.start(spec);
+  if (!started) return started.error();
+  auto& process = *started.value();
+  auto copied = copy_stream(process.stdout_fd(), destination, c.services.cancel, dump_progress_reporter());
+  if (!copied) {
+    process.stop(SIGTERM, std::chrono::seconds(5));
+    return copied.error();
+  }
+  auto result = process.wait(c.services.cancel, std::chrono::milliseconds(0));
+  if (!result) {
+    process.stop(SIGTERM, std::chrono::seconds(5));
+    return make_error(ErrorKind::interrupted, "interrupted while pg_dump was finishing");
+  }
+  if (!result->succeeded()) return tool_failure("pg_dump", *result);
+  c.copy = *copied;
+  return {};
+}
+
+void remove_partial(DumpContext& c) {
+  if (c.output_fd >= 0) close(c.output_fd);
+  c.output_fd = -1;
+  if (!c.published && !c.partial_path.empty() && unlink(c.partial_path.c_str()) == 0)
+    c.logger->info("removed the partial dump {}", c.partial_path);
+}
+
+std::string manifest_json(const DumpContext& c) {
+  nlohmann::json durations = nlohmann::json::object();
+  for (const auto& t : c.timings) durations[t.step] = t.seconds;
+  nlohmann::json manifest = {
+      {"agent_version", kAgentVersion},
+      {"stanza", c.job.config.stanza},
+      {"database", c.job.database},
+      {"target", format_iso_utc(c.job.target.instant)},
+      {"target_as_typed", c.job.target.as_typed},
+      {"backup_set",
+       {{"label", c.backup.label},
+        {"type", c.backup.type},
+        {"stop", format_iso_utc(SysMicros{std::chrono::seconds{c.backup.stop_epoch}})}}},
+      {"replay_timestamp", c.summary.replayed_to ? nlohmann::json(format_iso_utc(*c.summary.replayed_to))
+                                                 : nlohmann::json(nullptr)},
+      {"gap_seconds", c.summary.gap_seconds},
+      {"dump",
+       {{"path", c.job.to_stdout() ? "-" : c.facts.output},
+        {"bytes", c.copy.bytes},
+        {"sha256", c.copy.sha256_hex},
+        {"format", "plain"}}},
+      {"durations_seconds", durations},
+      {"created_at", format_iso_utc(std::chrono::floor<Microseconds>(c.services.clock.now()))},
+  };
+  return manifest.dump(2) + "\n";
+}
+
+Status publish(DumpContext& c) {
+  c.summary.bytes = c.copy.bytes;
+  c.summary.sha256 = c.copy.sha256_hex;
+  c.summary.backup_label = c.backup.label;
+  if (c.job.to_stdout()) {
+    c.summary.output = "-";
+    c.logger->info("manifest: {}", nlohmann::json::parse(manifest_json(c)).dump());
+    return {};
+  }
+  const int fd = c.output_fd;
+  c.output_fd = -1;
+  if (auto s = publish_file(fd, c.partial_path, c.facts.output); !s) return s;
+  c.published = true;
+  c.summary.output = c.facts.output;
+  c.summary.manifest_path = c.facts.output + ".manifest.json";
+  return write_file_atomically(c.summary.manifest_path, manifest_json(c));
+}
+
+}  // namespace
+
+Result<DumpSummary> run_dump(const DumpJob& job, DumpServices& services) {
+  DumpContext context(job, services);
+  static const std::vector<Step<DumpContext>> steps = {
+      {"check", check, nullptr},          {"prepare", prepare, release_lock},
+      {"restore", restore, nullptr},      {"start", start_server, stop_server},
+      {"wait", wait_for_target, nullptr}, {"verify", verify, nullptr},
+      {"dump", dump, remove_partial},     {"publish", publish, nullptr},
+      {"stop", stop_step, nullptr},
+  };
+  auto status = run_steps<DumpContext>(steps, context, services.cancel, *context.logger);
+  if (!status) return status.error();
+  context.summary.timings = context.timings;
+  return context.summary;
+}
+
+}  // namespace agent

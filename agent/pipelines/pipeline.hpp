@@ -1,0 +1,69 @@
+#pragma once
+// A job is a list of steps. Steps run in order until one fails or the job is cancelled;
+// then the teardown of every step that started runs, in reverse order, whatever happened.
+// Each step is logged as it starts and ends, with its duration; a failure names its step.
+#include <chrono>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/cancel.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
+
+namespace agent {
+
+struct StepTiming {
+  std::string step;
+  double seconds = 0;
+};
+
+template <typename Context>
+struct Step {
+  std::string name;
+  std::function<Status(Context&)> execute;
+  std::function<void(Context&)> teardown;  // optional; must not throw
+};
+
+// Context must have `std::vector<StepTiming> timings`.
+template <typename Context>
+Status run_steps(std::span<const Step<Context>> steps, Context& context, const CancelToken& cancel,
+                 spdlog::logger& logger) {
+  using Steady = std::chrono::steady_clock;
+  std::size_t started = 0;
+  Status outcome;
+  for (const auto& step : steps) {
+    if (cancel.cancelled()) {
+      outcome = make_error(ErrorKind::interrupted, "interrupted before " + step.name,
+                           "nothing more was started; the scratch server is stopped");
+      break;
+    }
+    logger.info("{}: started", step.name);
+    const auto begin = Steady::now();
+    ++started;
+    Status status = step.execute(context);
+    const double seconds = std::chrono::duration<double>(Steady::now() - begin).count();
+    context.timings.push_back(StepTiming{step.name, seconds});
+    if (!status) {
+      Error error = status.error();
+      if (cancel.cancelled() && error.kind != ErrorKind::interrupted)
+        error = make_error(ErrorKind::interrupted, "interrupted during " + step.name,
+                           "the job was stopped by a signal; nothing was left under its final name");
+      outcome = error.with_context(step.name);
+      logger.error("{}: failed after {:.2f} s", step.name, seconds);
+      break;
+    }
+    logger.info("{}: done in {:.2f} s", step.name, seconds);
+  }
+  for (std::size_t i = started; i-- > 0;) {
+    if (!steps[i].teardown) continue;
+    const auto begin = Steady::now();
+    steps[i].teardown(context);
+    const double seconds = std::chrono::duration<double>(Steady::now() - begin).count();
+    logger.debug("{}: teardown done in {:.2f} s", steps[i].name, seconds);
+  }
+  return outcome;
+}
+
+}  // namespace agent

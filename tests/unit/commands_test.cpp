@@ -1,0 +1,81 @@
+#include "exec/commands.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace agent {
+namespace {
+
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::Not;
+
+const PgBackRestTarget kTarget{"pgbackrest", "/etc/pgbackrest/pgbackrest.conf", "db", 0};
+
+TEST(Commands, InfoAsksForJson) {
+  EXPECT_THAT(pgbackrest_info_argv(kTarget),
+              ElementsAre("pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=db",
+                          "--output=json", "--log-level-console=warn", "info"));
+  auto with_repo = kTarget;
+  with_repo.repo = 2;
+  EXPECT_THAT(pgbackrest_info_argv(with_repo), Contains("--repo=2"));
+}
+
+TEST(Commands, RestoreIsSafeForTheLiveRepository) {
+  RestoreRequest request{"2024-11-04 17:40:00+00", "/pgdata/restore/data", "/pgdata/restore/tablespaces", 4,
+                         std::nullopt};
+  const auto argv = pgbackrest_restore_argv(kTarget, request);
+  EXPECT_THAT(argv, Contains("--type=time"));
+  EXPECT_THAT(argv, Contains("--target=2024-11-04 17:40:00+00"));
+  EXPECT_THAT(argv, Contains("--pg1-path=/pgdata/restore/data"));
+  EXPECT_THAT(argv, Contains("--delta"));
+  EXPECT_THAT(argv, Contains("--archive-mode=off"));
+  EXPECT_THAT(argv, Contains("--target-action=pause"));
+  EXPECT_THAT(argv, Contains("--tablespace-map-all=/pgdata/restore/tablespaces"));
+  EXPECT_THAT(argv, Contains("--process-max=4"));
+  EXPECT_EQ(argv.back(), "restore");
+  EXPECT_THAT(argv, Not(Contains(::testing::StartsWith("--set"))));
+  request.backup_set = "20241104-020000F";
+  EXPECT_THAT(pgbackrest_restore_argv(kTarget, request), Contains("--set=20241104-020000F"));
+}
+
+TEST(Commands, UserTextIsNeverAnOptionOfItsOwn) {
+  // A target that looks like an option stays glued to --target=.
+  RestoreRequest request{"--repo1-path=/evil", "/s/data", "/s/tablespaces", 1, std::nullopt};
+  const auto argv = pgbackrest_restore_argv(kTarget, request);
+  EXPECT_THAT(argv, Contains("--target=--repo1-path=/evil"));
+  EXPECT_THAT(argv, Not(Contains("--repo1-path=/evil")));
+}
+
+TEST(Commands, BackupLabels) {
+  EXPECT_TRUE(is_backup_label("20241104-020000F"));
+  EXPECT_TRUE(is_backup_label("20241104-020000F_20241104-091500I"));
+  EXPECT_TRUE(is_backup_label("20241104-020000F_20241104-091500D"));
+  EXPECT_FALSE(is_backup_label("20241104-020000F --delta"));
+  EXPECT_FALSE(is_backup_label("--repo1-path=/x"));
+  EXPECT_FALSE(is_backup_label("latest"));
+}
+
+TEST(Commands, ScratchServerCannotReachOutside) {
+  const auto argv = scratch_postgres_argv({"/usr/lib/postgresql/15/bin", "/s/data", "/s/run", 5533, "128MB"});
+  EXPECT_EQ(argv[0], "/usr/lib/postgresql/15/bin/postgres");
+  for (const char* setting :
+       {"port=5533", "listen_addresses=", "unix_socket_directories=/s/run", "archive_mode=off",
+        "shared_preload_libraries=", "primary_conninfo=", "hba_file=/s/run/pg_hba.conf", "ssl=off",
+        "data_directory=/s/data", "hot_standby=on", "recovery_target_action=pause", "lc_messages=C"})
+    EXPECT_THAT(argv, Contains(std::string(setting)));
+}
+
+TEST(Commands, PgDumpConnectsThroughAQuotedConninfo) {
+  const auto argv = pg_dump_argv({"/usr/lib/postgresql/15/bin", "/s/run", 5533, "postgres", "it's"});
+  EXPECT_THAT(argv, ElementsAre("/usr/lib/postgresql/15/bin/pg_dump",
+                                "--dbname=host='/s/run' port=5533 user='postgres' dbname='it\\'s' "
+                                "application_name='agent'",
+                                "--create", "--format=plain", "--no-password"));
+  // A database name that looks like a conninfo stays a name.
+  EXPECT_EQ(conninfo("/s/run", 1, "u", "host=evil"),
+            "host='/s/run' port=1 user='u' dbname='host=evil' application_name='agent'");
+}
+
+}  // namespace
+}  // namespace agent

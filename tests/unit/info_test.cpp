@@ -1,0 +1,67 @@
+#include "pgbackrest/info.hpp"
+
+#include <gtest/gtest.h>
+
+namespace agent {
+namespace {
+
+// Shape of `pgbackrest info --output=json` 2.45, trimmed.
+const char* const kInfo = R"([{
+  "name": "db",
+  "status": {"code": 0, "message": "ok", "lock": {"backup": {"held": false}}},
+  "db": [{"id": 1, "system-id": 7311234567890123456, "version": "15"}],
+  "archive": [{"id": "15-1", "min": "000000010000000000000003", "max": "00000001000000000000000A"}],
+  "backup": [
+    {"label": "20241104-020000F", "type": "full", "error": false,
+     "timestamp": {"start": 1730685600, "stop": 1730685660},
+     "info": {"size": 1000000, "delta": 1000000, "repository": {"size": 400000, "delta": 400000}}},
+    {"label": "20241104-020000F_20241104-091500I", "type": "incr", "error": false,
+     "timestamp": {"start": 1730711700, "stop": 1730711710},
+     "info": {"size": 1200000, "delta": 200000, "repository": {"size": 80000, "delta": 80000}}}
+  ]
+}])";
+
+SysMicros at(std::int64_t epoch) {
+  return SysMicros{std::chrono::seconds{epoch}};
+}
+
+TEST(Info, ParsesStanzaBackupsAndArchive) {
+  auto parsed = parse_info_json(kInfo);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+  ASSERT_EQ(parsed->size(), 1u);
+  const auto& stanza = parsed->front();
+  EXPECT_EQ(stanza.name, "db");
+  ASSERT_EQ(stanza.backups.size(), 2u);
+  EXPECT_EQ(stanza.backups[1].type, "incr");
+  EXPECT_EQ(stanza.backups[1].stop_epoch, 1730711710);
+  EXPECT_EQ(stanza.backups[1].database_bytes, 1200000u);
+  EXPECT_EQ(stanza.archive_max, "00000001000000000000000A");
+}
+
+TEST(Info, ChoosesTheNewestSetThatEndedBeforeTheTarget) {
+  const auto stanza = parse_info_json(kInfo)->front();
+  EXPECT_EQ(backup_for_target(stanza, at(1730685700), std::nullopt)->label, "20241104-020000F");
+  EXPECT_EQ(backup_for_target(stanza, at(1730711800), std::nullopt)->label,
+            "20241104-020000F_20241104-091500I");
+  EXPECT_EQ(backup_for_target(stanza, at(1730685600), std::nullopt), nullptr);
+  EXPECT_EQ(backup_for_target(stanza, at(1730711800), std::string("20241104-020000F"))->label,
+            "20241104-020000F");
+  EXPECT_EQ(oldest_backup(stanza)->label, "20241104-020000F");
+}
+
+TEST(Info, RejectsGarbage) {
+  EXPECT_FALSE(parse_info_json("not json").ok());
+  EXPECT_FALSE(parse_info_json("{}").ok());
+  EXPECT_FALSE(parse_info_json(R"([{"name": "db", "backup": [{"label": 1}]}])").ok());
+}
+
+TEST(Info, MissingStanzaHasNoBackups) {
+  auto parsed = parse_info_json(
+      R"([{"name":"db","status":{"code":1,"message":"missing stanza path"},"backup":[],"db":[]}])");
+  ASSERT_TRUE(parsed.ok());
+  EXPECT_EQ(parsed->front().status_code, 1);
+  EXPECT_EQ(oldest_backup(parsed->front()), nullptr);
+}
+
+}  // namespace
+}  // namespace agent

@@ -1,0 +1,130 @@
+// The real runner against small programs from coreutils: argv only, output into lines,
+// timeouts, cancellation of a whole process group.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "exec/process.hpp"
+
+namespace agent {
+namespace {
+
+// A killed process may linger as a zombie until init reaps it; that is not "running".
+bool alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string pid_text, name, state;
+  if (!(stat >> pid_text >> name >> state)) return false;
+  return state != "Z";
+}
+
+TEST(ProcessRunner, PassesArgumentsVerbatimWithoutAShell) {
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {"printf", "%s|", "a b", "$(touch /tmp/agent-should-not-exist)", "*"};
+  spec.stdout_mode = StdoutMode::capture;
+  auto result = runner->run(spec, CancelToken::never());
+  ASSERT_TRUE(result.ok());
+  EXPECT_TRUE(result->succeeded());
+  EXPECT_EQ(result->stdout_text, "a b|$(touch /tmp/agent-should-not-exist)|*|");
+  EXPECT_NE(access("/tmp/agent-should-not-exist", F_OK), 0);
+}
+
+TEST(ProcessRunner, StreamsLinesAndKeepsTheTail) {
+  auto runner = make_posix_process_runner();
+  std::vector<std::string> seen;
+  ProcessSpec spec;
+  spec.argv = {"seq", "1", "30"};
+  spec.on_line = [&seen](std::string_view line) { seen.emplace_back(line); };
+  auto result = runner->run(spec, CancelToken::never());
+  ASSERT_TRUE(result.ok());
+  ASSERT_EQ(seen.size(), 30u);
+  EXPECT_EQ(seen.front(), "1");
+  EXPECT_EQ(result->last_lines.size(), 20u);
+  EXPECT_EQ(result->last_lines.back(), "30");
+}
+
+TEST(ProcessRunner, ReportsExitCodes) {
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {"false"};
+  auto result = runner->run(spec, CancelToken::never());
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 1);
+  EXPECT_EQ(result->describe(), "exited with code 1");
+}
+
+TEST(ProcessRunner, MissingProgramIsAnError) {
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {"agent-no-such-program"};
+  auto result = runner->run(spec, CancelToken::never());
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message.find("cannot find program 'agent-no-such-program'"), std::string::npos);
+}
+
+TEST(ProcessRunner, TimeoutEndsTheProcess) {
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {"sleep", "30"};
+  spec.timeout = std::chrono::milliseconds(200);
+  const auto begin = std::chrono::steady_clock::now();
+  auto result = runner->run(spec, CancelToken::never());
+  ASSERT_TRUE(result.ok());
+  EXPECT_TRUE(result->timed_out);
+  EXPECT_FALSE(result->succeeded());
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(5));
+}
+
+TEST(ProcessRunner, CancelEndsTheWholeProcessGroup) {
+  // The child ignores SIGTERM and starts a grandchild in its group: after the grace period
+  // both must be gone.
+  auto runner = make_posix_process_runner();
+  CancelToken cancel;
+  ProcessSpec spec;
+  spec.argv = {"bash", "-c", "trap '' TERM; sleep 60 & echo $!; wait"};  // a test program, not the agent
+  spec.kill_grace = std::chrono::milliseconds(300);
+  pid_t grandchild = 0;
+  spec.on_line = [&grandchild, &cancel](std::string_view line) {
+    grandchild = std::stoi(std::string(line));
+    cancel.cancel(SIGTERM);
+  };
+  auto result = runner->run(spec, cancel);
+  ASSERT_TRUE(result.ok());
+  EXPECT_TRUE(result->cancelled);
+  ASSERT_GT(grandchild, 0);
+  for (int i = 0; i < 50 && alive(grandchild); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(alive(grandchild));
+}
+
+TEST(ProcessRunner, DoesNotHangOnADaemonHoldingThePipe) {
+  // Like `pg_ctl start` without -l: the child exits, a background process keeps stdout.
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {"bash", "-c", "sleep 30 & echo started"};
+  const auto begin = std::chrono::steady_clock::now();
+  auto result = runner->run(spec, CancelToken::never());
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(5));
+}
+
+TEST(ProcessRunner, StartedProcessIsStoppedWhenItsHandleGoes) {
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {"sleep", "60"};
+  pid_t pid = 0;
+  {
+    auto started = runner->start(spec);
+    ASSERT_TRUE(started.ok());
+    pid = started.value()->pid();
+    EXPECT_TRUE(alive(pid));
+  }
+  EXPECT_FALSE(alive(pid));
+}
+
+}  // namespace
+}  // namespace agent
