@@ -234,10 +234,12 @@ Result<BackupRecord> check_against_repository(const StanzaInfo& stanza, const Du
                       "stanza '" + stanza.name + "' has no usable backup" +
                           (stanza.status_message.empty() ? "" : " (" + stanza.status_message + ")"),
                       "take a backup first: pgbackrest --stanza=" + stanza.name + " backup");
+  // Compared in microseconds: system_clock's nanoseconds overflow past the year 2262.
+  const SysMicros now_micros = std::chrono::floor<Microseconds>(now);
   const std::string window = "the recoverable window is from " + epoch_text(oldest->stop_epoch + 1) +
-                             " to now (" + format_iso_utc(std::chrono::floor<Microseconds>(now)) + ")";
+                             " to now (" + format_iso_utc(now_micros) + ")";
   const auto target = job.target.instant;
-  if (target > now)
+  if (target > now_micros)
     return make_error(ErrorKind::target_window, "target " + format_iso_utc(target) + " is in the future",
                       window + "; choose a time inside it");
   const BackupRecord* chosen = backup_for_target(stanza, target, job.backup_set);

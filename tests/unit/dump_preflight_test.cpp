@@ -138,6 +138,12 @@ TEST(Preflight, TargetMustBeInsideTheRecoverableWindow) {
   ASSERT_FALSE(result.ok());
   EXPECT_NE(result.error().message.find("in the future"), std::string::npos);
 
+  // Far beyond the range of system_clock's nanoseconds.
+  job.target.instant = SysMicros{std::chrono::hours{24 * 365 * 1000}};
+  result = check_against_repository(two_backups(), job, healthy(), now);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().message.find("in the future"), std::string::npos);
+
   job.target.instant = SysMicros{std::chrono::seconds{2500}};
   result = check_against_repository(two_backups(), job, healthy(), now);
   ASSERT_TRUE(result.ok());

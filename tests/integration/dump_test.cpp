@@ -1,0 +1,260 @@
+// `agent dump` against a real PostgreSQL 15 and a real pgBackRest repository, read like the
+// runbook: rows written before the target are in the dump, rows written after it are not.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "exec/process.hpp"
+#include "harness.hpp"
+#include "time/target_time.hpp"
+
+namespace agent::testing {
+namespace {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitTargetWindow = 3;
+constexpr int kExitEnvironment = 5;
+constexpr int kExitInterrupted = 7;
+
+class DumpIntegration : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    // The bulk table makes pg_dump take long enough to be interrupted mid-way.
+    cluster_ = new TestCluster(TestCluster::create(/*bulk_mb=*/96));
+  }
+  static void TearDownTestSuite() {
+    cluster_->destroy();
+    delete cluster_;
+  }
+  void SetUp() override {
+    if (cluster_->dir().empty())
+      GTEST_SKIP() << "the test cluster could not be built (see the first failure)";
+  }
+
+  static std::vector<std::string> dump_args(const std::string& target, const std::string& output,
+                                            const std::string& scratch) {
+    return {"dump",      "--config", cluster_->get("AGENT_CONFIG"), "--target", target, "--output", output,
+            "--scratch", scratch};
+  }
+
+  static void expect_rows_at_target(const std::string& dump_text) {
+    const auto rows = events_in_dump(dump_text);
+    std::set<int> expected;
+    for (int id = 1; id <= 100; ++id) expected.insert(id);  // written before the target; 101..200 after
+    EXPECT_EQ(rows.ids, expected);
+    EXPECT_EQ(rows.phases, (std::set<std::string>{"before"}));
+  }
+
+  static void expect_no_error_lines(const AgentRun& run) {
+    EXPECT_EQ(run.stderr_text.find(" error "), std::string::npos) << run.stderr_text;
+  }
+
+  // A refusal: the exit code, the message, and nothing written or left running.
+  static void expect_refusal(std::vector<std::string> args, int code, const std::string& message,
+                             const std::string& scratch, const std::string& output,
+                             bool foreign_server_on_scratch = false) {
+    const auto archive_before = cluster_->archive_files();
+    const bool scratch_existed = file_exists(scratch);
+    const auto run = run_agent(args);
+    EXPECT_EQ(run.exit_code, code) << run.stderr_text;
+    EXPECT_NE(run.stderr_text.find(message), std::string::npos) << "expected '" << message << "' in:\n"
+                                                                << run.stderr_text;
+    EXPECT_NE(run.stderr_text.find("HINT: "), std::string::npos) << run.stderr_text;
+    if (!scratch_existed) {
+      EXPECT_FALSE(file_exists(scratch)) << "refusal created " << scratch;
+    }
+    EXPECT_FALSE(file_exists(output)) << "refusal wrote " << output;
+    EXPECT_FALSE(file_exists(output + ".partial"));
+    if (!foreign_server_on_scratch) {
+      EXPECT_TRUE(processes_matching(scratch + "/").empty()) << "a process on the scratch path is running";
+    }
+    EXPECT_EQ(cluster_->archive_files(), archive_before) << "the live archive changed";
+    EXPECT_TRUE(run.stdout_text.empty());
+  }
+
+  static TestCluster* cluster_;
+};
+
+TestCluster* DumpIntegration::cluster_ = nullptr;
+
+TEST_F(DumpIntegration, DumpAtTargetThenAgainWithDeltaInTheRunbookOffsetForm) {
+  const std::string scratch = cluster_->get("SCRATCH");
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/first.sql";
+  const auto archive_before = cluster_->archive_files();
+
+  const auto first = run_agent(dump_args(cluster_->target(), output, scratch));
+  ASSERT_EQ(first.exit_code, 0) << first.stderr_text;
+  expect_no_error_lines(first);
+  expect_rows_at_target(read_file(output));
+  struct stat st {};
+  ASSERT_EQ(stat(output.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_FALSE(file_exists(output + ".partial"));
+  const std::string manifest = read_file(output + ".manifest.json");
+  EXPECT_NE(manifest.find("\"sha256\""), std::string::npos);
+  EXPECT_NE(manifest.find("\"replay_timestamp\""), std::string::npos);
+  // The step progress a person sees.
+  for (const char* step :
+       {"restore: done in", "wait: done in", "verify: done in", "dump: done in", "stop: done in"})
+    EXPECT_NE(first.stderr_text.find(step), std::string::npos) << step;
+  EXPECT_NE(first.stderr_text.find("s before the target"), std::string::npos);
+
+  // Nothing of the copy is left running, and it added nothing to the live repository.
+  EXPECT_TRUE(processes_matching(scratch + "/").empty());
+  EXPECT_EQ(cluster_->archive_files(), archive_before);
+  for (const auto& file : cluster_->archive_files())
+    EXPECT_EQ(file.find(".history"), std::string::npos) << file;
+
+  // Second run over the same scratch (--delta), target typed as in the runbook: -08:00.
+  auto parsed = parse_target_time(cluster_->target());
+  ASSERT_TRUE(parsed.ok());
+  const auto local = parsed->instant - std::chrono::hours(8);
+  std::string pacific = format_for_pgbackrest(local);
+  pacific.replace(pacific.size() - 3, 3, "-08:00");
+  const std::string second_output = cluster_->get("OUTPUT_DIR") + "/second.sql";
+  const auto second = run_agent(dump_args(pacific, second_output, scratch));
+  ASSERT_EQ(second.exit_code, 0) << second.stderr_text;
+  expect_rows_at_target(read_file(second_output));
+  EXPECT_EQ(cluster_->archive_files(), archive_before);
+  EXPECT_TRUE(processes_matching(scratch + "/").empty());
+}
+
+TEST_F(DumpIntegration, DumpToStandardOutputCarriesOnlyTheDump) {
+  const std::string scratch = cluster_->get("SCRATCH");
+  auto args = dump_args(cluster_->target(), "-", scratch);
+  const auto run = run_agent(args);
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  ASSERT_EQ(run.stdout_text.rfind("--\n-- PostgreSQL database dump\n--", 0), 0u)
+      << run.stdout_text.substr(0, 200);
+  expect_rows_at_target(run.stdout_text);
+  EXPECT_NE(run.stdout_text.find("CREATE DATABASE api"), std::string::npos);
+}
+
+TEST_F(DumpIntegration, RefusesTargetsWithoutZoneOrOutsideTheWindow) {
+  const std::string scratch = cluster_->dir() + "/scratch-refused";
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/refused.sql";
+  expect_refusal(dump_args("2024-11-04 09:40:00", output, scratch), kExitUsage, "has no time zone or offset",
+                 scratch, output);
+  expect_refusal(dump_args("2000-01-01 00:00:00+00", output, scratch), kExitTargetWindow,
+                 "is before the oldest backup finished", scratch, output);
+  expect_refusal(dump_args("2999-01-01 00:00:00+00", output, scratch), kExitTargetWindow, "is in the future",
+                 scratch, output);
+}
+
+TEST_F(DumpIntegration, RefusesScratchPathsThatTouchTheLiveCluster) {
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/refused.sql";
+  const std::string inside = cluster_->get("DATA") + "/restore";
+  expect_refusal(dump_args(cluster_->target(), output, inside), kExitUsage,
+                 "lies inside the live data directory", inside, output);
+  // The cluster's own directory contains the live data directory and is not the agent's.
+  expect_refusal(dump_args(cluster_->target(), output, cluster_->dir()), kExitUsage,
+                 "contains the live data directory", cluster_->dir(), output,
+                 /*foreign_server_on_scratch=*/true);  // the live server runs there
+}
+
+TEST_F(DumpIntegration, RefusesAPortInUse) {
+  PortHolder taken;
+  const std::string scratch = cluster_->dir() + "/scratch-refused";
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/refused.sql";
+  auto args = dump_args(cluster_->target(), output, scratch);
+  args.insert(args.end(), {"--port", std::to_string(taken.port())});
+  expect_refusal(args, kExitEnvironment, "port " + std::to_string(taken.port()) + " is already in use",
+                 scratch, output);
+}
+
+TEST_F(DumpIntegration, RefusesOutputDirectoriesItCannotWrite) {
+  const std::string scratch = cluster_->dir() + "/scratch-refused";
+  const std::string missing = cluster_->dir() + "/no-such-dir/out.sql";
+  expect_refusal(dump_args(cluster_->target(), missing, scratch), kExitEnvironment, "does not exist", scratch,
+                 missing);
+  const std::string locked_dir = cluster_->dir() + "/read-only";
+  ASSERT_EQ(mkdir(locked_dir.c_str(), 0500), 0);
+  expect_refusal(dump_args(cluster_->target(), locked_dir + "/out.sql", scratch), kExitEnvironment,
+                 "is not writable", scratch, locked_dir + "/out.sql");
+}
+
+TEST_F(DumpIntegration, RefusesAMalformedConfig) {
+  const std::string bad = cluster_->dir() + "/bad.yaml";
+  std::ofstream(bad) << "stanza: db\npostgres:\n  prot: 5432\nrestore:\n  port: many\n";
+  const std::string scratch = cluster_->dir() + "/scratch-refused";
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/refused.sql";
+  std::vector<std::string> args{"dump",     "--config", bad,         "--target", cluster_->target(),
+                                "--output", output,     "--scratch", scratch};
+  expect_refusal(args, kExitUsage, bad + ":3: unknown key 'postgres.prot'", scratch, output);
+  const auto check = run_agent({"config", "check", bad});
+  EXPECT_EQ(check.exit_code, kExitUsage);
+  EXPECT_NE(check.stderr_text.find(bad + ":5: 'restore.port' must be a whole number"), std::string::npos)
+      << check.stderr_text;
+  const auto good = run_agent({"config", "check", cluster_->get("AGENT_CONFIG")});
+  EXPECT_EQ(good.exit_code, 0) << good.stderr_text;
+}
+
+TEST_F(DumpIntegration, RefusesAScratchWithAServerItDidNotStart) {
+  // A restored copy from an earlier run, started by someone else.
+  const std::string scratch = cluster_->dir() + "/scratch-foreign";
+  const std::string first_output = cluster_->get("OUTPUT_DIR") + "/foreign-first.sql";
+  ASSERT_EQ(run_agent(dump_args(cluster_->target(), first_output, scratch)).exit_code, 0);
+  PortHolder port_for_foreign;
+  const int foreign_port = port_for_foreign.port();
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {cluster_->get("BINDIR") + "/postgres",        "-D", scratch + "/data",   "-c",
+               "port=" + std::to_string(foreign_port),       "-c", "listen_addresses=", "-c",
+               "unix_socket_directories=" + scratch + "/run"};
+  spec.tag = "foreign-postgres";
+  auto foreign = runner->start(spec);
+  ASSERT_TRUE(foreign.ok());
+  for (int i = 0; i < 100 && !file_exists(scratch + "/data/postmaster.pid"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/foreign.sql";
+  expect_refusal(dump_args(cluster_->target(), output, scratch), kExitEnvironment,
+                 "is running on the scratch directory", scratch, output, /*foreign_server_on_scratch=*/true);
+  EXPECT_TRUE(foreign.value()->poll() == std::nullopt) << "the agent touched a server it did not start";
+  foreign.value()->stop(SIGINT, std::chrono::seconds(30));
+}
+
+TEST_F(DumpIntegration, SigtermMidDumpLeavesNothingBehind) {
+  const std::string scratch = cluster_->get("SCRATCH");
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/interrupted.sql";
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {agent_binary()};
+  for (const auto& arg : dump_args(cluster_->target(), output, scratch)) spec.argv.push_back(arg);
+  spec.tag = "agent-under-test";
+  std::string stderr_text;
+  spec.on_line = [&stderr_text](std::string_view line) { stderr_text.append(line).push_back('\n'); };
+  auto agent = runner->start(spec);
+  ASSERT_TRUE(agent.ok());
+
+  // Wait until the dump is being written, then stop the agent as Kubernetes would.
+  const std::string partial = output + ".partial";
+  bool dumping = false;
+  for (int i = 0; i < 6000 && !dumping && !agent.value()->poll(); ++i) {
+    struct stat st {};
+    dumping = stat(partial.c_str(), &st) == 0 && st.st_size > 0;
+    if (!dumping) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(dumping) << "the dump finished or failed before it could be interrupted:\n" << stderr_text;
+  ASSERT_EQ(kill(agent.value()->pid(), SIGTERM), 0);
+  auto result = agent.value()->wait(CancelToken::never(), std::chrono::seconds(120));
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->exit_code, kExitInterrupted) << stderr_text;
+  EXPECT_FALSE(file_exists(output));
+  EXPECT_FALSE(file_exists(partial));
+  EXPECT_TRUE(processes_matching(scratch + "/").empty()) << "the scratch server or pg_dump is still running";
+  EXPECT_NE(stderr_text.find("interrupted"), std::string::npos) << stderr_text;
+
+  // The scratch directory is reusable afterwards.
+  const std::string again = cluster_->get("OUTPUT_DIR") + "/after-interrupt.sql";
+  const auto rerun = run_agent(dump_args(cluster_->target(), again, scratch));
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.stderr_text;
+  expect_rows_at_target(read_file(again));
+}
+
+}  // namespace
+}  // namespace agent::testing

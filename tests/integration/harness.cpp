@@ -1,0 +1,179 @@
+#include "harness.hpp"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "exec/process.hpp"
+
+namespace agent::testing {
+
+namespace fs = std::filesystem;
+
+std::string read_file(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+bool file_exists(const std::string& path) {
+  std::error_code ec;
+  return fs::exists(path, ec);
+}
+
+std::string agent_binary() {
+  return AGENT_BINARY;
+}
+
+namespace {
+ProcessResult run_or_fail(const std::vector<std::string>& argv) {
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = argv;
+  spec.tag = fs::path(argv[0]).filename().string();
+  auto result = runner->run(spec, CancelToken::never());
+  EXPECT_TRUE(result.ok()) << (result.ok() ? "" : result.error().describe());
+  return result.ok() ? *result : ProcessResult{};
+}
+}  // namespace
+
+TestCluster TestCluster::create(int bulk_mb) {
+  TestCluster cluster;
+  if (geteuid() == 0) {
+    ADD_FAILURE() << "integration tests run PostgreSQL, which refuses root: run them through "
+                     "tests/run-all.sh, which drops to an unprivileged user";
+    return cluster;
+  }
+  char pattern[] = "/tmp/agent-it-XXXXXX";
+  const char* dir = mkdtemp(pattern);
+  if (dir == nullptr) {
+    ADD_FAILURE() << "mkdtemp failed";
+    return cluster;
+  }
+  std::vector<std::string> argv{AGENT_SOURCE_DIR "/tests/support/make-cluster.sh", "--dir", dir};
+  if (bulk_mb > 0) argv.insert(argv.end(), {"--bulk-mb", std::to_string(bulk_mb)});
+  const auto result = run_or_fail(argv);
+  if (!result.succeeded()) {
+    ADD_FAILURE() << "make-cluster.sh " << result.describe() << ": " << result.error_excerpt(10);
+    return cluster;
+  }
+  std::ifstream env(std::string(dir) + "/cluster.env");
+  std::string line;
+  while (std::getline(env, line)) {
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) cluster.env_[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return cluster;
+}
+
+void TestCluster::destroy() {
+  if (env_.count("DIR") == 0) return;
+  run_or_fail({AGENT_SOURCE_DIR "/tests/support/stop-cluster.sh", "--dir", dir(), "--remove"});
+  env_.clear();
+}
+
+std::string TestCluster::get(const std::string& key) const {
+  const auto it = env_.find(key);
+  return it == env_.end() ? std::string() : it->second;
+}
+
+std::set<std::string> TestCluster::archive_files() const {
+  std::set<std::string> files;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir() + "/repo/archive", ec), end; !ec && it != end;
+       it.increment(ec))
+    files.insert(it->path().string());
+  return files;
+}
+
+AgentRun run_agent(const std::vector<std::string>& args) {
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {agent_binary()};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.tag = "agent-under-test";
+  spec.stdout_mode = StdoutMode::capture;
+  spec.capture_limit = std::size_t{1} << 30;  // a dump to standard output
+  AgentRun run;
+  spec.on_line = [&run](std::string_view line) {
+    run.stderr_text.append(line);
+    run.stderr_text.push_back('\n');
+  };
+  spec.timeout = std::chrono::minutes(5);
+  auto result = runner->run(spec, CancelToken::never());
+  if (!result.ok()) {
+    ADD_FAILURE() << result.error().describe();
+    return run;
+  }
+  run.exit_code = result->exit_code;
+  run.stdout_text = result->stdout_text;
+  return run;
+}
+
+std::vector<pid_t> processes_matching(const std::string& needle) {
+  std::vector<pid_t> found;
+  std::error_code ec;
+  for (fs::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = std::stoi(name);
+    if (pid == getpid()) continue;
+    std::string cmdline = read_file(it->path().string() + "/cmdline");
+    for (auto& c : cmdline)
+      if (c == '\0') c = ' ';
+    if (cmdline.find(needle) == std::string::npos) continue;
+    const std::string stat = read_file(it->path().string() + "/stat");
+    const auto close_paren = stat.rfind(')');
+    if (close_paren != std::string::npos && close_paren + 2 < stat.size() && stat[close_paren + 2] == 'Z')
+      continue;
+    found.push_back(pid);
+  }
+  return found;
+}
+
+DumpRows events_in_dump(const std::string& dump_text) {
+  DumpRows rows;
+  std::istringstream in(dump_text);
+  std::string line;
+  bool in_copy = false;
+  while (std::getline(in, line)) {
+    if (!in_copy) {
+      in_copy = line.rfind("COPY public.events ", 0) == 0;
+      continue;
+    }
+    if (line == "\\.") break;
+    const auto tab1 = line.find('\t');
+    const auto tab2 = line.find('\t', tab1 + 1);
+    if (tab1 == std::string::npos || tab2 == std::string::npos) continue;
+    rows.ids.insert(std::stoi(line.substr(0, tab1)));
+    rows.phases.insert(line.substr(tab1 + 1, tab2 - tab1 - 1));
+  }
+  return rows;
+}
+
+PortHolder::PortHolder() {
+  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  if (bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(fd_, 1) != 0) {
+    ADD_FAILURE() << "cannot open a listener";
+    return;
+  }
+  socklen_t length = sizeof address;
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);
+  port_ = ntohs(address.sin_port);
+}
+
+PortHolder::~PortHolder() {
+  if (fd_ >= 0) close(fd_);
+}
+
+}  // namespace agent::testing

@@ -1,0 +1,65 @@
+#pragma once
+// The integration harness: a real PostgreSQL 15 cluster and pgBackRest repository built by
+// tests/support/make-cluster.sh, and the real agent binary run as a child process.
+#include <sys/types.h>
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace agent::testing {
+
+class TestCluster {
+ public:
+  // Builds a cluster in a fresh temporary directory; fails the test on error.
+  static TestCluster create(int bulk_mb = 0);
+  void destroy();
+
+  std::string get(const std::string& key) const;  // a cluster.env value
+  std::string dir() const { return get("DIR"); }
+  std::string target() const { return get("TARGET"); }
+  // Files under the repository's archive directory: the copy must never add any.
+  std::set<std::string> archive_files() const;
+
+ private:
+  std::map<std::string, std::string> env_;
+};
+
+struct AgentRun {
+  int exit_code = -1;
+  std::string stdout_text;
+  std::string stderr_text;
+};
+
+// Runs build/bin/agent with `args`; stdin is /dev/null.
+AgentRun run_agent(const std::vector<std::string>& args);
+// The path of the agent binary under test.
+std::string agent_binary();
+
+// Processes whose command line contains `needle` (excluding zombies).
+std::vector<pid_t> processes_matching(const std::string& needle);
+
+struct DumpRows {
+  std::set<int> ids;
+  std::set<std::string> phases;
+};
+// The rows of public.events in a plain dump.
+DumpRows events_in_dump(const std::string& dump_text);
+
+std::string read_file(const std::string& path);
+bool file_exists(const std::string& path);
+// A TCP listener on a free loopback port, held open until destroyed.
+class PortHolder {
+ public:
+  PortHolder();
+  ~PortHolder();
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+}  // namespace agent::testing
