@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "exec/process.hpp"
@@ -127,8 +129,20 @@ TEST_F(DumpIntegration, DumpAtTargetThenAgainWithDeltaInTheRunbookOffsetForm) {
 TEST_F(DumpIntegration, DumpToStandardOutputCarriesOnlyTheDump) {
   const std::string scratch = cluster_->get("SCRATCH");
   auto args = dump_args(cluster_->target(), "-", scratch);
+  args.insert(args.end(), {"--log-format", "json"});
   const auto run = run_agent(args);
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  // Logs stay on stderr, one JSON object per line, so a machine can read them.
+  std::istringstream lines(run.stderr_text);
+  std::string line;
+  int parsed = 0;
+  while (std::getline(lines, line)) {
+    const auto json = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(json.is_object()) << line;
+    for (const char* key : {"ts", "level", "component", "msg"}) EXPECT_TRUE(json.contains(key)) << line;
+    ++parsed;
+  }
+  EXPECT_GT(parsed, 10);
   ASSERT_EQ(run.stdout_text.rfind("--\n-- PostgreSQL database dump\n--", 0), 0u)
       << run.stdout_text.substr(0, 200);
   expect_rows_at_target(run.stdout_text);

@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+# Build a throwaway PostgreSQL 15 cluster with a real pgBackRest repository.
+#
+#   tests/support/make-cluster.sh --dir DIR [--port N] [--bulk-mb M]
+#
+# Creates, under DIR (absent or empty):
+#   data/            the cluster (initdb), running on 127.0.0.1:N and DIR/run
+#   pgbackrest.conf  stanza "db", repo in DIR/repo (lz4)
+#   repo/ log/ lock/ spool/ run/ out/
+#   cluster.env      KEY=VALUE lines, split at the first '=', values unquoted
+#   agent.yaml       the agent's config for this cluster
+#   postgres.log     the server log
+#
+# Data: a full backup; database "api" with table events: ids 1..100 phase
+# 'before', then TARGET (UTC, "YYYY-MM-DD HH:MM:SS.ffffff+00"), then ids
+# 101..200 phase 'after'; then an incremental backup, with the WAL holding
+# the 'after' commits archived. --bulk-mb M adds table api.bulk (~M MB)
+# before the target.
+#
+# Progress goes to stderr; stdout stays empty. On failure the error is
+# printed, the server started here is stopped, and DIR is left for
+# inspection (remove it with stop-cluster.sh --dir DIR --remove).
+set -euo pipefail
+
+readonly PROG="make-cluster"
+readonly BINDIR="/usr/lib/postgresql/15/bin"
+readonly STANZA="db"
+readonly ROWS_BEFORE=100
+readonly ROWS_AFTER=100
+
+log() { printf '[%s] %s\n' "${PROG}" "$*" >&2; }
+die() { printf '%s: error: %s\n' "${PROG}" "$*" >&2; exit 1; }
+
+usage() {
+    cat >&2 <<'EOF'
+usage: make-cluster.sh --dir DIR [--port N] [--bulk-mb M]
+  --dir DIR      where to build the cluster (must be absent or empty)
+  --port N       TCP port of the server (default: a free port)
+  --bulk-mb M    also create api.bulk with about M MB of rows (default 0)
+EOF
+}
+
+if [[ "${EUID}" -eq 0 ]]; then
+    die "refusing to run as root: PostgreSQL (initdb, pg_ctl, postgres) refuses to run as root. Run as an ordinary user, e.g. runuser -u agentci -- $0 $*"
+fi
+
+DIR=""
+PORT=""
+BULK_MB=0
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --dir) [[ $# -ge 2 ]] || die "--dir needs a value"; DIR="$2"; shift 2 ;;
+        --dir=*) DIR="${1#--dir=}"; shift ;;
+        --port) [[ $# -ge 2 ]] || die "--port needs a value"; PORT="$2"; shift 2 ;;
+        --port=*) PORT="${1#--port=}"; shift ;;
+        --bulk-mb) [[ $# -ge 2 ]] || die "--bulk-mb needs a value"; BULK_MB="$2"; shift 2 ;;
+        --bulk-mb=*) BULK_MB="${1#--bulk-mb=}"; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage; die "unknown argument: $1" ;;
+    esac
+done
+
+[[ -n "${DIR}" ]] || { usage; die "--dir is required"; }
+[[ "${BULK_MB}" =~ ^[0-9]+$ ]] || die "--bulk-mb must be a non-negative integer, got '${BULK_MB}'"
+if [[ -n "${PORT}" ]]; then
+    if ! [[ "${PORT}" =~ ^[0-9]+$ ]] || ((PORT < 1024 || PORT > 65535)); then
+        die "--port must be an integer in 1024..65535, got '${PORT}'"
+    fi
+fi
+
+# Absolute, normalised path. The path ends up inside postgresql.conf,
+# pgbackrest.conf, archive_command, YAML and cluster.env without quoting,
+# so only allow characters that are safe everywhere.
+DIR="$(realpath -m -- "${DIR}")"
+[[ "${DIR}" =~ ^/[A-Za-z0-9._/+-]*$ ]] \
+    || die "DIR '${DIR}' contains characters that are not safe in config files (allowed: A-Z a-z 0-9 . _ - + /)"
+[[ "${DIR}" != "/" ]] || die "DIR must not be /"
+if [[ -e "${DIR}" ]]; then
+    [[ -d "${DIR}" ]] || die "${DIR} exists and is not a directory"
+    [[ -z "$(ls -A -- "${DIR}")" ]] || die "${DIR} is not empty"
+    [[ -w "${DIR}" ]] || die "${DIR} is not writable by $(id -un)"
+fi
+
+for tool in initdb pg_ctl psql postgres; do
+    [[ -x "${BINDIR}/${tool}" ]] || die "${BINDIR}/${tool} not found (is postgresql-15 installed?)"
+done
+PGBACKREST_BIN="$(command -v pgbackrest || true)"
+[[ -n "${PGBACKREST_BIN}" ]] || die "pgbackrest not found on PATH (is the pgbackrest package installed?)"
+
+# Keep the caller's environment from steering libpq or pgBackRest.
+unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGSERVICE PGSERVICEFILE PGPASSWORD PGOPTIONS PGDATA PGTZ
+while IFS= read -r var; do
+    unset "${var}"
+done < <(compgen -e | grep '^PGBACKREST_' || true)
+
+readonly DATA="${DIR}/data"
+readonly SOCKET_DIR="${DIR}/run"
+readonly PGBACKREST_CONFIG="${DIR}/pgbackrest.conf"
+readonly AGENT_CONFIG="${DIR}/agent.yaml"
+readonly SCRATCH="${DIR}/scratch"
+readonly OUTPUT_DIR="${DIR}/out"
+readonly POSTGRES_LOG="${DIR}/postgres.log"
+
+# A Unix socket path is limited to 107 bytes: DIR/run/.s.PGSQL.NNNNN
+socket_path="${SOCKET_DIR}/.s.PGSQL.65535"
+((${#socket_path} <= 107)) \
+    || die "DIR is too long: the socket path ${socket_path} exceeds 107 bytes; use a shorter DIR"
+
+# --- free TCP ports ---------------------------------------------------------
+# Prints a port in 20000..32767 (below the kernel's ephemeral range) that can
+# be bound on 127.0.0.1 right now and is not one of the arguments.
+free_port() {
+    local exclude=" $* "
+    local candidate i
+    for ((i = 0; i < 200; i++)); do
+        candidate=$((20000 + RANDOM % 12768))
+        [[ "${exclude}" != *" ${candidate} "* ]] || continue
+        if port_is_free "${candidate}"; then
+            printf '%s\n' "${candidate}"
+            return 0
+        fi
+    done
+    return 1
+}
+
+port_is_free() {
+    local port="$1"
+    local py
+    py="$(command -v python3 || true)"
+    if [[ -n "${py}" ]]; then
+        "${py}" - "${port}" <<'PYEOF' 2>/dev/null
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+finally:
+    s.close()
+PYEOF
+        return
+    fi
+    # Fallback without python: free if nothing accepts a connection.
+    ! (exec 3<>"/dev/tcp/127.0.0.1/${port}") 2>/dev/null
+}
+
+if [[ -n "${PORT}" ]]; then
+    port_is_free "${PORT}" || die "port ${PORT} is already in use on 127.0.0.1"
+else
+    PORT="$(free_port)" || die "could not find a free TCP port"
+fi
+SCRATCH_PORT="$(free_port "${PORT}")" || die "could not find a second free TCP port"
+
+# --- failure handling -------------------------------------------------------
+SERVER_STARTED=0
+WORK_LOG="$(mktemp)"
+
+on_exit() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ ${rc} -ne 0 ]]; then
+        if [[ ${SERVER_STARTED} -eq 1 ]]; then
+            "${BINDIR}/pg_ctl" -D "${DATA}" -m fast -w stop >/dev/null 2>&1 \
+                || "${BINDIR}/pg_ctl" -D "${DATA}" -m immediate -w stop >/dev/null 2>&1 \
+                || true
+            printf '%s: server stopped; last lines of %s:\n' "${PROG}" "${POSTGRES_LOG}" >&2
+            tail -n 15 "${POSTGRES_LOG}" >&2 2>/dev/null || true
+        fi
+        printf '%s: FAILED (exit %s); %s left for inspection\n' "${PROG}" "${rc}" "${DIR}" >&2
+    fi
+    rm -f "${WORK_LOG}"
+    exit "${rc}"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Runs a command with its output captured; prints it only if the command fails.
+run() {
+    local rc=0
+    "$@" >"${WORK_LOG}" 2>&1 || rc=$?
+    if ((rc != 0)); then
+        printf '%s: command failed (exit %s): %s\n' "${PROG}" "${rc}" "$*" >&2
+        cat "${WORK_LOG}" >&2
+        return "${rc}"
+    fi
+}
+
+# psql against the live cluster: psql_db DB [psql args...]; SQL on stdin or -c.
+psql_db() {
+    local db="$1"
+    shift
+    "${BINDIR}/psql" -X -q -A -t -v ON_ERROR_STOP=1 \
+        -h "${SOCKET_DIR}" -p "${PORT}" -U postgres -d "${db}" "$@"
+}
+
+# Like psql_db but captures output; on failure prints it and fails.
+sql() {
+    local out
+    if ! out="$(psql_db "$@" 2>&1)"; then
+        printf '%s: SQL failed on database %s: %s\n%s\n' "${PROG}" "$1" "${*:2}" "${out}" >&2
+        return 1
+    fi
+    printf '%s' "${out}"
+}
+
+pgbr() {
+    run "${PGBACKREST_BIN}" --config="${PGBACKREST_CONFIG}" --stanza="${STANZA}" "$@"
+}
+
+# --- layout -----------------------------------------------------------------
+log "building cluster in ${DIR} (port ${PORT}, scratch port ${SCRATCH_PORT})"
+mkdir -p -- "${DIR}"
+: >"${DIR}/.make-cluster"   # marker: stop-cluster.sh --remove only deletes such dirs
+mkdir -p -- "${DIR}/repo" "${DIR}/log" "${DIR}/lock" "${DIR}/spool" "${OUTPUT_DIR}"
+mkdir -- "${SOCKET_DIR}"
+chmod 0700 -- "${SOCKET_DIR}"
+
+log "initdb ${DATA}"
+run "${BINDIR}/initdb" -D "${DATA}" -U postgres --auth=trust -E UTF8 --locale=C --no-instructions
+
+cat >>"${DATA}/postgresql.conf" <<EOF
+
+# --- added by tests/support/make-cluster.sh ---
+port = ${PORT}
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '${SOCKET_DIR}'
+wal_level = replica
+archive_mode = on
+archive_command = '${PGBACKREST_BIN} --config=${PGBACKREST_CONFIG} --stanza=${STANZA} archive-push %p'
+timezone = 'America/Vancouver'
+max_wal_senders = 5
+EOF
+
+cat >"${PGBACKREST_CONFIG}" <<EOF
+[global]
+repo1-path=${DIR}/repo
+repo1-retention-full=10
+log-path=${DIR}/log
+lock-path=${DIR}/lock
+spool-path=${DIR}/spool
+start-fast=y
+compress-type=lz4
+log-level-file=detail
+archive-async=n
+
+[${STANZA}]
+pg1-path=${DATA}
+pg1-port=${PORT}
+pg1-socket-path=${SOCKET_DIR}
+pg1-user=postgres
+EOF
+
+log "starting server"
+SERVER_STARTED=1
+run "${BINDIR}/pg_ctl" -D "${DATA}" -l "${POSTGRES_LOG}" -w -t 120 start
+
+log "pgbackrest stanza-create + check"
+pgbr stanza-create
+pgbr check
+
+log "full backup"
+pgbr --type=full backup
+
+# --- data ---------------------------------------------------------------------
+log "creating database api"
+sql postgres -c "CREATE DATABASE api" >/dev/null
+sql api -c "CREATE TABLE events(id int primary key, phase text not null, created_at timestamptz not null default clock_timestamp())" >/dev/null
+
+if ((BULK_MB > 0)); then
+    log "inserting about ${BULK_MB} MB into api.bulk"
+    sql api -c "CREATE TABLE bulk(id bigint primary key, payload text not null)" >/dev/null
+    # ~1 KB per row, stored inline (below the TOAST threshold, not compressed).
+    rows_per_mb=1000
+    for ((mb = 0; mb < BULK_MB; mb += 64)); do
+        chunk=$((BULK_MB - mb < 64 ? BULK_MB - mb : 64))
+        first=$((mb * rows_per_mb + 1))
+        last=$(((mb + chunk) * rows_per_mb))
+        sql api -c "INSERT INTO bulk SELECT g, repeat(md5(g::text), 31) FROM generate_series(${first}, ${last}) g" >/dev/null
+    done
+fi
+
+# insert_rows FIRST LAST PHASE: one transaction per 10 rows.
+insert_rows() {
+    local first="$1" last="$2" phase="$3" lo hi
+    {
+        for ((lo = first; lo <= last; lo += 10)); do
+            hi=$((lo + 9 > last ? last : lo + 9))
+            printf "INSERT INTO events(id, phase) SELECT g, '%s' FROM generate_series(%d, %d) g;\n" "${phase}" "${lo}" "${hi}"
+        done
+    } | sql api >/dev/null
+}
+
+log "inserting rows 1..${ROWS_BEFORE} (phase 'before')"
+insert_rows 1 "${ROWS_BEFORE}" before
+sleep 1.2
+TARGET="$(sql postgres -c "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")"
+[[ "${TARGET}" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}\ [0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00$ ]] \
+    || die "unexpected TARGET format: '${TARGET}'"
+log "TARGET=${TARGET}"
+sleep 1.2
+log "inserting rows $((ROWS_BEFORE + 1))..$((ROWS_BEFORE + ROWS_AFTER)) (phase 'after')"
+insert_rows $((ROWS_BEFORE + 1)) $((ROWS_BEFORE + ROWS_AFTER)) after
+AFTER_WAL="$(sql postgres -c "SELECT pg_walfile_name(pg_current_wal_lsn())")"
+
+log "incremental backup"
+pgbr --type=incr backup
+
+log "checking that WAL ${AFTER_WAL} (holding the 'after' commits) is archived"
+pgbr check
+archived=""
+for ((i = 0; i < 120; i++)); do
+    archived="$(sql postgres -c "SELECT coalesce(substr(last_archived_wal, 1, 24), '') FROM pg_stat_archiver")"
+    if [[ -n "${archived}" && ! "${archived}" < "${AFTER_WAL}" ]]; then
+        break
+    fi
+    sleep 0.5
+done
+[[ -n "${archived}" && ! "${archived}" < "${AFTER_WAL}" ]] \
+    || die "WAL ${AFTER_WAL} was not archived within 60 s (last archived: '${archived}')"
+
+# --- outputs --------------------------------------------------------------------
+cat >"${DIR}/cluster.env" <<EOF
+DIR=${DIR}
+DATA=${DATA}
+PORT=${PORT}
+SOCKET_DIR=${SOCKET_DIR}
+PGBACKREST_CONFIG=${PGBACKREST_CONFIG}
+STANZA=${STANZA}
+BINDIR=${BINDIR}
+TARGET=${TARGET}
+ROWS_BEFORE=${ROWS_BEFORE}
+ROWS_AFTER=${ROWS_AFTER}
+AGENT_CONFIG=${AGENT_CONFIG}
+SCRATCH=${SCRATCH}
+SCRATCH_PORT=${SCRATCH_PORT}
+OUTPUT_DIR=${OUTPUT_DIR}
+POSTGRES_LOG=${POSTGRES_LOG}
+BULK_MB=${BULK_MB}
+EOF
+
+cat >"${AGENT_CONFIG}" <<EOF
+stanza: ${STANZA}
+pgbackrest:
+  config: ${PGBACKREST_CONFIG}
+  process_max: 2
+postgres:
+  bindir: ${BINDIR}
+  data: ${DATA}
+  host: ${SOCKET_DIR}
+  port: ${PORT}
+  user: postgres
+restore:
+  scratch: ${SCRATCH}
+  port: ${SCRATCH_PORT}
+dump:
+  database: api
+  output: ${OUTPUT_DIR}/restore.sql
+EOF
+
+log "ready: ${DIR}/cluster.env (TARGET=${TARGET})"
