@@ -36,6 +36,10 @@ Status write_private_file(const std::string& path, const std::string& content) {
 
 // Recovery milestones are worth a person's attention; per-WAL-file chatter is not.
 spdlog::level::level_enum level_for_server_line(std::string_view line) {
+  // The agent's own connection attempts while the server starts up are expected.
+  if (line.find("the database system is not yet accepting connections") != std::string_view::npos ||
+      line.find("the database system is starting up") != std::string_view::npos)
+    return spdlog::level::debug;
   for (std::string_view word : {"FATAL:", "PANIC:", "ERROR:", "WARNING:"})
     if (line.find(word) != std::string_view::npos) return spdlog::level::warn;
   for (std::string_view milestone :
