@@ -53,7 +53,7 @@ struct DumpContext {
 
 Error combine(const std::vector<Error>& errors) {
   if (errors.size() == 1) return errors.front();
-  std::string message = "refusing to start, " + std::to_string(errors.size()) + " problems:";
+  std::string message = "refusing to go on, " + std::to_string(errors.size()) + " problems:";
   for (const auto& e : errors) message += "\n  - " + e.message + (e.hint.empty() ? "" : " (" + e.hint + ")");
   return make_error(errors.front().kind, message, "fix each problem above; nothing was written");
 }
@@ -143,6 +143,9 @@ Status restore(DumpContext& c) {
   auto result = c.services.runner.run(spec, c.services.cancel);
   if (!result) return result.error();
   if (!result->succeeded()) return tool_failure("pgbackrest restore", *result);
+  const auto errors = check_restored_tablespaces(c.facts.tablespaces, read_tablespace_links(c.layout.data),
+                                                 c.layout.root, c.backup.label);
+  if (!errors.empty()) return combine(errors);
   return {};
 }
 

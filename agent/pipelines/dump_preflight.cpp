@@ -6,6 +6,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -105,6 +106,43 @@ std::string epoch_text(std::int64_t epoch) {
 
 }  // namespace
 
+std::vector<TablespaceLink> read_tablespace_links(const std::string& data_dir) {
+  std::vector<TablespaceLink> links;
+  std::error_code ec;
+  for (fs::directory_iterator it(data_dir + "/pg_tblspc", ec), end; !ec && it != end; it.increment(ec))
+    links.push_back(TablespaceLink{it->path().filename().string(), canonical(it->path().string())});
+  std::sort(links.begin(), links.end(), [](const auto& a, const auto& b) { return a.oid < b.oid; });
+  return links;
+}
+
+std::vector<Error> check_restored_tablespaces(const std::vector<TablespaceLink>& live,
+                                              const std::vector<TablespaceLink>& restored,
+                                              const std::string& scratch_root,
+                                              const std::string& backup_label) {
+  std::vector<Error> errors;
+  for (const auto& link : restored) {
+    if (!path_within(link.path, scratch_root))
+      errors.push_back(make_error(ErrorKind::environment,
+                                  "the restored copy's tablespace " + link.oid + " points to " + link.path +
+                                      ", outside the scratch directory",
+                                  "the copy was not started; report this, it should not happen with "
+                                  "--tablespace-map-all"));
+  }
+  for (const auto& link : live) {
+    const bool in_copy = std::any_of(restored.begin(), restored.end(),
+                                     [&](const TablespaceLink& r) { return r.oid == link.oid; });
+    if (!in_copy)
+      errors.push_back(make_error(
+          ErrorKind::environment,
+          "live tablespace " + link.oid + " (" + link.path + ") is not in backup set " + backup_label +
+              ": it was created later, and replaying its creation would point the copy at the live "
+              "directory",
+          "the copy was not started; choose a target after a backup that includes the tablespace "
+          "(take one with `pgbackrest backup` if needed), or name such a backup with --set"));
+  }
+  return errors;
+}
+
 LocalFacts gather_local_facts(const DumpJob& job) {
   LocalFacts facts;
   std::error_code ec;
@@ -113,8 +151,7 @@ LocalFacts gather_local_facts(const DumpJob& job) {
     if (access((job.config.postgres.bindir + program).c_str(), X_OK) != 0) facts.bindir_has_programs = false;
 
   facts.live_data = canonical(job.config.postgres.data);
-  for (fs::directory_iterator it(facts.live_data + "/pg_tblspc", ec), end; !ec && it != end; it.increment(ec))
-    facts.tablespaces.push_back(canonical(it->path().string()));
+  facts.tablespaces = read_tablespace_links(facts.live_data);
 
   facts.scratch = canonical(job.scratch);
   facts.scratch_exists = fs::exists(facts.scratch, ec);
@@ -175,7 +212,7 @@ std::vector<Error> check_local_facts(const LocalFacts& facts, const DumpJob& job
             "choose a --scratch directory that holds nothing of the live cluster");
   };
   overlap(facts.live_data, "live data directory");
-  for (const auto& tablespace : facts.tablespaces) overlap(tablespace, "live tablespace");
+  for (const auto& tablespace : facts.tablespaces) overlap(tablespace.path, "live tablespace");
 
   if (facts.scratch_exists && !facts.scratch_is_dir)
     usage("scratch path " + facts.scratch + " exists and is not a directory",

@@ -13,12 +13,22 @@
 
 namespace agent {
 
+// A pg_tblspc entry: the tablespace's OID and where its link points (canonical).
+struct TablespaceLink {
+  std::string oid;
+  std::string path;
+  bool operator==(const TablespaceLink&) const = default;
+};
+
+// The tablespace links of a data directory.
+std::vector<TablespaceLink> read_tablespace_links(const std::string& data_dir);
+
 struct LocalFacts {
   bool running_as_root = false;
-  bool bindir_has_programs = true;       // postgres and pg_dump are executable in postgres.bindir
-  std::string live_data;                 // canonical
-  std::vector<std::string> tablespaces;  // where the live pg_tblspc links point, canonical
-  std::string scratch;                   // canonical
+  bool bindir_has_programs = true;          // postgres and pg_dump are executable in postgres.bindir
+  std::string live_data;                    // canonical
+  std::vector<TablespaceLink> tablespaces;  // the live cluster's
+  std::string scratch;                      // canonical
   bool scratch_exists = false;
   bool scratch_is_dir = true;
   bool scratch_empty = true;
@@ -46,6 +56,15 @@ std::vector<Error> check_local_facts(const LocalFacts& facts, const DumpJob& job
 Result<BackupRecord> check_against_repository(const StanzaInfo& stanza, const DumpJob& job,
                                               const LocalFacts& facts,
                                               std::chrono::system_clock::time_point now);
+
+// After the restore, before the copy starts: every tablespace of the copy must live in the
+// scratch directory, and every live tablespace must be in the copy. A tablespace created after
+// the chosen backup is not remapped by pgBackRest; replaying its creation would point the copy
+// at the live tablespace directory.
+std::vector<Error> check_restored_tablespaces(const std::vector<TablespaceLink>& live,
+                                              const std::vector<TablespaceLink>& restored,
+                                              const std::string& scratch_root,
+                                              const std::string& backup_label);
 
 // True when `inner` is `outer` or lies inside it (both canonical, absolute).
 bool path_within(const std::string& inner, const std::string& outer);

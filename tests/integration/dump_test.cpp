@@ -13,6 +13,7 @@
 
 #include "exec/process.hpp"
 #include "harness.hpp"
+#include "pipelines/dump_preflight.hpp"
 #include "time/target_time.hpp"
 
 namespace agent::testing {
@@ -106,6 +107,11 @@ TEST_F(DumpIntegration, DumpAtTargetThenAgainWithDeltaInTheRunbookOffsetForm) {
     EXPECT_NE(first.stderr_text.find(step), std::string::npos) << step;
   EXPECT_NE(first.stderr_text.find("s before the target"), std::string::npos);
 
+  // The tablespace that holds events was remapped into the scratch directory.
+  const auto links = read_tablespace_links(scratch + "/data");
+  ASSERT_EQ(links.size(), 1u);
+  EXPECT_EQ(links[0].path.rfind(scratch + "/tablespaces/", 0), 0u) << links[0].path;
+
   // Nothing of the copy is left running, and it added nothing to the live repository.
   EXPECT_TRUE(processes_matching(scratch + "/").empty());
   EXPECT_EQ(cluster_->archive_files(), archive_before);
@@ -165,6 +171,9 @@ TEST_F(DumpIntegration, RefusesScratchPathsThatTouchTheLiveCluster) {
   const std::string inside = cluster_->get("DATA") + "/restore";
   expect_refusal(dump_args(cluster_->target(), output, inside), kExitUsage,
                  "lies inside the live data directory", inside, output);
+  const std::string in_tablespace = cluster_->get("TABLESPACE_DIR") + "/restore";
+  expect_refusal(dump_args(cluster_->target(), output, in_tablespace), kExitUsage, "live tablespace",
+                 in_tablespace, output);
   // The cluster's own directory contains the live data directory and is not the agent's.
   expect_refusal(dump_args(cluster_->target(), output, cluster_->dir()), kExitUsage,
                  "contains the live data directory", cluster_->dir(), output,
@@ -230,6 +239,25 @@ TEST_F(DumpIntegration, RefusesAScratchWithAServerItDidNotStart) {
                  "is running on the scratch directory", scratch, output, /*foreign_server_on_scratch=*/true);
   EXPECT_TRUE(foreign.value()->poll() == std::nullopt) << "the agent touched a server it did not start";
   foreign.value()->stop(SIGINT, std::chrono::seconds(30));
+}
+
+TEST_F(DumpIntegration, RefusesToStartACopyThatWouldReachALiveTablespace) {
+  // A tablespace created after every backup: pgBackRest cannot remap it.
+  const std::string location = cluster_->dir() + "/ts-late";
+  ASSERT_EQ(mkdir(location.c_str(), 0700), 0);
+  cluster_->sql("postgres", "CREATE TABLESPACE ts_late LOCATION '" + location + "'");
+  const std::string scratch = cluster_->get("SCRATCH");
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/late-tablespace.sql";
+  const auto archive_before = cluster_->archive_files();
+  const auto run = run_agent(dump_args(cluster_->target(), output, scratch));
+  cluster_->sql("postgres", "DROP TABLESPACE ts_late");
+  EXPECT_EQ(run.exit_code, kExitEnvironment) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("(" + location + ") is not in backup set"), std::string::npos)
+      << run.stderr_text;
+  EXPECT_EQ(run.stderr_text.find("start: started"), std::string::npos) << "the copy was started";
+  EXPECT_FALSE(file_exists(output));
+  EXPECT_TRUE(processes_matching(scratch + "/").empty());
+  EXPECT_EQ(cluster_->archive_files(), archive_before);
 }
 
 TEST_F(DumpIntegration, SigtermMidDumpLeavesNothingBehind) {

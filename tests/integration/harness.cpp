@@ -83,6 +83,13 @@ std::string TestCluster::get(const std::string& key) const {
   return it == env_.end() ? std::string() : it->second;
 }
 
+void TestCluster::sql(const std::string& database, const std::string& statement) const {
+  const auto result =
+      run_or_fail({get("BINDIR") + "/psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", get("SOCKET_DIR"), "-p",
+                   get("PORT"), "-U", "postgres", "-d", database, "-c", statement});
+  EXPECT_TRUE(result.succeeded()) << statement << ": " << result.error_excerpt(5);
+}
+
 std::set<std::string> TestCluster::archive_files() const {
   std::set<std::string> files;
   std::error_code ec;

@@ -20,6 +20,8 @@ class TestCluster {
   std::string get(const std::string& key) const;  // a cluster.env value
   std::string dir() const { return get("DIR"); }
   std::string target() const { return get("TARGET"); }
+  // Runs one SQL statement on the live server through psql; fails the test on error.
+  void sql(const std::string& database, const std::string& statement) const;
   // Files under the repository's archive directory: the copy must never add any.
   std::set<std::string> archive_files() const;
 

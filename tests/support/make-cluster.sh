@@ -11,7 +11,7 @@
 #   agent.yaml       the agent's config for this cluster
 #   postgres.log     the server log
 #
-# Data: a full backup; database "api" with table events: ids 1..100 phase
+# Data: tablespace ts1 in DIR/ts1; a full backup; database "api" with table events (in ts1): ids 1..100 phase
 # 'before', then TARGET (UTC, "YYYY-MM-DD HH:MM:SS.ffffff+00"), then ids
 # 101..200 phase 'after'; then an incremental backup, with the WAL holding
 # the 'after' commits archived. --bulk-mb M adds table api.bulk (~M MB)
@@ -259,13 +259,19 @@ log "pgbackrest stanza-create + check"
 pgbr stanza-create
 pgbr check
 
+# A tablespace that exists in every backup: a restore must remap it into the scratch
+# directory, never write to this live location.
+TABLESPACE_DIR="${DIR}/ts1"
+mkdir -m 0700 "${TABLESPACE_DIR}"
+sql postgres -c "CREATE TABLESPACE ts1 LOCATION '${TABLESPACE_DIR}'" >/dev/null
+
 log "full backup"
 pgbr --type=full backup
 
 # --- data ---------------------------------------------------------------------
 log "creating database api"
 sql postgres -c "CREATE DATABASE api" >/dev/null
-sql api -c "CREATE TABLE events(id int primary key, phase text not null, created_at timestamptz not null default clock_timestamp())" >/dev/null
+sql api -c "CREATE TABLE events(id int primary key, phase text not null, created_at timestamptz not null default clock_timestamp()) TABLESPACE ts1" >/dev/null
 
 if ((BULK_MB > 0)); then
     log "inserting about ${BULK_MB} MB into api.bulk"
@@ -325,6 +331,7 @@ DIR=${DIR}
 DATA=${DATA}
 PORT=${PORT}
 SOCKET_DIR=${SOCKET_DIR}
+TABLESPACE_DIR=${TABLESPACE_DIR}
 PGBACKREST_CONFIG=${PGBACKREST_CONFIG}
 STANZA=${STANZA}
 BINDIR=${BINDIR}

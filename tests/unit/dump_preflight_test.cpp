@@ -18,7 +18,7 @@ DumpJob job_for(const std::string& scratch, const std::string& output) {
 LocalFacts healthy() {
   LocalFacts facts;
   facts.live_data = "/pgdata/pg15";
-  facts.tablespaces = {"/tblspc/fast"};
+  facts.tablespaces = {{"16400", "/tblspc/fast"}};
   facts.scratch = "/pgdata/restore";
   facts.output = "/pgdata/restore.sql";
   facts.free_bytes_for_scratch = 10'000'000;
@@ -113,6 +113,21 @@ TEST(Preflight, RootIsRefused) {
   const auto errors = check_local_facts(facts, job_for("/pgdata/restore", "/pgdata/restore.sql"));
   EXPECT_NE(only_message(errors).find("root"), std::string::npos);
   EXPECT_NE(errors.front().hint.find("runuser"), std::string::npos);
+}
+
+TEST(Preflight, RestoredTablespacesMustStayInTheScratchDirectory) {
+  const std::vector<TablespaceLink> live = {{"16400", "/tblspc/fast"}};
+  EXPECT_TRUE(check_restored_tablespaces(live, {{"16400", "/s/tablespaces/fast"}}, "/s", "L").empty());
+  auto errors = check_restored_tablespaces(live, {{"16400", "/tblspc/fast"}}, "/s", "L");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].message.find("outside the scratch directory"), std::string::npos);
+  // A live tablespace the backup does not have: created after it.
+  errors = check_restored_tablespaces({{"16400", "/tblspc/fast"}, {"16500", "/tblspc/new"}},
+                                      {{"16400", "/s/tablespaces/fast"}}, "/s", "20241104-020000F");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(
+      errors[0].message.find("live tablespace 16500 (/tblspc/new) is not in backup set 20241104-020000F"),
+      std::string::npos);
 }
 
 StanzaInfo two_backups() {
