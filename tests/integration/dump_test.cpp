@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -258,6 +259,59 @@ TEST_F(DumpIntegration, RefusesToStartACopyThatWouldReachALiveTablespace) {
   EXPECT_FALSE(file_exists(output));
   EXPECT_TRUE(processes_matching(scratch + "/").empty());
   EXPECT_EQ(cluster_->archive_files(), archive_before);
+}
+
+TEST_F(DumpIntegration, TargetBeyondTheArchivedWalNamesTheLastReachableTime) {
+  // A second ago is inside the window as far as backups go, but the WAL after the last
+  // backup is not archived yet: recovery ends before the target and the server exits.
+  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  const std::string target = format_for_pgbackrest(SysMicros{now - std::chrono::seconds(1)});
+  const std::string scratch = cluster_->get("SCRATCH");
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/beyond-wal.sql";
+  const auto run = run_agent(dump_args(target, output, scratch));
+  EXPECT_EQ(run.exit_code, kExitTargetWindow) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find(
+                "the archived WAL ends before the target: the last transaction it can reach was at"),
+            std::string::npos)
+      << run.stderr_text;
+  EXPECT_FALSE(file_exists(output));
+  EXPECT_FALSE(file_exists(output + ".partial"));
+  EXPECT_TRUE(processes_matching(scratch + "/").empty());
+}
+
+TEST_F(DumpIntegration, ChildrenDieWithAKilledAgent) {
+  // SIGKILL cannot be caught: the parent-death signal is what stops the temporary server.
+  const std::string scratch = cluster_->get("SCRATCH");
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/killed.sql";
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {agent_binary()};
+  for (const auto& arg : dump_args(cluster_->target(), output, scratch)) spec.argv.push_back(arg);
+  spec.tag = "agent-under-test";
+  std::atomic<bool> server_started{false};
+  spec.on_line = [&server_started](std::string_view line) {
+    if (line.find("temporary server pid") != std::string_view::npos) server_started = true;
+  };
+  auto agent = runner->start(spec);
+  ASSERT_TRUE(agent.ok());
+  for (int i = 0; i < 6000 && !server_started && !agent.value()->poll(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(server_started) << "the agent ended before it started the temporary server";
+  ASSERT_EQ(kill(agent.value()->pid(), SIGKILL), 0);
+  ASSERT_TRUE(agent.value()->wait(CancelToken::never(), std::chrono::seconds(30)).has_value());
+  bool gone = false;
+  for (int i = 0; i < 300 && !gone; ++i) {
+    gone = processes_matching(scratch + "/").empty();
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(gone) << "the temporary server outlived the agent";
+  EXPECT_FALSE(file_exists(output));
+
+  // The next run cleans up after the killed one and succeeds.
+  const std::string again = cluster_->get("OUTPUT_DIR") + "/after-kill.sql";
+  const auto rerun = run_agent(dump_args(cluster_->target(), again, scratch));
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.stderr_text;
+  expect_rows_at_target(read_file(again));
 }
 
 TEST_F(DumpIntegration, SigtermMidDumpLeavesNothingBehind) {
