@@ -6,7 +6,9 @@ namespace agent {
 
 namespace {
 std::vector<std::string> pgbackrest_common(const PgBackRestTarget& target) {
-  std::vector<std::string> argv{target.bin, "--config=" + target.config, "--stanza=" + target.stanza};
+  // The agent's log line carries the time; pgBackRest's own would repeat it.
+  std::vector<std::string> argv{target.bin, "--config=" + target.config, "--stanza=" + target.stanza,
+                                "--log-timestamp=n"};
   if (target.repo > 0) argv.push_back("--repo=" + std::to_string(target.repo));
   return argv;
 }
@@ -24,7 +26,8 @@ std::vector<std::string> pgbackrest_restore_argv(const PgBackRestTarget& target,
                                                  const RestoreRequest& request) {
   auto argv = pgbackrest_common(target);
   argv.insert(argv.end(), {
-                              "--log-level-console=info",
+                              // detail: one line per file with the percentage done, for progress
+                              "--log-level-console=detail",
                               "--type=time",
                               "--target=" + request.target_time,
                               "--target-action=pause",
@@ -90,7 +93,7 @@ std::vector<std::string> scratch_postgres_argv(const ScratchServerSettings& s) {
       {"log_destination", "stderr"},
       {"lc_messages", "C"},
       {"log_min_messages", "warning"},
-      {"log_line_prefix", "%m [%p] "},
+      {"log_line_prefix", "[%p] "},  // the agent's log line carries the time
       {"log_statement", "none"},
       {"log_min_duration_statement", "-1"},
       // A disposable copy needs no durability; pg_dump must not hit live timeouts.

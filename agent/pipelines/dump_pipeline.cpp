@@ -51,6 +51,28 @@ struct DumpContext {
   }
 };
 
+// Logs "<what> NN%" at most every ten seconds from lines that end in "NN.NN%)".
+class ThrottledProgress {
+ public:
+  ThrottledProgress(std::shared_ptr<spdlog::logger> logger, std::string what)
+      : logger_(std::move(logger)), what_(std::move(what)) {}
+  void update(std::string_view line) {
+    const auto percent_end = line.rfind("%)");
+    if (percent_end == std::string_view::npos) return;
+    const auto start = line.find_last_of(" (", percent_end);
+    if (start == std::string_view::npos) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::seconds(10)) return;
+    last_ = now;
+    logger_->info("{} {}%", what_, line.substr(start + 1, percent_end - start - 1));
+  }
+
+ private:
+  std::shared_ptr<spdlog::logger> logger_;
+  std::string what_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
 Error combine(const std::vector<Error>& errors) {
   if (errors.size() == 1) return errors.front();
   std::string message = "refusing to go on, " + std::to_string(errors.size()) + " problems:";
@@ -139,6 +161,14 @@ Status restore(DumpContext& c) {
   spec.argv = pgbackrest_restore_argv(c.pgbackrest(), request);
   spec.tag = "pgbackrest";
   spec.kill_grace = std::chrono::seconds(10);
+  // One DETAIL line per restored file ends in "(SIZE, NN.NN%)": log those at debug and
+  // report the percentage every ten seconds instead.
+  auto progress = std::make_shared<ThrottledProgress>(c.logger, "restored");
+  spec.level_for_line = [progress](std::string_view line) {
+    if (line.find("DETAIL: restore file ") == std::string_view::npos) return spdlog::level::info;
+    progress->update(line);
+    return spdlog::level::debug;
+  };
   c.logger->info("running {}", display_command(spec.argv));
   auto result = c.services.runner.run(spec, c.services.cancel);
   if (!result) return result.error();

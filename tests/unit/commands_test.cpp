@@ -15,7 +15,7 @@ const PgBackRestTarget kTarget{"pgbackrest", "/etc/pgbackrest/pgbackrest.conf", 
 TEST(Commands, InfoAsksForJson) {
   EXPECT_THAT(pgbackrest_info_argv(kTarget),
               ElementsAre("pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=db",
-                          "--output=json", "--log-level-console=warn", "info"));
+                          "--log-timestamp=n", "--output=json", "--log-level-console=warn", "info"));
   auto with_repo = kTarget;
   with_repo.repo = 2;
   EXPECT_THAT(pgbackrest_info_argv(with_repo), Contains("--repo=2"));
