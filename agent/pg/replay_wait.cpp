@@ -21,11 +21,13 @@ Result<RecoveryStatus> wait_for_recovery_target(const ReplayWaitSettings& settin
       if (facts.ended_before_target) {
         const std::string reach =
             facts.last_completed_transaction
-                ? "the last transaction it can reach was at " + *facts.last_completed_transaction
-                : "no transaction after the backup could be replayed";
-        return make_error(ErrorKind::target_window, "the archived WAL ends before the target: " + reach,
-                          "choose a target at or before that time, or wait until the WAL up to "
-                          "the target has been archived (pgbackrest info shows the archive range)");
+                ? *facts.last_completed_transaction + " (its last archived transaction)"
+                : settings.backup_end_description + " (no later transaction is archived)";
+        return make_error(
+            ErrorKind::target_window,
+            "the archived WAL ends before the target; the last time the copy can reach is " + reach,
+            "choose a target at or before that time, or wait until the WAL up to "
+            "the target has been archived (pgbackrest info shows the archive range)");
       }
       return make_error(ErrorKind::external_tool,
                         "the temporary server " + *ended + " during recovery" +

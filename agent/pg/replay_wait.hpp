@@ -28,6 +28,9 @@ struct ReplayWaitSettings {
   std::string conninfo;
   std::chrono::milliseconds no_progress_timeout{std::chrono::minutes(5)};
   std::chrono::milliseconds poll_interval{100};
+  // What the copy reaches when no transaction after the backup is archived, e.g.
+  // "2024-11-04T02:00:55Z (the end of backup set 20241104-020000F)".
+  std::string backup_end_description;
 };
 
 Result<RecoveryStatus> wait_for_recovery_target(const ReplayWaitSettings& settings, const ServerWatch& server,

@@ -165,8 +165,8 @@ Status restore(DumpContext& c) {
   // report the percentage every ten seconds instead.
   auto progress = std::make_shared<ThrottledProgress>(c.logger, "restored");
   spec.level_for_line = [progress](std::string_view line) {
-    if (line.find("DETAIL: restore file ") == std::string_view::npos) return spdlog::level::info;
-    progress->update(line);
+    if (line.find(" DETAIL: ") == std::string_view::npos) return spdlog::level::info;
+    if (line.find(" DETAIL: restore file ") != std::string_view::npos) progress->update(line);
     return spdlog::level::debug;
   };
   c.logger->info("running {}", display_command(spec.argv));
@@ -203,6 +203,8 @@ Status wait_for_target(DumpContext& c) {
   ReplayWaitSettings settings;
   settings.conninfo = c.scratch_conninfo("postgres");
   settings.no_progress_timeout = std::chrono::seconds(c.job.config.restore.wait_timeout_seconds);
+  settings.backup_end_description = format_iso_utc(SysMicros{std::chrono::seconds{c.backup.stop_epoch}}) +
+                                    " (the end of backup set " + c.backup.label + ")";
   auto reached = wait_for_recovery_target(settings, *c.server, c.services.connector, c.services.clock,
                                           c.services.cancel);
   if (!reached) return reached.error();

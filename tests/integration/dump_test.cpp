@@ -270,9 +270,9 @@ TEST_F(DumpIntegration, TargetBeyondTheArchivedWalNamesTheLastReachableTime) {
   const std::string output = cluster_->get("OUTPUT_DIR") + "/beyond-wal.sql";
   const auto run = run_agent(dump_args(target, output, scratch));
   EXPECT_EQ(run.exit_code, kExitTargetWindow) << run.stderr_text;
-  EXPECT_NE(run.stderr_text.find(
-                "the archived WAL ends before the target: the last transaction it can reach was at"),
-            std::string::npos)
+  EXPECT_NE(
+      run.stderr_text.find("the archived WAL ends before the target; the last time the copy can reach is "),
+      std::string::npos)
       << run.stderr_text;
   EXPECT_FALSE(file_exists(output));
   EXPECT_FALSE(file_exists(output + ".partial"));
@@ -283,16 +283,11 @@ TEST_F(DumpIntegration, ChildrenDieWithAKilledAgent) {
   // SIGKILL cannot be caught: the parent-death signal is what stops the temporary server.
   const std::string scratch = cluster_->get("SCRATCH");
   const std::string output = cluster_->get("OUTPUT_DIR") + "/killed.sql";
-  auto runner = make_posix_process_runner();
-  ProcessSpec spec;
-  spec.argv = {agent_binary()};
-  for (const auto& arg : dump_args(cluster_->target(), output, scratch)) spec.argv.push_back(arg);
-  spec.tag = "agent-under-test";
   std::atomic<bool> server_started{false};
-  spec.on_line = [&server_started](std::string_view line) {
-    if (line.find("temporary server pid") != std::string_view::npos) server_started = true;
-  };
-  auto agent = runner->start(spec);
+  auto agent =
+      start_agent(dump_args(cluster_->target(), output, scratch), [&server_started](std::string_view line) {
+        if (line.find("temporary server pid") != std::string_view::npos) server_started = true;
+      });
   ASSERT_TRUE(agent.ok());
   for (int i = 0; i < 6000 && !server_started && !agent.value()->poll(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -317,14 +312,10 @@ TEST_F(DumpIntegration, ChildrenDieWithAKilledAgent) {
 TEST_F(DumpIntegration, SigtermMidDumpLeavesNothingBehind) {
   const std::string scratch = cluster_->get("SCRATCH");
   const std::string output = cluster_->get("OUTPUT_DIR") + "/interrupted.sql";
-  auto runner = make_posix_process_runner();
-  ProcessSpec spec;
-  spec.argv = {agent_binary()};
-  for (const auto& arg : dump_args(cluster_->target(), output, scratch)) spec.argv.push_back(arg);
-  spec.tag = "agent-under-test";
   std::string stderr_text;
-  spec.on_line = [&stderr_text](std::string_view line) { stderr_text.append(line).push_back('\n'); };
-  auto agent = runner->start(spec);
+  auto agent =
+      start_agent(dump_args(cluster_->target(), output, scratch),
+                  [&stderr_text](std::string_view line) { stderr_text.append(line).push_back('\n'); });
   ASSERT_TRUE(agent.ok());
 
   // Wait until the dump is being written, then stop the agent as Kubernetes would.

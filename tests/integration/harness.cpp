@@ -123,6 +123,17 @@ AgentRun run_agent(const std::vector<std::string>& args) {
   return run;
 }
 
+Result<std::unique_ptr<RunningProcess>> start_agent(const std::vector<std::string>& args,
+                                                    std::function<void(std::string_view)> on_stderr_line) {
+  static auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {agent_binary()};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.tag = "agent-under-test";
+  spec.on_line = std::move(on_stderr_line);
+  return runner->start(spec);
+}
+
 std::vector<pid_t> processes_matching(const std::string& needle) {
   std::vector<pid_t> found;
   std::error_code ec;

@@ -3,11 +3,15 @@
 // tests/support/make-cluster.sh, and the real agent binary run as a child process.
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
+
+#include "exec/process.hpp"
 
 namespace agent::testing {
 
@@ -37,6 +41,9 @@ struct AgentRun {
 
 // Runs build/bin/agent with `args`; stdin is /dev/null.
 AgentRun run_agent(const std::vector<std::string>& args);
+// Starts it and returns at once; `on_stderr_line` sees each line it logs.
+Result<std::unique_ptr<RunningProcess>> start_agent(const std::vector<std::string>& args,
+                                                    std::function<void(std::string_view)> on_stderr_line);
 // The path of the agent binary under test.
 std::string agent_binary();
 

@@ -102,7 +102,21 @@ TEST_F(ReplayWaitTest, WalEndingBeforeTheTargetNamesTheLastReachableTime) {
   auto result = wait();
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.error().kind, ErrorKind::target_window);
-  EXPECT_NE(result.error().message.find("2024-11-04 09:39:58.123-08"), std::string::npos);
+  EXPECT_NE(result.error().message.find("the last time the copy can reach is 2024-11-04 09:39:58.123-08"),
+            std::string::npos);
+}
+
+TEST_F(ReplayWaitTest, WalEndingRightAfterTheBackupNamesTheBackupsEnd) {
+  script.connect_results = {false};
+  server.log.feed("FATAL:  recovery ended before configured recovery target was reached");
+  server.exit_description = "exited with code 1";
+  ReplayWaitSettings settings;
+  settings.backup_end_description = "2024-11-04T02:00:55Z (the end of backup set 20241104-020000F)";
+  auto result = wait_for_recovery_target(settings, server, connector, clock, cancel);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().kind, ErrorKind::target_window);
+  EXPECT_NE(result.error().message.find("can reach is 2024-11-04T02:00:55Z (the end of backup set"),
+            std::string::npos);
 }
 
 TEST_F(ReplayWaitTest, ServerCrashIsAToolFailure) {
