@@ -202,6 +202,21 @@ TEST_F(DumpIntegration, RefusesOutputDirectoriesItCannotWrite) {
                  "is not writable", scratch, locked_dir + "/out.sql");
 }
 
+TEST_F(DumpIntegration, RefusesAScratchDiskTooSmallForTheBackup) {
+  const std::string small = cluster_->dir() + "/small-disk";
+  ASSERT_EQ(mkdir(small.c_str(), 0700), 0);
+  const std::string scratch = small + "/scratch";
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/small-disk.sql";
+  const auto archive_before = cluster_->archive_files();
+  const auto run = run_agent_on_small_disk(dump_args(cluster_->target(), output, scratch), small, 4096);
+  EXPECT_EQ(run.exit_code, kExitEnvironment) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("not enough disk for the restore"), std::string::npos) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("HINT: "), std::string::npos);
+  EXPECT_FALSE(file_exists(scratch));
+  EXPECT_FALSE(file_exists(output));
+  EXPECT_EQ(cluster_->archive_files(), archive_before);
+}
+
 TEST_F(DumpIntegration, RefusesAMalformedConfig) {
   const std::string bad = cluster_->dir() + "/bad.yaml";
   std::ofstream(bad) << "stanza: db\npostgres:\n  prot: 5432\nrestore:\n  port: many\n";

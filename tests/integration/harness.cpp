@@ -1,8 +1,12 @@
 #include "harness.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -132,6 +136,58 @@ Result<std::unique_ptr<RunningProcess>> start_agent(const std::vector<std::strin
   spec.tag = "agent-under-test";
   spec.on_line = std::move(on_stderr_line);
   return runner->start(spec);
+}
+
+namespace {
+bool write_proc_file(const std::string& path, const std::string& text) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  return ok;
+}
+}  // namespace
+
+AgentRun run_agent_on_small_disk(const std::vector<std::string>& args, const std::string& small_dir,
+                                 int size_kib) {
+  AgentRun run;
+  char out_template[] = "/tmp/agent-small-disk-out-XXXXXX";
+  char err_template[] = "/tmp/agent-small-disk-err-XXXXXX";
+  const int out_fd = mkstemp(out_template);
+  const int err_fd = mkstemp(err_template);
+  std::vector<std::string> argv_strings{agent_binary()};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::string uid_map = std::to_string(getuid()) + " " + std::to_string(getuid()) + " 1";
+  const std::string gid_map = std::to_string(getgid()) + " " + std::to_string(getgid()) + " 1";
+  const std::string options = "size=" + std::to_string(size_kib) + "k";
+
+  const pid_t pid = fork();
+  if (pid == 0) {
+    // Map our own ids only, so the agent still runs as this unprivileged user.
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) _exit(90);
+    if (!write_proc_file("/proc/self/setgroups", "deny") || !write_proc_file("/proc/self/uid_map", uid_map) ||
+        !write_proc_file("/proc/self/gid_map", gid_map))
+      _exit(91);
+    if (mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) _exit(92);
+    if (mount("tmpfs", small_dir.c_str(), "tmpfs", 0, options.c_str()) != 0) _exit(93);
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(err_fd, STDERR_FILENO);
+    execv(argv[0], argv.data());
+    _exit(94);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  run.stdout_text = read_file(out_template);
+  run.stderr_text = read_file(err_template);
+  for (int fd : {out_fd, err_fd}) close(fd);
+  unlink(out_template);
+  unlink(err_template);
+  EXPECT_LT(run.exit_code, 90) << "could not set up the small disk (step " << run.exit_code << ")";
+  return run;
 }
 
 std::vector<pid_t> processes_matching(const std::string& needle) {

@@ -47,6 +47,11 @@ Result<std::unique_ptr<RunningProcess>> start_agent(const std::vector<std::strin
 // The path of the agent binary under test.
 std::string agent_binary();
 
+// Runs the agent in its own user and mount namespace, with a tmpfs of `size_kib` mounted on
+// the existing, empty directory `small_dir`: a real small disk without root.
+AgentRun run_agent_on_small_disk(const std::vector<std::string>& args, const std::string& small_dir,
+                                 int size_kib);
+
 // Processes whose command line contains `needle` (excluding zombies).
 std::vector<pid_t> processes_matching(const std::string& needle);
 
