@@ -44,6 +44,33 @@ int run_cli(int argc, char** argv) {
   dump_cmd->add_option("--log-format", dump.log_format, "text or json (config log.format)");
   dump_cmd->add_flag("--overwrite", dump.overwrite, "Replace an existing output file");
 
+  RunOptions run;
+  auto* run_cmd = app.add_subcommand(
+      "run",
+      "Run as the sidecar: scheduled backups (schedules.*), backups triggered by a pod annotation "
+      "(manual.*), one queue so backups never collide, and a control socket for `agent backup`, "
+      "`agent status`. Stops gracefully on SIGTERM.");
+  run_cmd->add_option("--config", run.config_path,
+                      "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
+  run_cmd->add_option("--log-format", run.log_format, "text or json (config log.format)");
+
+  BackupOptions backup;
+  auto* backup_cmd = app.add_subcommand(
+      "backup",
+      "Take a backup now: through the running agent's queue when one runs (control.socket), "
+      "otherwise directly. Exit 0 when queued (or, with --wait, when it succeeded), 5 when skipped "
+      "on a standby, 6 when pgBackRest failed.");
+  backup_cmd->add_option("--type", backup.type, "full, diff or incr")
+      ->check(CLI::IsMember({"full", "diff", "incr"}));
+  backup_cmd->add_flag("--wait", backup.wait, "Wait for the result");
+  backup_cmd->add_option("--config", backup.config_path, "Config file");
+
+  StatusOptions status;
+  auto* status_cmd = app.add_subcommand(
+      "status", "Show the running agent's state: the running job, the queue, schedules, recent results.");
+  status_cmd->add_flag("--json", status.json, "Print JSON");
+  status_cmd->add_option("--config", status.config_path, "Config file");
+
   auto* config_cmd = app.add_subcommand("config", "Check or print the configuration.");
   config_cmd->require_subcommand(1);
   std::string check_path;
@@ -70,6 +97,9 @@ int run_cli(int argc, char** argv) {
   }
 
   if (dump_cmd->parsed()) return command_dump(dump);
+  if (run_cmd->parsed()) return command_run(run);
+  if (backup_cmd->parsed()) return command_backup(backup);
+  if (status_cmd->parsed()) return command_status(status);
   if (check_cmd->parsed()) return command_config_check(check_path);
   if (example_cmd->parsed()) return command_config_example();
   if (version_cmd->parsed()) return command_version();

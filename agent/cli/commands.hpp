@@ -2,6 +2,10 @@
 // One function per command; each returns the process exit code.
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "core/error.hpp"
 
 namespace agent {
 
@@ -18,11 +22,37 @@ struct DumpOptions {
 };
 
 int command_dump(const DumpOptions& options);
+
+struct RunOptions {
+  std::string config_path;
+  std::optional<std::string> log_format;
+};
+int command_run(const RunOptions& options);
+
+struct BackupOptions {
+  std::string config_path;
+  std::string type = "full";
+  bool wait = false;
+};
+int command_backup(const BackupOptions& options);
+
+struct StatusOptions {
+  std::string config_path;
+  bool json = false;
+};
+int command_status(const StatusOptions& options);
 int command_config_check(const std::string& path);
 int command_config_example();
 int command_version();
 
 // --config, else $AGENT_CONFIG, else the default path (which may be absent).
 std::string resolve_config_path(const std::string& flag, bool& must_exist);
+
+// Loads the config for a command and sets up logging; on a problem, logs it and returns the
+// exit code in `exit_code`.
+std::optional<AgentConfig> load_command_config(const std::string& flag,
+                                               const std::vector<ConfigOverride>& overrides, int& exit_code);
+// Logs an error with its hint and returns its exit code.
+int fail(const Error& error);
 
 }  // namespace agent

@@ -1,5 +1,3 @@
-#include <cstdlib>
-
 #include "cli/commands.hpp"
 #include "config/config.hpp"
 #include "core/cancel.hpp"
@@ -12,46 +10,17 @@
 
 namespace agent {
 
-std::string resolve_config_path(const std::string& flag, bool& must_exist) {
-  must_exist = true;
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("AGENT_CONFIG"); env != nullptr && *env != '\0') return env;
-  must_exist = false;
-  return kDefaultConfigPath;
-}
-
-namespace {
-
-int fail(const Error& error) {
-  log::get("agent")->error("{}", error.describe());
-  const int code = exit_code_for(error.kind);
-  log::get("agent")->error("exit code {} ({})", code, error_kind_name(error.kind));
-  return code;
-}
-
-spdlog::level::level_enum level_from(const std::string& name) {
-  if (name == "debug") return spdlog::level::debug;
-  if (name == "warn") return spdlog::level::warn;
-  if (name == "error") return spdlog::level::err;
-  return spdlog::level::info;
-}
-
-}  // namespace
-
 int command_dump(const DumpOptions& options) {
-  bool must_exist = true;
-  const std::string config_path = resolve_config_path(options.config_path, must_exist);
   std::vector<ConfigOverride> overrides;
   if (options.database) overrides.push_back({"dump.database", *options.database, "--database"});
   if (options.output) overrides.push_back({"dump.output", *options.output, "--output"});
   if (options.scratch) overrides.push_back({"restore.scratch", *options.scratch, "--scratch"});
   if (options.port) overrides.push_back({"restore.port", std::to_string(*options.port), "--port"});
   if (options.log_format) overrides.push_back({"log.format", *options.log_format, "--log-format"});
-  const ConfigLoad load = load_config(config_path, must_exist, overrides);
-  if (!load.issues.empty()) return fail(config_error(load.issues));
-  const AgentConfig& config = load.config;
-  log::setup(config.log.format == "json" ? log::Format::json : log::Format::text,
-             level_from(config.log.level));
+  int exit_code = 0;
+  const auto loaded = load_command_config(options.config_path, overrides, exit_code);
+  if (!loaded) return exit_code;
+  const AgentConfig& config = *loaded;
 
   auto target = parse_target_time(options.target);
   if (!target) return fail(target.error());

@@ -110,6 +110,7 @@ class Loader {
       }
       case OptionType::path:
       case OptionType::string:
+        if (text.empty() && spec->allow_empty) break;
         if (text.empty()) {
           issue(source, line, "'" + key + "' is empty", std::string(spec->help));
           return;
@@ -117,6 +118,12 @@ class Loader {
         if (text.find('\0') != std::string::npos || text.find('\n') != std::string::npos) {
           issue(source, line, "'" + key + "' contains a control character", std::string(spec->help));
           return;
+        }
+        if (spec->validate) {
+          if (auto problem = spec->validate(text)) {
+            issue(source, line, "'" + key + "': " + *problem, std::string(spec->help));
+            return;
+          }
         }
         break;
     }
@@ -249,7 +256,8 @@ std::string example_config_yaml() {
     }
     if (option.type == OptionType::integer)
       out += " Range " + std::to_string(option.min) + ".." + std::to_string(option.max) + ".";
-    out += "\n" + indent + name + ": " + std::string(option.default_value) + "\n";
+    const std::string value = option.default_value.empty() ? "\"\"" : std::string(option.default_value);
+    out += "\n" + indent + name + ": " + value + "\n";
   }
   return out;
 }

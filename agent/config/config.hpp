@@ -11,12 +11,14 @@ namespace agent {
 
 struct AgentConfig {
   std::string stanza;
+  std::string state_dir;
   struct {
     std::string bin;
     std::string config;
     int repo = 0;  // 0: let pgBackRest choose
     int process_max = 0;
     int timeout_seconds = 0;
+    int backup_timeout_seconds = 0;
   } pgbackrest;
   struct {
     std::string bindir;
@@ -35,6 +37,24 @@ struct AgentConfig {
     std::string database;
     std::string output;
   } dump;
+  struct {
+    std::string timezone;
+    std::string full;  // cron expressions; empty: not scheduled
+    std::string diff;
+    std::string incr;
+  } schedules;
+  struct {
+    std::string annotations_file;
+    std::string annotation;
+    std::string type;
+  } manual;
+  struct {
+    std::string socket;
+  } control;
+  struct {
+    int grace_seconds = 0;
+    int queue_capacity = 0;
+  } run;
   struct {
     std::string format;
     std::string level;

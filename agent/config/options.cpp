@@ -2,14 +2,39 @@
 
 #include <vector>
 
+#include <date/tz.h>
+
+#include "jobs/cron.hpp"
+
 namespace agent {
 namespace {
 
+std::optional<std::string> validate_time_zone(const std::string& name) {
+  try {
+    date::locate_zone(name);
+    return std::nullopt;
+  } catch (const std::exception&) {
+    return "'" + name + "' is not an IANA time zone (e.g. UTC, America/Vancouver)";
+  }
+}
+
+std::optional<std::string> validate_cron(const std::string& text) {
+  auto parsed = parse_cron(text);
+  if (parsed) return std::nullopt;
+  return parsed.error().message;
+}
+
+// Most entries leave the trailing optional fields (allow_empty, validate) at their defaults.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 // clang-format off
 const std::vector<OptionSpec> kOptions = {
   {"stanza", OptionType::string, "db",
    "pgBackRest stanza of the live cluster.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.stanza = v.text; }},
+  {"state_dir", OptionType::path, "/pgdata/agent-state",
+   "Where `agent run` keeps what must survive a restart (handled annotation values).", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.state_dir = v.text; }},
 
   {"pgbackrest.bin", OptionType::path, "pgbackrest",
    "pgBackRest executable (a name is looked up in PATH).", 0, 0, {},
@@ -26,6 +51,9 @@ const std::vector<OptionSpec> kOptions = {
   {"pgbackrest.timeout_seconds", OptionType::integer, "60",
    "Deadline for `pgbackrest info`.", 1, 3600, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.timeout_seconds = static_cast<int>(v.integer); }},
+  {"pgbackrest.backup_timeout_seconds", OptionType::integer, "86400",
+   "Deadline for one `pgbackrest backup`.", 60, 604800, {},
+   [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.backup_timeout_seconds = static_cast<int>(v.integer); }},
 
   {"postgres.bindir", OptionType::path, "/usr/lib/postgresql/15/bin",
    "Directory with postgres and pg_dump of the cluster's major version.", 0, 0, {},
@@ -63,6 +91,41 @@ const std::vector<OptionSpec> kOptions = {
    "Dump file; '-' writes the dump to standard output.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.dump.output = v.text; }},
 
+  {"schedules.timezone", OptionType::string, "UTC",
+   "IANA time zone the schedules are read in, e.g. America/Vancouver.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.schedules.timezone = v.text; },
+   false, validate_time_zone},
+  {"schedules.full", OptionType::string, "",
+   "Cron expression (5 fields) for full backups, e.g. \"0 2 * * *\"; empty: none.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.schedules.full = v.text; }, true, validate_cron},
+  {"schedules.diff", OptionType::string, "",
+   "Cron expression for differential backups; empty: none.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.schedules.diff = v.text; }, true, validate_cron},
+  {"schedules.incr", OptionType::string, "",
+   "Cron expression for incremental backups, e.g. \"*/15 * * * *\"; empty: none.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.schedules.incr = v.text; }, true, validate_cron},
+
+  {"manual.annotations_file", OptionType::path, "/etc/podinfo/annotations",
+   "Downward API file with the pod's annotations; empty: no annotation trigger.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.manual.annotations_file = v.text; }, true},
+  {"manual.annotation", OptionType::string, "postgres-operator.crunchydata.com/pgbackrest-backup",
+   "Annotation whose new value triggers one backup.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.manual.annotation = v.text; }},
+  {"manual.type", OptionType::choice, "full",
+   "Type of the backup an annotation triggers.", 0, 0, {"full", "diff", "incr"},
+   [](AgentConfig& c, const OptionValue& v) { c.manual.type = v.text; }},
+
+  {"control.socket", OptionType::path, "/tmp/agent.sock",
+   "Unix socket (mode 0600) through which `agent backup`, `status` and `dump` reach `agent run`.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.control.socket = v.text; }},
+
+  {"run.grace_seconds", OptionType::integer, "60",
+   "On SIGTERM, how long a running pgBackRest job may finish before it is stopped.", 0, 3600, {},
+   [](AgentConfig& c, const OptionValue& v) { c.run.grace_seconds = static_cast<int>(v.integer); }},
+  {"run.queue_capacity", OptionType::integer, "8",
+   "Backups that may wait behind the running one.", 1, 100, {},
+   [](AgentConfig& c, const OptionValue& v) { c.run.queue_capacity = static_cast<int>(v.integer); }},
+
   {"log.format", OptionType::choice, "text",
    "Log lines on stderr: readable text, or one JSON object per line.", 0, 0, {"text", "json"},
    [](AgentConfig& c, const OptionValue& v) { c.log.format = v.text; }},
@@ -71,6 +134,7 @@ const std::vector<OptionSpec> kOptions = {
    [](AgentConfig& c, const OptionValue& v) { c.log.level = v.text; }},
 };
 // clang-format on
+#pragma GCC diagnostic pop
 
 }  // namespace
 

@@ -1,6 +1,7 @@
 #pragma once
 // The option table: every configuration key, once.
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -26,6 +27,10 @@ struct OptionSpec {
   long long max = 0;
   std::vector<std::string_view> choices;
   std::function<void(AgentConfig&, const OptionValue&)> apply;
+  // For strings: an empty value means "off" instead of an error.
+  bool allow_empty = false;
+  // For strings: returns a problem ("not a time zone") or nothing.
+  std::function<std::optional<std::string>(const std::string&)> validate;
 };
 
 std::span<const OptionSpec> option_table();

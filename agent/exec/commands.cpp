@@ -22,6 +22,12 @@ std::vector<std::string> pgbackrest_info_argv(const PgBackRestTarget& target) {
   return argv;
 }
 
+std::vector<std::string> pgbackrest_backup_argv(const PgBackRestTarget& target, const std::string& type) {
+  auto argv = pgbackrest_common(target);
+  argv.insert(argv.end(), {"--log-level-console=info", "--type=" + type, "backup"});
+  return argv;
+}
+
 std::vector<std::string> pgbackrest_restore_argv(const PgBackRestTarget& target,
                                                  const RestoreRequest& request) {
   auto argv = pgbackrest_common(target);

@@ -17,6 +17,9 @@ struct PgBackRestTarget {
 
 std::vector<std::string> pgbackrest_info_argv(const PgBackRestTarget& target);
 
+// `pgbackrest backup --type=TYPE`; type is "full", "diff" or "incr" (never user text).
+std::vector<std::string> pgbackrest_backup_argv(const PgBackRestTarget& target, const std::string& type);
+
 struct RestoreRequest {
   std::string target_time;     // already in pgBackRest's accepted form
   std::string data_dir;        // --pg1-path

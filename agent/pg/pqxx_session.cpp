@@ -30,6 +30,15 @@ class PqxxSession final : public PgSession {
     }
   }
 
+  Result<bool> is_in_recovery() override {
+    try {
+      pqxx::nontransaction tx(*connection_);
+      return tx.exec1("SELECT pg_is_in_recovery()")[0].as<bool>();
+    } catch (const std::exception& e) {
+      return make_error(ErrorKind::external_tool, std::string("query failed: ") + e.what());
+    }
+  }
+
   Result<std::vector<std::string>> databases() override {
     try {
       pqxx::nontransaction tx(*connection_);

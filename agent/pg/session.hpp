@@ -23,6 +23,8 @@ class PgSession {
  public:
   virtual ~PgSession() = default;
   virtual Result<RecoveryStatus> recovery_status() = 0;
+  // pg_is_in_recovery(): true on a standby.
+  virtual Result<bool> is_in_recovery() = 0;
   // Databases that accept connections (templates excluded).
   virtual Result<std::vector<std::string>> databases() = 0;
 };

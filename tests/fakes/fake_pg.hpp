@@ -13,6 +13,7 @@ struct FakePgScript {
   std::deque<bool> connect_results;  // true: connection succeeds
   std::deque<Result<RecoveryStatus>> statuses;
   std::vector<std::string> databases{"postgres", "api"};
+  bool in_recovery = false;
   int connects = 0;
   int status_queries = 0;
 };
@@ -31,6 +32,7 @@ class FakePgSession final : public PgSession {
     return next;
   }
   Result<std::vector<std::string>> databases() override { return script_.databases; }
+  Result<bool> is_in_recovery() override { return script_.in_recovery; }
 
  private:
   FakePgScript& script_;

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "exec/process.hpp"
 
@@ -33,6 +34,36 @@ bool file_exists(const std::string& path) {
 
 std::string agent_binary() {
   return AGENT_BINARY;
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  file << content;
+}
+
+void write_annotations_like_kubelet(const std::string& dir, const std::string& content) {
+  static int generation = 0;
+  const std::string name =
+      "..2026_11_23_10_00_00." + std::to_string(getpid()) + "_" + std::to_string(++generation);
+  fs::create_directories(dir + "/" + name);
+  write_file(dir + "/" + name + "/annotations", content);
+  std::error_code ec;
+  const auto old_target = fs::read_symlink(dir + "/..data", ec);
+  fs::remove(dir + "/..data_tmp", ec);
+  fs::create_directory_symlink(name, dir + "/..data_tmp");
+  fs::rename(dir + "/..data_tmp", dir + "/..data");
+  if (!fs::exists(fs::symlink_status(dir + "/annotations")))
+    fs::create_symlink("..data/annotations", dir + "/annotations");
+  if (!old_target.empty()) fs::remove_all(dir + "/" + old_target.string(), ec);
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return condition();
 }
 
 namespace {
@@ -92,6 +123,25 @@ void TestCluster::sql(const std::string& database, const std::string& statement)
       run_or_fail({get("BINDIR") + "/psql", "-X", "-v", "ON_ERROR_STOP=1", "-h", get("SOCKET_DIR"), "-p",
                    get("PORT"), "-U", "postgres", "-d", database, "-c", statement});
   EXPECT_TRUE(result.succeeded()) << statement << ": " << result.error_excerpt(5);
+}
+
+std::vector<BackupRecord> TestCluster::backups() const {
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {"pgbackrest", "--config=" + get("PGBACKREST_CONFIG"), "--stanza=db", "--output=json", "info"};
+  spec.tag = "pgbackrest-info";
+  spec.stdout_mode = StdoutMode::capture;
+  auto result = runner->run(spec, CancelToken::never());
+  if (!result || !result->succeeded()) {
+    ADD_FAILURE() << "pgbackrest info failed";
+    return {};
+  }
+  auto stanzas = parse_info_json(result->stdout_text);
+  if (!stanzas || stanzas->empty()) {
+    ADD_FAILURE() << "pgbackrest info output unreadable";
+    return {};
+  }
+  return stanzas->front().backups;
 }
 
 std::set<std::string> TestCluster::archive_files() const {

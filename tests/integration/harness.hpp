@@ -3,6 +3,7 @@
 // tests/support/make-cluster.sh, and the real agent binary run as a child process.
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "exec/process.hpp"
+#include "pgbackrest/info.hpp"
 
 namespace agent::testing {
 
@@ -26,6 +28,8 @@ class TestCluster {
   std::string target() const { return get("TARGET"); }
   // Runs one SQL statement on the live server through psql; fails the test on error.
   void sql(const std::string& database, const std::string& statement) const;
+  // The backups pgBackRest lists for the stanza, oldest first.
+  std::vector<BackupRecord> backups() const;
   // Files under the repository's archive directory: the copy must never add any.
   std::set<std::string> archive_files() const;
 
@@ -63,6 +67,12 @@ struct DumpRows {
 DumpRows events_in_dump(const std::string& dump_text);
 
 std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& content);
+// Replaces the annotations in a Downward API volume directory the way the kubelet does: a new
+// timestamped directory, `..data` swapped to it by rename, the old one removed.
+void write_annotations_like_kubelet(const std::string& dir, const std::string& content);
+// Polls `condition` every 200 ms until it holds or `timeout` passes.
+bool eventually(const std::function<bool()>& condition, std::chrono::seconds timeout);
 bool file_exists(const std::string& path);
 // A TCP listener on a free loopback port, held open until destroyed.
 class PortHolder {

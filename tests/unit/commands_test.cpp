@@ -21,6 +21,12 @@ TEST(Commands, InfoAsksForJson) {
   EXPECT_THAT(pgbackrest_info_argv(with_repo), Contains("--repo=2"));
 }
 
+TEST(Commands, Backup) {
+  EXPECT_THAT(pgbackrest_backup_argv(kTarget, "incr"),
+              ElementsAre("pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=db",
+                          "--log-timestamp=n", "--log-level-console=info", "--type=incr", "backup"));
+}
+
 TEST(Commands, RestoreIsSafeForTheLiveRepository) {
   RestoreRequest request{"2024-11-04 17:40:00+00", "/pgdata/restore/data", "/pgdata/restore/tablespaces", 4,
                          std::nullopt};

@@ -1,0 +1,69 @@
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "cli/commands.hpp"
+#include "daemon/control_protocol.hpp"
+
+namespace agent {
+
+namespace {
+void print_human(const nlohmann::json& status) {
+  std::printf("agent %s, stanza %s, running since %s%s\n", status.value("agent_version", "").c_str(),
+              status.value("stanza", "").c_str(), status.value("started_at", "").c_str(),
+              status.value("stopping", false) ? " (stopping)" : "");
+  const auto& running = status["running"];
+  if (running.is_object())
+    std::printf("running: job %llu, %s backup (%s), since %s\n",
+                static_cast<unsigned long long>(running.value("job_id", 0ULL)),
+                running.value("type", "").c_str(), running.value("reason", "").c_str(),
+                running.value("started_at", "").c_str());
+  else
+    std::printf("running: nothing\n");
+  std::printf("queued: %zu\n", status["queue"].size());
+  for (const auto& job : status["queue"])
+    std::printf("  job %llu, %s backup (%s)\n", static_cast<unsigned long long>(job.value("job_id", 0ULL)),
+                job.value("type", "").c_str(), job.value("reason", "").c_str());
+  for (const auto& schedule : status["schedules"])
+    std::printf("schedule: %s '%s' (%s), next %s\n", schedule.value("type", "").c_str(),
+                schedule.value("cron", "").c_str(), schedule.value("timezone", "").c_str(),
+                schedule["next"].is_string() ? schedule["next"].get<std::string>().c_str() : "never");
+  std::printf("recent:\n");
+  for (const auto& result : status["recent"])
+    std::printf("  job %llu, %s %s backup, %s at %s (%.1f s)%s%s\n",
+                static_cast<unsigned long long>(result.value("job_id", 0ULL)),
+                result.value("trigger", "").c_str(), result.value("type", "").c_str(),
+                result.value("outcome", "").c_str(), result.value("started_at", "").c_str(),
+                result.value("seconds", 0.0), result.value("message", "").empty() ? "" : ": ",
+                result.value("message", "").c_str());
+  if (!status["skipped"].empty()) {
+    std::printf("skipped:");
+    for (const auto& [reason, count] : status["skipped"].items())
+      std::printf(" %s=%llu", reason.c_str(), static_cast<unsigned long long>(count.get<std::uint64_t>()));
+    std::printf("\n");
+  }
+}
+}  // namespace
+
+int command_status(const StatusOptions& options) {
+  int exit_code = 0;
+  const auto config = load_command_config(options.config_path, {}, exit_code);
+  if (!config) return exit_code;
+  auto fd = connect_control_socket(config->control.socket);
+  if (!fd) return fail(fd.error());
+  std::string buffer;
+  Status sent = send_json_line(*fd, {{"command", "status"}});
+  auto reply = sent ? read_json_line(*fd, buffer) : Result<std::optional<nlohmann::json>>(sent.error());
+  close(*fd);
+  if (!reply) return fail(reply.error());
+  if (!*reply || !(**reply).contains("status"))
+    return fail(make_error(ErrorKind::environment, "the agent did not answer the status request"));
+  const auto& status = (**reply)["status"];
+  if (options.json)
+    std::printf("%s\n", status.dump(2).c_str());
+  else
+    print_human(status);
+  return kExitSuccess;
+}
+
+}  // namespace agent

@@ -1,0 +1,84 @@
+#pragma once
+// `agent run`: the long-running sidecar. One Boost.Asio event loop owns the state: triggers
+// (schedules, the annotation watcher, the control socket) only enqueue; the queue decides
+// what runs; one worker thread runs the blocking pgBackRest job; its result comes back to the
+// loop, which records it and starts the next. SIGTERM/SIGINT drain: no new work, the running
+// job gets run.grace_seconds, then it is stopped.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "config/config.hpp"
+#include "core/clock.hpp"
+#include "daemon/control_server.hpp"
+#include "daemon/schedule_timer.hpp"
+#include "exec/process.hpp"
+#include "jobs/annotation_trigger.hpp"
+#include "jobs/job_queue.hpp"
+#include "pg/session.hpp"
+#include "pipelines/backup_pipeline.hpp"
+
+namespace agent {
+
+class AgentDaemon final : public ControlHandler {
+ public:
+  explicit AgentDaemon(AgentConfig config);
+  ~AgentDaemon() override;
+  // Runs until SIGTERM or SIGINT; returns the exit code.
+  int run();
+
+  // ControlHandler
+  nlohmann::json status() override;
+  void backup(BackupType type, bool wait, ControlReply reply) override;
+
+ private:
+  Status start();
+  void enqueue(const BackupRequest& request, std::optional<ControlReply> waiter = std::nullopt,
+               bool wait_for_result = false);
+  void start_next_job();
+  void on_job_finished(BackupResult result);
+  void worker_loop();
+  void on_signal(int signal_number);
+  void finish_shutdown_if_idle();
+
+  AgentConfig config_;
+  boost::asio::io_context io_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer grace_timer_;
+  SystemClock clock_;
+  std::unique_ptr<ProcessRunner> runner_;
+  std::unique_ptr<PgConnector> connector_;
+  JobQueue queue_;
+  std::vector<std::unique_ptr<ScheduleTimer>> schedules_;
+  std::optional<HandledValues> handled_;
+  std::unique_ptr<AnnotationTrigger> annotation_;
+  std::unique_ptr<ControlServer> control_;
+  std::chrono::system_clock::time_point started_at_;
+  bool stopping_ = false;
+
+  // Loop-thread state for status and waiters.
+  std::map<std::uint64_t, std::vector<ControlReply>> waiters_;
+  std::deque<BackupResult> recent_;               // newest first
+  std::map<std::string, std::uint64_t> skipped_;  // by reason code
+  std::optional<std::chrono::system_clock::time_point> running_since_;
+
+  // Hand-over to the worker thread.
+  std::mutex mutex_;
+  std::condition_variable wake_worker_;
+  std::optional<QueuedBackup> job_for_worker_;
+  std::unique_ptr<CancelToken> job_cancel_;  // the running job's, to stop it on shutdown
+  bool worker_exit_ = false;
+  std::thread worker_;
+};
+
+nlohmann::json backup_result_json(const BackupResult& result);
+
+}  // namespace agent

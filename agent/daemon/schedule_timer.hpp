@@ -1,0 +1,40 @@
+#pragma once
+// One cron schedule on the event loop. It only enqueues: when its time comes it hands a
+// BackupRequest to the callback and arms itself for the next time.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <functional>
+#include <optional>
+
+#include "core/clock.hpp"
+#include "jobs/backup_request.hpp"
+#include "jobs/cron.hpp"
+
+namespace agent {
+
+class ScheduleTimer {
+ public:
+  ScheduleTimer(boost::asio::io_context& io, Clock& clock, BackupType type, CronExpression cron,
+                const date::time_zone& zone, std::function<void(BackupRequest)> enqueue);
+  void start();
+  void stop();
+  BackupType type() const { return type_; }
+  const CronExpression& cron() const { return cron_; }
+  std::optional<std::chrono::sys_seconds> next() const { return next_; }
+
+ private:
+  void arm();
+  void on_timer();
+
+  boost::asio::steady_timer timer_;
+  Clock& clock_;
+  BackupType type_;
+  CronExpression cron_;
+  const date::time_zone& zone_;
+  std::function<void(BackupRequest)> enqueue_;
+  std::optional<std::chrono::sys_seconds> next_;
+  bool stopped_ = false;
+};
+
+}  // namespace agent

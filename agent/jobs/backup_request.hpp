@@ -1,0 +1,26 @@
+#pragma once
+// What a trigger asks for. Triggers (schedule, annotation, CLI) only build one of these and
+// hand it to the queue; they never run anything themselves.
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace agent {
+
+enum class BackupType { incr = 0, diff = 1, full = 2 };  // ordered: a larger one covers a smaller one
+
+enum class Trigger { schedule, annotation, manual };
+
+struct BackupRequest {
+  BackupType type = BackupType::incr;
+  Trigger trigger = Trigger::schedule;
+  std::string reason;  // for logs and status: "schedule incr '*/15 * * * *'", "annotation value '...'"
+  std::chrono::system_clock::time_point requested_at{};
+};
+
+const char* backup_type_name(BackupType type);
+std::optional<BackupType> parse_backup_type(std::string_view text);
+const char* trigger_name(Trigger trigger);
+
+}  // namespace agent

@@ -1,0 +1,69 @@
+#include "jobs/job_queue.hpp"
+
+#include <algorithm>
+
+namespace agent {
+
+namespace {
+bool covers(BackupType have, BackupType want) {
+  return static_cast<int>(have) >= static_cast<int>(want);
+}
+
+std::string describe(const QueuedBackup& job, const char* where) {
+  return std::string("a ") + backup_type_name(job.request.type) + " backup is already " + where + " (job " +
+         std::to_string(job.id) + ")";
+}
+}  // namespace
+
+AdmissionResult JobQueue::offer(const BackupRequest& request) {
+  const bool scheduled = request.trigger == Trigger::schedule;
+  const std::uint64_t id = next_id_++;
+
+  if (scheduled && running_ && covers(running_->request.type, request.type)) {
+    running_->merged_ids.push_back(id);
+    return {Admission::merged, running_->id, describe(*running_, "running"), {}};
+  }
+  for (auto& job : pending_) {
+    if (covers(job.request.type, request.type)) {
+      job.merged_ids.push_back(id);
+      return {Admission::merged, job.id, describe(job, "queued"), {}};
+    }
+  }
+
+  AdmissionResult result;
+  // Smaller scheduled jobs still waiting are covered by this one.
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->request.trigger == Trigger::schedule && !covers(it->request.type, request.type)) {
+      result.superseded_ids.push_back(it->id);
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (pending_.size() >= capacity_) {
+    return {Admission::refused, 0, "the queue is full (" + std::to_string(capacity_) + " jobs wait already)",
+            result.superseded_ids};
+  }
+  QueuedBackup job{id, request, result.superseded_ids};
+  pending_.push_back(job);
+  result.job_id = id;
+  if (!result.superseded_ids.empty()) {
+    result.admission = Admission::superseded;
+    result.reason = std::string("a ") + backup_type_name(request.type) + " backup replaces " +
+                    std::to_string(result.superseded_ids.size()) + " smaller queued backup(s)";
+  }
+  return result;
+}
+
+std::optional<QueuedBackup> JobQueue::start_next() {
+  if (running_ || pending_.empty()) return std::nullopt;
+  running_ = pending_.front();
+  pending_.pop_front();
+  return running_;
+}
+
+void JobQueue::finish_running() {
+  running_.reset();
+}
+
+}  // namespace agent

@@ -1,0 +1,132 @@
+#include "pipelines/backup_pipeline.hpp"
+
+#include <algorithm>
+
+#include "core/log.hpp"
+#include "exec/commands.hpp"
+#include "pipelines/pipeline.hpp"
+
+namespace agent {
+
+const char* backup_outcome_name(BackupOutcome outcome) {
+  switch (outcome) {
+    case BackupOutcome::succeeded:
+      return "succeeded";
+    case BackupOutcome::failed:
+      return "failed";
+    case BackupOutcome::skipped:
+      return "skipped";
+  }
+  return "failed";
+}
+
+namespace {
+
+PgBackRestTarget pgbackrest_target(const AgentConfig& config) {
+  return PgBackRestTarget{config.pgbackrest.bin, config.pgbackrest.config, config.stanza,
+                          config.pgbackrest.repo};
+}
+
+struct BackupContext {
+  const AgentConfig& config;
+  const QueuedBackup& job;
+  BackupServices& services;
+  BackupResult& result;
+  std::vector<StepTiming> timings;
+};
+
+Status backup_step(BackupContext& c) {
+  ProcessSpec spec;
+  spec.argv = pgbackrest_backup_argv(pgbackrest_target(c.config), backup_type_name(c.job.request.type));
+  spec.tag = "pgbackrest";
+  spec.timeout = std::chrono::seconds(c.config.pgbackrest.backup_timeout_seconds);
+  spec.kill_grace = std::chrono::seconds(30);
+  auto result = c.services.runner.run(spec, c.services.cancel);
+  if (!result) return result.error();
+  c.result.pgbackrest_exit_code = result->exit_code;
+  if (result->cancelled) return make_error(ErrorKind::interrupted, "pgbackrest backup was stopped");
+  if (!result->succeeded())
+    return make_error(ErrorKind::external_tool,
+                      "pgbackrest backup " + result->describe() + ": " + result->error_excerpt(),
+                      "read the pgbackrest lines above in the log");
+  return {};
+}
+
+}  // namespace
+
+Result<StanzaInfo> read_stanza_info(const AgentConfig& config, ProcessRunner& runner,
+                                    const CancelToken& cancel) {
+  ProcessSpec spec;
+  spec.argv = pgbackrest_info_argv(pgbackrest_target(config));
+  spec.tag = "pgbackrest";
+  spec.stdout_mode = StdoutMode::capture;
+  spec.timeout = std::chrono::seconds(config.pgbackrest.timeout_seconds);
+  auto result = runner.run(spec, cancel);
+  if (!result) return result.error();
+  if (!result->succeeded())
+    return make_error(ErrorKind::external_tool,
+                      "pgbackrest info " + result->describe() + ": " + result->error_excerpt());
+  auto stanzas = parse_info_json(result->stdout_text);
+  if (!stanzas) return stanzas.error();
+  for (auto& stanza : *stanzas)
+    if (stanza.name == config.stanza) return stanza;
+  return make_error(ErrorKind::usage, "pgbackrest info does not know stanza '" + config.stanza + "'");
+}
+
+BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, BackupServices& services) {
+  auto logger = log::get("backup");
+  BackupResult result;
+  result.job_id = job.id;
+  result.request = job.request;
+  result.started = services.clock.now();
+  const auto begin = services.clock.steady_now();
+  const auto finish = [&] {
+    result.seconds = std::chrono::duration<double>(services.clock.steady_now() - begin).count();
+    return result;
+  };
+
+  // Only the primary backs up; this pod may be a standby today and the primary tomorrow.
+  auto session = services.connector.connect(
+      conninfo(config.postgres.host, config.postgres.port, config.postgres.user, "postgres"));
+  Result<bool> in_recovery = session ? (*session)->is_in_recovery() : Result<bool>(session.error());
+  if (!in_recovery) {
+    result.outcome = BackupOutcome::skipped;
+    result.skip_reason_code = "server-unreachable";
+    result.message = "skipped: the local PostgreSQL server cannot be asked whether it is the primary (" +
+                     in_recovery.error().message + ")";
+    logger->warn("job {}: {}", job.id, result.message);
+    return finish();
+  }
+  if (*in_recovery) {
+    result.outcome = BackupOutcome::skipped;
+    result.skip_reason_code = "standby";
+    result.message = "skipped: this server is a standby; only the primary backs up";
+    logger->info("job {}: {}", job.id, result.message);
+    return finish();
+  }
+
+  logger->info("job {}: {} backup ({}) started", job.id, backup_type_name(job.request.type),
+               job.request.reason);
+  BackupContext context{config, job, services, result, {}};
+  static const std::vector<Step<BackupContext>> steps = {{"backup", backup_step, nullptr}};
+  const Status status = run_steps<BackupContext>(steps, context, services.cancel, *logger);
+  result.outcome = status ? BackupOutcome::succeeded : BackupOutcome::failed;
+  if (!status) result.message = status.error().describe();
+
+  // The repository is the source of truth for what exists now, success or not.
+  auto info = read_stanza_info(config, services.runner, CancelToken::never());
+  if (info)
+    result.info = *info;
+  else
+    logger->warn("job {}: cannot read pgbackrest info after the backup: {}", job.id, info.error().message);
+  finish();
+  if (status)
+    logger->info("job {}: {} backup succeeded in {:.1f} s", job.id, backup_type_name(job.request.type),
+                 result.seconds);
+  else
+    logger->error("job {}: {} backup failed after {:.1f} s: {}", job.id, backup_type_name(job.request.type),
+                  result.seconds, result.message);
+  return result;
+}
+
+}  // namespace agent

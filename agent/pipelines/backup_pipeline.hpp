@@ -1,0 +1,49 @@
+#pragma once
+// One backup job: primary check -> `pgbackrest backup` -> a fresh `pgbackrest info`.
+// Every pod runs the same agent; only the primary backs up, so a standby (or a server that
+// cannot be reached) turns the job into a skip with its reason, never a failure.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "core/cancel.hpp"
+#include "core/clock.hpp"
+#include "exec/process.hpp"
+#include "jobs/job_queue.hpp"
+#include "pg/session.hpp"
+#include "pgbackrest/info.hpp"
+
+namespace agent {
+
+struct BackupServices {
+  ProcessRunner& runner;
+  PgConnector& connector;
+  Clock& clock;
+  const CancelToken& cancel;
+};
+
+enum class BackupOutcome { succeeded, failed, skipped };
+const char* backup_outcome_name(BackupOutcome outcome);
+
+struct BackupResult {
+  std::uint64_t job_id = 0;
+  BackupRequest request;
+  BackupOutcome outcome = BackupOutcome::failed;
+  std::string message;            // the error or the skip reason; empty on success
+  std::string skip_reason_code;   // "standby", "server-unreachable" (for counters)
+  int pgbackrest_exit_code = -1;  // pgBackRest's error code when it failed
+  std::chrono::system_clock::time_point started{};
+  double seconds = 0;
+  std::optional<StanzaInfo> info;  // the repository after the job, when it could be read
+};
+
+BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, BackupServices& services);
+
+// `pgbackrest info` for the configured stanza.
+Result<StanzaInfo> read_stanza_info(const AgentConfig& config, ProcessRunner& runner,
+                                    const CancelToken& cancel);
+
+}  // namespace agent

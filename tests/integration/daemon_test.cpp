@@ -1,0 +1,266 @@
+// `agent run` as a child process against a real PostgreSQL 15 and pgBackRest repository:
+// annotation-triggered and scheduled backups through one queue, the control socket, standbys,
+// and SIGTERM.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "harness.hpp"
+
+namespace agent::testing {
+namespace {
+
+// A running `agent run`, its log collected.
+class RunningAgent {
+ public:
+  explicit RunningAgent(const std::string& config_path) {
+    auto started = start_agent({"run", "--config", config_path}, [this](std::string_view line) {
+      std::lock_guard lock(mutex_);
+      log_.append(line).push_back('\n');
+    });
+    EXPECT_TRUE(started.ok());
+    if (started) process_ = std::move(started.value());
+    EXPECT_TRUE(eventually([this] { return log_contains("listening on"); }, std::chrono::seconds(20)))
+        << log();
+  }
+  ~RunningAgent() {
+    if (process_ && !process_->poll()) process_->stop(SIGTERM, std::chrono::seconds(30));
+  }
+  std::string log() {
+    std::lock_guard lock(mutex_);
+    return log_;
+  }
+  bool log_contains(const std::string& text) { return log().find(text) != std::string::npos; }
+  RunningProcess& process() { return *process_; }
+
+ private:
+  std::mutex mutex_;
+  std::string log_;
+  std::unique_ptr<RunningProcess> process_;
+};
+
+class DaemonIntegration : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { cluster_ = new TestCluster(TestCluster::create(/*bulk_mb=*/96)); }
+  static void TearDownTestSuite() {
+    cluster_->destroy();
+    delete cluster_;
+  }
+  void SetUp() override {
+    if (cluster_->dir().empty())
+      GTEST_SKIP() << "the test cluster could not be built (see the first failure)";
+  }
+
+  // An `agent run` config for the test cluster; `extra` adds YAML sections.
+  static std::string run_config(const std::string& name, const std::string& extra,
+                                const std::string& host = "", const std::string& port = "") {
+    const std::string dir = cluster_->dir() + "/" + name;
+    mkdir(dir.c_str(), 0700);
+    const std::string path = dir + "/agent.yaml";
+    write_file(path,
+               "stanza: db\n"
+               "state_dir: " +
+                   dir +
+                   "/state\n"
+                   "pgbackrest:\n  config: " +
+                   cluster_->get("PGBACKREST_CONFIG") +
+                   "\n"
+                   "postgres:\n  bindir: " +
+                   cluster_->get("BINDIR") + "\n  data: " + cluster_->get("DATA") +
+                   "\n  host: " + (host.empty() ? cluster_->get("SOCKET_DIR") : host) +
+                   "\n  port: " + (port.empty() ? cluster_->get("PORT") : port) +
+                   "\n  user: postgres\n"
+                   "control:\n  socket: " +
+                   dir + "/agent.sock\n" + extra);
+    return path;
+  }
+
+  static std::size_t count(const std::vector<BackupRecord>& backups, const std::string& type) {
+    return static_cast<std::size_t>(
+        std::count_if(backups.begin(), backups.end(), [&](const BackupRecord& b) { return b.type == type; }));
+  }
+
+  static nlohmann::json status_of(const std::string& config) {
+    const auto run = run_agent({"status", "--json", "--config", config});
+    EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+    auto parsed = nlohmann::json::parse(run.stdout_text, nullptr, false);
+    return parsed.is_discarded() ? nlohmann::json::object() : parsed;
+  }
+
+  static TestCluster* cluster_;
+};
+
+TestCluster* DaemonIntegration::cluster_ = nullptr;
+
+TEST_F(DaemonIntegration, AnnotationValueTriggersExactlyOneFullBackup) {
+  const std::string podinfo = cluster_->dir() + "/podinfo";
+  const std::string key = "postgres-operator.crunchydata.com/pgbackrest-backup";
+  // Present before the agent first starts: not a request (the operator's contract is "a new value").
+  write_annotations_like_kubelet(podinfo, key + "=\"Mon Nov 23 09:00:00 PST 2026\"\nother=\"x\"\n");
+  const std::string config =
+      run_config("annotation", "manual:\n  annotations_file: " + podinfo + "/annotations\n");
+  const auto fulls_before = count(cluster_->backups(), "full");
+  {
+    RunningAgent agent(config);
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    EXPECT_EQ(count(cluster_->backups(), "full"), fulls_before)
+        << "the value present at first start triggered";
+
+    write_annotations_like_kubelet(podinfo,
+                                   key + "=\"Mon Nov 23 10:00:00 PST 2026 \\\"manual\\\"\"\nother=\"x\"\n");
+    EXPECT_TRUE(eventually([&] { return count(cluster_->backups(), "full") == fulls_before + 1; },
+                           std::chrono::seconds(90)))
+        << agent.log();
+    // The same value again, in a new kubelet generation: nothing.
+    write_annotations_like_kubelet(podinfo,
+                                   key + "=\"Mon Nov 23 10:00:00 PST 2026 \\\"manual\\\"\"\nother=\"y\"\n");
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    EXPECT_EQ(count(cluster_->backups(), "full"), fulls_before + 1);
+    const auto status = status_of(config);
+    ASSERT_TRUE(status.contains("recent")) << status.dump();
+    ASSERT_FALSE(status["recent"].empty());
+    EXPECT_EQ(status["recent"][0]["trigger"], "annotation");
+    EXPECT_EQ(status["recent"][0]["outcome"], "succeeded");
+  }
+  // A restart sees the handled value in its state and does nothing.
+  RunningAgent restarted(config);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(count(cluster_->backups(), "full"), fulls_before + 1) << restarted.log();
+}
+
+TEST_F(DaemonIntegration, ScheduleAndManualRequestShareOneQueue) {
+  const std::string config = run_config("schedule",
+                                        "schedules:\n  timezone: America/Vancouver\n  incr: \"* * * * *\"\n"
+                                        "manual:\n  annotations_file: \"\"\n");
+  const auto before = cluster_->backups();
+  RunningAgent agent(config);
+  // The every-minute schedule produces incremental backups.
+  ASSERT_TRUE(eventually([&] { return count(cluster_->backups(), "incr") >= count(before, "incr") + 1; },
+                         std::chrono::seconds(90)))
+      << agent.log();
+
+  // The next time the schedule fires, a manual full arrives while its backup runs: it waits
+  // its turn instead of colliding with pgBackRest's lock.
+  ASSERT_TRUE(eventually([&] { return status_of(config)["running"].is_object(); }, std::chrono::seconds(75)))
+      << agent.log();
+  const auto manual = run_agent({"backup", "--type", "full", "--wait", "--config", config});
+  EXPECT_EQ(manual.exit_code, 0) << manual.stderr_text;
+  EXPECT_NE(manual.stderr_text.find("succeeded"), std::string::npos) << manual.stderr_text;
+
+  const auto status = status_of(config);
+  for (const auto& result : status["recent"]) EXPECT_EQ(result["outcome"], "succeeded") << result.dump();
+  EXPECT_EQ(agent.log().find("[050]"), std::string::npos) << "a backup hit pgBackRest's lock";
+  // The manual full started after the scheduled incremental stopped.
+  const auto after = cluster_->backups();
+  ASSERT_GE(after.size(), 2u);
+  const auto& last = after.back();
+  EXPECT_EQ(last.type, "full");
+  EXPECT_GE(last.start_epoch, after[after.size() - 2].stop_epoch);
+}
+
+TEST_F(DaemonIntegration, StandbySkipsItsScheduleWithAReason) {
+  // A streaming replica of the test cluster.
+  const std::string standby = cluster_->dir() + "/standby";
+  auto runner = make_posix_process_runner();
+  ProcessSpec basebackup;
+  basebackup.argv = {cluster_->get("BINDIR") + "/pg_basebackup",
+                     "-h",
+                     cluster_->get("SOCKET_DIR"),
+                     "-p",
+                     cluster_->get("PORT"),
+                     "-U",
+                     "postgres",
+                     "-D",
+                     standby,
+                     "-R",
+                     "-X",
+                     "stream",
+                     "--tablespace-mapping=" + cluster_->get("TABLESPACE_DIR") + "=" + standby + "-ts1"};
+  basebackup.tag = "pg_basebackup";
+  auto copied = runner->run(basebackup, CancelToken::never());
+  ASSERT_TRUE(copied.ok() && copied->succeeded()) << (copied.ok() ? copied->error_excerpt(5) : "");
+  PortHolder reserve;
+  const int port = reserve.port();
+  const std::string socket_dir = standby + "-run";
+  mkdir(socket_dir.c_str(), 0700);
+  ProcessSpec server;
+  server.argv = {cluster_->get("BINDIR") + "/postgres",
+                 "-D",
+                 standby,
+                 "-c",
+                 "port=" + std::to_string(port),
+                 "-c",
+                 "listen_addresses=",
+                 "-c",
+                 "unix_socket_directories=" + socket_dir,
+                 "-c",
+                 "archive_mode=off"};
+  server.tag = "standby";
+  auto started = runner->start(server);
+  ASSERT_TRUE(started.ok());
+  ASSERT_TRUE(eventually([&] { return file_exists(socket_dir + "/.s.PGSQL." + std::to_string(port)); },
+                         std::chrono::seconds(30)));
+
+  const std::string config =
+      run_config("standby-agent", "schedules:\n  incr: \"* * * * *\"\nmanual:\n  annotations_file: \"\"\n",
+                 socket_dir, std::to_string(port));
+  const auto before = cluster_->backups().size();
+  {
+    RunningAgent agent(config);
+    ASSERT_TRUE(eventually(
+        [&] {
+          const auto status = status_of(config);
+          return status.contains("skipped") && status["skipped"].value("standby", 0) >= 1;
+        },
+        std::chrono::seconds(90)))
+        << agent.log();
+    EXPECT_TRUE(agent.log_contains("this server is a standby; only the primary backs up")) << agent.log();
+  }
+  EXPECT_EQ(cluster_->backups().size(), before);
+  started.value()->stop(SIGINT, std::chrono::seconds(30));
+}
+
+TEST_F(DaemonIntegration, SigtermDuringABackupEndsWithinTheGracePeriod) {
+  const std::string config =
+      run_config("sigterm", "manual:\n  annotations_file: \"\"\nrun:\n  grace_seconds: 1\n");
+  RunningAgent agent(config);
+  const auto queued = run_agent({"backup", "--type", "full", "--config", config});
+  ASSERT_EQ(queued.exit_code, 0) << queued.stderr_text;
+  const std::string pgbackrest_config = cluster_->get("PGBACKREST_CONFIG");
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (auto pid : processes_matching(pgbackrest_config)) {
+          const std::string cmdline = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+          if (cmdline.find("backup") != std::string::npos &&
+              cmdline.find("archive-push") == std::string::npos)
+            return true;
+        }
+        return false;
+      },
+      std::chrono::seconds(30)))
+      << agent.log();
+  const auto begin = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(agent.process().pid(), SIGTERM), 0);
+  auto result = agent.process().wait(CancelToken::never(), std::chrono::seconds(30));
+  ASSERT_TRUE(result.has_value()) << "the agent did not stop";
+  EXPECT_EQ(result->exit_code, 0) << agent.log();
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(15));
+  EXPECT_TRUE(eventually(
+      [&] {
+        for (auto pid : processes_matching(pgbackrest_config)) {
+          const std::string cmdline = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+          if (cmdline.find("archive-push") == std::string::npos) return false;
+        }
+        return true;
+      },
+      std::chrono::seconds(5)))
+      << "a pgBackRest backup process outlived the agent";
+  EXPECT_TRUE(agent.log_contains("grace period over")) << agent.log();
+}
+
+}  // namespace
+}  // namespace agent::testing

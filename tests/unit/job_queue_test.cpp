@@ -1,0 +1,105 @@
+#include "jobs/job_queue.hpp"
+
+#include <gtest/gtest.h>
+
+namespace agent {
+namespace {
+
+BackupRequest scheduled(BackupType type) {
+  return {type, Trigger::schedule, "schedule", {}};
+}
+BackupRequest manual(BackupType type) {
+  return {type, Trigger::annotation, "annotation", {}};
+}
+
+TEST(JobQueue, OneRunsAtATimeTheRestWaitInOrder) {
+  JobQueue queue(8);
+  const auto a = queue.offer(scheduled(BackupType::incr));
+  ASSERT_EQ(a.admission, Admission::queued);
+  ASSERT_EQ(queue.start_next()->id, a.job_id);
+  EXPECT_FALSE(queue.start_next().has_value()) << "a second job started while one runs";
+  const auto b = queue.offer(manual(BackupType::full));
+  EXPECT_EQ(b.admission, Admission::queued);
+  queue.finish_running();
+  EXPECT_EQ(queue.start_next()->id, b.job_id);
+}
+
+TEST(JobQueue, ScheduleCoveredByARunningBackupIsMerged) {
+  JobQueue queue(8);
+  queue.offer(scheduled(BackupType::full));
+  const auto running = queue.start_next();
+  const auto incr = queue.offer(scheduled(BackupType::incr));
+  EXPECT_EQ(incr.admission, Admission::merged);
+  EXPECT_EQ(incr.job_id, running->id);
+  EXPECT_NE(incr.reason.find("a full backup is already running"), std::string::npos);
+  const auto full = queue.offer(scheduled(BackupType::full));
+  EXPECT_EQ(full.admission, Admission::merged);
+  EXPECT_TRUE(queue.pending().empty());
+}
+
+TEST(JobQueue, LargerScheduleWaitsBehindASmallerRunningOne) {
+  JobQueue queue(8);
+  queue.offer(scheduled(BackupType::incr));
+  queue.start_next();
+  const auto full = queue.offer(scheduled(BackupType::full));
+  EXPECT_EQ(full.admission, Admission::queued);
+  EXPECT_EQ(queue.pending().size(), 1u);
+}
+
+TEST(JobQueue, FullDueWhileAnIncrementalWaitsReplacesIt) {
+  JobQueue queue(8);
+  queue.offer(scheduled(BackupType::diff));
+  queue.start_next();
+  const auto incr = queue.offer(scheduled(BackupType::incr));  // merged: diff covers incr
+  EXPECT_EQ(incr.admission, Admission::merged);
+  queue.finish_running();
+  const auto waiting_incr = queue.offer(scheduled(BackupType::incr));
+  ASSERT_EQ(waiting_incr.admission, Admission::queued);
+  const auto full = queue.offer(scheduled(BackupType::full));
+  EXPECT_EQ(full.admission, Admission::superseded);
+  EXPECT_EQ(full.superseded_ids, std::vector<std::uint64_t>{waiting_incr.job_id});
+  ASSERT_EQ(queue.pending().size(), 1u);
+  EXPECT_EQ(queue.pending().front().request.type, BackupType::full);
+}
+
+TEST(JobQueue, ManualRequestIsNeverAnsweredByABackupThatStartedBeforeIt) {
+  JobQueue queue(8);
+  queue.offer(scheduled(BackupType::full));
+  queue.start_next();
+  const auto request = queue.offer(manual(BackupType::full));
+  EXPECT_EQ(request.admission, Admission::queued);
+  // A second manual request while the first waits is answered by the queued one.
+  const auto again = queue.offer(manual(BackupType::incr));
+  EXPECT_EQ(again.admission, Admission::merged);
+  EXPECT_EQ(again.job_id, request.job_id);
+}
+
+TEST(JobQueue, ManualJobsAreNotSuperseded) {
+  JobQueue queue(8);
+  queue.offer(scheduled(BackupType::full));
+  queue.start_next();
+  const auto manual_incr = queue.offer(manual(BackupType::incr));
+  const auto scheduled_full = queue.offer(scheduled(BackupType::full));
+  EXPECT_EQ(scheduled_full.admission, Admission::merged);  // the running full covers it
+  EXPECT_EQ(queue.pending().size(), 1u);
+  EXPECT_EQ(queue.pending().front().id, manual_incr.job_id);
+}
+
+TEST(JobQueue, IsBounded) {
+  JobQueue queue(2);
+  queue.offer(manual(BackupType::incr));
+  queue.start_next();
+  EXPECT_EQ(queue.offer(manual(BackupType::incr)).admission, Admission::queued);
+  // The queued incremental covers further incrementals, so use fulls to fill it.
+  EXPECT_EQ(queue.offer(manual(BackupType::full)).admission, Admission::queued);
+  const auto refused = queue.offer(manual(BackupType::full));
+  EXPECT_EQ(refused.admission, Admission::merged);  // covered by the queued full
+  JobQueue tiny(1);
+  tiny.offer(manual(BackupType::incr));
+  const auto full = tiny.offer(manual(BackupType::full));
+  EXPECT_EQ(full.admission, Admission::refused);
+  EXPECT_NE(full.reason.find("queue is full"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace agent
