@@ -1,54 +1,82 @@
+#include <unistd.h>
+
+#include <filesystem>
+
 #include "cli/commands.hpp"
-#include "config/config.hpp"
 #include "core/cancel.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
-#include "exec/commands.hpp"
+#include "daemon/control_protocol.hpp"
 #include "exec/process.hpp"
 #include "pg/session.hpp"
 #include "pipelines/dump_pipeline.hpp"
 
 namespace agent {
 
-int command_dump(const DumpOptions& options) {
-  std::vector<ConfigOverride> overrides;
-  if (options.database) overrides.push_back({"dump.database", *options.database, "--database"});
-  if (options.output) overrides.push_back({"dump.output", *options.output, "--output"});
-  if (options.scratch) overrides.push_back({"restore.scratch", *options.scratch, "--scratch"});
-  if (options.port) overrides.push_back({"restore.port", std::to_string(*options.port), "--port"});
-  if (options.log_format) overrides.push_back({"log.format", *options.log_format, "--log-format"});
-  int exit_code = 0;
-  const auto loaded = load_command_config(options.config_path, overrides, exit_code);
-  if (!loaded) return exit_code;
-  const AgentConfig& config = *loaded;
+namespace {
 
-  auto target = parse_target_time(options.target);
-  if (!target) return fail(target.error());
-  if (options.backup_set && !is_backup_label(*options.backup_set))
-    return fail(make_error(ErrorKind::usage, "'" + *options.backup_set + "' is not a backup set label",
-                           "use a label from `pgbackrest info`, e.g. 20241104-020000F or "
-                           "20241104-020000F_20241104-091500I"));
-  if (config.dump.database.size() > 63)
-    return fail(make_error(ErrorKind::usage, "database name '" + config.dump.database + "' is too long",
-                           "PostgreSQL names have at most 63 bytes"));
+// The running agent resolves paths from its own working directory, not the caller's.
+std::optional<std::string> absolute(const std::optional<std::string>& path) {
+  if (!path || *path == "-" || path->empty()) return path;
+  return std::filesystem::absolute(*path).lexically_normal().string();
+}
 
-  DumpJob job;
-  job.config = config;
-  job.target = *target;
-  job.database = config.dump.database;
-  job.output = config.dump.output;
-  job.scratch = config.restore.scratch;
-  job.port = config.restore.port;
-  job.backup_set = options.backup_set;
-  job.overwrite = options.overwrite;
+nlohmann::json dump_request(const DumpArguments& a) {
+  nlohmann::json request = {{"command", "dump"}, {"target", a.target}, {"overwrite", a.overwrite}};
+  if (a.database) request["database"] = *a.database;
+  if (a.output) request["output"] = *a.output;
+  if (a.scratch) request["scratch"] = *a.scratch;
+  if (a.port) request["port"] = *a.port;
+  if (a.backup_set) request["set"] = *a.backup_set;
+  return request;
+}
 
+// Through the running agent: the dump shares its records, and goes on if this client goes away.
+int dump_through_agent(int fd, const DumpArguments& arguments) {
+  auto logger = log::get("dump");
+  if (auto s = send_json_line(fd, dump_request(arguments)); !s) return fail(s.error());
+  std::string buffer;
+  for (;;) {
+    auto line = read_json_line(fd, buffer);
+    if (!line) return fail(line.error());
+    if (!*line)
+      return fail(make_error(ErrorKind::environment,
+                             "the agent closed the connection before the dump finished",
+                             "see `agent status`"));
+    const auto& message = **line;
+    const std::string event = message.value("event", "");
+    if (event == "step") {
+      const std::string state = message.value("state", "");
+      if (state == "started")
+        logger->info("{}: started", message.value("step", ""));
+      else
+        logger->info("{}: {} after {:.2f} s", message.value("step", ""), state,
+                     message.value("seconds", 0.0));
+    } else if (event == "accepted") {
+      logger->info("the running agent took the dump (job {})", message.value("job_id", 0));
+    } else if (event == "finished" || !message.value("ok", true)) {
+      if (!message.value("ok", false)) {
+        const int code = message.value("exit_code", exit_code_for(ErrorKind::usage));
+        logger->error("{}", message.value("error", "the dump failed"));
+        if (!message.value("hint", "").empty()) logger->error("HINT: {}", message.value("hint", ""));
+        logger->error("exit code {}", code);
+        return code;
+      }
+      const auto& summary = message["summary"];
+      logger->info("dump written: {} ({} bytes, sha256 {}), manifest {}", summary.value("output", ""),
+                   summary.value("bytes", 0ULL), summary.value("sha256", ""), summary.value("manifest", ""));
+      return kExitSuccess;
+    }
+  }
+}
+
+int dump_here(const DumpJob& job) {
   CancelToken cancel;
   cancel_on_termination_signals(cancel);
   SystemClock clock;
   auto runner = make_posix_process_runner();
   auto connector = make_pqxx_connector();
   DumpServices services{*runner, *connector, clock, cancel};
-
   auto summary = run_dump(job, services);
   if (!summary) return fail(summary.error());
   auto logger = log::get("dump");
@@ -58,6 +86,35 @@ int command_dump(const DumpOptions& options) {
     logger->info("dump written: {} ({} bytes, sha256 {}), manifest {}", summary->output, summary->bytes,
                  summary->sha256, summary->manifest_path);
   return kExitSuccess;
+}
+
+}  // namespace
+
+int command_dump(const DumpOptions& options) {
+  std::vector<ConfigOverride> overrides;
+  if (options.log_format) overrides.push_back({"log.format", *options.log_format, "--log-format"});
+  int exit_code = 0;
+  const auto config = load_command_config(options.config_path, overrides, exit_code);
+  if (!config) return exit_code;
+
+  const DumpArguments arguments{
+      options.target, options.database,   absolute(options.output), absolute(options.scratch),
+      options.port,   options.backup_set, options.overwrite};
+  // Bad input is refused here, before anything is asked of anyone.
+  auto job = build_dump_job(*config, arguments);
+  if (!job) return fail(job.error());
+
+  // A dump to standard output must come out of this process; anything else goes through the
+  // running agent when there is one.
+  if (!job->to_stdout()) {
+    if (auto fd = connect_control_socket(config->control.socket)) {
+      const int code = dump_through_agent(*fd, arguments);
+      close(*fd);
+      return code;
+    }
+    log::get("dump")->info("no agent is running on {}; running the dump here", config->control.socket);
+  }
+  return dump_here(*job);
 }
 
 }  // namespace agent

@@ -65,6 +65,8 @@ AgentDaemon::~AgentDaemon() {
   }
   wake_worker_.notify_all();
   if (worker_.joinable()) worker_.join();
+  if (dump_cancel_) dump_cancel_->cancel();
+  if (dump_thread_.joinable()) dump_thread_.join();
 }
 
 Status AgentDaemon::start() {
@@ -233,6 +235,8 @@ void AgentDaemon::on_signal(int signal_number) {
   stopping_ = true;
   logger->info("signal {}: draining (no new jobs; a running job gets {} s)", signal_number,
                config_.run.grace_seconds);
+  // A dump's temporary server is stopped at once: it is a copy, nothing is lost.
+  if (dump_cancel_) dump_cancel_->cancel(signal_number);
   for (auto& schedule : schedules_) schedule->stop();
   if (annotation_) annotation_->stop();
   if (control_) control_->stop();
@@ -250,7 +254,7 @@ void AgentDaemon::on_signal(int signal_number) {
 }
 
 void AgentDaemon::finish_shutdown_if_idle() {
-  if (queue_.running()) return;
+  if (queue_.running() || dump_running_) return;
   grace_timer_.cancel();
   for (auto& [id, replies] : waiters_)
     for (auto& reply : replies)
@@ -287,7 +291,16 @@ nlohmann::json AgentDaemon::status() {
         {"last_handled_at",
          handled_->last_handled_at() ? nlohmann::json(iso(*handled_->last_handled_at())) : nullptr}};
   }
+  const auto dump_json = [](const std::optional<DumpRecord>& record) -> nlohmann::json {
+    if (!record) return nullptr;
+    return {{"job_id", record->id},
+            {"target", record->target},
+            {"output", record->output},
+            {"started_at", iso(record->started)},
+            {"outcome", record->outcome}};
+  };
   return {{"agent_version", kAgentVersion},
+          {"dump", {{"running", dump_json(dump_running_)}, {"last", dump_json(dump_last_)}}},
           {"stanza", config_.stanza},
           {"started_at", iso(started_at_)},
           {"stopping", stopping_},
@@ -303,6 +316,82 @@ void AgentDaemon::backup(BackupType type, bool wait, ControlReply reply) {
   enqueue(BackupRequest{type, Trigger::manual, std::string("agent backup --type ") + backup_type_name(type),
                         clock_.now()},
           reply, wait);
+}
+
+}  // namespace agent
+
+namespace agent {
+
+void AgentDaemon::dump(const DumpArguments& arguments, ControlReply reply) {
+  const auto refuse = [&](const Error& error) {
+    reply({{"ok", false},
+           {"error", error.message},
+           {"hint", error.hint},
+           {"exit_code", exit_code_for(error.kind)}},
+          true);
+  };
+  if (stopping_) return refuse(make_error(ErrorKind::interrupted, "the agent is shutting down"));
+  if (dump_running_)
+    return refuse(make_error(ErrorKind::environment,
+                             "a dump is already running (job " + std::to_string(dump_running_->id) + ")",
+                             "wait for it to finish (agent status)"));
+  auto job = build_dump_job(config_, arguments);
+  if (!job) return refuse(job.error());
+  if (job->to_stdout())
+    return refuse(
+        make_error(ErrorKind::usage, "the running agent cannot write a dump to your standard output",
+                   "give --output a file, or run `agent dump --output -` (it runs in your process)"));
+
+  const std::uint64_t id = next_dump_id_++;
+  dump_running_ = DumpRecord{id, format_iso_utc(job->target.instant), job->output, clock_.now(), nullptr};
+  log::get("dump")->info("dump job {}: target {}, output {}", id, dump_running_->target, job->output);
+  reply({{"event", "accepted"}, {"job_id", id}}, false);
+  if (dump_thread_.joinable()) dump_thread_.join();
+  dump_cancel_ = std::make_unique<CancelToken>();
+  dump_thread_ = std::thread([this, job = std::move(*job), reply, cancel = dump_cancel_.get()] {
+    SystemClock clock;
+    DumpServices services{*runner_, *connector_, clock, *cancel, {}};
+    // Progress goes to the client from the loop thread, which owns the connection.
+    services.on_step = [this, reply](const std::string& step, const std::string& state, double seconds) {
+      boost::asio::post(io_, [reply, step, state, seconds] {
+        reply({{"event", "step"}, {"step", step}, {"state", state}, {"seconds", seconds}}, false);
+      });
+    };
+    auto summary = run_dump(job, services);
+    boost::asio::post(io_, [this, summary = std::move(summary), reply]() mutable {
+      on_dump_finished(std::move(summary), reply);
+    });
+  });
+}
+
+void AgentDaemon::on_dump_finished(Result<DumpSummary> summary, ControlReply reply) {
+  if (dump_thread_.joinable()) dump_thread_.join();
+  dump_cancel_.reset();
+  nlohmann::json message;
+  if (summary) {
+    message = {{"event", "finished"},
+               {"ok", true},
+               {"summary",
+                {{"output", summary->output},
+                 {"manifest", summary->manifest_path},
+                 {"bytes", summary->bytes},
+                 {"sha256", summary->sha256},
+                 {"backup_set", summary->backup_label},
+                 {"gap_seconds", summary->gap_seconds}}}};
+  } else {
+    const auto& error = summary.error();
+    log::get("dump")->error("dump job {}: {}", dump_running_->id, error.describe());
+    message = {{"event", "finished"},
+               {"ok", false},
+               {"error", error.message},
+               {"hint", error.hint},
+               {"exit_code", exit_code_for(error.kind)}};
+  }
+  dump_running_->outcome = message;
+  dump_last_ = std::move(dump_running_);
+  dump_running_.reset();
+  reply(message, true);
+  if (stopping_) finish_shutdown_if_idle();
 }
 
 }  // namespace agent

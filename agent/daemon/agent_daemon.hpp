@@ -25,6 +25,7 @@
 #include "jobs/job_queue.hpp"
 #include "pg/session.hpp"
 #include "pipelines/backup_pipeline.hpp"
+#include "pipelines/dump_pipeline.hpp"
 
 namespace agent {
 
@@ -38,6 +39,7 @@ class AgentDaemon final : public ControlHandler {
   // ControlHandler
   nlohmann::json status() override;
   void backup(BackupType type, bool wait, ControlReply reply) override;
+  void dump(const DumpArguments& arguments, ControlReply reply) override;
 
  private:
   Status start();
@@ -48,6 +50,7 @@ class AgentDaemon final : public ControlHandler {
   void worker_loop();
   void on_signal(int signal_number);
   void finish_shutdown_if_idle();
+  void on_dump_finished(Result<DumpSummary> summary, ControlReply reply);
 
   AgentConfig config_;
   boost::asio::io_context io_;
@@ -77,6 +80,20 @@ class AgentDaemon final : public ControlHandler {
   std::unique_ptr<CancelToken> job_cancel_;  // the running job's, to stop it on shutdown
   bool worker_exit_ = false;
   std::thread worker_;
+
+  // Dumps run beside backups (a restore takes no pgBackRest lock), one at a time.
+  struct DumpRecord {
+    std::uint64_t id = 0;
+    std::string target;
+    std::string output;
+    std::chrono::system_clock::time_point started{};
+    nlohmann::json outcome;  // set when it ends
+  };
+  std::uint64_t next_dump_id_ = 1;
+  std::optional<DumpRecord> dump_running_;
+  std::optional<DumpRecord> dump_last_;
+  std::unique_ptr<CancelToken> dump_cancel_;
+  std::thread dump_thread_;
 };
 
 nlohmann::json backup_result_json(const BackupResult& result);

@@ -18,6 +18,25 @@ namespace {
 
 using boost::asio::local::stream_protocol;
 
+// The fields of a dump request, each of the right JSON type, or nothing.
+std::optional<DumpArguments> dump_arguments(const nlohmann::json& request) {
+  DumpArguments a;
+  if (!request.contains("target") || !request["target"].is_string()) return std::nullopt;
+  a.target = request["target"];
+  for (auto [key, field] : {std::pair{"database", &a.database}, std::pair{"output", &a.output},
+                            std::pair{"scratch", &a.scratch}, std::pair{"set", &a.backup_set}}) {
+    if (!request.contains(key)) continue;
+    if (!request[key].is_string()) return std::nullopt;
+    *field = request[key].get<std::string>();
+  }
+  if (request.contains("port")) {
+    if (!request["port"].is_number_integer()) return std::nullopt;
+    a.port = request["port"].get<int>();
+  }
+  a.overwrite = request.value("overwrite", false);
+  return a;
+}
+
 class ControlSession : public std::enable_shared_from_this<ControlSession> {
  public:
   ControlSession(stream_protocol::socket socket, ControlHandler& handler)
@@ -70,8 +89,17 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
         return;
       }
       handler_.backup(*type, request.value("wait", false), send);
+    } else if (command == "dump") {
+      const auto arguments = dump_arguments(request);
+      if (!arguments) {
+        reply({{"ok", false}, {"error", "malformed dump request"}, {"exit_code", 2}}, true);
+        return;
+      }
+      handler_.dump(*arguments, send);
     } else {
-      reply({{"ok", false}, {"error", "unknown command '" + command + "'"}, {"hint", "use status or backup"}},
+      reply({{"ok", false},
+             {"error", "unknown command '" + command + "'"},
+             {"hint", "use status, backup or dump"}},
             true);
     }
   }

@@ -10,6 +10,7 @@
 
 #include "core/error.hpp"
 #include "jobs/backup_request.hpp"
+#include "pipelines/dump_job.hpp"
 
 namespace agent {
 
@@ -21,6 +22,7 @@ class ControlHandler {
   virtual ~ControlHandler() = default;
   virtual nlohmann::json status() = 0;
   virtual void backup(BackupType type, bool wait, ControlReply reply) = 0;
+  virtual void dump(const DumpArguments& arguments, ControlReply reply) = 0;
 };
 
 class ControlServer {

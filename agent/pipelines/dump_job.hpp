@@ -4,6 +4,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "core/error.hpp"
 #include "time/target_time.hpp"
 
 namespace agent {
@@ -20,5 +21,20 @@ struct DumpJob {
 
   bool to_stdout() const { return output == "-"; }
 };
+
+// What a person asked for on the command line (or through the control socket); what is not
+// given comes from the config.
+struct DumpArguments {
+  std::string target;
+  std::optional<std::string> database;
+  std::optional<std::string> output;
+  std::optional<std::string> scratch;
+  std::optional<int> port;
+  std::optional<std::string> backup_set;
+  bool overwrite = false;
+};
+
+// Checks the arguments (target time, set label, names, ranges) and merges them with `config`.
+Result<DumpJob> build_dump_job(const AgentConfig& config, const DumpArguments& arguments);
 
 }  // namespace agent

@@ -349,7 +349,7 @@ Result<DumpSummary> run_dump(const DumpJob& job, DumpServices& services) {
       {"dump", dump, remove_partial},     {"publish", publish, nullptr},
       {"stop", stop_step, nullptr},
   };
-  auto status = run_steps<DumpContext>(steps, context, services.cancel, *context.logger);
+  auto status = run_steps<DumpContext>(steps, context, services.cancel, *context.logger, services.on_step);
   if (!status) return status.error();
   context.summary.timings = context.timings;
   return context.summary;

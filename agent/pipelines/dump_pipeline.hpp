@@ -22,6 +22,7 @@ struct DumpServices {
   PgConnector& connector;
   Clock& clock;
   const CancelToken& cancel;
+  StepObserver on_step = {};
 };
 
 struct DumpSummary {

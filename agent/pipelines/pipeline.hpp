@@ -26,10 +26,14 @@ struct Step {
   std::function<void(Context&)> teardown;  // optional; must not throw
 };
 
+// Sees each step start ("started") and end ("done" or "failed"), e.g. to stream progress to a
+// client of the control socket.
+using StepObserver = std::function<void(const std::string& step, const std::string& state, double seconds)>;
+
 // Context must have `std::vector<StepTiming> timings`.
 template <typename Context>
 Status run_steps(std::span<const Step<Context>> steps, Context& context, const CancelToken& cancel,
-                 spdlog::logger& logger) {
+                 spdlog::logger& logger, const StepObserver& observer = {}) {
   using Steady = std::chrono::steady_clock;
   std::size_t started = 0;
   Status outcome;
@@ -40,6 +44,7 @@ Status run_steps(std::span<const Step<Context>> steps, Context& context, const C
       break;
     }
     logger.info("{}: started", step.name);
+    if (observer) observer(step.name, "started", 0);
     const auto begin = Steady::now();
     ++started;
     Status status = step.execute(context);
@@ -52,9 +57,11 @@ Status run_steps(std::span<const Step<Context>> steps, Context& context, const C
                            "the job was stopped by a signal; nothing was left under its final name");
       outcome = error.with_context(step.name);
       logger.error("{}: failed after {:.2f} s", step.name, seconds);
+      if (observer) observer(step.name, "failed", seconds);
       break;
     }
     logger.info("{}: done in {:.2f} s", step.name, seconds);
+    if (observer) observer(step.name, "done", seconds);
   }
   for (std::size_t i = started; i-- > 0;) {
     if (!steps[i].teardown) continue;

@@ -224,6 +224,30 @@ TEST_F(DaemonIntegration, StandbySkipsItsScheduleWithAReason) {
   started.value()->stop(SIGINT, std::chrono::seconds(30));
 }
 
+TEST_F(DaemonIntegration, DumpThroughTheRunningAgent) {
+  const std::string config = run_config("dump-agent", "manual:\n  annotations_file: \"\"\n");
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/through-agent.sql";
+  RunningAgent agent(config);
+  const auto run =
+      run_agent({"dump", "--config", config, "--target", cluster_->target(), "--database", "api", "--output",
+                 output, "--scratch", cluster_->get("SCRATCH"), "--port", cluster_->get("SCRATCH_PORT")});
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text << agent.log();
+  EXPECT_NE(run.stderr_text.find("the running agent took the dump"), std::string::npos) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("verify: done"), std::string::npos) << run.stderr_text;
+  expect_rows_at_target(read_file(output));
+  EXPECT_TRUE(file_exists(output + ".manifest.json"));
+  EXPECT_TRUE(processes_matching(cluster_->get("SCRATCH") + "/").empty());
+  const auto status = status_of(config);
+  ASSERT_TRUE(status["dump"]["last"].is_object()) << status.dump();
+  EXPECT_TRUE(status["dump"]["last"]["outcome"]["ok"].get<bool>());
+  // Bad input is refused by the agent too, with the documented exit code.
+  const auto refused = run_agent({"dump", "--config", config, "--target", "2999-01-01 00:00:00+00",
+                                  "--output", cluster_->get("OUTPUT_DIR") + "/never.sql", "--scratch",
+                                  cluster_->get("SCRATCH"), "--port", cluster_->get("SCRATCH_PORT")});
+  EXPECT_EQ(refused.exit_code, 3) << refused.stderr_text;
+  EXPECT_FALSE(file_exists(cluster_->get("OUTPUT_DIR") + "/never.sql"));
+}
+
 TEST_F(DaemonIntegration, SigtermDuringABackupEndsWithinTheGracePeriod) {
   const std::string config =
       run_config("sigterm", "manual:\n  annotations_file: \"\"\nrun:\n  grace_seconds: 1\n");

@@ -46,14 +46,6 @@ class DumpIntegration : public ::testing::Test {
             "--scratch", scratch};
   }
 
-  static void expect_rows_at_target(const std::string& dump_text) {
-    const auto rows = events_in_dump(dump_text);
-    std::set<int> expected;
-    for (int id = 1; id <= 100; ++id) expected.insert(id);  // written before the target; 101..200 after
-    EXPECT_EQ(rows.ids, expected);
-    EXPECT_EQ(rows.phases, (std::set<std::string>{"before"}));
-  }
-
   static void expect_no_error_lines(const AgentRun& run) {
     EXPECT_EQ(run.stderr_text.find(" error "), std::string::npos) << run.stderr_text;
   }

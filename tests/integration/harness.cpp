@@ -281,6 +281,14 @@ DumpRows events_in_dump(const std::string& dump_text) {
   return rows;
 }
 
+void expect_rows_at_target(const std::string& dump_text) {
+  const auto rows = events_in_dump(dump_text);
+  std::set<int> expected;
+  for (int id = 1; id <= 100; ++id) expected.insert(id);  // written before the target; 101..200 after
+  EXPECT_EQ(rows.ids, expected);
+  EXPECT_EQ(rows.phases, (std::set<std::string>{"before"}));
+}
+
 PortHolder::PortHolder() {
   fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in address{};

@@ -65,6 +65,8 @@ struct DumpRows {
 };
 // The rows of public.events in a plain dump.
 DumpRows events_in_dump(const std::string& dump_text);
+// The runbook's check: rows 1..100 (written before the target) and none written after it.
+void expect_rows_at_target(const std::string& dump_text);
 
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);

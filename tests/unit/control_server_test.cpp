@@ -21,7 +21,12 @@ class ScriptedHandler final : public ControlHandler {
     reply({{"event", "accepted"}, {"admission", "queued"}, {"job_id", 7}}, !wait);
     if (wait) pending = reply;
   }
+  void dump(const DumpArguments& arguments, ControlReply reply) override {
+    dumps.push_back(arguments);
+    reply({{"event", "finished"}, {"ok", true}}, true);
+  }
   std::vector<BackupType> requested;
+  std::vector<DumpArguments> dumps;
   std::optional<ControlReply> pending;
 };
 
@@ -103,6 +108,22 @@ TEST_F(ControlServerTest, BackupWithWaitStreamsTheResult) {
   EXPECT_EQ(replies[1]["event"], "finished");
   ASSERT_EQ(handler_.requested.size(), 1u);
   EXPECT_EQ(handler_.requested[0], BackupType::incr);
+}
+
+TEST_F(ControlServerTest, DumpRequestFieldsAreTyped) {
+  auto replies =
+      exchange(R"({"command":"dump","target":"2024-11-04 09:40:00-08:00","port":5533,"output":"/x.sql"})"
+               "\n");
+  ASSERT_EQ(replies.size(), 1u);
+  ASSERT_EQ(handler_.dumps.size(), 1u);
+  EXPECT_EQ(handler_.dumps[0].target, "2024-11-04 09:40:00-08:00");
+  EXPECT_EQ(handler_.dumps[0].port, 5533);
+  EXPECT_EQ(handler_.dumps[0].output, "/x.sql");
+  replies = exchange(R"({"command":"dump","target":"t","port":"5533"})"
+                     "\n");
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_FALSE(replies[0]["ok"].get<bool>());
+  EXPECT_EQ(handler_.dumps.size(), 1u);
 }
 
 TEST_F(ControlServerTest, SecondServerOnTheSamePathIsRefused) {

@@ -1,0 +1,35 @@
+#include "pipelines/dump_job.hpp"
+
+#include "exec/commands.hpp"
+
+namespace agent {
+
+Result<DumpJob> build_dump_job(const AgentConfig& config, const DumpArguments& arguments) {
+  auto target = parse_target_time(arguments.target);
+  if (!target) return target.error();
+  if (arguments.backup_set && !is_backup_label(*arguments.backup_set))
+    return make_error(ErrorKind::usage, "'" + *arguments.backup_set + "' is not a backup set label",
+                      "use a label from `pgbackrest info`, e.g. 20241104-020000F or "
+                      "20241104-020000F_20241104-091500I");
+  if (arguments.port && (*arguments.port < 1 || *arguments.port > 65535))
+    return make_error(ErrorKind::usage, "port " + std::to_string(*arguments.port) + " is outside 1..65535");
+  for (const auto* text : {&arguments.database, &arguments.output, &arguments.scratch})
+    if (*text && text->value().empty())
+      return make_error(ErrorKind::usage, "an empty value was given for --database, --output or --scratch");
+
+  DumpJob job;
+  job.config = config;
+  job.target = *target;
+  job.database = arguments.database.value_or(config.dump.database);
+  job.output = arguments.output.value_or(config.dump.output);
+  job.scratch = arguments.scratch.value_or(config.restore.scratch);
+  job.port = arguments.port.value_or(config.restore.port);
+  job.backup_set = arguments.backup_set;
+  job.overwrite = arguments.overwrite;
+  if (job.database.size() > 63)
+    return make_error(ErrorKind::usage, "database name '" + job.database + "' is too long",
+                      "PostgreSQL names have at most 63 bytes");
+  return job;
+}
+
+}  // namespace agent
