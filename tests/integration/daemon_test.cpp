@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -246,6 +247,30 @@ TEST_F(DaemonIntegration, DumpThroughTheRunningAgent) {
                                   cluster_->get("SCRATCH"), "--port", cluster_->get("SCRATCH_PORT")});
   EXPECT_EQ(refused.exit_code, 3) << refused.stderr_text;
   EXPECT_FALSE(file_exists(cluster_->get("OUTPUT_DIR") + "/never.sql"));
+}
+
+TEST_F(DaemonIntegration, JobCarriesOnWhenTheClientDisconnects) {
+  const std::string config = run_config("disconnect", "manual:\n  annotations_file: \"\"\n");
+  RunningAgent agent(config);
+  const auto fulls_before = count(cluster_->backups(), "full");
+  std::atomic<bool> accepted{false};
+  auto client =
+      start_agent({"backup", "--type", "full", "--wait", "--config", config}, [&](std::string_view line) {
+        if (line.find("job ") != std::string_view::npos && line.find("queued") != std::string_view::npos)
+          accepted = true;
+      });
+  ASSERT_TRUE(client.ok());
+  ASSERT_TRUE(eventually([&] { return accepted.load(); }, std::chrono::seconds(20)));
+  // A dropped `oc exec`: the client dies without a word.
+  kill(client.value()->pid(), SIGKILL);
+  client.value()->wait(CancelToken::never(), std::chrono::seconds(10));
+  EXPECT_TRUE(eventually([&] { return count(cluster_->backups(), "full") == fulls_before + 1; },
+                         std::chrono::seconds(90)))
+      << agent.log();
+  const auto status = status_of(config);
+  ASSERT_FALSE(status["recent"].empty()) << status.dump();
+  EXPECT_EQ(status["recent"][0]["trigger"], "manual");
+  EXPECT_EQ(status["recent"][0]["outcome"], "succeeded");
 }
 
 TEST_F(DaemonIntegration, SigtermDuringABackupEndsWithinTheGracePeriod) {
