@@ -150,6 +150,11 @@ struct BadCron {
   const char* message;  // the whole message after "cron expression '<expression>': "
 };
 
+// So a failing case prints its expression, not sixteen bytes.
+void PrintTo(const BadCron& bad, std::ostream* out) {
+  *out << "'" << bad.expression << "'";
+}
+
 class CronParseError : public ::testing::TestWithParam<BadCron> {};
 
 TEST_P(CronParseError, NamesTheFieldAndTheBadText) {
@@ -194,7 +199,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCron{"5/15 * * * *", "minute '5/15' has a step without a range; write */S or N-M/S, e.g. 5-59/15"},
         BadCron{"@reboot",
                 "unknown macro '@reboot'; known: @hourly, @daily, @midnight, @weekly, @monthly, @yearly, "
-                "@annually"}));
+                "@annually"}),
+    // Readable test names: the index, since the expressions are full of punctuation.
+    [](const ::testing::TestParamInfo<BadCron>& param) { return "case" + std::to_string(param.index); });
 
 // --- next_fire on ordinary days ----------------------------------------------------------------
 
