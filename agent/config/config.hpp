@@ -56,6 +56,13 @@ struct AgentConfig {
     int queue_capacity = 0;
   } run;
   struct {
+    std::string listen;  // host:port; empty: no HTTP endpoint
+  } http;
+  struct {
+    int refresh_seconds = 0;
+    bool crunchy_compat = false;
+  } metrics;
+  struct {
     std::string format;
     std::string level;
   } log;

@@ -18,6 +18,16 @@ std::optional<std::string> validate_time_zone(const std::string& name) {
   }
 }
 
+std::optional<std::string> validate_listen(const std::string& text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos) return "'" + text + "' is not host:port (e.g. 0.0.0.0:9451)";
+  const std::string port = text.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+      std::stoi(port) < 1 || std::stoi(port) > 65535)
+    return "'" + text + "' has no valid port (1..65535)";
+  return std::nullopt;
+}
+
 std::optional<std::string> validate_cron(const std::string& text) {
   auto parsed = parse_cron(text);
   if (parsed) return std::nullopt;
@@ -125,6 +135,17 @@ const std::vector<OptionSpec> kOptions = {
   {"run.queue_capacity", OptionType::integer, "8",
    "Backups that may wait behind the running one.", 1, 100, {},
    [](AgentConfig& c, const OptionValue& v) { c.run.queue_capacity = static_cast<int>(v.integer); }},
+
+  {"http.listen", OptionType::string, "0.0.0.0:9451",
+   "Address of /metrics, /healthz and /readyz (host:port); empty: no HTTP endpoint.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.http.listen = v.text; }, true, validate_listen},
+
+  {"metrics.refresh_seconds", OptionType::integer, "300",
+   "How often `pgbackrest info` and pg_stat_archiver are read (also at start and after each backup).", 10, 86400, {},
+   [](AgentConfig& c, const OptionValue& v) { c.metrics.refresh_seconds = static_cast<int>(v.integer); }},
+  {"metrics.crunchy_compat", OptionType::choice, "false",
+   "Also export Crunchy pgMonitor's ccp_backrest_* and ccp_archive_command_status_* series.", 0, 0, {"false", "true"},
+   [](AgentConfig& c, const OptionValue& v) { c.metrics.crunchy_compat = v.text == "true"; }},
 
   {"log.format", OptionType::choice, "text",
    "Log lines on stderr: readable text, or one JSON object per line.", 0, 0, {"text", "json"},

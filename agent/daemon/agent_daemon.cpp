@@ -55,7 +55,11 @@ AgentDaemon::AgentDaemon(AgentConfig config)
       grace_timer_(io_),
       runner_(make_posix_process_runner()),
       connector_(make_pqxx_connector()),
-      queue_(static_cast<std::size_t>(config_.run.queue_capacity)) {}
+      queue_(static_cast<std::size_t>(config_.run.queue_capacity)),
+      metrics_(std::make_unique<AgentMetrics>(
+          config_.stanza, config_.pgbackrest.repo > 0 ? std::to_string(config_.pgbackrest.repo) : "1",
+          config_.metrics.crunchy_compat)),
+      heartbeat_timer_(io_) {}
 
 AgentDaemon::~AgentDaemon() {
   {
@@ -102,6 +106,15 @@ Status AgentDaemon::start() {
 
   control_ = std::make_unique<ControlServer>(io_, config_.control.socket, *this);
   if (auto s = control_->start(); !s) return s;
+  if (!config_.http.listen.empty()) {
+    http_ = std::make_unique<HttpServer>(
+        io_, config_.http.listen,
+        [this](std::string_view method, std::string_view target) { return answer_http(method, target); });
+    if (auto s = http_->start(); !s) return s;
+  }
+  collector_ = std::make_unique<RepositoryCollector>(config_, *runner_, *connector_, *metrics_);
+  collector_->start();
+  beat();
   for (auto& schedule : schedules_) schedule->start();
   if (annotation_) {
     if (auto s = annotation_->start(); !s) return s;
@@ -130,7 +143,7 @@ void AgentDaemon::enqueue(const BackupRequest& request, std::optional<ControlRep
   auto logger = log::get("queue");
   if (stopping_) {
     logger->warn("{} ignored: the agent is shutting down", request.reason);
-    ++skipped_["shutting-down"];
+    count_skip("shutting-down");
     if (waiter) (*waiter)({{"event", "refused"}, {"reason", "the agent is shutting down"}}, true);
     return;
   }
@@ -143,7 +156,7 @@ void AgentDaemon::enqueue(const BackupRequest& request, std::optional<ControlRep
     case Admission::superseded:
       logger->info("job {}: {} backup queued ({}); {}", admission.job_id, backup_type_name(request.type),
                    request.reason, admission.reason);
-      skipped_["superseded"] += admission.superseded_ids.size();
+      count_skip("superseded", admission.superseded_ids.size());
       for (auto id : admission.superseded_ids) {  // their waiters now wait for the larger job
         auto& moved = waiters_[id];
         auto& target = waiters_[admission.job_id];
@@ -153,11 +166,11 @@ void AgentDaemon::enqueue(const BackupRequest& request, std::optional<ControlRep
       break;
     case Admission::merged:
       logger->info("{} skipped: {}", request.reason, admission.reason);
-      ++skipped_["merged"];
+      count_skip("merged");
       break;
     case Admission::refused:
       logger->warn("{} refused: {}", request.reason, admission.reason);
-      ++skipped_["queue-full"];
+      count_skip("queue-full");
       break;
   }
   if (waiter) {
@@ -170,6 +183,7 @@ void AgentDaemon::enqueue(const BackupRequest& request, std::optional<ControlRep
     if (!last) waiters_[admission.job_id].push_back(*waiter);
   }
   start_next_job();
+  update_queue_metrics();
 }
 
 void AgentDaemon::start_next_job() {
@@ -181,6 +195,7 @@ void AgentDaemon::start_next_job() {
     std::lock_guard lock(mutex_);
     job_for_worker_ = *job;
   }
+  update_queue_metrics();
   wake_worker_.notify_all();
 }
 
@@ -212,7 +227,10 @@ void AgentDaemon::worker_loop() {
 void AgentDaemon::on_job_finished(BackupResult result) {
   queue_.finish_running();
   running_since_.reset();
-  if (result.outcome == BackupOutcome::skipped) ++skipped_[result.skip_reason_code];
+  if (result.outcome == BackupOutcome::skipped) count_skip(result.skip_reason_code);
+  metrics_->record_backup(result, clock_.now());
+  if (result.info) metrics_->record_repository_read(*result.info, clock_.now(), result.info_seconds);
+  update_queue_metrics();
   const auto json = backup_result_json(result);
   if (auto it = waiters_.find(result.job_id); it != waiters_.end()) {
     for (auto& reply : it->second) reply({{"event", "finished"}, {"result", json}}, true);
@@ -243,6 +261,7 @@ void AgentDaemon::on_signal(int signal_number) {
   signals_.async_wait([this](const boost::system::error_code& ec, int again) {
     if (!ec) on_signal(again);
   });
+  if (http_) http_->stop();
   if (!queue_.running()) return finish_shutdown_if_idle();
   grace_timer_.expires_after(std::chrono::seconds(config_.run.grace_seconds));
   grace_timer_.async_wait([this, logger](const boost::system::error_code& ec) {
@@ -256,6 +275,8 @@ void AgentDaemon::on_signal(int signal_number) {
 void AgentDaemon::finish_shutdown_if_idle() {
   if (queue_.running() || dump_running_) return;
   grace_timer_.cancel();
+  heartbeat_timer_.cancel();
+  if (collector_) collector_->stop();
   for (auto& [id, replies] : waiters_)
     for (auto& reply : replies)
       reply({{"event", "abandoned"}, {"reason", "the agent stopped before the job ran"}}, true);
@@ -387,11 +408,52 @@ void AgentDaemon::on_dump_finished(Result<DumpSummary> summary, ControlReply rep
                {"hint", error.hint},
                {"exit_code", exit_code_for(error.kind)}};
   }
+  if (summary) {
+    double seconds = 0;
+    for (const auto& timing : summary->timings) seconds += timing.seconds;
+    metrics_->record_dump(DumpMetrics{clock_.now(), seconds, summary->bytes, summary->gap_seconds});
+  }
   dump_running_->outcome = message;
   dump_last_ = std::move(dump_running_);
   dump_running_.reset();
   reply(message, true);
   if (stopping_) finish_shutdown_if_idle();
+}
+
+}  // namespace agent
+
+namespace agent {
+
+void AgentDaemon::count_skip(const std::string& reason, std::uint64_t count) {
+  if (count == 0) return;
+  skipped_[reason] += count;
+  metrics_->record_skip(reason, count);
+}
+
+void AgentDaemon::update_queue_metrics() {
+  const auto& running = queue_.running();
+  metrics_->set_queue(queue_.pending().size(),
+                      running ? std::optional<BackupType>(running->request.type) : std::nullopt);
+}
+
+// The loop proves it still turns; /healthz fails when these beats stop.
+void AgentDaemon::beat() {
+  last_heartbeat_ = std::chrono::steady_clock::now();
+  heartbeat_timer_.expires_after(std::chrono::seconds(5));
+  heartbeat_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) beat();
+  });
+}
+
+HttpAnswer AgentDaemon::answer_http(std::string_view method, std::string_view target) {
+  RouteState state;
+  state.health.config_loaded = true;
+  state.health.last_loop_heartbeat = last_heartbeat_;
+  state.health.repository_readable = collector_->repository_readable();
+  state.health.repository_error = collector_->repository_error();
+  state.now = std::chrono::steady_clock::now();
+  state.scrape = [this] { return metrics_->scrape(clock_.now()); };
+  return route(method, target, state);
 }
 
 }  // namespace agent

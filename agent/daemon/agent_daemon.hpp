@@ -4,6 +4,7 @@
 // what runs; one worker thread runs the blocking pgBackRest job; its result comes back to the
 // loop, which records it and starts the next. SIGTERM/SIGINT drain: no new work, the running
 // job gets run.grace_seconds, then it is stopped.
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -19,10 +20,13 @@
 #include "config/config.hpp"
 #include "core/clock.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/repository_collector.hpp"
 #include "daemon/schedule_timer.hpp"
 #include "exec/process.hpp"
+#include "http/http_server.hpp"
 #include "jobs/annotation_trigger.hpp"
 #include "jobs/job_queue.hpp"
+#include "metrics/agent_metrics.hpp"
 #include "pg/session.hpp"
 #include "pipelines/backup_pipeline.hpp"
 #include "pipelines/dump_pipeline.hpp"
@@ -51,6 +55,10 @@ class AgentDaemon final : public ControlHandler {
   void on_signal(int signal_number);
   void finish_shutdown_if_idle();
   void on_dump_finished(Result<DumpSummary> summary, ControlReply reply);
+  void count_skip(const std::string& reason, std::uint64_t count = 1);
+  void update_queue_metrics();
+  void beat();
+  HttpAnswer answer_http(std::string_view method, std::string_view target);
 
   AgentConfig config_;
   boost::asio::io_context io_;
@@ -64,6 +72,11 @@ class AgentDaemon final : public ControlHandler {
   std::optional<HandledValues> handled_;
   std::unique_ptr<AnnotationTrigger> annotation_;
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<AgentMetrics> metrics_;
+  std::unique_ptr<RepositoryCollector> collector_;  // after metrics_: stops before it goes
+  std::unique_ptr<HttpServer> http_;
+  boost::asio::steady_timer heartbeat_timer_;
+  std::chrono::steady_clock::time_point last_heartbeat_{};  // loop thread only
   std::chrono::system_clock::time_point started_at_;
   bool stopping_ = false;
 

@@ -39,6 +39,23 @@ class PqxxSession final : public PgSession {
     }
   }
 
+  Result<ArchiverStats> archiver_stats() override {
+    try {
+      pqxx::nontransaction tx(*connection_);
+      const auto row = tx.exec1(
+          "SELECT archived_count, failed_count, extract(epoch FROM last_archived_time)::bigint,"
+          " extract(epoch FROM last_failed_time)::bigint FROM pg_stat_archiver");
+      ArchiverStats stats;
+      stats.archived_count = row[0].as<std::uint64_t>();
+      stats.failed_count = row[1].as<std::uint64_t>();
+      if (!row[2].is_null()) stats.last_archived_epoch = row[2].as<std::int64_t>();
+      if (!row[3].is_null()) stats.last_failed_epoch = row[3].as<std::int64_t>();
+      return stats;
+    } catch (const std::exception& e) {
+      return make_error(ErrorKind::external_tool, std::string("query failed: ") + e.what());
+    }
+  }
+
   Result<std::vector<std::string>> databases() override {
     try {
       pqxx::nontransaction tx(*connection_);

@@ -12,6 +12,13 @@
 
 namespace agent {
 
+struct ArchiverStats {
+  std::uint64_t archived_count = 0;
+  std::uint64_t failed_count = 0;
+  std::optional<std::int64_t> last_archived_epoch;
+  std::optional<std::int64_t> last_failed_epoch;
+};
+
 struct RecoveryStatus {
   bool in_recovery = false;
   std::string pause_state;                 // not paused, pause requested, paused
@@ -25,6 +32,8 @@ class PgSession {
   virtual Result<RecoveryStatus> recovery_status() = 0;
   // pg_is_in_recovery(): true on a standby.
   virtual Result<bool> is_in_recovery() = 0;
+  // pg_stat_archiver of the server.
+  virtual Result<ArchiverStats> archiver_stats() = 0;
   // Databases that accept connections (templates excluded).
   virtual Result<std::vector<std::string>> databases() = 0;
 };

@@ -114,7 +114,9 @@ BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, Back
   if (!status) result.message = status.error().describe();
 
   // The repository is the source of truth for what exists now, success or not.
+  const auto info_begin = std::chrono::steady_clock::now();
   auto info = read_stanza_info(config, services.runner, CancelToken::never());
+  result.info_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - info_begin).count();
   if (info)
     result.info = *info;
   else

@@ -38,6 +38,7 @@ struct BackupResult {
   std::chrono::system_clock::time_point started{};
   double seconds = 0;
   std::optional<StanzaInfo> info;  // the repository after the job, when it could be read
+  double info_seconds = 0;         // how long that read took
 };
 
 BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, BackupServices& services);

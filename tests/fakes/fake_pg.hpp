@@ -33,6 +33,7 @@ class FakePgSession final : public PgSession {
   }
   Result<std::vector<std::string>> databases() override { return script_.databases; }
   Result<bool> is_in_recovery() override { return script_.in_recovery; }
+  Result<ArchiverStats> archiver_stats() override { return ArchiverStats{}; }
 
  private:
   FakePgScript& script_;

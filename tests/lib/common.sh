@@ -25,7 +25,7 @@ AGENT_PACKAGES=(
     prometheus-cpp-dev libyaml-cpp-dev libspdlog-dev libboost-dev
     libboost-system-dev libboost-filesystem-dev nlohmann-json3-dev
     libhowardhinnant-date-dev libcli11-dev libgtest-dev libgmock-dev libssl-dev
-    clang-format tzdata util-linux procps
+    clang-format tzdata util-linux procps prometheus
 )
 
 log() { printf '[%s] %s\n' "${AGENT_LOG_TAG:-agent-tests}" "$*" >&2; }

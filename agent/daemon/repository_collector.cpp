@@ -1,0 +1,84 @@
+#include "daemon/repository_collector.hpp"
+
+#include "core/log.hpp"
+#include "exec/commands.hpp"
+#include "pipelines/backup_pipeline.hpp"
+
+namespace agent {
+
+RepositoryCollector::RepositoryCollector(const AgentConfig& config, ProcessRunner& runner,
+                                         PgConnector& connector, AgentMetrics& metrics)
+    : config_(config), runner_(runner), connector_(connector), metrics_(metrics) {}
+
+RepositoryCollector::~RepositoryCollector() {
+  stop();
+}
+
+void RepositoryCollector::start() {
+  thread_ = std::thread([this] { loop(); });
+}
+
+void RepositoryCollector::refresh_now() {
+  {
+    std::lock_guard lock(mutex_);
+    refresh_ = true;
+  }
+  wake_.notify_all();
+}
+
+void RepositoryCollector::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  cancel_.cancel();  // a `pgbackrest info` that hangs on a dead repository ends now
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::optional<bool> RepositoryCollector::repository_readable() const {
+  std::lock_guard lock(mutex_);
+  return readable_;
+}
+
+std::string RepositoryCollector::repository_error() const {
+  std::lock_guard lock(mutex_);
+  return error_;
+}
+
+void RepositoryCollector::loop() {
+  for (;;) {
+    collect();
+    std::unique_lock lock(mutex_);
+    wake_.wait_for(lock, std::chrono::seconds(config_.metrics.refresh_seconds),
+                   [this] { return stop_ || refresh_; });
+    if (stop_) return;
+    refresh_ = false;
+  }
+}
+
+void RepositoryCollector::collect() {
+  auto logger = log::get("metrics");
+  const auto begin = std::chrono::steady_clock::now();
+  auto info = read_stanza_info(config_, runner_, cancel_);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+  metrics_.record_repository_read(info, std::chrono::system_clock::now(), seconds);
+  {
+    std::lock_guard lock(mutex_);
+    if (info.ok() != readable_.value_or(!info.ok())) {
+      if (info)
+        logger->info("repository readable again");
+      else
+        logger->warn("cannot read the repository: {}", info.error().message);
+    }
+    readable_ = info.ok();
+    error_ = info ? std::string() : info.error().message;
+  }
+  // WAL archiving of the live server; a standby or a stopped server simply has none to report.
+  auto session = connector_.connect(
+      conninfo(config_.postgres.host, config_.postgres.port, config_.postgres.user, "postgres"));
+  if (!session) return;
+  if (auto stats = (*session)->archiver_stats()) metrics_.record_archiver(*stats);
+}
+
+}  // namespace agent

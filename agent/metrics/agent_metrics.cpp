@@ -1,0 +1,345 @@
+#include "metrics/agent_metrics.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <algorithm>
+
+#include "core/version.hpp"
+#include "pipelines/backup_pipeline.hpp"
+
+namespace agent {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Gauge;
+
+namespace {
+const char* const kTypes[] = {"full", "diff", "incr"};
+
+double epoch_seconds(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+// A backup of type `newest_type` answers a freshness question about `asked`: a full covers
+// everything, a diff covers diffs and incrementals.
+bool covers(const std::string& newest_type, const std::string& asked) {
+  if (newest_type == "full") return true;
+  if (newest_type == "diff") return asked != "full";
+  return asked == "incr";
+}
+}  // namespace
+
+struct AgentMetrics::Families {
+  explicit Families(prometheus::Registry& r)
+      : last_completion(BuildGauge()
+                            .Name("agent_backup_last_completion_timestamp_seconds")
+                            .Help("Stop time of the newest backup of this type in the repository")
+                            .Register(r)),
+        age(BuildGauge()
+                .Name("agent_backup_age_seconds")
+                .Help("Seconds, at scrape time, since the newest backup covering this type stopped "
+                      "(full: full; diff: full or diff; incr: any)")
+                .Register(r)),
+        last_duration(BuildGauge()
+                          .Name("agent_backup_last_duration_seconds")
+                          .Help("How long the newest backup of this type took")
+                          .Register(r)),
+        last_size(BuildGauge()
+                      .Name("agent_backup_last_size_bytes")
+                      .Help("Database size of the newest backup of this type")
+                      .Register(r)),
+        last_repo_size(BuildGauge()
+                           .Name("agent_backup_last_repository_size_bytes")
+                           .Help("Repository size of the newest backup of this type")
+                           .Register(r)),
+        count(BuildGauge()
+                  .Name("agent_repository_backups")
+                  .Help("Backups in the repository, by type")
+                  .Register(r)),
+        oldest(BuildGauge()
+                   .Name("agent_backup_oldest_completion_timestamp_seconds")
+                   .Help("Stop time of the oldest backup: the start of the recoverable window")
+                   .Register(r)),
+        archive_range(BuildGauge()
+                          .Name("agent_repository_wal_archive_info")
+                          .Help("The WAL range in the repository's archive (min and max segment)")
+                          .Register(r)),
+        info_success(BuildGauge()
+                         .Name("agent_repository_info_success")
+                         .Help("1 if the last `pgbackrest info` read succeeded, 0 if it failed")
+                         .Register(r)),
+        info_last_success(BuildGauge()
+                              .Name("agent_repository_info_last_success_timestamp_seconds")
+                              .Help("When `pgbackrest info` last succeeded")
+                              .Register(r)),
+        info_duration(BuildGauge()
+                          .Name("agent_repository_info_duration_seconds")
+                          .Help("How long the last `pgbackrest info` read took")
+                          .Register(r)),
+        info_errors(BuildCounter()
+                        .Name("agent_repository_info_errors_total")
+                        .Help("Failed `pgbackrest info` reads")
+                        .Register(r)),
+        backups(BuildCounter()
+                    .Name("agent_backups_total")
+                    .Help("Backup jobs the agent ran, by type, trigger and result")
+                    .Register(r)),
+        last_success(BuildGauge()
+                         .Name("agent_backup_last_success_timestamp_seconds")
+                         .Help("When the agent's last successful backup of this type finished")
+                         .Register(r)),
+        last_failure(BuildGauge()
+                         .Name("agent_backup_last_failure_timestamp_seconds")
+                         .Help("When the agent's last failed backup of this type finished")
+                         .Register(r)),
+        skipped(BuildCounter()
+                    .Name("agent_jobs_skipped_total")
+                    .Help("Backup requests skipped, by reason")
+                    .Register(r)),
+        queue_length(BuildGauge()
+                         .Name("agent_queue_length")
+                         .Help("Backups waiting behind the running one")
+                         .Register(r)),
+        running(
+            BuildGauge().Name("agent_backup_running").Help("1 while a backup of this type runs").Register(r)),
+        dump_completion(BuildGauge()
+                            .Name("agent_dump_last_completion_timestamp_seconds")
+                            .Help("When the last successful dump finished")
+                            .Register(r)),
+        dump_duration(BuildGauge()
+                          .Name("agent_dump_last_duration_seconds")
+                          .Help("How long the last dump took")
+                          .Register(r)),
+        dump_size(BuildGauge().Name("agent_dump_last_size_bytes").Help("Size of the last dump").Register(r)),
+        dump_gap(BuildGauge()
+                     .Name("agent_dump_last_replay_gap_seconds")
+                     .Help("Seconds between the last dump's target and its last replayed transaction")
+                     .Register(r)),
+        archived_count(BuildGauge()
+                           .Name("agent_pg_archiver_archived_wal_files")
+                           .Help("pg_stat_archiver.archived_count of the live server")
+                           .Register(r)),
+        failed_count(BuildGauge()
+                         .Name("agent_pg_archiver_failed_attempts")
+                         .Help("pg_stat_archiver.failed_count of the live server")
+                         .Register(r)),
+        last_archived(BuildGauge()
+                          .Name("agent_pg_archiver_last_archived_timestamp_seconds")
+                          .Help("pg_stat_archiver.last_archived_time of the live server")
+                          .Register(r)),
+        last_failed(BuildGauge()
+                        .Name("agent_pg_archiver_last_failed_timestamp_seconds")
+                        .Help("pg_stat_archiver.last_failed_time of the live server")
+                        .Register(r)),
+        build_info(BuildGauge().Name("agent_build_info").Help("The agent's version").Register(r)) {}
+
+  Family<Gauge>& last_completion;
+  Family<Gauge>& age;
+  Family<Gauge>& last_duration;
+  Family<Gauge>& last_size;
+  Family<Gauge>& last_repo_size;
+  Family<Gauge>& count;
+  Family<Gauge>& oldest;
+  Family<Gauge>& archive_range;
+  Family<Gauge>& info_success;
+  Family<Gauge>& info_last_success;
+  Family<Gauge>& info_duration;
+  Family<Counter>& info_errors;
+  Family<Counter>& backups;
+  Family<Gauge>& last_success;
+  Family<Gauge>& last_failure;
+  Family<Counter>& skipped;
+  Family<Gauge>& queue_length;
+  Family<Gauge>& running;
+  Family<Gauge>& dump_completion;
+  Family<Gauge>& dump_duration;
+  Family<Gauge>& dump_size;
+  Family<Gauge>& dump_gap;
+  Family<Gauge>& archived_count;
+  Family<Gauge>& failed_count;
+  Family<Gauge>& last_archived;
+  Family<Gauge>& last_failed;
+  Family<Gauge>& build_info;
+  Gauge* archive_range_series = nullptr;
+};
+
+AgentMetrics::AgentMetrics(std::string stanza, std::string repo, bool crunchy_compat)
+    : stanza_(std::move(stanza)),
+      repo_(std::move(repo)),
+      crunchy_compat_(crunchy_compat),
+      registry_(std::make_shared<prometheus::Registry>()),
+      families_(std::make_unique<Families>(*registry_)) {
+  families_->build_info.Add({{"version", kAgentVersion}}).Set(1);
+  families_->queue_length.Add({{"stanza", stanza_}}).Set(0);
+  for (const char* type : kTypes) families_->running.Add({{"stanza", stanza_}, {"type", type}}).Set(0);
+  families_->info_errors.Add({{"stanza", stanza_}});
+  if (crunchy_compat_) {
+    auto& r = *registry_;
+    const auto age_family = [&r](const char* name, const char* help) -> Family<Gauge>* {
+      return &BuildGauge().Name(name).Help(help).Register(r);
+    };
+    ccp_full_age_ = age_family("ccp_backrest_last_full_backup_time_since_completion_seconds",
+                               "pgMonitor: seconds since the newest full backup completed");
+    ccp_diff_age_ = age_family("ccp_backrest_last_diff_backup_time_since_completion_seconds",
+                               "pgMonitor: seconds since the newest full or differential backup completed");
+    ccp_incr_age_ = age_family("ccp_backrest_last_incr_backup_time_since_completion_seconds",
+                               "pgMonitor: seconds since the newest backup of any type completed");
+    ccp_runtime_ = age_family("ccp_backrest_last_info_backup_runtime_seconds",
+                              "pgMonitor: runtime of the newest backup of each type");
+    ccp_repo_size_ = age_family("ccp_backrest_last_info_repo_backup_size_bytes",
+                                "pgMonitor: repository size of the newest backup of each type");
+    ccp_oldest_full_ = age_family("ccp_backrest_oldest_full_backup_time_seconds",
+                                  "pgMonitor: stop time (epoch) of the oldest full backup");
+    ccp_since_archive_ = age_family("ccp_archive_command_status_seconds_since_last_archive",
+                                    "pgMonitor: seconds since the last WAL segment was archived");
+    ccp_since_fail_ = age_family("ccp_archive_command_status_seconds_since_last_fail",
+                                 "pgMonitor: how long archiving has failed past its last success (0 if not)");
+  }
+}
+
+AgentMetrics::~AgentMetrics() = default;
+
+void AgentMetrics::record_repository_read(const Result<StanzaInfo>& info,
+                                          std::chrono::system_clock::time_point at, double seconds) {
+  std::lock_guard lock(mutex_);
+  auto& f = *families_;
+  const prometheus::Labels stanza{{"stanza", stanza_}};
+  f.info_duration.Add(stanza).Set(seconds);
+  if (!info) {
+    // The freshness series keep their last known values: a broken repository must not look
+    // like missing data to the alerts.
+    f.info_success.Add(stanza).Set(0);
+    f.info_errors.Add(stanza).Increment();
+    return;
+  }
+  f.info_success.Add(stanza).Set(1);
+  f.info_last_success.Add(stanza).Set(epoch_seconds(at));
+
+  newest_by_type_.clear();
+  oldest_full_.reset();
+  std::map<std::string, int> counts;
+  std::optional<std::int64_t> oldest;
+  for (const auto& backup : info->backups) {
+    if (backup.error) continue;
+    ++counts[backup.type];
+    auto& newest = newest_by_type_[backup.type];
+    if (backup.stop_epoch >= newest.stop_epoch) newest = backup;
+    if (!oldest || backup.stop_epoch < *oldest) oldest = backup.stop_epoch;
+    if (backup.type == "full" && (!oldest_full_ || backup.stop_epoch < *oldest_full_))
+      oldest_full_ = backup.stop_epoch;
+  }
+  for (const char* type : kTypes) {
+    const prometheus::Labels labels{{"stanza", stanza_}, {"type", type}};
+    f.count.Add(labels).Set(counts[type]);
+    const auto it = newest_by_type_.find(type);
+    if (it == newest_by_type_.end()) continue;
+    const auto& b = it->second;
+    f.last_completion.Add(labels).Set(static_cast<double>(b.stop_epoch));
+    f.last_duration.Add(labels).Set(static_cast<double>(b.stop_epoch - b.start_epoch));
+    f.last_size.Add(labels).Set(static_cast<double>(b.database_bytes));
+    f.last_repo_size.Add(labels).Set(static_cast<double>(b.repo_bytes));
+  }
+  if (oldest) f.oldest.Add(stanza).Set(static_cast<double>(*oldest));
+  if (f.archive_range_series) f.archive_range.Remove(f.archive_range_series);
+  f.archive_range_series = nullptr;
+  if (!info->archive_min.empty())
+    f.archive_range_series =
+        &f.archive_range.Add({{"stanza", stanza_}, {"min", info->archive_min}, {"max", info->archive_max}});
+  if (f.archive_range_series) f.archive_range_series->Set(1);
+}
+
+void AgentMetrics::record_archiver(const ArchiverStats& stats) {
+  std::lock_guard lock(mutex_);
+  auto& f = *families_;
+  const prometheus::Labels stanza{{"stanza", stanza_}};
+  f.archived_count.Add(stanza).Set(static_cast<double>(stats.archived_count));
+  f.failed_count.Add(stanza).Set(static_cast<double>(stats.failed_count));
+  if (stats.last_archived_epoch)
+    f.last_archived.Add(stanza).Set(static_cast<double>(*stats.last_archived_epoch));
+  if (stats.last_failed_epoch) f.last_failed.Add(stanza).Set(static_cast<double>(*stats.last_failed_epoch));
+  archiver_ = stats;
+}
+
+void AgentMetrics::record_backup(const BackupResult& result, std::chrono::system_clock::time_point finished) {
+  auto& f = *families_;
+  const std::string type = backup_type_name(result.request.type);
+  f.backups
+      .Add({{"stanza", stanza_},
+            {"type", type},
+            {"trigger", trigger_name(result.request.trigger)},
+            {"result", backup_outcome_name(result.outcome)}})
+      .Increment();
+  const prometheus::Labels labels{{"stanza", stanza_}, {"type", type}};
+  if (result.outcome == BackupOutcome::succeeded) f.last_success.Add(labels).Set(epoch_seconds(finished));
+  if (result.outcome == BackupOutcome::failed) f.last_failure.Add(labels).Set(epoch_seconds(finished));
+}
+
+void AgentMetrics::record_skip(const std::string& reason, std::uint64_t count) {
+  families_->skipped.Add({{"stanza", stanza_}, {"reason", reason}}).Increment(static_cast<double>(count));
+}
+
+void AgentMetrics::set_queue(std::size_t waiting, std::optional<BackupType> running) {
+  auto& f = *families_;
+  f.queue_length.Add({{"stanza", stanza_}}).Set(static_cast<double>(waiting));
+  for (const char* type : kTypes)
+    f.running.Add({{"stanza", stanza_}, {"type", type}})
+        .Set(running && backup_type_name(*running) == std::string(type) ? 1 : 0);
+}
+
+void AgentMetrics::record_dump(const DumpMetrics& dump) {
+  auto& f = *families_;
+  const prometheus::Labels stanza{{"stanza", stanza_}};
+  f.dump_completion.Add(stanza).Set(epoch_seconds(dump.finished));
+  f.dump_duration.Add(stanza).Set(dump.seconds);
+  f.dump_size.Add(stanza).Set(static_cast<double>(dump.bytes));
+  f.dump_gap.Add(stanza).Set(dump.replay_gap_seconds);
+}
+
+std::string AgentMetrics::scrape(std::chrono::system_clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  auto& f = *families_;
+  const double now_seconds = epoch_seconds(now);
+  // Ages from the stored stop times, for this very moment.
+  std::map<std::string, std::int64_t> covering;
+  for (const auto& [newest_type, backup] : newest_by_type_)
+    for (const char* asked : kTypes)
+      if (covers(newest_type, asked)) covering[asked] = std::max(covering[asked], backup.stop_epoch);
+  for (const auto& [type, stop] : covering)
+    f.age.Add({{"stanza", stanza_}, {"type", type}}).Set(now_seconds - static_cast<double>(stop));
+
+  if (crunchy_compat_) {
+    const prometheus::Labels labels{{"stanza", stanza_}, {"repo", repo_}};
+    const auto set_age = [&](Family<Gauge>* family, const char* type) {
+      if (covering.count(type)) family->Add(labels).Set(now_seconds - static_cast<double>(covering[type]));
+    };
+    set_age(ccp_full_age_, "full");
+    set_age(ccp_diff_age_, "diff");
+    set_age(ccp_incr_age_, "incr");
+    for (const auto& [type, backup] : newest_by_type_) {
+      const prometheus::Labels typed{{"backup_type", type}, {"stanza", stanza_}, {"repo", repo_}};
+      ccp_runtime_->Add(typed).Set(static_cast<double>(backup.stop_epoch - backup.start_epoch));
+      ccp_repo_size_->Add(typed).Set(static_cast<double>(backup.repo_bytes));
+    }
+    if (oldest_full_) ccp_oldest_full_->Add(labels).Set(static_cast<double>(*oldest_full_));
+    if (archiver_) {
+      if (archiver_->last_archived_epoch)
+        ccp_since_archive_->Add({}).Set(now_seconds - static_cast<double>(*archiver_->last_archived_epoch));
+      // pgMonitor: how long failures have gone on past the last success, clamped at 0.
+      double failing = 0;
+      if (archiver_->last_failed_epoch && archiver_->last_archived_epoch)
+        failing = std::max<double>(
+            0, static_cast<double>(*archiver_->last_failed_epoch - *archiver_->last_archived_epoch));
+      else if (archiver_->last_failed_epoch)
+        failing = now_seconds - static_cast<double>(*archiver_->last_failed_epoch);
+      ccp_since_fail_->Add({}).Set(failing);
+    }
+  }
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace agent

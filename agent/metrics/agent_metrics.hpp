@@ -1,0 +1,76 @@
+#pragma once
+// Every metric the agent exports, declared in one place and fed from job results, repository
+// reads and pg_stat_archiver. Ages are computed when scraped, from stored timestamps, so a
+// freshness series is never stale by the refresh interval; repository values come from
+// `pgbackrest info`, so they are right after a restart and the same on every pod.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "jobs/backup_request.hpp"
+#include "pg/session.hpp"
+#include "pgbackrest/info.hpp"
+
+namespace prometheus {
+class Registry;
+class Gauge;
+class Counter;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace agent {
+
+struct BackupResult;
+
+struct DumpMetrics {
+  std::chrono::system_clock::time_point finished{};
+  double seconds = 0;
+  std::uint64_t bytes = 0;
+  double replay_gap_seconds = 0;
+};
+
+class AgentMetrics {
+ public:
+  // `repo` is the repository label of the pgMonitor-compatible series ("1" by default).
+  AgentMetrics(std::string stanza, std::string repo, bool crunchy_compat);
+  ~AgentMetrics();
+
+  void record_repository_read(const Result<StanzaInfo>& info, std::chrono::system_clock::time_point at,
+                              double seconds);
+  void record_archiver(const ArchiverStats& stats);
+  void record_backup(const BackupResult& result, std::chrono::system_clock::time_point finished);
+  void record_skip(const std::string& reason, std::uint64_t count = 1);
+  void set_queue(std::size_t waiting, std::optional<BackupType> running);
+  void record_dump(const DumpMetrics& dump);
+
+  // The Prometheus text format, with ages computed for `now`.
+  std::string scrape(std::chrono::system_clock::time_point now);
+
+ private:
+  struct Families;
+  std::string stanza_;
+  std::string repo_;
+  bool crunchy_compat_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<Families> families_;
+  std::mutex mutex_;
+  std::map<std::string, BackupRecord> newest_by_type_;  // from the repository
+  std::optional<std::int64_t> oldest_full_;
+  std::optional<ArchiverStats> archiver_;
+  // pgMonitor-compatible series, when enabled.
+  prometheus::Family<prometheus::Gauge>* ccp_full_age_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* ccp_diff_age_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* ccp_incr_age_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* ccp_runtime_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* ccp_repo_size_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* ccp_oldest_full_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* ccp_since_archive_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* ccp_since_fail_ = nullptr;
+};
+
+}  // namespace agent
