@@ -289,7 +289,12 @@ class PosixProcessRunner final : public ProcessRunner {
       close(out_pipe[1]);
       return make_error(ErrorKind::environment, std::string("pipe: ") + std::strerror(errno));
     }
-    const int dev_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    const int dev_null = open(spec.stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (dev_null < 0) {
+      const int saved = errno;
+      for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) close(fd);
+      return make_error(ErrorKind::environment, "cannot open " + spec.stdin_path + ": " + std::strerror(saved));
+    }
     const pid_t parent = getpid();
     const pid_t pid = fork();
     if (pid < 0) {

@@ -34,6 +34,7 @@ struct ProcessSpec {
   std::string tag;                                       // log component, e.g. "pgbackrest"
   std::vector<std::pair<std::string, std::string>> env;  // set on top of the agent's environment
   StdoutMode stdout_mode = StdoutMode::log;
+  std::string stdin_path = "/dev/null";  // what the child reads
   std::size_t capture_limit = 64 * 1024 * 1024;
   std::chrono::milliseconds timeout{0};        // run(): 0 means no deadline
   std::chrono::milliseconds kill_grace{5000};  // SIGTERM to SIGKILL, on cancel or timeout

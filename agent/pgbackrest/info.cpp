@@ -31,6 +31,11 @@ Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
         record.error = b.value("error", false);
         stanza.backups.push_back(std::move(record));
       }
+      for (const auto& repo : entry.value("repo", nlohmann::json::array())) {
+        if (repo.contains("status") && repo["status"].value("code", 0) != 0)
+          stanza.repo_problems.push_back("repo" + std::to_string(repo.value("key", 0)) + ": " +
+                                         repo["status"].value("message", std::string("error")));
+      }
       for (const auto& archive : entry.value("archive", nlohmann::json::array())) {
         if (archive.contains("min") && archive["min"].is_string())
           stanza.archive_min = archive["min"].get<std::string>();
@@ -45,6 +50,16 @@ Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
                       "run `pgbackrest info --output=json` by hand to see what it says");
   }
   return stanzas;
+}
+
+Status check_stanza_readable(const StanzaInfo& stanza) {
+  if (stanza.status_code == 0 || stanza.status_code == 2) return {};
+  std::string detail = stanza.status_message;
+  for (const auto& problem : stanza.repo_problems) detail += "; " + problem;
+  return make_error(ErrorKind::external_tool,
+                    "pgbackrest info reports stanza '" + stanza.name + "' as unreadable (status " +
+                        std::to_string(stanza.status_code) + ": " + detail + ")",
+                    "check the repository's path, permissions and the pgBackRest config");
 }
 
 const BackupRecord* backup_for_target(const StanzaInfo& stanza, SysMicros target,

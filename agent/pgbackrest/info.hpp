@@ -28,7 +28,13 @@ struct StanzaInfo {
   std::vector<BackupRecord> backups;  // oldest first, as pgBackRest lists them
   std::string archive_min;
   std::string archive_max;
+  std::vector<std::string> repo_problems;  // per-repository status messages that are not "ok"
 };
+
+// pgBackRest reports an unreadable repository inside its JSON and still exits 0: this turns
+// status 1 (missing stanza path), 3 (missing stanza data) and 99 (other) into an error.
+// Status 2 (no valid backups) is a readable repository.
+Status check_stanza_readable(const StanzaInfo& stanza);
 
 Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json);
 

@@ -68,8 +68,11 @@ Result<StanzaInfo> read_stanza_info(const AgentConfig& config, ProcessRunner& ru
                       "pgbackrest info " + result->describe() + ": " + result->error_excerpt());
   auto stanzas = parse_info_json(result->stdout_text);
   if (!stanzas) return stanzas.error();
-  for (auto& stanza : *stanzas)
-    if (stanza.name == config.stanza) return stanza;
+  for (auto& stanza : *stanzas) {
+    if (stanza.name != config.stanza) continue;
+    if (auto readable = check_stanza_readable(stanza); !readable) return readable.error();
+    return stanza;
+  }
   return make_error(ErrorKind::usage, "pgbackrest info does not know stanza '" + config.stanza + "'");
 }
 

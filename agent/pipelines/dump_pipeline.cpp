@@ -115,6 +115,7 @@ Status check(DumpContext& c) {
   if (found == stanzas->end())
     return make_error(ErrorKind::usage, "pgbackrest info does not know stanza '" + c.job.config.stanza + "'",
                       "set `stanza` in the config to the stanza of the live cluster");
+  if (auto readable = check_stanza_readable(*found); !readable) return readable.error();
   auto backup = check_against_repository(*found, c.job, c.facts, c.services.clock.now());
   if (!backup) return backup.error();
   c.backup = *backup;

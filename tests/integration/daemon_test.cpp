@@ -15,35 +15,6 @@
 namespace agent::testing {
 namespace {
 
-// A running `agent run`, its log collected.
-class RunningAgent {
- public:
-  explicit RunningAgent(const std::string& config_path) {
-    auto started = start_agent({"run", "--config", config_path}, [this](std::string_view line) {
-      std::lock_guard lock(mutex_);
-      log_.append(line).push_back('\n');
-    });
-    EXPECT_TRUE(started.ok());
-    if (started) process_ = std::move(started.value());
-    EXPECT_TRUE(eventually([this] { return log_contains("listening on"); }, std::chrono::seconds(20)))
-        << log();
-  }
-  ~RunningAgent() {
-    if (process_ && !process_->poll()) process_->stop(SIGTERM, std::chrono::seconds(30));
-  }
-  std::string log() {
-    std::lock_guard lock(mutex_);
-    return log_;
-  }
-  bool log_contains(const std::string& text) { return log().find(text) != std::string::npos; }
-  RunningProcess& process() { return *process_; }
-
- private:
-  std::mutex mutex_;
-  std::string log_;
-  std::unique_ptr<RunningProcess> process_;
-};
-
 class DaemonIntegration : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { cluster_ = new TestCluster(TestCluster::create(/*bulk_mb=*/96)); }

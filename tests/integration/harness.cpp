@@ -14,6 +14,10 @@
 #include <sstream>
 #include <thread>
 
+#include <boost/asio/connect.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
 #include "exec/process.hpp"
 
 namespace agent::testing {
@@ -287,6 +291,54 @@ void expect_rows_at_target(const std::string& dump_text) {
   for (int id = 1; id <= 100; ++id) expected.insert(id);  // written before the target; 101..200 after
   EXPECT_EQ(rows.ids, expected);
   EXPECT_EQ(rows.phases, (std::set<std::string>{"before"}));
+}
+
+HttpReply http_get(int port, const std::string& target) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  try {
+    boost::asio::io_context io;
+    beast::tcp_stream stream(io);
+    stream.expires_after(std::chrono::seconds(10));
+    stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
+                                                  static_cast<unsigned short>(port)));
+    http::request<http::empty_body> request{http::verb::get, target, 11};
+    request.set(http::field::host, "127.0.0.1");
+    http::write(stream, request);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> response;
+    http::read(stream, buffer, response);
+    return {static_cast<int>(response.result_int()), response.body()};
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+int free_port() {
+  return PortHolder().port();
+}
+
+RunningAgent::RunningAgent(const std::string& config_path) {
+  auto started = start_agent({"run", "--config", config_path}, [this](std::string_view line) {
+    std::lock_guard lock(mutex_);
+    log_.append(line).push_back('\n');
+  });
+  EXPECT_TRUE(started.ok());
+  if (started) process_ = std::move(started.value());
+  EXPECT_TRUE(eventually([this] { return log_contains("listening on"); }, std::chrono::seconds(20))) << log();
+}
+
+RunningAgent::~RunningAgent() {
+  if (process_ && !process_->poll()) process_->stop(SIGTERM, std::chrono::seconds(30));
+}
+
+std::string RunningAgent::log() {
+  std::lock_guard lock(mutex_);
+  return log_;
+}
+
+bool RunningAgent::log_contains(const std::string& text) {
+  return log().find(text) != std::string::npos;
 }
 
 PortHolder::PortHolder() {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -56,6 +57,15 @@ std::string agent_binary();
 AgentRun run_agent_on_small_disk(const std::vector<std::string>& args, const std::string& small_dir,
                                  int size_kib);
 
+struct HttpReply {
+  int status = 0;  // 0: no answer
+  std::string body;
+};
+// A plain HTTP/1.1 GET to 127.0.0.1:port.
+HttpReply http_get(int port, const std::string& target);
+// A free TCP port on loopback (released again: a small race, fine for tests).
+int free_port();
+
 // Processes whose command line contains `needle` (excluding zombies).
 std::vector<pid_t> processes_matching(const std::string& needle);
 
@@ -86,6 +96,22 @@ class PortHolder {
  private:
   int fd_ = -1;
   int port_ = 0;
+};
+
+// A running `agent run` (started and waited for until it listens), its log collected; stopped
+// with SIGTERM when it goes out of scope.
+class RunningAgent {
+ public:
+  explicit RunningAgent(const std::string& config_path);
+  ~RunningAgent();
+  std::string log();
+  bool log_contains(const std::string& text);
+  RunningProcess& process() { return *process_; }
+
+ private:
+  std::mutex mutex_;
+  std::string log_;
+  std::unique_ptr<RunningProcess> process_;
 };
 
 }  // namespace agent::testing

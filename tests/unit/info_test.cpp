@@ -55,6 +55,21 @@ TEST(Info, RejectsGarbage) {
   EXPECT_FALSE(parse_info_json(R"([{"name": "db", "backup": [{"label": 1}]}])").ok());
 }
 
+TEST(Info, UnreadableRepositoryIsAnErrorThoughPgBackRestExitsZero) {
+  // As pgBackRest 2.45 prints it for a repository it cannot list.
+  auto parsed = parse_info_json(
+      R"([{"archive":[],"backup":[],"cipher":"none","db":[],"name":"db","repo":[{"cipher":"none","key":1,)"
+      R"("status":{"code":99,"message":"[PathOpenError] unable to list file info for path '/r/backup': [13] )"
+      R"(Permission denied"}}],"status":{"code":99,"lock":{"backup":{"held":false}},"message":"other"}}])");
+  ASSERT_TRUE(parsed.ok());
+  const auto readable = check_stanza_readable(parsed->front());
+  ASSERT_FALSE(readable.ok());
+  EXPECT_NE(readable.error().message.find("Permission denied"), std::string::npos);
+  StanzaInfo no_backups;
+  no_backups.status_code = 2;
+  EXPECT_TRUE(check_stanza_readable(no_backups).ok());
+}
+
 TEST(Info, MissingStanzaHasNoBackups) {
   auto parsed = parse_info_json(
       R"([{"name":"db","status":{"code":1,"message":"missing stanza path"},"backup":[],"db":[]}])");
