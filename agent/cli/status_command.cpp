@@ -36,6 +36,23 @@ void print_human(const nlohmann::json& status) {
                 result.value("outcome", "").c_str(), result.value("started_at", "").c_str(),
                 result.value("seconds", 0.0), result.value("message", "").empty() ? "" : ": ",
                 result.value("message", "").c_str());
+  const auto& dump = status["dump"];
+  if (dump.is_object()) {
+    if (dump["running"].is_object())
+      std::printf("dump: job %llu running since %s, target %s\n",
+                  static_cast<unsigned long long>(dump["running"].value("job_id", 0ULL)),
+                  dump["running"].value("started_at", "").c_str(),
+                  dump["running"].value("target", "").c_str());
+    if (dump["last"].is_object()) {
+      const auto& outcome = dump["last"]["outcome"];
+      std::printf("last dump: job %llu, target %s, %s%s%s\n",
+                  static_cast<unsigned long long>(dump["last"].value("job_id", 0ULL)),
+                  dump["last"].value("target", "").c_str(),
+                  outcome.value("ok", false) ? "written to " : "failed: ",
+                  outcome.value("ok", false) ? dump["last"].value("output", "").c_str() : "",
+                  outcome.value("ok", false) ? "" : outcome.value("error", "").c_str());
+    }
+  }
   if (!status["skipped"].empty()) {
     std::printf("skipped:");
     for (const auto& [reason, count] : status["skipped"].items())
