@@ -26,23 +26,23 @@ int run_cli(int argc, char** argv) {
       "wait until recovery reached the target, verify it, write a SQL dump (pg_dump --create, plain), "
       "and stop and clean up whatever fails.");
   dump_cmd
-      ->add_option("--target", dump.target,
+      ->add_option("--target", dump.arguments.target,
                    std::string("Point in time to dump, with a zone or offset. Accepted: ") + kTargetTimeForms)
       ->required();
-  dump_cmd->add_option("--database", dump.database, "Database to dump (config dump.database)");
-  dump_cmd->add_option("--output", dump.output,
+  dump_cmd->add_option("--database", dump.arguments.database, "Database to dump (config dump.database)");
+  dump_cmd->add_option("--output", dump.arguments.output,
                        "Dump file, written as FILE.partial then renamed; '-' writes to standard output "
                        "(config dump.output)");
-  dump_cmd->add_option("--scratch", dump.scratch,
+  dump_cmd->add_option("--scratch", dump.arguments.scratch,
                        "Scratch directory the agent owns (config restore.scratch)");
-  dump_cmd->add_option("--port", dump.port, "Port of the temporary server (config restore.port)")
+  dump_cmd->add_option("--port", dump.arguments.port, "Port of the temporary server (config restore.port)")
       ->check(CLI::Range(1, 65535));
-  dump_cmd->add_option("--set", dump.backup_set,
+  dump_cmd->add_option("--set", dump.arguments.backup_set,
                        "Restore from this backup set label instead of the automatic choice");
   dump_cmd->add_option("--config", dump.config_path,
                        "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
   dump_cmd->add_option("--log-format", dump.log_format, "text or json (config log.format)");
-  dump_cmd->add_flag("--overwrite", dump.overwrite, "Replace an existing output file");
+  dump_cmd->add_flag("--overwrite", dump.arguments.overwrite, "Replace an existing output file");
 
   RunOptions run;
   auto* run_cmd = app.add_subcommand(

@@ -6,19 +6,14 @@
 
 #include "config/config.hpp"
 #include "core/error.hpp"
+#include "pipelines/dump_job.hpp"
 
 namespace agent {
 
 struct DumpOptions {
   std::string config_path;
-  std::string target;
-  std::optional<std::string> database;
-  std::optional<std::string> output;
-  std::optional<std::string> scratch;
-  std::optional<int> port;
-  std::optional<std::string> backup_set;
   std::optional<std::string> log_format;
-  bool overwrite = false;
+  DumpArguments arguments;
 };
 
 int command_dump(const DumpOptions& options);

@@ -97,9 +97,9 @@ int command_dump(const DumpOptions& options) {
   const auto config = load_command_config(options.config_path, overrides, exit_code);
   if (!config) return exit_code;
 
-  const DumpArguments arguments{
-      options.target, options.database,   absolute(options.output), absolute(options.scratch),
-      options.port,   options.backup_set, options.overwrite};
+  DumpArguments arguments = options.arguments;
+  arguments.output = absolute(arguments.output);
+  arguments.scratch = absolute(arguments.scratch);
   // Bad input is refused here, before anything is asked of anyone.
   auto job = build_dump_job(*config, arguments);
   if (!job) return fail(job.error());
