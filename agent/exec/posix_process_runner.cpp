@@ -293,7 +293,8 @@ class PosixProcessRunner final : public ProcessRunner {
     if (dev_null < 0) {
       const int saved = errno;
       for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) close(fd);
-      return make_error(ErrorKind::environment, "cannot open " + spec.stdin_path + ": " + std::strerror(saved));
+      return make_error(ErrorKind::environment,
+                        "cannot open " + spec.stdin_path + ": " + std::strerror(saved));
     }
     const pid_t parent = getpid();
     const pid_t pid = fork();
