@@ -34,7 +34,6 @@ struct DumpContext {
   BackupRecord backup;
   int lock_fd = -1;
   std::unique_ptr<ScratchServer> server;
-  RecoveryStatus reached;
   int output_fd = -1;
   std::string partial_path;
   bool published = false;
@@ -209,7 +208,6 @@ Status wait_for_target(DumpContext& c) {
   auto reached = wait_for_recovery_target(settings, *c.server, c.services.connector, c.services.clock,
                                           c.services.cancel);
   if (!reached) return reached.error();
-  c.reached = *reached;
   const auto facts = c.server->log_facts();
   c.logger->info("recovery reached the target and paused ({})", facts.stop_detail.value_or("target reached"));
   return {};

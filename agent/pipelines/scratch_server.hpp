@@ -36,7 +36,6 @@ class ScratchServer final : public ServerWatch {
   std::optional<std::string> exited() const override;
   // Fast shutdown; immediate, then SIGKILL of the group if it does not go. Idempotent.
   void stop();
-  int pid() const { return process_->pid(); }
 
  private:
   ScratchServer(std::unique_ptr<RunningProcess> process, std::shared_ptr<RecoveryLog> log)

@@ -15,18 +15,11 @@
 namespace agent::testing {
 namespace {
 
-class DaemonIntegration : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() { cluster_ = new TestCluster(TestCluster::create(/*bulk_mb=*/96)); }
-  static void TearDownTestSuite() {
-    cluster_->destroy();
-    delete cluster_;
-  }
-  void SetUp() override {
-    if (cluster_->dir().empty())
-      GTEST_SKIP() << "the test cluster could not be built (see the first failure)";
-  }
+class DaemonIntegration : public ClusterSuite<DaemonIntegration> {
+ public:
+  static constexpr int kBulkMb = 96;  // makes a full backup slow enough to be interrupted
 
+ protected:
   // An `agent run` config for the test cluster; `extra` adds YAML sections.
   static std::string run_config(const std::string& name, const std::string& extra,
                                 const std::string& host = "", const std::string& port = "") {
@@ -62,11 +55,7 @@ class DaemonIntegration : public ::testing::Test {
     auto parsed = nlohmann::json::parse(run.stdout_text, nullptr, false);
     return parsed.is_discarded() ? nlohmann::json::object() : parsed;
   }
-
-  static TestCluster* cluster_;
 };
-
-TestCluster* DaemonIntegration::cluster_ = nullptr;
 
 TEST_F(DaemonIntegration, AnnotationValueTriggersExactlyOneFullBackup) {
   const std::string podinfo = cluster_->dir() + "/podinfo";

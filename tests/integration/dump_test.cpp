@@ -25,21 +25,11 @@ constexpr int kExitTargetWindow = 3;
 constexpr int kExitEnvironment = 5;
 constexpr int kExitInterrupted = 7;
 
-class DumpIntegration : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    // The bulk table makes pg_dump take long enough to be interrupted mid-way.
-    cluster_ = new TestCluster(TestCluster::create(/*bulk_mb=*/96));
-  }
-  static void TearDownTestSuite() {
-    cluster_->destroy();
-    delete cluster_;
-  }
-  void SetUp() override {
-    if (cluster_->dir().empty())
-      GTEST_SKIP() << "the test cluster could not be built (see the first failure)";
-  }
+class DumpIntegration : public ClusterSuite<DumpIntegration> {
+ public:
+  static constexpr int kBulkMb = 96;  // makes pg_dump take long enough to be interrupted mid-way
 
+ protected:
   static std::vector<std::string> dump_args(const std::string& target, const std::string& output,
                                             const std::string& scratch) {
     return {"dump",      "--config", cluster_->get("AGENT_CONFIG"), "--target", target, "--output", output,
@@ -72,11 +62,7 @@ class DumpIntegration : public ::testing::Test {
     EXPECT_EQ(cluster_->archive_files(), archive_before) << "the live archive changed";
     EXPECT_TRUE(run.stdout_text.empty());
   }
-
-  static TestCluster* cluster_;
 };
-
-TestCluster* DumpIntegration::cluster_ = nullptr;
 
 TEST_F(DumpIntegration, DumpAtTargetThenAgainWithDeltaInTheRunbookOffsetForm) {
   const std::string scratch = cluster_->get("SCRATCH");

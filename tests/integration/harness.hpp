@@ -3,6 +3,8 @@
 // tests/support/make-cluster.sh, and the real agent binary run as a child process.
 #include <sys/types.h>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <functional>
 #include <map>
@@ -112,6 +114,24 @@ class RunningAgent {
   std::mutex mutex_;
   std::string log_;
   std::unique_ptr<RunningProcess> process_;
+};
+
+// A test suite sharing one cluster, built before its first test and removed after its last.
+// `Suite::kBulkMb` sizes the bulk table (0: none). Tests skip when the cluster could not be built.
+template <typename Suite>
+class ClusterSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { cluster_ = new TestCluster(TestCluster::create(Suite::kBulkMb)); }
+  static void TearDownTestSuite() {
+    cluster_->destroy();
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override {
+    if (cluster_->dir().empty())
+      GTEST_SKIP() << "the test cluster could not be built (see the first failure)";
+  }
+  inline static TestCluster* cluster_ = nullptr;
 };
 
 }  // namespace agent::testing

@@ -24,10 +24,13 @@ std::optional<double> series(const std::string& scrape, const std::string& name_
   return std::nullopt;
 }
 
-class MetricsIntegration : public ::testing::Test {
+class MetricsIntegration : public ClusterSuite<MetricsIntegration> {
+ public:
+  static constexpr int kBulkMb = 0;
+
  protected:
   static void SetUpTestSuite() {
-    cluster_ = new TestCluster(TestCluster::create());
+    ClusterSuite::SetUpTestSuite();
     if (cluster_->dir().empty()) return;
     http_port_ = free_port();
     config_ = cluster_->dir() + "/metrics-agent.yaml";
@@ -52,14 +55,6 @@ class MetricsIntegration : public ::testing::Test {
                    "\n"
                    "metrics:\n  refresh_seconds: 10\n  crunchy_compat: \"true\"\n");
   }
-  static void TearDownTestSuite() {
-    cluster_->destroy();
-    delete cluster_;
-  }
-  void SetUp() override {
-    if (cluster_->dir().empty())
-      GTEST_SKIP() << "the test cluster could not be built (see the first failure)";
-  }
 
   static std::string scrape() {
     const auto reply = http_get(http_port_, "/metrics");
@@ -74,12 +69,10 @@ class MetricsIntegration : public ::testing::Test {
     return std::to_string(newest);
   }
 
-  static TestCluster* cluster_;
   static std::string config_;
   static int http_port_;
 };
 
-TestCluster* MetricsIntegration::cluster_ = nullptr;
 std::string MetricsIntegration::config_;
 int MetricsIntegration::http_port_ = 0;
 
