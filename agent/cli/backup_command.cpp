@@ -83,7 +83,9 @@ int backup_here(const AgentConfig& config, const BackupOptions& options) {
 
 int command_backup(const BackupOptions& options) {
   int exit_code = 0;
-  const auto config = load_command_config(options.config_path, {}, exit_code);
+  std::vector<ConfigOverride> overrides;
+  if (options.log_format) overrides.push_back({"log.format", *options.log_format, "--log-format"});
+  const auto config = load_command_config(options.config_path, overrides, exit_code);
   if (!config) return exit_code;
   auto fd = connect_control_socket(config->control.socket);
   if (!fd) return backup_here(*config, options);

@@ -63,7 +63,9 @@ int run_cli(int argc, char** argv) {
   backup_cmd->add_option("--type", backup.type, "full, diff or incr")
       ->check(CLI::IsMember({"full", "diff", "incr"}));
   backup_cmd->add_flag("--wait", backup.wait, "Wait for the result");
-  backup_cmd->add_option("--config", backup.config_path, "Config file");
+  backup_cmd->add_option("--config", backup.config_path,
+                         "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
+  backup_cmd->add_option("--log-format", backup.log_format, "text or json (config log.format)");
 
   StatusOptions status;
   auto* status_cmd = app.add_subcommand(

@@ -26,6 +26,7 @@ int command_run(const RunOptions& options);
 
 struct BackupOptions {
   std::string config_path;
+  std::optional<std::string> log_format;
   std::string type = "full";
   bool wait = false;
 };

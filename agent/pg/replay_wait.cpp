@@ -1,5 +1,7 @@
 #include "pg/replay_wait.hpp"
 
+#include <algorithm>
+
 #include "core/log.hpp"
 
 namespace agent {
@@ -14,6 +16,7 @@ Result<RecoveryStatus> wait_for_recovery_target(const ReplayWaitSettings& settin
   std::uint64_t last_lines = 0;
   std::string last_connect_error;
   auto last_report = clock.steady_now();
+  auto interval = std::min(settings.first_poll_interval, settings.poll_interval);
 
   for (;;) {
     const RecoveryLogFacts facts = server.log_facts();
@@ -78,8 +81,9 @@ Result<RecoveryStatus> wait_for_recovery_target(const ReplayWaitSettings& settin
       logger->info("still replaying: replay position {} bytes, {} server log lines", last_lsn, last_lines);
       last_report = now;
     }
-    if (!clock.sleep_for(settings.poll_interval, cancel))
+    if (!clock.sleep_for(interval, cancel))
       return make_error(ErrorKind::interrupted, "interrupted while waiting for recovery");
+    interval = std::min(interval * 2, settings.poll_interval);
   }
 }
 

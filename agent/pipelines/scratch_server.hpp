@@ -34,7 +34,7 @@ class ScratchServer final : public ServerWatch {
 
   RecoveryLogFacts log_facts() const override { return log_->facts(); }
   std::optional<std::string> exited() const override;
-  // Fast shutdown; immediate, then SIGKILL of the group if it does not go. Idempotent.
+  // Immediate shutdown, then SIGKILL of the group if it does not go. Idempotent.
   void stop();
 
  private:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a throwaway PostgreSQL 15 cluster with a real pgBackRest repository.
 #
-#   tests/support/make-cluster.sh --dir DIR [--port N] [--bulk-mb M]
+#   tests/support/make-cluster.sh --dir DIR [--port N] [--bulk-mb M] [--pgbench-scale S]
 #
 # Creates, under DIR (absent or empty):
 #   data/            the cluster (initdb), running on 127.0.0.1:N and DIR/run
@@ -15,7 +15,10 @@
 # 'before', then TARGET (UTC, "YYYY-MM-DD HH:MM:SS.ffffff+00"), then ids
 # 101..200 phase 'after'; then an incremental backup, with the WAL holding
 # the 'after' commits archived. --bulk-mb M adds table api.bulk (~M MB)
-# before the target.
+# before the target. --pgbench-scale S (benchmarks) fills api with pgbench
+# data at scale S, takes a second full backup holding it and runs some pgbench
+# traffic before the target; such a cluster has no tablespace, because the
+# manual runbook the benchmark runs would restore it over the live one.
 #
 # Progress goes to stderr; stdout stays empty. On failure the error is
 # printed, the server started here is stopped, and DIR is left for
@@ -33,10 +36,11 @@ die() { printf '%s: error: %s\n' "${PROG}" "$*" >&2; exit 1; }
 
 usage() {
     cat >&2 <<'EOF'
-usage: make-cluster.sh --dir DIR [--port N] [--bulk-mb M]
-  --dir DIR      where to build the cluster (must be absent or empty)
-  --port N       TCP port of the server (default: a free port)
-  --bulk-mb M    also create api.bulk with about M MB of rows (default 0)
+usage: make-cluster.sh --dir DIR [--port N] [--bulk-mb M] [--pgbench-scale S]
+  --dir DIR            where to build the cluster (must be absent or empty)
+  --port N             TCP port of the server (default: a free port)
+  --bulk-mb M          also create api.bulk with about M MB of rows (default 0)
+  --pgbench-scale S    fill api with pgbench data at scale S, no tablespace (default 0)
 EOF
 }
 
@@ -47,6 +51,7 @@ fi
 DIR=""
 PORT=""
 BULK_MB=0
+PGBENCH_SCALE=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dir) [[ $# -ge 2 ]] || die "--dir needs a value"; DIR="$2"; shift 2 ;;
@@ -55,6 +60,8 @@ while [[ $# -gt 0 ]]; do
         --port=*) PORT="${1#--port=}"; shift ;;
         --bulk-mb) [[ $# -ge 2 ]] || die "--bulk-mb needs a value"; BULK_MB="$2"; shift 2 ;;
         --bulk-mb=*) BULK_MB="${1#--bulk-mb=}"; shift ;;
+        --pgbench-scale) [[ $# -ge 2 ]] || die "--pgbench-scale needs a value"; PGBENCH_SCALE="$2"; shift 2 ;;
+        --pgbench-scale=*) PGBENCH_SCALE="${1#--pgbench-scale=}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage; die "unknown argument: $1" ;;
     esac
@@ -62,6 +69,7 @@ done
 
 [[ -n "${DIR}" ]] || { usage; die "--dir is required"; }
 [[ "${BULK_MB}" =~ ^[0-9]+$ ]] || die "--bulk-mb must be a non-negative integer, got '${BULK_MB}'"
+[[ "${PGBENCH_SCALE}" =~ ^[0-9]+$ ]] || die "--pgbench-scale must be a non-negative integer, got '${PGBENCH_SCALE}'"
 if [[ -n "${PORT}" ]]; then
     if ! [[ "${PORT}" =~ ^[0-9]+$ ]] || ((PORT < 1024 || PORT > 65535)); then
         die "--port must be an integer in 1024..65535, got '${PORT}'"
@@ -81,7 +89,7 @@ if [[ -e "${DIR}" ]]; then
     [[ -w "${DIR}" ]] || die "${DIR} is not writable by $(id -un)"
 fi
 
-for tool in initdb pg_ctl psql postgres; do
+for tool in initdb pg_ctl psql postgres pgbench; do
     [[ -x "${BINDIR}/${tool}" ]] || die "${BINDIR}/${tool} not found (is postgresql-15 installed?)"
 done
 PGBACKREST_BIN="$(command -v pgbackrest || true)"
@@ -241,6 +249,7 @@ lock-path=${DIR}/lock
 spool-path=${DIR}/spool
 start-fast=y
 compress-type=lz4
+process-max=2
 log-level-file=detail
 archive-async=n
 
@@ -261,9 +270,14 @@ pgbr check
 
 # A tablespace that exists in every backup: a restore must remap it into the scratch
 # directory, never write to this live location.
-TABLESPACE_DIR="${DIR}/ts1"
-mkdir -m 0700 "${TABLESPACE_DIR}"
-sql postgres -c "CREATE TABLESPACE ts1 LOCATION '${TABLESPACE_DIR}'" >/dev/null
+TABLESPACE_DIR=""
+EVENTS_TABLESPACE=""
+if ((PGBENCH_SCALE == 0)); then
+    TABLESPACE_DIR="${DIR}/ts1"
+    EVENTS_TABLESPACE="TABLESPACE ts1"
+    mkdir -m 0700 "${TABLESPACE_DIR}"
+    sql postgres -c "CREATE TABLESPACE ts1 LOCATION '${TABLESPACE_DIR}'" >/dev/null
+fi
 
 log "full backup"
 pgbr --type=full backup
@@ -271,7 +285,19 @@ pgbr --type=full backup
 # --- data ---------------------------------------------------------------------
 log "creating database api"
 sql postgres -c "CREATE DATABASE api" >/dev/null
-sql api -c "CREATE TABLE events(id int primary key, phase text not null, created_at timestamptz not null default clock_timestamp()) TABLESPACE ts1" >/dev/null
+sql api -c "CREATE TABLE events(id int primary key, phase text not null, created_at timestamptz not null default clock_timestamp()) ${EVENTS_TABLESPACE}" >/dev/null
+
+pgbench_api() {
+    run "${BINDIR}/pgbench" -h "${SOCKET_DIR}" -p "${PORT}" -U postgres "$@" api
+}
+if ((PGBENCH_SCALE > 0)); then
+    log "pgbench -i -s ${PGBENCH_SCALE} api"
+    pgbench_api -i -q -s "${PGBENCH_SCALE}"
+    log "full backup holding the pgbench data"
+    pgbr --type=full backup
+    log "pgbench traffic before the target (WAL to replay)"
+    pgbench_api -n -c 2 -T 5
+fi
 
 if ((BULK_MB > 0)); then
     log "inserting about ${BULK_MB} MB into api.bulk"
@@ -344,13 +370,13 @@ SCRATCH_PORT=${SCRATCH_PORT}
 OUTPUT_DIR=${OUTPUT_DIR}
 POSTGRES_LOG=${POSTGRES_LOG}
 BULK_MB=${BULK_MB}
+PGBENCH_SCALE=${PGBENCH_SCALE}
 EOF
 
 cat >"${AGENT_CONFIG}" <<EOF
 stanza: ${STANZA}
 pgbackrest:
   config: ${PGBACKREST_CONFIG}
-  process_max: 2
 postgres:
   bindir: ${BINDIR}
   data: ${DATA}

@@ -27,6 +27,7 @@ class ReplayWaitTest : public ::testing::Test {
     ReplayWaitSettings settings;
     settings.conninfo = "host=/s/run";
     settings.no_progress_timeout = std::chrono::seconds(30);
+    settings.first_poll_interval = std::chrono::milliseconds(100);
     settings.poll_interval = std::chrono::milliseconds(100);
     return wait_for_recovery_target(settings, server, connector, clock, cancel);
   }
@@ -52,6 +53,35 @@ TEST_F(ReplayWaitTest, QueryableIsNotEnough) {
   ASSERT_TRUE(result.ok()) << result.error().describe();
   EXPECT_EQ(result->pause_state, "paused");
   EXPECT_EQ(clock.sleeps, 5);
+}
+
+TEST(ReplayWaitPolling, StartsFastAndBacksOffToTheMaximum) {
+  FakeClock clock;
+  FakePgScript script;
+  FakePgConnector connector{script};
+  FakeServer server;
+  CancelToken cancel;
+  script.statuses = {recovering(1)};
+  std::vector<std::chrono::milliseconds> sleeps;
+  auto last = clock.steady_now();
+  clock.on_sleep = [&] {
+    sleeps.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(clock.steady_now() - last));
+    last = clock.steady_now();
+    if (clock.sleeps == 8) {
+      server.log.feed("LOG:  pausing at the end of recovery");
+      script.statuses = {recovering(1, "paused")};
+    }
+  };
+  ReplayWaitSettings settings;
+  settings.first_poll_interval = std::chrono::milliseconds(10);
+  settings.poll_interval = std::chrono::milliseconds(200);
+  auto result = wait_for_recovery_target(settings, server, connector, clock, cancel);
+  ASSERT_TRUE(result.ok()) << result.error().describe();
+  using std::chrono::milliseconds;
+  const std::vector<milliseconds> expected = {milliseconds(10),  milliseconds(20),  milliseconds(40),
+                                              milliseconds(80),  milliseconds(160), milliseconds(200),
+                                              milliseconds(200), milliseconds(200)};
+  EXPECT_EQ(sleeps, expected);
 }
 
 TEST_F(ReplayWaitTest, KeepsTryingWhileTheServerStartsUp) {

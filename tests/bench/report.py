@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Turns the raw samples of tests/bench/run.sh into the Markdown report.
+
+raw.tsv lines: scale, bench, side (A agent, B plain tool, - neither), round, value, note.
+Ratios are A/B: below 1.0 the agent is faster.
+"""
+import argparse
+import datetime
+import platform
+import statistics
+import subprocess
+from collections import defaultdict
+
+
+def run(argv):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip().splitlines()[0]
+    except (OSError, IndexError):
+        return "unknown"
+
+
+def machine():
+    model, cores, memory = "unknown", 0, 0
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name") and model == "unknown":
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("processor"):
+                cores += 1
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) // (1024 * 1024)
+    return f"{model}, {cores} vCPUs, {memory} GiB RAM, Linux {platform.release()}"
+
+
+def load(path):
+    samples = defaultdict(list)  # (scale, bench, side) -> [(round, value, note)]
+    with open(path) as raw:
+        for line in raw:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) < 5 or fields[4] == "":
+                continue
+            scale, bench, side, round_, value = fields[:5]
+            note = fields[5] if len(fields) > 5 else ""
+            samples[(int(scale), bench, side)].append((int(round_), float(value), note))
+    return samples
+
+
+def values(samples, scale, bench, side):
+    return [v for _, v, _ in sorted(samples.get((scale, bench, side), []))]
+
+
+def pairs(samples, scale, bench):
+    a = dict((r, v) for r, v, _ in samples.get((scale, bench, "A"), []))
+    b = dict((r, v) for r, v, _ in samples.get((scale, bench, "B"), []))
+    return [(a[r], b[r]) for r in sorted(a) if r in b]
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--raw", required=True)
+    parser.add_argument("--agent", required=True)
+    parser.add_argument("--command", required=True)
+    args = parser.parse_args()
+    samples = load(args.raw)
+    scales = sorted({scale for scale, _, _ in samples})
+    out = []
+    emit = out.append
+
+    emit("# Benchmark results")
+    emit("")
+    emit(f"Measured {datetime.date.today().isoformat()} by `{args.command}` (as root or as an ordinary user).")
+    emit("")
+    emit(f"- Machine: {machine()}")
+    emit(f"- agent {run([args.agent, '--version'])}, {run(['/usr/lib/postgresql/15/bin/postgres', '--version'])}, "
+         f"{run(['pgbackrest', 'version'])}, {run(['wrk', '-v'])}")
+    emit("- Data: `pgbench -i -s SCALE` in database `api`, lz4 repository, process-max 2; a full backup, "
+         "5 s of pgbench traffic, the recorded target, then an incremental backup (tests/support/make-cluster.sh).")
+    emit("- Every comparison alternates A (agent) and B (the plain tool) pair by pair in the same run; "
+         "the ratio is A/B (below 1.0 the agent is faster), given as the median of the pairwise ratios "
+         "with the lowest and highest pair in brackets.")
+    emit("")
+
+    emit("## Point-in-time dump: `agent dump --target` against the five runbook commands")
+    emit("")
+    emit("| scale | database | scratch | agent (median s) | runbook (median s) | ratio A/B [min-max] | target |")
+    emit("|---|---|---|---|---|---|---|")
+    for scale in scales:
+        size = values(samples, scale, "database-bytes", "-")
+        size_text = f"{size[0] / 1e6:.0f} MB" if size else "?"
+        for mode, label in (("empty", "empty"), ("delta", "--delta over the last copy")):
+            p = pairs(samples, scale, f"dump-{mode}")
+            if not p:
+                continue
+            ratios = [a / b for a, b in p]
+            ratio = statistics.median(ratios)
+            limit = 0.85 if (mode == "empty" and scale == max(scales) and scale >= 200) else 1.0
+            emit(f"| {scale} | {size_text} | {label} | {statistics.median([a for a, _ in p]):.2f} | "
+                 f"{statistics.median([b for _, b in p]):.2f} | {ratio:.3f} [{min(ratios):.3f}-{max(ratios):.3f}] | "
+                 f"<= {limit} {verdict(ratio <= limit)} |")
+    emit("")
+
+    emit("## Backups: `agent backup` against `pgbackrest backup` run directly")
+    emit("")
+    emit("| scale | type | agent (median s) | pgbackrest (median s) | overhead [min-max] | target |")
+    emit("|---|---|---|---|---|---|")
+    for scale in scales:
+        for kind in ("incr", "full"):
+            p = pairs(samples, scale, f"backup-{kind}")
+            if not p:
+                continue
+            overheads = [100 * (a / b - 1) for a, b in p]
+            overhead = statistics.median(overheads)
+            emit(f"| {scale} | {kind} | {statistics.median([a for a, _ in p]):.2f} | "
+                 f"{statistics.median([b for _, b in p]):.2f} | {overhead:+.1f}% "
+                 f"[{min(overheads):+.1f}% to {max(overheads):+.1f}%] | <= 2% {verdict(overhead <= 2.0)} |")
+    emit("")
+
+    emit("## `/metrics` during a running backup against one `pgbackrest info --output=json`")
+    emit("")
+    emit("| scale | /metrics p50 (ms) | /metrics p99 (ms) | requests/s | errors | backup running at the end | "
+         "pgbackrest info median (ms) | info / p99 | target |")
+    emit("|---|---|---|---|---|---|---|---|---|")
+    for scale in scales:
+        p50 = samples.get((scale, "metrics-p50-ms", "A"))
+        p99 = samples.get((scale, "metrics-p99-ms", "A"))
+        info = values(samples, scale, "pgbackrest-info", "B")
+        if not p50 or not p99 or not info:
+            continue
+        rps = values(samples, scale, "metrics-requests-per-second", "A")
+        errors = values(samples, scale, "metrics-errors", "A")
+        info_ms = statistics.median(info) * 1000
+        speedup = info_ms / p99[0][1]
+        ok = p99[0][1] < 5.0 and speedup >= 20
+        emit(f"| {scale} | {p50[0][1]:.3f} | {p99[0][1]:.3f} | {rps[0] if rps else 0:.0f} | "
+             f"{errors[0] if errors else 0:.0f} | {p99[0][2].split(': ')[-1]} | {info_ms:.1f} | {speedup:.0f}x | "
+             f"p99 < 5 ms and >= 20x: {verdict(ok)} |")
+    emit("")
+
+    emit("## The agent's own footprint")
+    emit("")
+    emit("| scale | idle RSS (MiB) | RSS after the /metrics load (MiB) | peak RSS during the dumps (MiB) | target |")
+    emit("|---|---|---|---|---|")
+    for scale in scales:
+        idle = values(samples, scale, "idle-rss-kib", "A")
+        busy = values(samples, scale, "busy-rss-kib", "A")
+        peak = values(samples, scale, "agent-peak-rss-kib", "A")
+        if not idle:
+            continue
+        ok = idle[0] / 1024 < 20 and (not peak or max(peak) / 1024 < 64)
+        emit(f"| {scale} | {idle[0] / 1024:.1f} | {busy[0] / 1024 if busy else 0:.1f} | "
+             f"{max(peak) / 1024 if peak else 0:.1f} | idle < 20, peak < 64: {verdict(ok)} |")
+    for scale in scales:
+        cpu = values(samples, scale, "idle-cpu-percent", "A")
+        children = values(samples, scale, "idle-children-cpu-percent", "A")
+        if cpu:
+            emit("")
+            emit(f"Idle CPU over 60 s with `agent run` (scale {scale}): {cpu[0]:.3f}% of one core for the agent "
+                 f"itself (target < 0.5%: {verdict(cpu[0] < 0.5)}); its children (the periodic "
+                 f"`pgbackrest info`) {children[0] if children else 0:.3f}%.")
+    emit("")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# Benchmarks: the agent against the manual runbook and the plain tools, side by
+# side in one run, at several pgbench scales. Not part of the default test run.
+#
+#   tests/bench/run.sh [--scales "10 50 200"] [--rounds N] [--work DIR]
+#                      [--results FILE] [--keep]
+#
+#   --scales LIST   pgbench scales to build and measure (default "10 50 200")
+#   --rounds N      A/B pairs per comparison (default 3)
+#   --work DIR      where clusters, scratch copies and dumps go
+#                   (default /var/tmp/agent-bench; needs about 25 GB at scale 200)
+#   --results FILE  the Markdown report (default tests/bench/RESULTS.md)
+#   --keep          keep each scale's cluster directory (stopped) afterwards
+#
+# For each scale it builds a PostgreSQL 15 cluster with pgbench data, full and
+# incremental backups around a recorded target (tests/support/make-cluster.sh
+# --pgbench-scale), then alternates A (agent) and B (plain tools) pair by pair:
+#   dump-empty   agent dump --target  vs  the five runbook commands, empty scratch
+#   dump-delta   the same, each side restoring --delta over its own last copy
+#   backup-incr  agent backup --type incr  vs  pgbackrest backup --type=incr
+#   backup-full  agent backup --type full  vs  pgbackrest backup --type=full
+# and, with `agent run` up: its resident memory and CPU while idle (CPU over
+# 60 s), /metrics latency under 50 connections (wrk) during a full backup, and
+# `pgbackrest info --output=json`, which a per-scrape exporter runs each time.
+# The agent's peak resident memory is sampled during every dump.
+#
+# Raw samples go to WORK/raw.tsv; tests/bench/report.py turns them into the
+# report. As root it installs what is missing, then re-runs itself as agentci.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+AGENT_LOG_TAG="bench"
+# shellcheck source=tests/lib/common.sh
+source "${HERE}/../lib/common.sh"
+AGENT_PACKAGES+=(wrk curl python3)
+
+SCALES="10 50 200"
+ROUNDS=3
+WORK="/var/tmp/agent-bench"
+RESULTS="${AGENT_REPO_ROOT}/tests/bench/RESULTS.md"
+KEEP=0
+args=("$@")
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --scales) [[ $# -ge 2 ]] || die "--scales needs a value"; SCALES="$2"; shift 2 ;;
+        --rounds) [[ $# -ge 2 ]] || die "--rounds needs a value"; ROUNDS="$2"; shift 2 ;;
+        --work) [[ $# -ge 2 ]] || die "--work needs a value"; WORK="$2"; shift 2 ;;
+        --results) [[ $# -ge 2 ]] || die "--results needs a value"; RESULTS="$2"; shift 2 ;;
+        --keep) KEEP=1; shift ;;
+        -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+        *) die "unknown argument: $1 (try --help)" ;;
+    esac
+done
+[[ "${ROUNDS}" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '${ROUNDS}'"
+for scale in ${SCALES}; do
+    [[ "${scale}" =~ ^[1-9][0-9]*$ ]] || die "--scales must list positive integers, got '${scale}'"
+done
+
+ensure_packages
+drop_privileges_if_root "${args[@]}"
+cd "${AGENT_REPO_ROOT}"
+if [[ "${AGENT_BENCH_SKIP_BUILD:-0}" != "1" ]]; then
+    build_agent
+fi
+AGENT_BIN="${AGENT_BIN:-${AGENT_REPO_ROOT}/build/bin/agent}"
+BINDIR="/usr/lib/postgresql/15/bin"
+
+mkdir -p -- "${WORK}"
+WORK="$(realpath -- "${WORK}")"
+RAW="${WORK}/raw.tsv"
+: >"${RAW}"
+
+CURRENT_DIR=""
+AGENT_RUN_PID=""
+cleanup() {
+    local rc=$?
+    if [[ -n "${AGENT_RUN_PID}" ]]; then
+        kill -TERM "${AGENT_RUN_PID}" 2>/dev/null || true
+        wait "${AGENT_RUN_PID}" 2>/dev/null || true
+    fi
+    if [[ -n "${CURRENT_DIR}" && -d "${CURRENT_DIR}" ]]; then
+        stop_runbook_server "${CURRENT_DIR}/runbook-scratch"
+        if [[ "${KEEP}" == "1" ]]; then
+            bash "${AGENT_REPO_ROOT}/tests/support/stop-cluster.sh" --dir "${CURRENT_DIR}" >/dev/null 2>&1 || true
+        else
+            bash "${AGENT_REPO_ROOT}/tests/support/stop-cluster.sh" --dir "${CURRENT_DIR}" --remove >/dev/null 2>&1 || true
+        fi
+    fi
+    exit "${rc}"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+stop_runbook_server() {
+    local data="$1"
+    if [[ -f "${data}/postmaster.pid" ]]; then
+        "${BINDIR}/pg_ctl" -D "${data}" -m immediate stop >/dev/null 2>&1 || true
+    fi
+}
+
+now_ns() { date +%s%N; }
+seconds_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+
+# record SCALE BENCH SIDE ROUND VALUE [NOTE]
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "${6:-}" >>"${RAW}"; }
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- the two sides of a dump ------------------------------------------------------------
+
+# The runbook as a person runs it, with the one wait a careful person adds: poll until
+# recovery has paused at the target before reading the replay timestamp.
+runbook_dump() {
+    local scratch="$1" output="$2" port="$3" log="$4"
+    pgbackrest --config="${C[PGBACKREST_CONFIG]}" --stanza="${C[STANZA]}" restore --type=time \
+        --target="${C[TARGET]}" --pg1-path="${scratch}" --delta >>"${log}" 2>&1
+    "${BINDIR}/pg_ctl" -D "${scratch}" -l "${log}.server" start -o "-p ${port}" >>"${log}" 2>&1
+    local state=""
+    until [[ "${state}" == "paused" ]]; do
+        state="$("${BINDIR}/psql" -X -At -h "${C[SOCKET_DIR]}" -p "${port}" -U postgres -d postgres \
+            -c "SELECT pg_get_wal_replay_pause_state()" 2>>"${log}" || true)"
+        [[ "${state}" == "paused" ]] || sleep 0.1
+    done
+    "${BINDIR}/psql" -X -h "${C[SOCKET_DIR]}" -p "${port}" -U postgres -d postgres \
+        -c "SELECT pg_last_xact_replay_timestamp();" >>"${log}" 2>&1
+    "${BINDIR}/pg_dump" -h "${C[SOCKET_DIR]}" -p "${port}" -U postgres -d api --create -F plain >"${output}" 2>>"${log}"
+    "${BINDIR}/pg_ctl" -D "${scratch}" stop >>"${log}" 2>&1
+}
+
+# Runs the agent's dump in the background and samples its peak resident memory
+# (VmHWM of the agent process itself, not of its children) until it exits.
+# Prints "SECONDS PEAK_KIB".
+agent_dump() {
+    local scratch="$1" output="$2" port="$3" log="$4"
+    local start pid peak=0 hwm rc=0
+    start="$(now_ns)"
+    "${AGENT_BIN}" dump --config "${C[AGENT_CONFIG]}" --target "${C[TARGET]}" --scratch "${scratch}" \
+        --output "${output}" --port "${port}" --log-format json >>"${log}" 2>&1 &
+    pid=$!
+    while kill -0 "${pid}" 2>/dev/null; do
+        hwm="$(awk '/^VmHWM:/ { print $2 }' "/proc/${pid}/status" 2>/dev/null || true)"
+        [[ -z "${hwm}" || "${hwm}" -le "${peak}" ]] || peak="${hwm}"
+        sleep 0.05
+    done
+    wait "${pid}" || rc=$?
+    ((rc == 0)) || { tail -n 20 "${log}" >&2; die "agent dump failed (exit ${rc}); log: ${log}"; }
+    printf '%s %s\n' "$(seconds_since "${start}")" "${peak}"
+}
+
+# Before each timed run, untimed: remove the last output (and, for "empty", the scratch copy),
+# then write all dirty pages out, so that neither side pays for the other's writeback.
+prepare_side() {
+    local mode="$1" scratch="$2"
+    shift 2
+    rm -f -- "$@"
+    if [[ "${mode}" == "empty" ]]; then
+        rm -rf -- "${scratch}"
+    fi
+    sync
+}
+
+bench_dumps() {
+    local scale="$1" mode="$2" dir="$3"
+    local a_scratch="${dir}/agent-scratch" b_scratch="${dir}/runbook-scratch"
+    local a_out="${dir}/out/agent.sql" b_out="${dir}/out/runbook.sql"
+    local round start seconds peak
+    for ((round = 1; round <= ROUNDS; round++)); do
+        prepare_side "${mode}" "${a_scratch}" "${a_out}" "${a_out}.manifest.json"
+        read -r seconds peak < <(agent_dump "${a_scratch}" "${a_out}" "${C[SCRATCH_PORT]}" "${dir}/agent-dump.log")
+        record "${scale}" "dump-${mode}" A "${round}" "${seconds}"
+        record "${scale}" "agent-peak-rss-kib" A "${round}" "${peak}"
+        log "scale ${scale} dump-${mode} round ${round}: agent ${seconds} s (peak RSS ${peak} KiB)"
+
+        prepare_side "${mode}" "${b_scratch}" "${b_out}"
+        start="$(now_ns)"
+        runbook_dump "${b_scratch}" "${b_out}" "${C[SCRATCH_PORT]}" "${dir}/runbook.log" \
+            || die "the runbook failed; log: ${dir}/runbook.log"
+        seconds="$(seconds_since "${start}")"
+        record "${scale}" "dump-${mode}" B "${round}" "${seconds}"
+        log "scale ${scale} dump-${mode} round ${round}: runbook ${seconds} s"
+
+        if ((round == 1)); then
+            # Both sides must have produced the same point in time, or the race is meaningless.
+            check_dump "${a_out}" "${C[ROWS_BEFORE]}" "${C[ROWS_AFTER]}" >/dev/null \
+                || die "the agent's dump at scale ${scale} is wrong"
+            check_dump "${b_out}" "${C[ROWS_BEFORE]}" "${C[ROWS_AFTER]}" >/dev/null \
+                || die "the runbook's dump at scale ${scale} is wrong"
+            record "${scale}" "dump-bytes" A "${round}" "$(stat -c %s "${a_out}")"
+            record "${scale}" "dump-bytes" B "${round}" "$(stat -c %s "${b_out}")"
+        fi
+    done
+    rm -f -- "${a_out}" "${a_out}.manifest.json" "${b_out}"
+}
+
+# --- backups --------------------------------------------------------------------------------
+pgbench_traffic() {
+    "${BINDIR}/pgbench" -h "${C[SOCKET_DIR]}" -p "${C[PORT]}" -U postgres -n -c 2 -T 3 api >/dev/null 2>&1 \
+        || die "pgbench traffic failed"
+}
+
+bench_backups() {
+    local scale="$1" type="$2" dir="$3"
+    local round start seconds
+    for ((round = 1; round <= ROUNDS; round++)); do
+        pgbench_traffic
+        sync
+        start="$(now_ns)"
+        "${AGENT_BIN}" backup --config "${C[AGENT_CONFIG]}" --type "${type}" --log-format json \
+            >>"${dir}/agent-backup.log" 2>&1 || die "agent backup --type ${type} failed; log: ${dir}/agent-backup.log"
+        seconds="$(seconds_since "${start}")"
+        record "${scale}" "backup-${type}" A "${round}" "${seconds}"
+        log "scale ${scale} backup-${type} round ${round}: agent ${seconds} s"
+
+        pgbench_traffic
+        sync
+        start="$(now_ns)"
+        pgbackrest --config="${C[PGBACKREST_CONFIG]}" --stanza="${C[STANZA]}" backup --type="${type}" \
+            >>"${dir}/pgbackrest-backup.log" 2>&1 || die "pgbackrest backup failed; log: ${dir}/pgbackrest-backup.log"
+        seconds="$(seconds_since "${start}")"
+        record "${scale}" "backup-${type}" B "${round}" "${seconds}"
+        log "scale ${scale} backup-${type} round ${round}: pgbackrest ${seconds} s"
+    done
+}
+
+# --- agent run: idle footprint and /metrics under load ---------------------------------------
+proc_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+proc_child_ticks() { awk '{ print $16 + $17 }' "/proc/$1/stat"; }
+proc_rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+bench_daemon() {
+    local scale="$1" dir="$2" measure_idle_cpu="$3"
+    local http_port config="${dir}/agent-run.yaml"
+    http_port="$(free_port)"
+    cp -- "${C[AGENT_CONFIG]}" "${config}"
+    cat >>"${config}" <<EOF
+state_dir: ${dir}/agent-state
+control:
+  socket: ${dir}/agent.sock
+http:
+  listen: 127.0.0.1:${http_port}
+log:
+  format: json
+EOF
+    "${AGENT_BIN}" run --config "${config}" >>"${dir}/agent-run.log" 2>&1 &
+    AGENT_RUN_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        curl -fsS "http://127.0.0.1:${http_port}/readyz" >/dev/null 2>&1 && break
+        kill -0 "${AGENT_RUN_PID}" 2>/dev/null || die "agent run exited; log: ${dir}/agent-run.log"
+        sleep 0.1
+    done
+    curl -fsS "http://127.0.0.1:${http_port}/metrics" >/dev/null || die "agent run did not become ready"
+
+    sleep 5
+    record "${scale}" "idle-rss-kib" A 1 "$(proc_rss_kib "${AGENT_RUN_PID}")"
+    if [[ "${measure_idle_cpu}" == "1" ]]; then
+        local ticks0 child0 start
+        ticks0="$(proc_cpu_ticks "${AGENT_RUN_PID}")"
+        child0="$(proc_child_ticks "${AGENT_RUN_PID}")"
+        start="$(now_ns)"
+        sleep 60
+        local hz
+        hz="$(getconf CLK_TCK)"
+        record "${scale}" "idle-cpu-percent" A 1 "$(awk -v t0="${ticks0}" -v t1="$(proc_cpu_ticks "${AGENT_RUN_PID}")" \
+            -v hz="${hz}" -v s="$(seconds_since "${start}")" 'BEGIN { printf "%.3f", 100 * (t1 - t0) / hz / s }')"
+        record "${scale}" "idle-children-cpu-percent" A 1 "$(awk -v t0="${child0}" -v t1="$(proc_child_ticks "${AGENT_RUN_PID}")" \
+            -v hz="${hz}" -v s="$(seconds_since "${start}")" 'BEGIN { printf "%.3f", 100 * (t1 - t0) / hz / s }')"
+        record "${scale}" "idle-rss-after-minute-kib" A 1 "$(proc_rss_kib "${AGENT_RUN_PID}")"
+    fi
+
+    # /metrics during a running backup: start a full backup through the agent, wait until
+    # pgBackRest holds its lock, then load /metrics for as long as the backup is expected to
+    # last (the median full backup of this scale), and check it was still running after.
+    local full_seconds duration
+    full_seconds="$(awk -F'\t' -v s="${scale}" '$1 == s && $2 == "backup-full" && $3 == "B" { print $5 }' "${RAW}" | sort -n \
+        | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : 10) }')"
+    duration="$(awk -v f="${full_seconds}" 'BEGIN { d = int(f * 0.6); print (d < 2 ? 2 : (d > 20 ? 20 : d)) }')"
+    "${AGENT_BIN}" backup --config "${config}" --type full --log-format json >>"${dir}/agent-run.log" 2>&1 \
+        || die "could not queue a backup in the running agent"
+    for ((i = 0; i < 200; i++)); do
+        pgrep -u "$(id -u)" -f "pgbackrest .*--type=full backup" >/dev/null && break
+        sleep 0.05
+    done
+    local wrk_out="${dir}/wrk.txt"
+    wrk -t 2 -c 50 -d "${duration}s" --latency "http://127.0.0.1:${http_port}/metrics" >"${wrk_out}" 2>&1 \
+        || die "wrk failed: $(cat "${wrk_out}")"
+    local during="yes"
+    pgrep -u "$(id -u)" -f "pgbackrest .*--type=full backup" >/dev/null || during="no"
+    record "${scale}" "busy-rss-kib" A 1 "$(proc_rss_kib "${AGENT_RUN_PID}")"
+    # wrk prints "50%  1.23ms" lines under --latency; keep milliseconds.
+    local quantile
+    for quantile in 50 99; do
+        record "${scale}" "metrics-p${quantile}-ms" A 1 "$(awk -v q="${quantile}%" '$1 == q {
+            v = $2; unit = v; sub(/[0-9.]+/, "", unit); sub(/[a-z]+$/, "", v)
+            f = (unit == "us") ? 0.001 : (unit == "s") ? 1000 : (unit == "m") ? 60000 : 1
+            printf "%.3f", v * f }' "${wrk_out}")" "backup running at the end: ${during}"
+    done
+    record "${scale}" "metrics-requests-per-second" A 1 "$(awk '$1 == "Requests/sec:" { print $2 }' "${wrk_out}")"
+    record "${scale}" "metrics-errors" A 1 "$(awk '/Non-2xx|Socket errors/ { n++ } END { print n + 0 }' "${wrk_out}")"
+    log "scale ${scale}: /metrics under load: $(grep -E '^ +(50|99)%' "${wrk_out}" | tr -s ' ' | tr '\n' ' ')(backup still running at the end: ${during})"
+    for ((i = 0; i < 6000; i++)); do
+        pgrep -u "$(id -u)" -f "pgbackrest .*--type=full backup" >/dev/null || break
+        sleep 0.1
+    done
+
+    kill -TERM "${AGENT_RUN_PID}"
+    wait "${AGENT_RUN_PID}" || true
+    AGENT_RUN_PID=""
+
+    # What a per-scrape exporter pays on every scrape.
+    local round start
+    for ((round = 1; round <= 20; round++)); do
+        start="$(now_ns)"
+        pgbackrest --config="${C[PGBACKREST_CONFIG]}" --stanza="${C[STANZA]}" info --output=json >/dev/null
+        record "${scale}" "pgbackrest-info" B "${round}" "$(seconds_since "${start}")"
+    done
+}
+
+# --- main ------------------------------------------------------------------------------------
+log "work directory ${WORK}; scales ${SCALES}; ${ROUNDS} A/B pairs each"
+last_scale="${SCALES##* }"
+for scale in ${SCALES}; do
+    dir="${WORK}/scale-${scale}"
+    if [[ -d "${dir}" ]]; then
+        bash "${AGENT_REPO_ROOT}/tests/support/stop-cluster.sh" --dir "${dir}" --remove >/dev/null 2>&1 || true
+        [[ ! -e "${dir}" ]] || die "${dir} is left from an earlier run and is not a cluster directory; remove it"
+    fi
+    log "scale ${scale}: building the cluster"
+    CURRENT_DIR="${dir}"
+    start="$(now_ns)"
+    bash "${AGENT_REPO_ROOT}/tests/support/make-cluster.sh" --dir "${dir}" --pgbench-scale "${scale}"
+    record "${scale}" "cluster-build" - 1 "$(seconds_since "${start}")"
+    read_cluster_env "${dir}/cluster.env"
+    declare -gA C=()
+    for key in "${!CLUSTER[@]}"; do C["${key}"]="${CLUSTER[${key}]}"; done
+    record "${scale}" "database-bytes" - 1 "$("${BINDIR}/psql" -X -At -h "${C[SOCKET_DIR]}" -p "${C[PORT]}" -U postgres \
+        -d api -c "SELECT pg_database_size('api')")"
+
+    bench_dumps "${scale}" empty "${dir}"
+    bench_dumps "${scale}" delta "${dir}"
+    rm -rf -- "${dir}/agent-scratch" "${dir}/runbook-scratch"
+    bench_backups "${scale}" incr "${dir}"
+    bench_backups "${scale}" full "${dir}"
+    bench_daemon "${scale}" "${dir}" "$([[ "${scale}" == "${last_scale}" ]] && echo 1 || echo 0)"
+
+    if [[ "${KEEP}" == "1" ]]; then
+        bash "${AGENT_REPO_ROOT}/tests/support/stop-cluster.sh" --dir "${dir}" >/dev/null
+    else
+        bash "${AGENT_REPO_ROOT}/tests/support/stop-cluster.sh" --dir "${dir}" --remove >/dev/null
+    fi
+    CURRENT_DIR=""
+done
+
+python3 "${HERE}/report.py" --raw "${RAW}" --agent "${AGENT_BIN}" \
+    --command "tests/bench/run.sh --scales \"${SCALES}\" --rounds ${ROUNDS}" >"${RESULTS}.partial"
+mv -- "${RESULTS}.partial" "${RESULTS}"
+log "report: ${RESULTS} (raw samples: ${RAW})"
