@@ -69,7 +69,7 @@ int backup_here(const AgentConfig& config, const BackupOptions& options) {
   SystemClock clock;
   auto runner = make_posix_process_runner();
   auto connector = make_pqxx_connector();
-  BackupServices services{*runner, *connector, clock, cancel};
+  BackupServices services{*runner, *connector, clock, cancel, /*read_repository_after=*/false};
   const QueuedBackup job{0,
                          BackupRequest{*parse_backup_type(options.type), Trigger::manual,
                                        "agent backup --type " + options.type, clock.now()},

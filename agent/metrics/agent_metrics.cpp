@@ -19,6 +19,16 @@ using prometheus::Family;
 using prometheus::Gauge;
 
 namespace {
+
+// Marks the metrics as changed when a recording method returns, so that a cached scrape is
+// never newer than the values it shows.
+struct GenerationBump {
+  explicit GenerationBump(std::atomic<std::uint64_t>& generation) : generation_(generation) {}
+  ~GenerationBump() { generation_.fetch_add(1); }
+  GenerationBump(const GenerationBump&) = delete;
+  GenerationBump& operator=(const GenerationBump&) = delete;
+  std::atomic<std::uint64_t>& generation_;
+};
 const char* const kTypes[] = {"full", "diff", "incr"};
 
 double epoch_seconds(std::chrono::system_clock::time_point t) {
@@ -206,6 +216,7 @@ AgentMetrics::~AgentMetrics() = default;
 
 void AgentMetrics::record_repository_read(const Result<StanzaInfo>& info,
                                           std::chrono::system_clock::time_point at, double seconds) {
+  const GenerationBump bump(generation_);  // after the change, on every return
   std::lock_guard lock(mutex_);
   auto& f = *families_;
   const prometheus::Labels stanza{{"stanza", stanza_}};
@@ -254,6 +265,7 @@ void AgentMetrics::record_repository_read(const Result<StanzaInfo>& info,
 }
 
 void AgentMetrics::record_archiver(const ArchiverStats& stats) {
+  const GenerationBump bump(generation_);  // after the change, on every return
   std::lock_guard lock(mutex_);
   auto& f = *families_;
   const prometheus::Labels stanza{{"stanza", stanza_}};
@@ -266,6 +278,7 @@ void AgentMetrics::record_archiver(const ArchiverStats& stats) {
 }
 
 void AgentMetrics::record_backup(const BackupResult& result, std::chrono::system_clock::time_point finished) {
+  const GenerationBump bump(generation_);  // after the change, on every return
   auto& f = *families_;
   const std::string type = backup_type_name(result.request.type);
   f.backups
@@ -280,10 +293,12 @@ void AgentMetrics::record_backup(const BackupResult& result, std::chrono::system
 }
 
 void AgentMetrics::record_skip(const std::string& reason, std::uint64_t count) {
+  const GenerationBump bump(generation_);  // after the change, on every return
   families_->skipped.Add({{"stanza", stanza_}, {"reason", reason}}).Increment(static_cast<double>(count));
 }
 
 void AgentMetrics::set_queue(std::size_t waiting, std::optional<BackupType> running) {
+  const GenerationBump bump(generation_);  // after the change, on every return
   auto& f = *families_;
   f.queue_length.Add({{"stanza", stanza_}}).Set(static_cast<double>(waiting));
   for (const char* type : kTypes)
@@ -292,6 +307,7 @@ void AgentMetrics::set_queue(std::size_t waiting, std::optional<BackupType> runn
 }
 
 void AgentMetrics::record_dump(const DumpMetrics& dump) {
+  const GenerationBump bump(generation_);  // after the change, on every return
   auto& f = *families_;
   const prometheus::Labels stanza{{"stanza", stanza_}};
   f.dump_completion.Add(stanza).Set(epoch_seconds(dump.finished));
@@ -302,6 +318,11 @@ void AgentMetrics::record_dump(const DumpMetrics& dump) {
 
 std::string AgentMetrics::scrape(std::chrono::system_clock::time_point now) {
   std::lock_guard lock(mutex_);
+  // Ages are whole-second values to Prometheus anyway: within one second, and while nothing
+  // changed, every scraper gets the same text without serialising the registry again.
+  const auto second = std::chrono::floor<std::chrono::seconds>(now).time_since_epoch().count();
+  const auto generation = generation_.load();
+  if (cached_text_ && cached_second_ == second && cached_generation_ == generation) return *cached_text_;
   auto& f = *families_;
   const double now_seconds = epoch_seconds(now);
   // Ages from the stored stop times, for this very moment.
@@ -339,7 +360,10 @@ std::string AgentMetrics::scrape(std::chrono::system_clock::time_point now) {
       ccp_since_fail_->Add({}).Set(failing);
     }
   }
-  return prometheus::TextSerializer().Serialize(registry_->Collect());
+  cached_text_ = prometheus::TextSerializer().Serialize(registry_->Collect());
+  cached_second_ = second;
+  cached_generation_ = generation;
+  return *cached_text_;
 }
 
 }  // namespace agent

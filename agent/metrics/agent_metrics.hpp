@@ -3,6 +3,7 @@
 // reads and pg_stat_archiver. Ages are computed when scraped, from stored timestamps, so a
 // freshness series is never stale by the refresh interval; repository values come from
 // `pgbackrest info`, so they are right after a restart and the same on every pod.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -59,6 +60,12 @@ class AgentMetrics {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Families> families_;
   std::mutex mutex_;
+  // Bumped by every recording method; the cached text is reused only for the same generation
+  // within the same second.
+  std::atomic<std::uint64_t> generation_{0};
+  std::optional<std::string> cached_text_;
+  std::int64_t cached_second_ = 0;
+  std::uint64_t cached_generation_ = 0;
   std::map<std::string, BackupRecord> newest_by_type_;  // from the repository
   std::optional<std::int64_t> oldest_full_;
   std::optional<ArchiverStats> archiver_;

@@ -117,13 +117,16 @@ BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, Back
   if (!status) result.message = status.error().describe();
 
   // The repository is the source of truth for what exists now, success or not.
-  const auto info_begin = std::chrono::steady_clock::now();
-  auto info = read_stanza_info(config, services.runner, CancelToken::never());
-  result.info_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - info_begin).count();
-  if (info)
-    result.info = *info;
-  else
-    logger->warn("job {}: cannot read pgbackrest info after the backup: {}", job.id, info.error().message);
+  if (services.read_repository_after) {
+    const auto info_begin = std::chrono::steady_clock::now();
+    auto info = read_stanza_info(config, services.runner, CancelToken::never());
+    result.info_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - info_begin).count();
+    if (info)
+      result.info = *info;
+    else
+      logger->warn("job {}: cannot read pgbackrest info after the backup: {}", job.id, info.error().message);
+  }
   finish();
   if (status)
     logger->info("job {}: {} backup succeeded in {:.1f} s", job.id, backup_type_name(job.request.type),

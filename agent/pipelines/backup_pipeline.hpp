@@ -23,6 +23,9 @@ struct BackupServices {
   PgConnector& connector;
   Clock& clock;
   const CancelToken& cancel;
+  // The running agent reads the repository after each backup for its metrics; a one-off
+  // `agent backup` has no metrics to update and skips that read.
+  bool read_repository_after = true;
 };
 
 enum class BackupOutcome { succeeded, failed, skipped };

@@ -49,6 +49,23 @@ TEST(AgentMetrics, AgesAreComputedWhenScrapedWithCoveringTypes) {
             1000);
 }
 
+TEST(AgentMetrics, ScrapesWithinOneSecondShareTheTextUntilSomethingChanges) {
+  AgentMetrics metrics("db", "1", false);
+  metrics.record_repository_read(repository(), at(2100), 0.02);
+  const auto first = metrics.scrape(at(3000));
+  const auto same_second = metrics.scrape(at(3000) + std::chrono::milliseconds(900));
+  EXPECT_EQ(first, same_second);
+  // A change within the same second shows at once.
+  StanzaInfo newer = repository();
+  newer.backups.push_back({"I2", "incr", 2900, 2950, 70, 6, false});
+  metrics.record_repository_read(newer, at(3000), 0.02);
+  const auto changed = metrics.scrape(at(3000) + std::chrono::milliseconds(950));
+  EXPECT_NEAR(value_of(changed, R"(agent_backup_age_seconds{stanza="db",type="incr"})"), 50.95, 1e-6);
+  // The next second computes the ages again.
+  const auto next = metrics.scrape(at(3001));
+  EXPECT_EQ(value_of(next, R"(agent_backup_age_seconds{stanza="db",type="incr"})"), 51);
+}
+
 TEST(AgentMetrics, FailedReadKeepsFreshnessSeries) {
   AgentMetrics metrics("db", "1", false);
   metrics.record_repository_read(repository(), at(2100), 0.02);
