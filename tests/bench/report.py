@@ -6,6 +6,7 @@ Ratios are A/B: below 1.0 the agent is faster.
 """
 import argparse
 import datetime
+import os
 import platform
 import statistics
 import subprocess
@@ -79,8 +80,11 @@ def main():
     emit(f"- Machine: {machine()}")
     emit(f"- agent {run([args.agent, '--version'])}, {run(['/usr/lib/postgresql/15/bin/postgres', '--version'])}, "
          f"{run(['pgbackrest', 'version'])}, {run(['wrk', '-v'])}")
-    emit("- Data: `pgbench -i -s SCALE` in database `api`, lz4 repository, process-max 2; a full backup, "
-         "5 s of pgbench traffic, the recorded target, then an incremental backup (tests/support/make-cluster.sh).")
+    emit("- Data: `pgbench -i -s SCALE` in database `api`, lz4 repository with `process-max=2` in pgbackrest.conf "
+         "(the runbook's restore and both sides' backups; the agent's restore uses its default of 4); a full "
+         "backup, 5 s of pgbench traffic, the recorded target, then an incremental backup "
+         "(tests/support/make-cluster.sh). Before every timed run: `sync`, so neither side pays for the "
+         "other's writeback.")
     emit("- Every comparison alternates A (agent) and B (the plain tool) pair by pair in the same run; "
          "the ratio is A/B (below 1.0 the agent is faster), given as the median of the pairwise ratios "
          "with the lowest and highest pair in brackets.")
@@ -160,9 +164,11 @@ def main():
         children = values(samples, scale, "idle-children-cpu-percent", "A")
         if cpu:
             emit("")
+            tick = 100.0 / (os.sysconf("SC_CLK_TCK") * 60)
             emit(f"Idle CPU over 60 s with `agent run` (scale {scale}): {cpu[0]:.3f}% of one core for the agent "
                  f"itself (target < 0.5%: {verdict(cpu[0] < 0.5)}); its children (the periodic "
-                 f"`pgbackrest info`) {children[0] if children else 0:.3f}%.")
+                 f"`pgbackrest info`) {children[0] if children else 0:.3f}%. Resolution: one clock tick "
+                 f"in 60 s, {tick:.3f}%.")
     emit("")
     print("\n".join(out))
 

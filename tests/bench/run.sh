@@ -357,4 +357,5 @@ done
 python3 "${HERE}/report.py" --raw "${RAW}" --agent "${AGENT_BIN}" \
     --command "tests/bench/run.sh --scales \"${SCALES}\" --rounds ${ROUNDS}" >"${RESULTS}.partial"
 mv -- "${RESULTS}.partial" "${RESULTS}"
+cp -- "${RAW}" "${RESULTS%.md}.raw.tsv"
 log "report: ${RESULTS} (raw samples: ${RAW})"
