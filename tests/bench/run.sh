@@ -115,18 +115,18 @@ free_port() {
 # recovery has paused at the target before reading the replay timestamp.
 runbook_dump() {
     local scratch="$1" output="$2" port="$3" log="$4"
-    pgbackrest --config="${C[PGBACKREST_CONFIG]}" --stanza="${C[STANZA]}" restore --type=time \
-        --target="${C[TARGET]}" --pg1-path="${scratch}" --delta >>"${log}" 2>&1
+    pgbackrest --config="${CLUSTER[PGBACKREST_CONFIG]}" --stanza="${CLUSTER[STANZA]}" restore --type=time \
+        --target="${CLUSTER[TARGET]}" --pg1-path="${scratch}" --delta >>"${log}" 2>&1
     "${BINDIR}/pg_ctl" -D "${scratch}" -l "${log}.server" start -o "-p ${port}" >>"${log}" 2>&1
     local state=""
     until [[ "${state}" == "paused" ]]; do
-        state="$("${BINDIR}/psql" -X -At -h "${C[SOCKET_DIR]}" -p "${port}" -U postgres -d postgres \
+        state="$("${BINDIR}/psql" -X -At -h "${CLUSTER[SOCKET_DIR]}" -p "${port}" -U postgres -d postgres \
             -c "SELECT pg_get_wal_replay_pause_state()" 2>>"${log}" || true)"
         [[ "${state}" == "paused" ]] || sleep 0.1
     done
-    "${BINDIR}/psql" -X -h "${C[SOCKET_DIR]}" -p "${port}" -U postgres -d postgres \
+    "${BINDIR}/psql" -X -h "${CLUSTER[SOCKET_DIR]}" -p "${port}" -U postgres -d postgres \
         -c "SELECT pg_last_xact_replay_timestamp();" >>"${log}" 2>&1
-    "${BINDIR}/pg_dump" -h "${C[SOCKET_DIR]}" -p "${port}" -U postgres -d api --create -F plain >"${output}" 2>>"${log}"
+    "${BINDIR}/pg_dump" -h "${CLUSTER[SOCKET_DIR]}" -p "${port}" -U postgres -d api --create -F plain >"${output}" 2>>"${log}"
     "${BINDIR}/pg_ctl" -D "${scratch}" stop >>"${log}" 2>&1
 }
 
@@ -137,7 +137,7 @@ agent_dump() {
     local scratch="$1" output="$2" port="$3" log="$4"
     local start pid peak=0 hwm rc=0
     start="$(now_ns)"
-    "${AGENT_BIN}" dump --config "${C[AGENT_CONFIG]}" --target "${C[TARGET]}" --scratch "${scratch}" \
+    "${AGENT_BIN}" dump --config "${CLUSTER[AGENT_CONFIG]}" --target "${CLUSTER[TARGET]}" --scratch "${scratch}" \
         --output "${output}" --port "${port}" --log-format json >>"${log}" 2>&1 &
     pid=$!
     while kill -0 "${pid}" 2>/dev/null; do
@@ -169,14 +169,14 @@ bench_dumps() {
     local round start seconds peak
     for ((round = 1; round <= ROUNDS; round++)); do
         prepare_side "${mode}" "${a_scratch}" "${a_out}" "${a_out}.manifest.json"
-        read -r seconds peak < <(agent_dump "${a_scratch}" "${a_out}" "${C[SCRATCH_PORT]}" "${dir}/agent-dump.log")
+        read -r seconds peak < <(agent_dump "${a_scratch}" "${a_out}" "${CLUSTER[SCRATCH_PORT]}" "${dir}/agent-dump.log")
         record "${scale}" "dump-${mode}" A "${round}" "${seconds}"
         record "${scale}" "agent-peak-rss-kib" A "${round}" "${peak}"
         log "scale ${scale} dump-${mode} round ${round}: agent ${seconds} s (peak RSS ${peak} KiB)"
 
         prepare_side "${mode}" "${b_scratch}" "${b_out}"
         start="$(now_ns)"
-        runbook_dump "${b_scratch}" "${b_out}" "${C[SCRATCH_PORT]}" "${dir}/runbook.log" \
+        runbook_dump "${b_scratch}" "${b_out}" "${CLUSTER[SCRATCH_PORT]}" "${dir}/runbook.log" \
             || die "the runbook failed; log: ${dir}/runbook.log"
         seconds="$(seconds_since "${start}")"
         record "${scale}" "dump-${mode}" B "${round}" "${seconds}"
@@ -184,9 +184,9 @@ bench_dumps() {
 
         if ((round == 1)); then
             # Both sides must have produced the same point in time, or the race is meaningless.
-            check_dump "${a_out}" "${C[ROWS_BEFORE]}" "${C[ROWS_AFTER]}" >/dev/null \
+            check_dump "${a_out}" "${CLUSTER[ROWS_BEFORE]}" "${CLUSTER[ROWS_AFTER]}" >/dev/null \
                 || die "the agent's dump at scale ${scale} is wrong"
-            check_dump "${b_out}" "${C[ROWS_BEFORE]}" "${C[ROWS_AFTER]}" >/dev/null \
+            check_dump "${b_out}" "${CLUSTER[ROWS_BEFORE]}" "${CLUSTER[ROWS_AFTER]}" >/dev/null \
                 || die "the runbook's dump at scale ${scale} is wrong"
             record "${scale}" "dump-bytes" A "${round}" "$(stat -c %s "${a_out}")"
             record "${scale}" "dump-bytes" B "${round}" "$(stat -c %s "${b_out}")"
@@ -197,7 +197,7 @@ bench_dumps() {
 
 # --- backups --------------------------------------------------------------------------------
 pgbench_traffic() {
-    "${BINDIR}/pgbench" -h "${C[SOCKET_DIR]}" -p "${C[PORT]}" -U postgres -n -c 2 -T 3 api >/dev/null 2>&1 \
+    "${BINDIR}/pgbench" -h "${CLUSTER[SOCKET_DIR]}" -p "${CLUSTER[PORT]}" -U postgres -n -c 2 -T 3 api >/dev/null 2>&1 \
         || die "pgbench traffic failed"
 }
 
@@ -208,7 +208,7 @@ bench_backups() {
         pgbench_traffic
         sync
         start="$(now_ns)"
-        "${AGENT_BIN}" backup --config "${C[AGENT_CONFIG]}" --type "${type}" --log-format json \
+        "${AGENT_BIN}" backup --config "${CLUSTER[AGENT_CONFIG]}" --type "${type}" --log-format json \
             >>"${dir}/agent-backup.log" 2>&1 || die "agent backup --type ${type} failed; log: ${dir}/agent-backup.log"
         seconds="$(seconds_since "${start}")"
         record "${scale}" "backup-${type}" A "${round}" "${seconds}"
@@ -217,7 +217,7 @@ bench_backups() {
         pgbench_traffic
         sync
         start="$(now_ns)"
-        pgbackrest --config="${C[PGBACKREST_CONFIG]}" --stanza="${C[STANZA]}" backup --type="${type}" \
+        pgbackrest --config="${CLUSTER[PGBACKREST_CONFIG]}" --stanza="${CLUSTER[STANZA]}" backup --type="${type}" \
             >>"${dir}/pgbackrest-backup.log" 2>&1 || die "pgbackrest backup failed; log: ${dir}/pgbackrest-backup.log"
         seconds="$(seconds_since "${start}")"
         record "${scale}" "backup-${type}" B "${round}" "${seconds}"
@@ -234,7 +234,7 @@ bench_daemon() {
     local scale="$1" dir="$2" measure_idle_cpu="$3"
     local http_port config="${dir}/agent-run.yaml"
     http_port="$(free_port)"
-    cp -- "${C[AGENT_CONFIG]}" "${config}"
+    cp -- "${CLUSTER[AGENT_CONFIG]}" "${config}"
     cat >>"${config}" <<EOF
 state_dir: ${dir}/agent-state
 control:
@@ -314,7 +314,7 @@ EOF
     local round start
     for ((round = 1; round <= 20; round++)); do
         start="$(now_ns)"
-        pgbackrest --config="${C[PGBACKREST_CONFIG]}" --stanza="${C[STANZA]}" info --output=json >/dev/null
+        pgbackrest --config="${CLUSTER[PGBACKREST_CONFIG]}" --stanza="${CLUSTER[STANZA]}" info --output=json >/dev/null
         record "${scale}" "pgbackrest-info" B "${round}" "$(seconds_since "${start}")"
     done
 }
@@ -334,9 +334,7 @@ for scale in ${SCALES}; do
     bash "${AGENT_REPO_ROOT}/tests/support/make-cluster.sh" --dir "${dir}" --pgbench-scale "${scale}"
     record "${scale}" "cluster-build" - 1 "$(seconds_since "${start}")"
     read_cluster_env "${dir}/cluster.env"
-    declare -gA C=()
-    for key in "${!CLUSTER[@]}"; do C["${key}"]="${CLUSTER[${key}]}"; done
-    record "${scale}" "database-bytes" - 1 "$("${BINDIR}/psql" -X -At -h "${C[SOCKET_DIR]}" -p "${C[PORT]}" -U postgres \
+    record "${scale}" "database-bytes" - 1 "$("${BINDIR}/psql" -X -At -h "${CLUSTER[SOCKET_DIR]}" -p "${CLUSTER[PORT]}" -U postgres \
         -d api -c "SELECT pg_database_size('api')")"
 
     bench_dumps "${scale}" empty "${dir}"
