@@ -63,8 +63,9 @@ int dump_through_agent(int fd, const DumpArguments& arguments) {
         return code;
       }
       const auto& summary = message["summary"];
-      logger->info("dump written: {} ({} bytes, sha256 {}), manifest {}", summary.value("output", ""),
-                   summary.value("bytes", 0ULL), summary.value("sha256", ""), summary.value("manifest", ""));
+      logger->info("dump written: {} ({} bytes, checksum {}), manifest {}", summary.value("output", ""),
+                   summary.value("bytes", 0ULL), summary.value("checksum", "none"),
+                   summary.value("manifest", ""));
       return kExitSuccess;
     }
   }
@@ -81,10 +82,11 @@ int dump_here(const DumpJob& job) {
   if (!summary) return fail(summary.error());
   auto logger = log::get("dump");
   if (summary->output == "-")
-    logger->info("dump written to standard output: {} bytes, sha256 {}", summary->bytes, summary->sha256);
+    logger->info("dump written to standard output: {} bytes, checksum {}", summary->bytes,
+                 summary->checksum.empty() ? "none" : summary->checksum);
   else
-    logger->info("dump written: {} ({} bytes, sha256 {}), manifest {}", summary->output, summary->bytes,
-                 summary->sha256, summary->manifest_path);
+    logger->info("dump written: {} ({} bytes, checksum {}), manifest {}", summary->output, summary->bytes,
+                 summary->checksum.empty() ? "none" : summary->checksum, summary->manifest_path);
   return kExitSuccess;
 }
 

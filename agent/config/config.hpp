@@ -19,6 +19,7 @@ struct AgentConfig {
     int process_max = 0;
     int timeout_seconds = 0;
     int backup_timeout_seconds = 0;
+    int backup_nice = 0;
   } pgbackrest;
   struct {
     std::string bindir;
@@ -32,10 +33,12 @@ struct AgentConfig {
     int port = 0;
     int wait_timeout_seconds = 0;
     std::string shared_buffers;
+    bool fsync = false;  // false: the restore's fsync calls are skipped (libeatmydata)
   } restore;
   struct {
     std::string database;
     std::string output;
+    std::string checksum;  // "xxh128", "sha256" or "none"
   } dump;
   struct {
     std::string timezone;

@@ -67,6 +67,12 @@ const std::vector<OptionSpec> kOptions = {
   {"pgbackrest.backup_timeout_seconds", OptionType::integer, "86400",
    "Deadline for one `pgbackrest backup`.", 60, 604800, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.backup_timeout_seconds = static_cast<int>(v.integer); }},
+  {"pgbackrest.backup_nice", OptionType::integer, "10",
+   "Niceness of `pgbackrest backup` and its processes. Within the sidecar's share of the CPU, "
+   "the agent's health probes and /metrics go first; a backup still takes all the CPU nobody "
+   "else wants, so it is no slower on its own. 0 runs it at the agent's priority.",
+   0, 19, {},
+   [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.backup_nice = static_cast<int>(v.integer); }},
 
   {"postgres.bindir", OptionType::path, "/usr/lib/postgresql/15/bin",
    "Directory with postgres and pg_dump of the cluster's major version.", 0, 0, {},
@@ -96,6 +102,12 @@ const std::vector<OptionSpec> kOptions = {
   {"restore.shared_buffers", OptionType::string, "128MB",
    "shared_buffers of the temporary server (the live value may not fit the sidecar).", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.restore.shared_buffers = v.text; }},
+  {"restore.fsync", OptionType::choice, "off",
+   "off: the restore into the scratch directory skips its fsync calls (through libeatmydata, "
+   "Debian package libeatmydata1, when installed): the copy is thrown away after the dump and a "
+   "crash only means dumping again. on: the restore waits for the disk after every file.",
+   0, 0, {"off", "on"},
+   [](AgentConfig& c, const OptionValue& v) { c.restore.fsync = v.text == "on"; }},
 
   {"dump.database", OptionType::string, "postgres",
    "Database to dump.", 0, 0, {},
@@ -103,6 +115,12 @@ const std::vector<OptionSpec> kOptions = {
   {"dump.output", OptionType::path, "/pgdata/restore.sql",
    "Dump file; '-' writes the dump to standard output.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.dump.output = v.text; }},
+  {"dump.checksum", OptionType::choice, "xxh128",
+   "Checksum in the dump's manifest, to verify copies of the file with xxh128sum or sha256sum. "
+   "xxh128 catches corruption in transfer at a twentieth of SHA-256's CPU, which on a busy "
+   "sidecar adds seconds per gigabyte to the dump; sha256 for a cryptographic digest.",
+   0, 0, {"xxh128", "sha256", "none"},
+   [](AgentConfig& c, const OptionValue& v) { c.dump.checksum = v.text; }},
 
   {"schedules.timezone", OptionType::string, "UTC",
    "IANA time zone the schedules are read in, e.g. America/Vancouver.", 0, 0, {},

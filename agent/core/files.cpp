@@ -20,7 +20,8 @@ Error file_error(const std::string& what, const std::string& path) {
 
 Result<int> create_private_file(const std::string& path) {
   if (unlink(path.c_str()) != 0 && errno != ENOENT) return file_error("remove the old", path);
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  // Readable too: the dump step hashes the file back while pg_dump writes it.
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return file_error("create", path);
   return fd;
 }

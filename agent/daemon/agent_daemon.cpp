@@ -396,7 +396,7 @@ void AgentDaemon::on_dump_finished(Result<DumpSummary> summary, ControlReply rep
                 {{"output", summary->output},
                  {"manifest", summary->manifest_path},
                  {"bytes", summary->bytes},
-                 {"sha256", summary->sha256},
+                 {"checksum", summary->checksum},
                  {"backup_set", summary->backup_label},
                  {"gap_seconds", summary->gap_seconds}}}};
   } else {

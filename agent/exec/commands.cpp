@@ -6,9 +6,9 @@ namespace agent {
 
 namespace {
 std::vector<std::string> pgbackrest_common(const PgBackRestTarget& target) {
-  // The agent's log line carries the time; pgBackRest's own would repeat it.
-  std::vector<std::string> argv{target.bin, "--config=" + target.config, "--stanza=" + target.stanza,
-                                "--log-timestamp=n"};
+  // No --log-timestamp=n, although the agent's log line carries the time: it would also take
+  // the timestamps out of pgBackRest's own log files.
+  std::vector<std::string> argv{target.bin, "--config=" + target.config, "--stanza=" + target.stanza};
   if (target.repo > 0) argv.push_back("--repo=" + std::to_string(target.repo));
   return argv;
 }

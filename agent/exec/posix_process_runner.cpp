@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -259,6 +260,8 @@ class PosixProcessRunner final : public ProcessRunner {
  public:
   Result<std::unique_ptr<RunningProcess>> start(const ProcessSpec& spec) override {
     if (spec.argv.empty()) return make_error(ErrorKind::internal, "empty argv");
+    if (spec.stdout_mode == StdoutMode::file && spec.stdout_file < 0)
+      return make_error(ErrorKind::internal, "StdoutMode::file without a descriptor");
     auto program = resolve_program(spec.argv[0]);
     if (!program) return program.error();
 
@@ -314,8 +317,10 @@ class PosixProcessRunner final : public ProcessRunner {
       signal(SIGINT, SIG_DFL);
       signal(SIGTERM, SIG_DFL);
       signal(SIGHUP, SIG_DFL);
+      // Lowering one's own priority is always allowed; at worst the child runs at the agent's.
+      if (spec.nice > 0) setpriority(PRIO_PROCESS, 0, spec.nice);
       dup2(dev_null, STDIN_FILENO);
-      dup2(out_pipe[1], STDOUT_FILENO);
+      dup2(spec.stdout_mode == StdoutMode::file ? spec.stdout_file : out_pipe[1], STDOUT_FILENO);
       dup2(err_pipe[1], STDERR_FILENO);
       close_range(3, ~0U, 0);
       execve(program->c_str(), argv.data(), envp.data());
@@ -337,7 +342,12 @@ class PosixProcessRunner final : public ProcessRunner {
       close(err_pipe[0]);
       return make_error(ErrorKind::environment, std::string("pidfd_open: ") + std::strerror(errno));
     }
-    fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
+    if (spec.stdout_mode == StdoutMode::file) {
+      close(out_pipe[0]);  // the child writes to the file; nothing ever arrives here
+      out_pipe[0] = -1;
+    } else {
+      fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
+    }
     fcntl(err_pipe[0], F_SETFL, O_NONBLOCK);
     log::get(spec.tag.empty() ? "process" : spec.tag)
         ->debug("started pid {}: {}", pid, display_command(spec.argv));

@@ -27,6 +27,7 @@ enum class StdoutMode {
   log,      // stdout lines go to the log like stderr
   capture,  // stdout is kept in ProcessResult::stdout_text (small outputs such as `info` JSON)
   pipe,     // the caller reads RunningProcess::stdout_fd() (large outputs such as a dump)
+  file,     // stdout is ProcessSpec::stdout_file itself: the child writes there, no copy
 };
 
 struct ProcessSpec {
@@ -34,6 +35,8 @@ struct ProcessSpec {
   std::string tag;                                       // log component, e.g. "pgbackrest"
   std::vector<std::pair<std::string, std::string>> env;  // set on top of the agent's environment
   StdoutMode stdout_mode = StdoutMode::log;
+  int stdout_file = -1;                  // StdoutMode::file: an open descriptor the caller keeps
+  int nice = 0;                          // added niceness (0..19), inherited by what it starts
   std::string stdin_path = "/dev/null";  // what the child reads
   std::size_t capture_limit = 64 * 1024 * 1024;
   std::chrono::milliseconds timeout{0};        // run(): 0 means no deadline

@@ -41,6 +41,7 @@ Status backup_step(BackupContext& c) {
   spec.tag = "pgbackrest";
   spec.timeout = std::chrono::seconds(c.config.pgbackrest.backup_timeout_seconds);
   spec.kill_grace = std::chrono::seconds(30);
+  spec.nice = c.config.pgbackrest.backup_nice;
   auto result = c.services.runner.run(spec, c.services.cancel);
   if (!result) return result.error();
   c.result.pgbackrest_exit_code = result->exit_code;

@@ -1,6 +1,7 @@
 #include "pipelines/dump_job.hpp"
 
 #include "exec/commands.hpp"
+#include "exec/no_sync.hpp"
 
 namespace agent {
 
@@ -26,6 +27,7 @@ Result<DumpJob> build_dump_job(const AgentConfig& config, const DumpArguments& a
   job.port = arguments.port.value_or(config.restore.port);
   job.backup_set = arguments.backup_set;
   job.overwrite = arguments.overwrite;
+  if (!config.restore.fsync) job.no_sync_library = find_no_sync_library().value_or("");
   if (job.database.size() > 63)
     return make_error(ErrorKind::usage, "database name '" + job.database + "' is too long",
                       "PostgreSQL names have at most 63 bytes");

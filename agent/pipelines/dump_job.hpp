@@ -18,6 +18,9 @@ struct DumpJob {
   int port = 0;
   std::optional<std::string> backup_set;
   bool overwrite = false;
+  // libeatmydata, preloaded into the restore; empty: the restore syncs (restore.fsync: on, or
+  // the library is not installed).
+  std::string no_sync_library;
 
   bool to_stdout() const { return output == "-"; }
 };

@@ -15,6 +15,7 @@
 #include "core/log.hpp"
 #include "core/version.hpp"
 #include "exec/commands.hpp"
+#include "exec/no_sync.hpp"
 #include "pg/replay_wait.hpp"
 #include "pgbackrest/info.hpp"
 #include "pipelines/dump_preflight.hpp"
@@ -169,6 +170,14 @@ Status restore(DumpContext& c) {
     if (line.find(" DETAIL: restore file ") != std::string_view::npos) progress->update(line);
     return spdlog::level::debug;
   };
+  if (!c.job.no_sync_library.empty()) {
+    preload_no_sync(spec, c.job.no_sync_library);
+    c.logger->info("the restore skips fsync (restore.fsync: off, {} preloaded)", c.job.no_sync_library);
+  } else if (!c.job.config.restore.fsync) {
+    c.logger->info(
+        "libeatmydata is not installed: the restore waits for the disk after every file "
+        "(install libeatmydata1 for a faster restore)");
+  }
   c.logger->info("running {}", display_command(spec.argv));
   auto result = c.services.runner.run(spec, c.services.cancel);
   if (!result) return result.error();
@@ -253,24 +262,33 @@ Status verify(DumpContext& c) {
 }
 
 // --- dump ----------------------------------------------------------------------------------
+// To a file, pg_dump writes the file itself and the agent hashes it behind it; to standard
+// output (a pipe to `oc exec`, say) every byte passes through the agent.
 Status dump(DumpContext& c) {
-  int destination = STDOUT_FILENO;
-  if (!c.job.to_stdout()) {
-    c.partial_path = c.facts.output + ".partial";
-    auto fd = create_private_file(c.partial_path);
-    if (!fd) return fd.error();
-    c.output_fd = *fd;
-    destination = c.output_fd;
-  }
   ProcessSpec spec;
   spec.argv = pg_dump_argv(DumpRequest{c.job.config.postgres.bindir, c.layout.run, c.job.port,
                                        c.job.config.postgres.user, c.job.database});
   spec.tag = "pg_dump";
-  spec.stdout_mode = StdoutMode::pipe;
+  if (c.job.to_stdout()) {
+    spec.stdout_mode = StdoutMode::pipe;
+  } else {
+    c.partial_path = c.facts.output + ".partial";
+    auto fd = create_private_file(c.partial_path);
+    if (!fd) return fd.error();
+    c.output_fd = *fd;
+    spec.stdout_mode = StdoutMode::file;
+    spec.stdout_file = c.output_fd;
+  }
   auto started = c.services.runner.start(spec);
   if (!started) return started.error();
   auto& process = *started.value();
-  auto copied = copy_stream(process.stdout_fd(), destination, c.services.cancel, dump_progress_reporter());
+  const auto checksum =
+      parse_checksum_algorithm(c.job.config.dump.checksum).value_or(ChecksumAlgorithm::xxh128);
+  auto copied = c.job.to_stdout() ? copy_stream(process.stdout_fd(), STDOUT_FILENO, checksum,
+                                                c.services.cancel, dump_progress_reporter())
+                                  : follow_file(
+                                        c.output_fd, [&process] { return process.poll().has_value(); },
+                                        checksum, c.services.cancel, dump_progress_reporter());
   if (!copied) {
     process.stop(SIGTERM, std::chrono::seconds(5));
     return copied.error();
@@ -311,7 +329,7 @@ std::string manifest_json(const DumpContext& c) {
       {"dump",
        {{"path", c.job.to_stdout() ? "-" : c.facts.output},
         {"bytes", c.copy.bytes},
-        {"sha256", c.copy.sha256_hex},
+        {"checksum", c.copy.checksum.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.copy.checksum)},
         {"format", "plain"}}},
       {"durations_seconds", durations},
       {"created_at", format_iso_utc(std::chrono::floor<Microseconds>(c.services.clock.now()))},
@@ -321,7 +339,7 @@ std::string manifest_json(const DumpContext& c) {
 
 Status publish(DumpContext& c) {
   c.summary.bytes = c.copy.bytes;
-  c.summary.sha256 = c.copy.sha256_hex;
+  c.summary.checksum = c.copy.checksum;
   c.summary.backup_label = c.backup.label;
   if (c.job.to_stdout()) {
     c.summary.output = "-";

@@ -30,7 +30,7 @@ struct DumpSummary {
   std::optional<SysMicros> replayed_to;
   double gap_seconds = 0;
   std::uint64_t bytes = 0;
-  std::string sha256;
+  std::string checksum;  // "xxh128:HEX", "sha256:HEX", or "" (dump.checksum: none)
   std::string output;
   std::string manifest_path;
   std::vector<StepTiming> timings;

@@ -14,16 +14,23 @@
 
 #include "core/log.hpp"
 
+// The implementation is compiled in: nothing to install at run time.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 namespace agent {
 namespace {
 
 constexpr std::size_t kBufferBytes = 1 << 20;
+// How long follow_file waits when it has caught up with the writer: pg_dump writes a few MB
+// in that time, so reads stay large and wake-ups few.
+constexpr std::chrono::milliseconds kFollowPause{20};
 
-std::string hex(const unsigned char* data, unsigned int size) {
+std::string hex(const unsigned char* data, std::size_t size) {
   static const char digits[] = "0123456789abcdef";
   std::string out;
   out.reserve(size * 2);
-  for (unsigned int i = 0; i < size; ++i) {
+  for (std::size_t i = 0; i < size; ++i) {
     out += digits[data[i] >> 4];
     out += digits[data[i] & 0xf];
   }
@@ -82,6 +89,62 @@ class WriteBehind {
   std::uint64_t submitted_ = 0;
 };
 
+// The running checksum of the dump, as "ALGORITHM:HEX" (the hex as sha256sum and xxh128sum
+// print it), or "" for none.
+class Checksum {
+ public:
+  explicit Checksum(ChecksumAlgorithm algorithm)
+      : sha_(nullptr, EVP_MD_CTX_free), xxh_(nullptr, XXH3_freeState) {
+    if (algorithm == ChecksumAlgorithm::sha256) {
+      sha_.reset(EVP_MD_CTX_new());
+      ok_ = sha_ && EVP_DigestInit_ex(sha_.get(), EVP_sha256(), nullptr) == 1;
+    } else if (algorithm == ChecksumAlgorithm::xxh128) {
+      xxh_.reset(XXH3_createState());
+      ok_ = xxh_ && XXH3_128bits_reset(xxh_.get()) == XXH_OK;
+    }
+  }
+  bool ok() const { return ok_; }
+  void update(const char* data, std::size_t size) {
+    if (sha_) EVP_DigestUpdate(sha_.get(), data, size);
+    if (xxh_) XXH3_128bits_update(xxh_.get(), data, size);
+  }
+  std::string finish() {
+    if (sha_) {
+      unsigned char digest[EVP_MAX_MD_SIZE];
+      unsigned int digest_size = 0;
+      EVP_DigestFinal_ex(sha_.get(), digest, &digest_size);
+      return "sha256:" + hex(digest, digest_size);
+    }
+    if (xxh_) {
+      XXH128_canonical_t canonical;
+      XXH128_canonicalFromHash(&canonical, XXH3_128bits_digest(xxh_.get()));
+      return "xxh128:" + hex(canonical.digest, sizeof canonical.digest);
+    }
+    return "";
+  }
+
+ private:
+  bool ok_ = true;
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha_;
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> xxh_;
+};
+
+// Calls the reporter at most every progress.interval.
+class ProgressClock {
+ public:
+  explicit ProgressClock(const CopyProgress& progress) : progress_(progress) {}
+  void maybe_report(std::uint64_t bytes) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!progress_.report || now - last_ < progress_.interval) return;
+    progress_.report(bytes, false);
+    last_ = now;
+  }
+
+ private:
+  const CopyProgress& progress_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
 // Fewer, larger reads: a pipe holds 64 KiB by default. Best effort (the system limit may be
 // lower).
 void enlarge_pipe(int fd) {
@@ -91,15 +154,15 @@ void enlarge_pipe(int fd) {
 
 }  // namespace
 
-Result<CopyStats> copy_stream(int from, int to, const CancelToken& cancel, const CopyProgress& progress) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> sha(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!sha || EVP_DigestInit_ex(sha.get(), EVP_sha256(), nullptr) != 1)
-    return make_error(ErrorKind::internal, "cannot initialise SHA-256");
+Result<CopyStats> copy_stream(int from, int to, ChecksumAlgorithm algorithm, const CancelToken& cancel,
+                              const CopyProgress& progress) {
+  Checksum checksum(algorithm);
+  if (!checksum.ok()) return make_error(ErrorKind::internal, "cannot initialise the checksum");
   std::vector<char> buffer(kBufferBytes);
   CopyStats stats;
   WriteBehind write_behind(to);
   enlarge_pipe(from);
-  auto last_report = std::chrono::steady_clock::now();
+  ProgressClock clock(progress);
   for (;;) {
     pollfd fds[2] = {{from, POLLIN, 0}, {cancel.fd(), POLLIN, 0}};
     const int rc = poll(fds, 2, static_cast<int>(progress.interval.count()));
@@ -111,7 +174,7 @@ Result<CopyStats> copy_stream(int from, int to, const CancelToken& cancel, const
       for (;;) {
         const ssize_t n = read(from, buffer.data(), buffer.size());
         if (n > 0) {
-          EVP_DigestUpdate(sha.get(), buffer.data(), static_cast<std::size_t>(n));
+          checksum.update(buffer.data(), static_cast<std::size_t>(n));
           if (auto s = write_all(to, buffer.data(), static_cast<std::size_t>(n), cancel); !s)
             return s.error();
           stats.bytes += static_cast<std::uint64_t>(n);
@@ -129,18 +192,54 @@ Result<CopyStats> copy_stream(int from, int to, const CancelToken& cancel, const
       }
       if (eof) break;
     }
-    const auto now = std::chrono::steady_clock::now();
-    if (progress.report && now - last_report >= progress.interval) {
-      progress.report(stats.bytes, false);
-      last_report = now;
-    }
+    clock.maybe_report(stats.bytes);
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int digest_size = 0;
-  EVP_DigestFinal_ex(sha.get(), digest, &digest_size);
-  stats.sha256_hex = hex(digest, digest_size);
+  stats.checksum = checksum.finish();
   if (progress.report) progress.report(stats.bytes, true);
   return stats;
+}
+
+Result<CopyStats> follow_file(int fd, const std::function<bool()>& writer_done, ChecksumAlgorithm algorithm,
+                              const CancelToken& cancel, const CopyProgress& progress) {
+  Checksum checksum(algorithm);
+  if (!checksum.ok()) return make_error(ErrorKind::internal, "cannot initialise the checksum");
+  std::vector<char> buffer(kBufferBytes);
+  CopyStats stats;
+  WriteBehind write_behind(fd);
+  ProgressClock clock(progress);
+  for (;;) {
+    // Asked before reading: once the writer has ended, everything it wrote is in the file.
+    const bool done = writer_done();
+    for (;;) {
+      const ssize_t n = pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(stats.bytes));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0)
+        return make_error(ErrorKind::environment,
+                          std::string("cannot read the dump back: ") + std::strerror(errno),
+                          "check the disk where the dump goes");
+      if (n == 0) break;
+      checksum.update(buffer.data(), static_cast<std::size_t>(n));
+      stats.bytes += static_cast<std::uint64_t>(n);
+      write_behind.wrote_up_to(stats.bytes);
+      // A short read means the writer is behind: wait for more rather than ask again at once.
+      if (!done && static_cast<std::size_t>(n) < buffer.size()) break;
+    }
+    clock.maybe_report(stats.bytes);
+    if (done) break;
+    pollfd cancel_fd{cancel.fd(), POLLIN, 0};
+    poll(&cancel_fd, 1, static_cast<int>(kFollowPause.count()));
+    if (cancel.cancelled()) return make_error(ErrorKind::interrupted, "interrupted while dumping");
+  }
+  stats.checksum = checksum.finish();
+  if (progress.report) progress.report(stats.bytes, true);
+  return stats;
+}
+
+std::optional<ChecksumAlgorithm> parse_checksum_algorithm(const std::string& name) {
+  if (name == "xxh128") return ChecksumAlgorithm::xxh128;
+  if (name == "sha256") return ChecksumAlgorithm::sha256;
+  if (name == "none") return ChecksumAlgorithm::none;
+  return std::nullopt;
 }
 
 CopyProgress dump_progress_reporter() {

@@ -2,11 +2,13 @@
 # Benchmarks: the agent against the manual runbook and the plain tools, side by
 # side in one run, at several pgbench scales. Not part of the default test run.
 #
-#   tests/bench/run.sh [--scales "10 50 200"] [--rounds N] [--work DIR]
-#                      [--results FILE] [--keep]
+#   tests/bench/run.sh [--scales "10 50 200"] [--rounds N] [--backup-rounds N]
+#                      [--work DIR] [--results FILE] [--keep]
 #
 #   --scales LIST   pgbench scales to build and measure (default "10 50 200")
-#   --rounds N      A/B pairs per comparison (default 3)
+#   --rounds N      A/B pairs per dump comparison (default 3)
+#   --backup-rounds N  A/B pairs per backup comparison (default 5: a backup
+#                   varies by several percent from run to run, the target is 2%)
 #   --work DIR      where clusters, scratch copies and dumps go
 #                   (default /var/tmp/agent-bench; needs about 25 GB at scale 200)
 #   --results FILE  the Markdown report (default tests/bench/RESULTS.md)
@@ -36,6 +38,7 @@ AGENT_PACKAGES+=(wrk curl python3)
 
 SCALES="10 50 200"
 ROUNDS=3
+BACKUP_ROUNDS=5
 WORK="/var/tmp/agent-bench"
 RESULTS="${AGENT_REPO_ROOT}/tests/bench/RESULTS.md"
 KEEP=0
@@ -44,14 +47,16 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --scales) [[ $# -ge 2 ]] || die "--scales needs a value"; SCALES="$2"; shift 2 ;;
         --rounds) [[ $# -ge 2 ]] || die "--rounds needs a value"; ROUNDS="$2"; shift 2 ;;
+        --backup-rounds) [[ $# -ge 2 ]] || die "--backup-rounds needs a value"; BACKUP_ROUNDS="$2"; shift 2 ;;
         --work) [[ $# -ge 2 ]] || die "--work needs a value"; WORK="$2"; shift 2 ;;
         --results) [[ $# -ge 2 ]] || die "--results needs a value"; RESULTS="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+        -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
         *) die "unknown argument: $1 (try --help)" ;;
     esac
 done
 [[ "${ROUNDS}" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '${ROUNDS}'"
+[[ "${BACKUP_ROUNDS}" =~ ^[1-9][0-9]*$ ]] || die "--backup-rounds must be a positive integer, got '${BACKUP_ROUNDS}'"
 for scale in ${SCALES}; do
     [[ "${scale}" =~ ^[1-9][0-9]*$ ]] || die "--scales must list positive integers, got '${scale}'"
 done
@@ -113,11 +118,19 @@ free_port() {
 
 # The runbook as a person runs it, with the one wait a careful person adds: poll until
 # recovery has paused at the target before reading the replay timestamp.
+# Sets RUNBOOK_STEPS to "restore SECONDS start SECONDS ..." for the report's step table.
 runbook_dump() {
     local scratch="$1" output="$2" port="$3" log="$4"
+    local mark
+    RUNBOOK_STEPS=""
+    mark="$(now_ns)"
     pgbackrest --config="${CLUSTER[PGBACKREST_CONFIG]}" --stanza="${CLUSTER[STANZA]}" restore --type=time \
         --target="${CLUSTER[TARGET]}" --pg1-path="${scratch}" --delta >>"${log}" 2>&1
+    RUNBOOK_STEPS+="restore $(seconds_since "${mark}") "
+    mark="$(now_ns)"
     "${BINDIR}/pg_ctl" -D "${scratch}" -l "${log}.server" start -o "-p ${port}" >>"${log}" 2>&1
+    RUNBOOK_STEPS+="start $(seconds_since "${mark}") "
+    mark="$(now_ns)"
     local state=""
     until [[ "${state}" == "paused" ]]; do
         state="$("${BINDIR}/psql" -X -At -h "${CLUSTER[SOCKET_DIR]}" -p "${port}" -U postgres -d postgres \
@@ -126,8 +139,32 @@ runbook_dump() {
     done
     "${BINDIR}/psql" -X -h "${CLUSTER[SOCKET_DIR]}" -p "${port}" -U postgres -d postgres \
         -c "SELECT pg_last_xact_replay_timestamp();" >>"${log}" 2>&1
+    RUNBOOK_STEPS+="wait $(seconds_since "${mark}") "
+    mark="$(now_ns)"
     "${BINDIR}/pg_dump" -h "${CLUSTER[SOCKET_DIR]}" -p "${port}" -U postgres -d api --create -F plain >"${output}" 2>>"${log}"
+    RUNBOOK_STEPS+="dump $(seconds_since "${mark}") "
+    mark="$(now_ns)"
     "${BINDIR}/pg_ctl" -D "${scratch}" stop >>"${log}" 2>&1
+    RUNBOOK_STEPS+="stop $(seconds_since "${mark}")"
+}
+
+# record_steps SCALE MODE SIDE ROUND "STEP SECONDS STEP SECONDS ..."
+record_steps() {
+    local scale="$1" mode="$2" side="$3" round="$4" step seconds
+    # shellcheck disable=SC2086 # the list is split on purpose
+    set -- $5
+    while [[ $# -ge 2 ]]; do
+        step="$1" seconds="$2"
+        shift 2
+        record "${scale}" "step-${mode}-${step}" "${side}" "${round}" "${seconds}"
+    done
+}
+
+# The agent's own step durations, from the manifest it wrote next to the dump.
+agent_steps() {
+    python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))["durations_seconds"]
+print(" ".join(f"{k} {v:.3f}" for k, v in d.items()))' "$1"
 }
 
 # Runs the agent's dump in the background and samples its peak resident memory
@@ -172,6 +209,7 @@ bench_dumps() {
         read -r seconds peak < <(agent_dump "${a_scratch}" "${a_out}" "${CLUSTER[SCRATCH_PORT]}" "${dir}/agent-dump.log")
         record "${scale}" "dump-${mode}" A "${round}" "${seconds}"
         record "${scale}" "agent-peak-rss-kib" A "${round}" "${peak}"
+        record_steps "${scale}" "${mode}" A "${round}" "$(agent_steps "${a_out}.manifest.json")"
         log "scale ${scale} dump-${mode} round ${round}: agent ${seconds} s (peak RSS ${peak} KiB)"
 
         prepare_side "${mode}" "${b_scratch}" "${b_out}"
@@ -180,6 +218,7 @@ bench_dumps() {
             || die "the runbook failed; log: ${dir}/runbook.log"
         seconds="$(seconds_since "${start}")"
         record "${scale}" "dump-${mode}" B "${round}" "${seconds}"
+        record_steps "${scale}" "${mode}" B "${round}" "${RUNBOOK_STEPS}"
         log "scale ${scale} dump-${mode} round ${round}: runbook ${seconds} s"
 
         if ((round == 1)); then
@@ -201,14 +240,19 @@ pgbench_traffic() {
         || die "pgbench traffic failed"
 }
 
+# The agent runs these backups at niceness 0, as pgbackrest runs on the other side: the
+# comparison is of what the agent adds, not of its scheduling policy (pgbackrest.backup_nice,
+# 10 by default, which the /metrics measurement below keeps).
 bench_backups() {
     local scale="$1" type="$2" dir="$3"
-    local round start seconds
-    for ((round = 1; round <= ROUNDS; round++)); do
+    local round start seconds config="${dir}/agent-backup.yaml"
+    sed 's/^pgbackrest:$/pgbackrest:\n  backup_nice: 0/' "${CLUSTER[AGENT_CONFIG]}" >"${config}"
+    grep -q '^  backup_nice: 0$' "${config}" || die "could not set backup_nice in ${config}"
+    for ((round = 1; round <= BACKUP_ROUNDS; round++)); do
         pgbench_traffic
         sync
         start="$(now_ns)"
-        "${AGENT_BIN}" backup --config "${CLUSTER[AGENT_CONFIG]}" --type "${type}" --log-format json \
+        "${AGENT_BIN}" backup --config "${config}" --type "${type}" --log-format json \
             >>"${dir}/agent-backup.log" 2>&1 || die "agent backup --type ${type} failed; log: ${dir}/agent-backup.log"
         seconds="$(seconds_since "${start}")"
         record "${scale}" "backup-${type}" A "${round}" "${seconds}"
@@ -284,6 +328,8 @@ EOF
         pgrep -u "$(id -u)" -f "pgbackrest .*--type=full backup" >/dev/null && break
         sleep 0.05
     done
+    # The niceness the agent gave the backup (pgbackrest.backup_nice), for the report.
+    record "${scale}" "backup-nice" A 1 "$(ps -o ni= -p "$(pgrep -u "$(id -u)" -f "pgbackrest .*--type=full backup" | head -n 1)" | tr -d ' ')"
     local wrk_out="${dir}/wrk.txt"
     wrk -t 2 -c 50 -d "${duration}s" --latency "http://127.0.0.1:${http_port}/metrics" >"${wrk_out}" 2>&1 \
         || die "wrk failed: $(cat "${wrk_out}")"
@@ -353,7 +399,7 @@ for scale in ${SCALES}; do
 done
 
 python3 "${HERE}/report.py" --raw "${RAW}" --agent "${AGENT_BIN}" \
-    --command "tests/bench/run.sh --scales \"${SCALES}\" --rounds ${ROUNDS}" >"${RESULTS}.partial"
+    --command "tests/bench/run.sh --scales \"${SCALES}\" --rounds ${ROUNDS} --backup-rounds ${BACKUP_ROUNDS}" >"${RESULTS}.partial"
 mv -- "${RESULTS}.partial" "${RESULTS}"
 cp -- "${RAW}" "${RESULTS%.md}.raw.tsv"
 log "report: ${RESULTS} (raw samples: ${RAW})"

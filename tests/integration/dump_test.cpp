@@ -36,6 +36,20 @@ class DumpIntegration : public ClusterSuite<DumpIntegration> {
             "--scratch", scratch};
   }
 
+  // The checksum in the manifest, "xxh128:HEX", must be what xxh128sum (or sha256sum) says.
+  static void expect_checksum_matches(const std::string& output, const std::string& algorithm) {
+    const auto manifest = nlohmann::json::parse(read_file(output + ".manifest.json"));
+    const std::string recorded = manifest["dump"]["checksum"].get<std::string>();
+    ASSERT_EQ(recorded.rfind(algorithm + ":", 0), 0u) << recorded;
+    auto runner = make_posix_process_runner();
+    ProcessSpec spec;
+    spec.argv = {algorithm + "sum", output};
+    spec.stdout_mode = StdoutMode::capture;
+    auto tool = runner->run(spec, CancelToken::never());
+    ASSERT_TRUE(tool.ok() && tool->succeeded()) << spec.argv[0];
+    EXPECT_EQ(algorithm + ":" + tool->stdout_text.substr(0, tool->stdout_text.find(' ')), recorded);
+  }
+
   static void expect_no_error_lines(const AgentRun& run) {
     EXPECT_EQ(run.stderr_text.find(" error "), std::string::npos) << run.stderr_text;
   }
@@ -78,7 +92,7 @@ TEST_F(DumpIntegration, DumpAtTargetThenAgainWithDeltaInTheRunbookOffsetForm) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_FALSE(file_exists(output + ".partial"));
   const std::string manifest = read_file(output + ".manifest.json");
-  EXPECT_NE(manifest.find("\"sha256\""), std::string::npos);
+  expect_checksum_matches(output, "xxh128");  // the default
   EXPECT_NE(manifest.find("\"replay_timestamp\""), std::string::npos);
   // The step progress a person sees.
   for (const char* step :
@@ -104,9 +118,18 @@ TEST_F(DumpIntegration, DumpAtTargetThenAgainWithDeltaInTheRunbookOffsetForm) {
   std::string pacific = format_for_pgbackrest(local);
   pacific.replace(pacific.size() - 3, 3, "-08:00");
   const std::string second_output = cluster_->get("OUTPUT_DIR") + "/second.sql";
-  const auto second = run_agent(dump_args(pacific, second_output, scratch));
+  // ... and with a SHA-256 in its manifest.
+  std::string config = read_file(cluster_->get("AGENT_CONFIG"));
+  ASSERT_NE(config.find("\ndump:\n"), std::string::npos);
+  config.replace(config.find("\ndump:\n"), 7, "\ndump:\n  checksum: sha256\n");
+  const std::string sha_config = cluster_->dir() + "/agent-sha256.yaml";
+  std::ofstream(sha_config) << config;
+  auto second_args = dump_args(pacific, second_output, scratch);
+  second_args[2] = sha_config;
+  const auto second = run_agent(second_args);
   ASSERT_EQ(second.exit_code, 0) << second.stderr_text;
   expect_rows_at_target(read_file(second_output));
+  expect_checksum_matches(second_output, "sha256");
   EXPECT_EQ(cluster_->archive_files(), archive_before);
   EXPECT_TRUE(processes_matching(scratch + "/").empty());
 }

@@ -24,7 +24,8 @@ AGENT_PACKAGES=(
     build-essential cmake pkg-config postgresql-15 pgbackrest libpqxx-dev
     prometheus-cpp-dev libyaml-cpp-dev libspdlog-dev libboost-dev
     libboost-system-dev libboost-filesystem-dev nlohmann-json3-dev
-    libhowardhinnant-date-dev libcli11-dev libgtest-dev libgmock-dev libssl-dev
+    libhowardhinnant-date-dev libcli11-dev libgtest-dev libgmock-dev libssl-dev libxxhash-dev
+    xxhash libeatmydata1
     clang-format tzdata util-linux procps prometheus
 )
 

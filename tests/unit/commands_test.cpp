@@ -15,7 +15,7 @@ const PgBackRestTarget kTarget{"pgbackrest", "/etc/pgbackrest/pgbackrest.conf", 
 TEST(Commands, InfoAsksForJson) {
   EXPECT_THAT(pgbackrest_info_argv(kTarget),
               ElementsAre("pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=db",
-                          "--log-timestamp=n", "--output=json", "--log-level-console=warn", "info"));
+                          "--output=json", "--log-level-console=warn", "info"));
   auto with_repo = kTarget;
   with_repo.repo = 2;
   EXPECT_THAT(pgbackrest_info_argv(with_repo), Contains("--repo=2"));
@@ -24,7 +24,7 @@ TEST(Commands, InfoAsksForJson) {
 TEST(Commands, Backup) {
   EXPECT_THAT(pgbackrest_backup_argv(kTarget, "incr"),
               ElementsAre("pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=db",
-                          "--log-timestamp=n", "--log-level-console=info", "--type=incr", "backup"));
+                          "--log-level-console=info", "--type=incr", "backup"));
 }
 
 TEST(Commands, RestoreIsSafeForTheLiveRepository) {

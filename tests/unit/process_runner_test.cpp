@@ -46,6 +46,49 @@ TEST(ProcessRunner, StreamsLinesAndKeepsTheTail) {
   EXPECT_EQ(result->last_lines.back(), "30");
 }
 
+TEST(ProcessRunner, FileModeLetsTheChildWriteTheDescriptorItself) {
+  char path[] = "/tmp/agent-stdout-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {"seq", "1", "3"};
+  spec.stdout_mode = StdoutMode::file;
+  spec.stdout_file = fd;
+  std::vector<std::string> logged;
+  spec.on_line = [&logged](std::string_view line) { logged.emplace_back(line); };
+  auto result = runner->run(spec, CancelToken::never());
+  ASSERT_TRUE(result.ok());
+  EXPECT_TRUE(result->succeeded());
+  EXPECT_TRUE(logged.empty());  // nothing of stdout went through the agent
+  char buffer[16] = {};
+  EXPECT_EQ(pread(fd, buffer, sizeof buffer - 1, 0), 6);
+  EXPECT_STREQ(buffer, "1\n2\n3\n");
+  close(fd);
+  unlink(path);
+}
+
+TEST(ProcessRunner, FileModeWithoutADescriptorIsRefused) {
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {"true"};
+  spec.stdout_mode = StdoutMode::file;
+  EXPECT_FALSE(runner->run(spec, CancelToken::never()).ok());
+}
+
+TEST(ProcessRunner, NiceLowersThePriorityOfTheChildOnly) {
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {"nice"};  // without arguments it prints its own niceness
+  spec.stdout_mode = StdoutMode::capture;
+  spec.nice = 7;
+  auto niced = runner->run(spec, CancelToken::never());
+  spec.nice = 0;
+  auto plain = runner->run(spec, CancelToken::never());
+  ASSERT_TRUE(niced.ok() && plain.ok());
+  EXPECT_EQ(std::stoi(niced->stdout_text) - std::stoi(plain->stdout_text), 7);
+}
+
 TEST(ProcessRunner, ReportsExitCodes) {
   auto runner = make_posix_process_runner();
   ProcessSpec spec;

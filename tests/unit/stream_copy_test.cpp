@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <string>
 #include <thread>
 
 namespace agent {
@@ -22,13 +24,13 @@ TEST(StreamCopy, CopiesAndHashes) {
   std::uint64_t reported = 0;
   CopyProgress progress;
   progress.report = [&](std::uint64_t bytes, bool) { reported = bytes; };
-  auto stats = copy_stream(in[0], out[1], CancelToken::never(), progress);
+  auto stats = copy_stream(in[0], out[1], ChecksumAlgorithm::sha256, CancelToken::never(), progress);
   writer.join();
   ASSERT_TRUE(stats.ok()) << stats.error().describe();
   EXPECT_EQ(stats->bytes, 3u);
   EXPECT_EQ(reported, 3u);
   // SHA-256("abc") from FIPS 180-2.
-  EXPECT_EQ(stats->sha256_hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(stats->checksum, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   char buffer[4] = {};
   ASSERT_EQ(read(out[0], buffer, 3), 3);
   EXPECT_STREQ(buffer, "abc");
@@ -44,11 +46,98 @@ TEST(StreamCopy, CancelStopsAWaitingCopy) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     cancel.cancel(SIGTERM);
   });
-  auto stats = copy_stream(in[0], null_fd, cancel, CopyProgress{});
+  auto stats = copy_stream(in[0], null_fd, ChecksumAlgorithm::xxh128, cancel, CopyProgress{});
   canceller.join();
   ASSERT_FALSE(stats.ok());
   EXPECT_EQ(stats.error().kind, ErrorKind::interrupted);
   for (int fd : {in[0], in[1], null_fd}) close(fd);
+}
+
+// A writer that appends in bursts with pauses, as pg_dump does, and then ends.
+TEST(FollowFile, HashesEverythingTheWriterWroteWhileItWasWriting) {
+  char path[] = "/tmp/agent-follow-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const int writer_fd = open(path, O_WRONLY | O_APPEND);
+  ASSERT_GE(writer_fd, 0);
+  std::atomic<bool> done{false};
+  std::string all;
+  std::thread writer([&] {
+    for (int burst = 0; burst < 20; ++burst) {
+      // Bursts larger and smaller than the follower's buffer (1 MiB).
+      const std::string chunk(burst % 3 == 0 ? (3 << 20) + burst : 1000 + burst,
+                              static_cast<char>('a' + burst));
+      all += chunk;
+      ASSERT_EQ(write(writer_fd, chunk.data(), chunk.size()), static_cast<ssize_t>(chunk.size()));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    done = true;
+  });
+  std::uint64_t reported = 0;
+  CopyProgress progress;
+  progress.interval = std::chrono::milliseconds(1);
+  progress.report = [&](std::uint64_t bytes, bool) { reported = bytes; };
+  auto stats = follow_file(
+      fd, [&] { return done.load(); }, ChecksumAlgorithm::xxh128, CancelToken::never(), progress);
+  writer.join();
+  ASSERT_TRUE(stats.ok()) << stats.error().describe();
+  EXPECT_EQ(stats->bytes, all.size());
+  EXPECT_EQ(reported, all.size());
+  // The same bytes hashed in one go through the pipe path.
+  int in[2];
+  ASSERT_EQ(pipe2(in, O_NONBLOCK), 0);
+  const int null_fd = open("/dev/null", O_WRONLY);
+  std::thread feeder([&] {
+    fcntl(in[1], F_SETFL, 0);
+    ASSERT_EQ(write(in[1], all.data(), all.size()), static_cast<ssize_t>(all.size()));
+    close(in[1]);
+  });
+  auto piped = copy_stream(in[0], null_fd, ChecksumAlgorithm::xxh128, CancelToken::never(), CopyProgress{});
+  feeder.join();
+  ASSERT_TRUE(piped.ok());
+  EXPECT_EQ(stats->checksum, piped->checksum);
+  EXPECT_EQ(stats->checksum.rfind("xxh128:", 0), 0u);
+  for (int f : {fd, writer_fd, in[0], null_fd}) close(f);
+  unlink(path);
+}
+
+// Known values: SHA-256 from FIPS 180-2; XXH3-128 as `printf abc | xxh128sum` prints it.
+TEST(FollowFile, ChecksumsOfAKnownText) {
+  char path[] = "/tmp/agent-follow-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "abc", 3), 3);
+  const auto checksum = [fd](ChecksumAlgorithm algorithm) {
+    auto stats = follow_file(
+        fd, [] { return true; }, algorithm, CancelToken::never(), CopyProgress{});
+    EXPECT_TRUE(stats.ok());
+    EXPECT_EQ(stats->bytes, 3u);
+    return stats->checksum;
+  };
+  EXPECT_EQ(checksum(ChecksumAlgorithm::sha256),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(checksum(ChecksumAlgorithm::xxh128), "xxh128:06b05ab6733a618578af5f94892f3950");
+  EXPECT_EQ(checksum(ChecksumAlgorithm::none), "");
+  close(fd);
+  unlink(path);
+}
+
+TEST(FollowFile, CancelStopsFollowingAWriterThatNeverEnds) {
+  char path[] = "/tmp/agent-follow-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  CancelToken cancel;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    cancel.cancel(SIGTERM);
+  });
+  auto stats = follow_file(
+      fd, [] { return false; }, ChecksumAlgorithm::xxh128, cancel, CopyProgress{});
+  canceller.join();
+  ASSERT_FALSE(stats.ok());
+  EXPECT_EQ(stats.error().kind, ErrorKind::interrupted);
+  close(fd);
+  unlink(path);
 }
 
 }  // namespace
