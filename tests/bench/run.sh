@@ -62,6 +62,11 @@ for scale in ${SCALES}; do
 done
 
 ensure_packages
+# The run below is unprivileged; a root-owned checkout must still take its report.
+if [[ "$(id -u)" == "0" ]]; then
+    touch -- "${RESULTS}" "${RESULTS%.md}.raw.tsv"
+    chown "${AGENT_CI_USER}" -- "${RESULTS}" "${RESULTS%.md}.raw.tsv"
+fi
 drop_privileges_if_root "${args[@]}"
 cd "${AGENT_REPO_ROOT}"
 if [[ "${AGENT_BENCH_SKIP_BUILD:-0}" != "1" ]]; then
@@ -398,8 +403,9 @@ for scale in ${SCALES}; do
     CURRENT_DIR=""
 done
 
+# Written whole to WORK first, then copied over the files (whose directory may not be ours).
 python3 "${HERE}/report.py" --raw "${RAW}" --agent "${AGENT_BIN}" \
-    --command "tests/bench/run.sh --scales \"${SCALES}\" --rounds ${ROUNDS} --backup-rounds ${BACKUP_ROUNDS}" >"${RESULTS}.partial"
-mv -- "${RESULTS}.partial" "${RESULTS}"
-cp -- "${RAW}" "${RESULTS%.md}.raw.tsv"
+    --command "tests/bench/run.sh --scales \"${SCALES}\" --rounds ${ROUNDS} --backup-rounds ${BACKUP_ROUNDS}" >"${WORK}/RESULTS.md"
+cat -- "${WORK}/RESULTS.md" >"${RESULTS}"
+cat -- "${RAW}" >"${RESULTS%.md}.raw.tsv"
 log "report: ${RESULTS} (raw samples: ${RAW})"
