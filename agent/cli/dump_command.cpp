@@ -81,12 +81,12 @@ int dump_here(const DumpJob& job) {
   auto summary = run_dump(job, services);
   if (!summary) return fail(summary.error());
   auto logger = log::get("dump");
+  const std::string checksum = summary->checksum.empty() ? "none" : summary->checksum;
   if (summary->output == "-")
-    logger->info("dump written to standard output: {} bytes, checksum {}", summary->bytes,
-                 summary->checksum.empty() ? "none" : summary->checksum);
+    logger->info("dump written to standard output: {} bytes, checksum {}", summary->bytes, checksum);
   else
     logger->info("dump written: {} ({} bytes, checksum {}), manifest {}", summary->output, summary->bytes,
-                 summary->checksum.empty() ? "none" : summary->checksum, summary->manifest_path);
+                 checksum, summary->manifest_path);
   return kExitSuccess;
 }
 

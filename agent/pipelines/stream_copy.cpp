@@ -104,6 +104,7 @@ class Checksum {
     }
   }
   bool ok() const { return ok_; }
+  bool wanted() const { return sha_ || xxh_; }
   void update(const char* data, std::size_t size) {
     if (sha_) EVP_DigestUpdate(sha_.get(), data, size);
     if (xxh_) XXH3_128bits_update(xxh_.get(), data, size);
@@ -207,9 +208,19 @@ Result<CopyStats> follow_file(int fd, const std::function<bool()>& writer_done, 
   CopyStats stats;
   WriteBehind write_behind(fd);
   ProgressClock clock(progress);
-  for (;;) {
-    // Asked before reading: once the writer has ended, everything it wrote is in the file.
-    const bool done = writer_done();
+  // Brings `stats` up to what the file holds now: reads the new bytes back for the checksum or,
+  // without one, only asks the file's size.
+  const auto catch_up = [&](bool writer_ended) -> Status {
+    if (!checksum.wanted()) {
+      struct stat st {};
+      if (fstat(fd, &st) != 0)
+        return make_error(ErrorKind::environment,
+                          std::string("cannot stat the dump: ") + std::strerror(errno),
+                          "check the disk where the dump goes");
+      stats.bytes = static_cast<std::uint64_t>(st.st_size);
+      write_behind.wrote_up_to(stats.bytes);
+      return {};
+    }
     for (;;) {
       const ssize_t n = pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(stats.bytes));
       if (n < 0 && errno == EINTR) continue;
@@ -217,13 +228,18 @@ Result<CopyStats> follow_file(int fd, const std::function<bool()>& writer_done, 
         return make_error(ErrorKind::environment,
                           std::string("cannot read the dump back: ") + std::strerror(errno),
                           "check the disk where the dump goes");
-      if (n == 0) break;
+      if (n == 0) return {};
       checksum.update(buffer.data(), static_cast<std::size_t>(n));
       stats.bytes += static_cast<std::uint64_t>(n);
       write_behind.wrote_up_to(stats.bytes);
       // A short read means the writer is behind: wait for more rather than ask again at once.
-      if (!done && static_cast<std::size_t>(n) < buffer.size()) break;
+      if (!writer_ended && static_cast<std::size_t>(n) < buffer.size()) return {};
     }
+  };
+  for (;;) {
+    // Asked before reading: once the writer has ended, everything it wrote is in the file.
+    const bool done = writer_done();
+    if (auto s = catch_up(done); !s) return s.error();
     clock.maybe_report(stats.bytes);
     if (done) break;
     pollfd cancel_fd{cancel.fd(), POLLIN, 0};
