@@ -28,9 +28,11 @@ struct ReplayWaitSettings {
   std::string conninfo;
   std::chrono::milliseconds no_progress_timeout{std::chrono::minutes(5)};
   // Polls start fast, because a copy usually reaches its target within a second of starting,
-  // and slow down to the maximum, because a long replay needs no more than a few polls a second.
+  // and back off to the maximum. The maximum is what the dump waits after the pause at worst
+  // (measured: 200 ms cost ~0.1 s per dump on average); a query on the scratch server every
+  // 50 ms costs nothing a user would notice.
   std::chrono::milliseconds first_poll_interval{10};
-  std::chrono::milliseconds poll_interval{200};
+  std::chrono::milliseconds poll_interval{50};
   // What the copy reaches when no transaction after the backup is archived, e.g.
   // "2024-11-04T02:00:55Z (the end of backup set 20241104-020000F)".
   std::string backup_end_description;
