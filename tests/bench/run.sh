@@ -6,7 +6,7 @@
 #                      [--work DIR] [--results FILE] [--keep]
 #
 #   --scales LIST   pgbench scales to build and measure (default "10 50 200")
-#   --rounds N      A/B pairs per dump comparison (default 3)
+#   --rounds N      A/B pairs per dump comparison (default 5: on a shared VM single runs vary by ±30%)
 #   --backup-rounds N  A/B pairs per backup comparison (default 5: a backup
 #                   varies by several percent from run to run, the target is 2%)
 #   --work DIR      where clusters, scratch copies and dumps go
@@ -37,7 +37,7 @@ source "${HERE}/../lib/common.sh"
 AGENT_PACKAGES+=(wrk curl python3)
 
 SCALES="10 50 200"
-ROUNDS=3
+ROUNDS=5
 BACKUP_ROUNDS=5
 WORK="/var/tmp/agent-bench"
 RESULTS="${AGENT_REPO_ROOT}/tests/bench/RESULTS.md"
