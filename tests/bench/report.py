@@ -58,6 +58,12 @@ def pairs(samples, scale, bench):
     return [(a[r], b[r]) for r in sorted(a) if r in b]
 
 
+def table_header(emit, columns):
+    """A Markdown table's header row and the separator row with one cell per column."""
+    emit("| " + " | ".join(columns) + " |")
+    emit("|" + "---|" * len(columns))
+
+
 def verdict(ok):
     return "met" if ok else "**missed**"
 
@@ -93,8 +99,8 @@ def main():
 
     emit("## Point-in-time dump: `agent dump --target` against the five runbook commands")
     emit("")
-    emit("| scale | database | scratch | agent (median s) | runbook (median s) | ratio A/B [min-max] | target |")
-    emit("|---|---|---|---|---|---|---|")
+    table_header(emit, ["scale", "database", "scratch", "agent (median s)", "runbook (median s)",
+                        "ratio A/B [min-max]", "target"])
     for scale in scales:
         size = values(samples, scale, "database-bytes", "-")
         size_text = f"{size[0] / 1e6:.0f} MB" if size else "?"
@@ -115,8 +121,7 @@ def main():
     emit("The agent's steps are from the manifest it writes (`durations_seconds`); the runbook's are timed "
          "around each command (its wait includes the replay-timestamp query).")
     emit("")
-    emit("| scale | scratch | side | restore | start + wait | dump | stop | other | total |")
-    emit("|---|---|---|---|---|---|---|---|---|")
+    table_header(emit, ["scale", "scratch", "side", "restore", "start + wait", "dump", "stop", "other", "total"])
     for scale in scales:
         for mode in ("empty", "delta"):
             for side, name in (("A", "agent"), ("B", "runbook")):
@@ -143,8 +148,8 @@ def main():
 
     emit("## Backups: `agent backup` against `pgbackrest backup` run directly")
     emit("")
-    emit("| scale | type | agent (median s) | pgbackrest (median s) | overhead [min-max] | target |")
-    emit("|---|---|---|---|---|---|")
+    table_header(emit, ["scale", "type", "agent (median s)", "pgbackrest (median s)", "overhead [min-max]",
+                        "target"])
     for scale in scales:
         for kind in ("incr", "full"):
             p = pairs(samples, scale, f"backup-{kind}")
@@ -159,9 +164,9 @@ def main():
 
     emit("## `/metrics` during a running backup against one `pgbackrest info --output=json`")
     emit("")
-    emit("| scale | /metrics p50 (ms) | /metrics p99 (ms) | requests/s | errors | backup running at the end | "
-         "backup's niceness | pgbackrest info median (ms) | info / p50 | info / p99 | target |")
-    emit("|---|---|---|---|---|---|---|---|---|---|---|")
+    table_header(emit, ["scale", "/metrics p50 (ms)", "/metrics p99 (ms)", "requests/s", "errors",
+                        "backup running at the end", "backup's niceness", "pgbackrest info median (ms)",
+                        "info / p50", "info / p99", "target"])
     for scale in scales:
         p50 = samples.get((scale, "metrics-p50-ms", "A"))
         p99 = samples.get((scale, "metrics-p99-ms", "A"))
@@ -183,8 +188,8 @@ def main():
 
     emit("## The agent's own footprint")
     emit("")
-    emit("| scale | idle RSS (MiB) | RSS after the /metrics load (MiB) | peak RSS during the dumps (MiB) | target |")
-    emit("|---|---|---|---|---|")
+    table_header(emit, ["scale", "idle RSS (MiB)", "RSS after the /metrics load (MiB)",
+                        "peak RSS during the dumps (MiB)", "target"])
     for scale in scales:
         idle = values(samples, scale, "idle-rss-kib", "A")
         busy = values(samples, scale, "busy-rss-kib", "A")
