@@ -25,12 +25,40 @@ drop_privileges_if_root "$@"
 cd "${AGENT_REPO_ROOT}"
 build_agent
 
+# CI shows only a part of a long log, so after a failure the essentials come last: for each
+# failed test, how it ended, each gtest failure with a few lines of its message, and the last
+# lines of its output. ctest keeps the full output in LastTest.log.
+print_failure_digest() {
+    local last_test_log="$1/LastTest.log"
+    [[ -f ${last_test_log} ]] || return 0
+    log "failure digest (the full output: ${last_test_log})"
+    awk '
+        /^[0-9]+\/[0-9]+ Test: / { name = $3; in_output = 0; n = 0; delete tail; digest = ""; next }
+        /^Output:$/ { in_output = 1; next }
+        /^<end of output>$/ { in_output = 0; next }
+        in_output {
+            tail[n++ % 15] = $0
+            if ($0 ~ /: Failure$|^\[  FAILED  \]|^\*\*\* integration_tests|terminate called/) { keep = 12 }
+            if (keep > 0) { digest = digest "    " $0 "\n"; keep-- }
+            next
+        }
+        /^Test (Passed|Failed)|Exception|Timeout|Failed  / && name != "" {
+            if ($0 == "Test Passed.") { name = ""; next }
+            printf "=== %s: %s\n%s", name, $0, digest
+            printf "    --- its last lines:\n"
+            for (i = (n > 15 ? n - 15 : 0); i < n; i++) printf "    %s\n", tail[i % 15]
+            name = ""
+        }
+    ' "${last_test_log}" | cut -c1-400 | head -c 20000 >&2
+}
+
 log "running ctest"
 rc=0
 ctest --test-dir "${AGENT_REPO_ROOT}/build" --output-on-failure --timeout 900 --no-tests=error "$@" || rc=$?
 if [[ ${rc} -eq 0 ]]; then
     log "all tests passed"
 else
+    print_failure_digest "${AGENT_REPO_ROOT}/build/Testing/Temporary"
     log "ctest failed (exit ${rc})"
 fi
 exit "${rc}"
