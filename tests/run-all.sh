@@ -33,8 +33,8 @@ print_failure_digest() {
     [[ -f ${last_test_log} ]] || return 0
     log "failure digest (the full output: ${last_test_log})"
     awk '
-        /^[0-9]+\/[0-9]+ Test: / { name = $3; in_output = 0; n = 0; delete tail; digest = ""; next }
-        /^Output:$/ { in_output = 1; next }
+        /^[0-9]+\/[0-9]+ Test: / { name = $3; in_output = 0; n = 0; keep = 0; delete tail; digest = ""; next }
+        /^Output:$/ { in_output = 1; getline; next }  # and the rule under it
         /^<end of output>$/ { in_output = 0; next }
         in_output {
             tail[n++ % 15] = $0
