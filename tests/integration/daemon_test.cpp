@@ -40,7 +40,11 @@ class DaemonIntegration : public ClusterSuite<DaemonIntegration> {
                    "\n  port: " + (port.empty() ? cluster_->get("PORT") : port) +
                    "\n  user: postgres\n"
                    "control:\n  socket: " +
-                   dir + "/agent.sock\n" + extra);
+                   dir +
+                   "/agent.sock\n"
+                   // A free loopback port, not the default 0.0.0.0:9451 that something else may hold.
+                   "http:\n  listen: 127.0.0.1:" +
+                   std::to_string(free_port()) + "\n" + extra);
     return path;
   }
 
