@@ -8,6 +8,7 @@
 #include "core/log.hpp"
 #include "daemon/control_protocol.hpp"
 #include "exec/process.hpp"
+#include "pg/copy_session.hpp"
 #include "pg/session.hpp"
 #include "pipelines/dump_pipeline.hpp"
 
@@ -77,7 +78,8 @@ int dump_here(const DumpJob& job) {
   SystemClock clock;
   auto runner = make_posix_process_runner();
   auto connector = make_pqxx_connector();
-  DumpServices services{*runner, *connector, clock, cancel};
+  auto copier = make_libpq_copy_connector();
+  DumpServices services{*runner, *connector, *copier, clock, cancel};
   auto summary = run_dump(job, services);
   if (!summary) return fail(summary.error());
   auto logger = log::get("dump");

@@ -39,6 +39,8 @@ struct AgentConfig {
     std::string database;
     std::string output;
     std::string checksum;  // "xxh128", "sha256" or "none"
+    int connections = 0;   // 1: one pg_dump, as the runbook
+    int split_table_mb = 0;
   } dump;
   struct {
     std::string timezone;

@@ -371,7 +371,8 @@ void AgentDaemon::dump(const DumpArguments& arguments, ControlReply reply) {
   dump_cancel_ = std::make_unique<CancelToken>();
   dump_thread_ = std::thread([this, job = std::move(*job), reply, cancel = dump_cancel_.get()] {
     SystemClock clock;
-    DumpServices services{*runner_, *connector_, clock, *cancel, {}};
+    auto copier = make_libpq_copy_connector();
+    DumpServices services{*runner_, *connector_, *copier, clock, *cancel, {}};
     // Progress goes to the client from the loop thread, which owns the connection.
     services.on_step = [this, reply](const std::string& step, const std::string& state, double seconds) {
       boost::asio::post(io_, [reply, step, state, seconds] {

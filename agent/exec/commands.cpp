@@ -137,8 +137,14 @@ std::string conninfo(const std::string& host, int port, const std::string& user,
 }
 
 std::vector<std::string> pg_dump_argv(const DumpRequest& r) {
-  return {r.bindir + "/pg_dump", "--dbname=" + conninfo(r.host, r.port, r.user, r.database), "--create",
-          "--format=plain", "--no-password"};
+  std::vector<std::string> argv = {r.bindir + "/pg_dump",
+                                   "--dbname=" + conninfo(r.host, r.port, r.user, r.database)};
+  if (r.section.empty() || r.section == "pre-data") argv.emplace_back("--create");
+  argv.insert(argv.end(), {"--format=plain", "--no-password"});
+  if (!r.section.empty()) argv.push_back("--section=" + r.section);
+  for (const auto& pattern : r.exclude_table_data) argv.push_back("--exclude-table-data=" + pattern);
+  if (!r.restrict_key.empty()) argv.push_back("--restrict-key=" + r.restrict_key);
+  return argv;
 }
 
 }  // namespace agent

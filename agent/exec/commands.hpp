@@ -58,6 +58,13 @@ struct DumpRequest {
   int port = 0;
   std::string user;
   std::string database;
+  // One of pre-data, data, post-data; empty: the whole dump. --create goes with the whole
+  // dump and with pre-data (where pg_dump writes CREATE DATABASE and \connect).
+  std::string section;
+  // Patterns (--exclude-table-data) of tables whose rows the agent copies itself.
+  std::vector<std::string> exclude_table_data;
+  // --restrict-key, so that the pieces of one dump share one key; empty: pg_dump picks one.
+  std::string restrict_key;
 };
 
 std::vector<std::string> pg_dump_argv(const DumpRequest& request);

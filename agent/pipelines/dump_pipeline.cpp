@@ -19,7 +19,9 @@
 #include "pg/replay_wait.hpp"
 #include "pgbackrest/info.hpp"
 #include "pipelines/dump_preflight.hpp"
+#include "pipelines/parallel_copy.hpp"
 #include "pipelines/scratch_server.hpp"
+#include "pipelines/split_tables.hpp"
 #include "pipelines/stream_copy.hpp"
 
 namespace agent {
@@ -39,6 +41,7 @@ struct DumpContext {
   std::string partial_path;
   bool published = false;
   CopyStats copy;
+  std::vector<std::string> split_tables;  // copied by the agent over several connections
   DumpSummary summary;
   std::vector<StepTiming> timings;
 
@@ -262,33 +265,23 @@ Status verify(DumpContext& c) {
 }
 
 // --- dump ----------------------------------------------------------------------------------
-// To a file, pg_dump writes the file itself and the agent hashes it behind it; to standard
-// output (a pipe to `oc exec`, say) every byte passes through the agent.
-Status dump(DumpContext& c) {
+// One pg_dump into the sink. To a file, pg_dump writes the file itself and the sink hashes it
+// behind it; to standard output (a pipe to `oc exec`, say) every byte passes through the agent.
+Status run_pg_dump(DumpContext& c, DumpSink& sink, const DumpRequest& request) {
   ProcessSpec spec;
-  spec.argv = pg_dump_argv(DumpRequest{c.job.config.postgres.bindir, c.layout.run, c.job.port,
-                                       c.job.config.postgres.user, c.job.database});
+  spec.argv = pg_dump_argv(request);
   spec.tag = "pg_dump";
   if (c.job.to_stdout()) {
     spec.stdout_mode = StdoutMode::pipe;
   } else {
-    c.partial_path = c.facts.output + ".partial";
-    auto fd = create_private_file(c.partial_path);
-    if (!fd) return fd.error();
-    c.output_fd = *fd;
     spec.stdout_mode = StdoutMode::file;
     spec.stdout_file = c.output_fd;
   }
   auto started = c.services.runner.start(spec);
   if (!started) return started.error();
   auto& process = *started.value();
-  const auto checksum =
-      parse_checksum_algorithm(c.job.config.dump.checksum).value_or(ChecksumAlgorithm::xxh128);
-  auto copied = c.job.to_stdout() ? copy_stream(process.stdout_fd(), STDOUT_FILENO, checksum,
-                                                c.services.cancel, dump_progress_reporter())
-                                  : follow_file(
-                                        c.output_fd, [&process] { return process.poll().has_value(); },
-                                        checksum, c.services.cancel, dump_progress_reporter());
+  auto copied = c.job.to_stdout() ? sink.pump(process.stdout_fd())
+                                  : sink.follow([&process] { return process.poll().has_value(); });
   if (!copied) {
     process.stop(SIGTERM, std::chrono::seconds(5));
     return copied.error();
@@ -299,7 +292,91 @@ Status dump(DumpContext& c) {
     return make_error(ErrorKind::interrupted, "interrupted while pg_dump was finishing");
   }
   if (!result->succeeded()) return tool_failure("pg_dump", *result);
-  c.copy = *copied;
+  return {};
+}
+
+// The tables whose rows the agent copies itself, over several connections; none when
+// dump.connections is 1 or no table is large enough.
+Result<std::vector<SplitTable>> tables_to_split(DumpContext& c) {
+  if (c.job.config.dump.connections <= 1) return std::vector<SplitTable>{};
+  auto session = c.services.copier.connect(c.scratch_conninfo(c.job.database));
+  if (!session) return session.error().with_context("connecting to the temporary server");
+  const auto min_bytes = static_cast<std::uint64_t>(c.job.config.dump.split_table_mb) * 1024 * 1024;
+  return find_split_tables(**session, min_bytes);
+}
+
+// pg_dump --restrict-key exists since the fixes for CVE-2025-8714 (15.14, 16.10, 17.6).
+bool pg_dump_takes_restrict_key(DumpContext& c) {
+  ProcessSpec spec;
+  spec.argv = {c.job.config.postgres.bindir + "/pg_dump", "--help"};
+  spec.tag = "pg_dump";
+  spec.stdout_mode = StdoutMode::capture;
+  spec.timeout = std::chrono::seconds(30);
+  auto result = c.services.runner.run(spec, c.services.cancel);
+  return result && result->succeeded() && result->stdout_text.find("--restrict-key") != std::string::npos;
+}
+
+// Where pg_dump's own output would be one stream, here it is four pieces in the same order:
+// pg_dump's schema (pre-data), pg_dump's rows of every other table, the large tables' rows,
+// then pg_dump's indexes, constraints and triggers (post-data). Restoring it with psql
+// creates the same database as restoring pg_dump's single output.
+Status dump(DumpContext& c) {
+  int fd = STDOUT_FILENO;
+  if (!c.job.to_stdout()) {
+    c.partial_path = c.facts.output + ".partial";
+    auto created = create_private_file(c.partial_path);
+    if (!created) return created.error();
+    c.output_fd = fd = *created;
+  }
+  const auto checksum =
+      parse_checksum_algorithm(c.job.config.dump.checksum).value_or(ChecksumAlgorithm::xxh128);
+  DumpSink sink(fd, checksum, c.services.cancel, dump_progress_reporter());
+  if (!sink.ok()) return make_error(ErrorKind::internal, "cannot initialise the checksum");
+  DumpRequest whole;
+  whole.bindir = c.job.config.postgres.bindir;
+  whole.host = c.layout.run;
+  whole.port = c.job.port;
+  whole.user = c.job.config.postgres.user;
+  whole.database = c.job.database;
+  auto tables = tables_to_split(c);
+  if (!tables) return tables.error();
+  if (tables->empty()) {
+    if (auto s = run_pg_dump(c, sink, whole); !s) return s;
+    c.copy = sink.finish();
+    return {};
+  }
+
+  ParallelCopySettings settings;
+  settings.conninfo = c.scratch_conninfo(c.job.database);
+  settings.connections = c.job.config.dump.connections;
+  const auto chunks = plan_copy_chunks(*tables, settings.chunk_blocks);
+  DumpRequest schema = whole, other_rows = whole, post_data = whole;
+  schema.section = "pre-data";
+  other_rows.section = "data";
+  post_data.section = "post-data";
+  std::uint64_t split_bytes = 0;
+  for (const auto& table : *tables) {
+    other_rows.exclude_table_data.push_back(exact_table_pattern(table));
+    c.split_tables.push_back(table.qualified);
+    split_bytes += table.bytes;
+  }
+  c.logger->info(
+      "copying the rows of {} table(s) ({:.1f} MiB on disk, largest {}) over {} connections in {} block "
+      "ranges; pg_dump writes the rest",
+      tables->size(), static_cast<double>(split_bytes) / (1024.0 * 1024.0), tables->front().qualified,
+      settings.connections, chunks.size());
+  const std::string key = pg_dump_takes_restrict_key(c) ? random_restrict_key() : "";
+  for (auto* request : {&schema, &other_rows, &post_data}) request->restrict_key = key;
+  const auto write = [&sink](const char* data, std::size_t size) { return sink.write(data, size); };
+  const auto write_text = [&write](const std::string& text) { return write(text.data(), text.size()); };
+  if (auto s = run_pg_dump(c, sink, schema); !s) return s;
+  if (auto s = run_pg_dump(c, sink, other_rows); !s) return s;
+  if (auto s = key.empty() ? Status{} : write_text(restrict_line(key)); !s) return s;
+  if (auto s = copy_chunks_in_order(chunks, c.services.copier, settings, write, c.services.cancel); !s)
+    return s.error().with_context("copying the rows of the largest tables");
+  if (auto s = key.empty() ? Status{} : write_text(unrestrict_line(key)); !s) return s;
+  if (auto s = run_pg_dump(c, sink, post_data); !s) return s;
+  c.copy = sink.finish();
   return {};
 }
 
@@ -330,7 +407,8 @@ std::string manifest_json(const DumpContext& c) {
        {{"path", c.job.to_stdout() ? "-" : c.facts.output},
         {"bytes", c.copy.bytes},
         {"checksum", c.copy.checksum.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.copy.checksum)},
-        {"format", "plain"}}},
+        {"format", "plain"},
+        {"tables_copied_in_parallel", c.split_tables}}},
       {"durations_seconds", durations},
       {"created_at", format_iso_utc(std::chrono::floor<Microseconds>(c.services.clock.now()))},
   };

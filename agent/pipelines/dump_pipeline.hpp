@@ -11,6 +11,7 @@
 #include "core/clock.hpp"
 #include "core/error.hpp"
 #include "exec/process.hpp"
+#include "pg/copy_session.hpp"
 #include "pg/session.hpp"
 #include "pipelines/dump_job.hpp"
 #include "pipelines/pipeline.hpp"
@@ -20,6 +21,7 @@ namespace agent {
 struct DumpServices {
   ProcessRunner& runner;
   PgConnector& connector;
+  CopyConnector& copier;  // the connections that copy the largest tables' rows
   Clock& clock;
   const CancelToken& cancel;
   StepObserver on_step = {};

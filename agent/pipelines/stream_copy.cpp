@@ -134,6 +134,7 @@ class Checksum {
 class ProgressClock {
  public:
   explicit ProgressClock(const CopyProgress& progress) : progress_(progress) {}
+  ProgressClock(const ProgressClock&) = delete;
   void maybe_report(std::uint64_t bytes) {
     const auto now = std::chrono::steady_clock::now();
     if (!progress_.report || now - last_ < progress_.interval) return;
@@ -155,31 +156,71 @@ void enlarge_pipe(int fd) {
 
 }  // namespace
 
-Result<CopyStats> copy_stream(int from, int to, ChecksumAlgorithm algorithm, const CancelToken& cancel,
-                              const CopyProgress& progress) {
-  Checksum checksum(algorithm);
-  if (!checksum.ok()) return make_error(ErrorKind::internal, "cannot initialise the checksum");
-  std::vector<char> buffer(kBufferBytes);
-  CopyStats stats;
-  WriteBehind write_behind(to);
+struct DumpSink::State {
+  State(int out, ChecksumAlgorithm algorithm, const CancelToken& token, CopyProgress reporter)
+      : fd(out),
+        cancel(token),
+        progress(std::move(reporter)),
+        checksum(algorithm),
+        write_behind(fd),
+        clock(this->progress) {}
+  int fd;
+  const CancelToken& cancel;
+  CopyProgress progress;
+  Checksum checksum;
+  WriteBehind write_behind;
+  ProgressClock clock;
+  std::vector<char> buffer;
+  std::uint64_t bytes = 0;
+
+  char* scratch_buffer() {
+    if (buffer.empty()) buffer.resize(kBufferBytes);
+    return buffer.data();
+  }
+  void counted(const char* data, std::size_t size) {
+    checksum.update(data, size);
+    bytes += size;
+    write_behind.wrote_up_to(bytes);
+  }
+};
+
+DumpSink::DumpSink(int fd, ChecksumAlgorithm algorithm, const CancelToken& cancel, CopyProgress progress)
+    : state_(std::make_unique<State>(fd, algorithm, cancel, std::move(progress))) {}
+
+DumpSink::~DumpSink() = default;
+
+bool DumpSink::ok() const {
+  return state_->checksum.ok();
+}
+
+std::uint64_t DumpSink::bytes() const {
+  return state_->bytes;
+}
+
+Status DumpSink::write(const char* data, std::size_t size) {
+  if (auto s = write_all(state_->fd, data, size, state_->cancel); !s) return s;
+  state_->counted(data, size);
+  state_->clock.maybe_report(state_->bytes);
+  return {};
+}
+
+Status DumpSink::pump(int from) {
+  auto& st = *state_;
+  char* buffer = st.scratch_buffer();
   enlarge_pipe(from);
-  ProgressClock clock(progress);
   for (;;) {
-    pollfd fds[2] = {{from, POLLIN, 0}, {cancel.fd(), POLLIN, 0}};
-    const int rc = poll(fds, 2, static_cast<int>(progress.interval.count()));
-    if (cancel.cancelled()) return make_error(ErrorKind::interrupted, "interrupted while dumping");
+    pollfd fds[2] = {{from, POLLIN, 0}, {st.cancel.fd(), POLLIN, 0}};
+    const int rc = poll(fds, 2, static_cast<int>(st.progress.interval.count()));
+    if (st.cancel.cancelled()) return make_error(ErrorKind::interrupted, "interrupted while dumping");
     if (rc < 0 && errno != EINTR)
       return make_error(ErrorKind::internal, std::string("poll: ") + std::strerror(errno));
     if (rc > 0 && fds[0].revents != 0) {
       bool eof = false;
       for (;;) {
-        const ssize_t n = read(from, buffer.data(), buffer.size());
+        const ssize_t n = read(from, buffer, kBufferBytes);
         if (n > 0) {
-          checksum.update(buffer.data(), static_cast<std::size_t>(n));
-          if (auto s = write_all(to, buffer.data(), static_cast<std::size_t>(n), cancel); !s)
-            return s.error();
-          stats.bytes += static_cast<std::uint64_t>(n);
-          write_behind.wrote_up_to(stats.bytes);
+          if (auto s = write_all(st.fd, buffer, static_cast<std::size_t>(n), st.cancel); !s) return s.error();
+          st.counted(buffer, static_cast<std::size_t>(n));
           continue;
         }
         if (n == 0)
@@ -191,64 +232,75 @@ Result<CopyStats> copy_stream(int from, int to, ChecksumAlgorithm algorithm, con
                             std::string("reading pg_dump output: ") + std::strerror(errno));
         break;
       }
-      if (eof) break;
+      if (eof) return {};
     }
-    clock.maybe_report(stats.bytes);
+    st.clock.maybe_report(st.bytes);
   }
-  stats.checksum = checksum.finish();
-  if (progress.report) progress.report(stats.bytes, true);
-  return stats;
 }
 
-Result<CopyStats> follow_file(int fd, const std::function<bool()>& writer_done, ChecksumAlgorithm algorithm,
-                              const CancelToken& cancel, const CopyProgress& progress) {
-  Checksum checksum(algorithm);
-  if (!checksum.ok()) return make_error(ErrorKind::internal, "cannot initialise the checksum");
-  std::vector<char> buffer(kBufferBytes);
-  CopyStats stats;
-  WriteBehind write_behind(fd);
-  ProgressClock clock(progress);
-  // Brings `stats` up to what the file holds now: reads the new bytes back for the checksum or,
-  // without one, only asks the file's size.
+Status DumpSink::follow(const std::function<bool()>& writer_done) {
+  auto& st = *state_;
+  // Brings the count up to what the file holds now: reads the new bytes back for the checksum
+  // or, without one, only asks the file's size.
   const auto catch_up = [&](bool writer_ended) -> Status {
-    if (!checksum.wanted()) {
-      struct stat st {};
-      if (fstat(fd, &st) != 0)
+    if (!st.checksum.wanted()) {
+      struct stat file {};
+      if (fstat(st.fd, &file) != 0)
         return make_error(ErrorKind::environment,
                           std::string("cannot stat the dump: ") + std::strerror(errno),
                           "check the disk where the dump goes");
-      stats.bytes = static_cast<std::uint64_t>(st.st_size);
-      write_behind.wrote_up_to(stats.bytes);
+      st.bytes = static_cast<std::uint64_t>(file.st_size);
+      st.write_behind.wrote_up_to(st.bytes);
       return {};
     }
+    char* buffer = st.scratch_buffer();
     for (;;) {
-      const ssize_t n = pread(fd, buffer.data(), buffer.size(), static_cast<off_t>(stats.bytes));
+      const ssize_t n = pread(st.fd, buffer, kBufferBytes, static_cast<off_t>(st.bytes));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0)
         return make_error(ErrorKind::environment,
                           std::string("cannot read the dump back: ") + std::strerror(errno),
                           "check the disk where the dump goes");
       if (n == 0) return {};
-      checksum.update(buffer.data(), static_cast<std::size_t>(n));
-      stats.bytes += static_cast<std::uint64_t>(n);
-      write_behind.wrote_up_to(stats.bytes);
+      st.counted(buffer, static_cast<std::size_t>(n));
       // A short read means the writer is behind: wait for more rather than ask again at once.
-      if (!writer_ended && static_cast<std::size_t>(n) < buffer.size()) return {};
+      if (!writer_ended && static_cast<std::size_t>(n) < kBufferBytes) return {};
     }
   };
   for (;;) {
     // Asked before reading: once the writer has ended, everything it wrote is in the file.
     const bool done = writer_done();
     if (auto s = catch_up(done); !s) return s.error();
-    clock.maybe_report(stats.bytes);
-    if (done) break;
-    pollfd cancel_fd{cancel.fd(), POLLIN, 0};
+    st.clock.maybe_report(st.bytes);
+    if (done) return {};
+    pollfd cancel_fd{st.cancel.fd(), POLLIN, 0};
     poll(&cancel_fd, 1, static_cast<int>(kFollowPause.count()));
-    if (cancel.cancelled()) return make_error(ErrorKind::interrupted, "interrupted while dumping");
+    if (st.cancel.cancelled()) return make_error(ErrorKind::interrupted, "interrupted while dumping");
   }
-  stats.checksum = checksum.finish();
-  if (progress.report) progress.report(stats.bytes, true);
+}
+
+CopyStats DumpSink::finish() {
+  CopyStats stats;
+  stats.bytes = state_->bytes;
+  stats.checksum = state_->checksum.finish();
+  if (state_->progress.report) state_->progress.report(stats.bytes, true);
   return stats;
+}
+
+Result<CopyStats> copy_stream(int from, int to, ChecksumAlgorithm algorithm, const CancelToken& cancel,
+                              const CopyProgress& progress) {
+  DumpSink sink(to, algorithm, cancel, progress);
+  if (!sink.ok()) return make_error(ErrorKind::internal, "cannot initialise the checksum");
+  if (auto s = sink.pump(from); !s) return s.error();
+  return sink.finish();
+}
+
+Result<CopyStats> follow_file(int fd, const std::function<bool()>& writer_done, ChecksumAlgorithm algorithm,
+                              const CancelToken& cancel, const CopyProgress& progress) {
+  DumpSink sink(fd, algorithm, cancel, progress);
+  if (!sink.ok()) return make_error(ErrorKind::internal, "cannot initialise the checksum");
+  if (auto s = sink.follow(writer_done); !s) return s.error();
+  return sink.finish();
 }
 
 std::optional<ChecksumAlgorithm> parse_checksum_algorithm(const std::string& name) {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -44,6 +45,35 @@ Result<CopyStats> copy_stream(int from, int to, ChecksumAlgorithm algorithm, con
 // large chunks, and hands each finished chunk to the disk. `fd` must be open for reading.
 Result<CopyStats> follow_file(int fd, const std::function<bool()>& writer_done, ChecksumAlgorithm algorithm,
                               const CancelToken& cancel, const CopyProgress& progress);
+
+// Where the dump's bytes go (the output file, or standard output): counts them, hashes them in
+// the order they land and hands each finished chunk of a file to the disk, whoever writes
+// them: a pg_dump writing the file itself (follow), a pg_dump writing into a pipe (pump), or
+// the agent (write). The pieces of one dump go through one sink, one after the other.
+class DumpSink {
+ public:
+  DumpSink(int fd, ChecksumAlgorithm algorithm, const CancelToken& cancel, CopyProgress progress);
+  ~DumpSink();
+  DumpSink(const DumpSink&) = delete;
+  DumpSink& operator=(const DumpSink&) = delete;
+
+  // False if the checksum could not be set up.
+  bool ok() const;
+  std::uint64_t bytes() const;
+  // Writes `data` at the descriptor's offset.
+  Status write(const char* data, std::size_t size);
+  // Reads the non-blocking pipe `from` until EOF, writing everything.
+  Status pump(int from);
+  // Follows what another process appends to the regular file through a duplicate of the
+  // sink's descriptor (so that the offset is shared), until `writer_done()` says it ended.
+  Status follow(const std::function<bool()>& writer_done);
+  // The totals; reports the final progress.
+  CopyStats finish();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 // A progress reporter for stderr: a live "\r" counter on a terminal, a log line every 10 s
 // otherwise.

@@ -8,7 +8,9 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -48,6 +50,17 @@ class DumpIntegration : public ClusterSuite<DumpIntegration> {
     auto tool = runner->run(spec, CancelToken::never());
     ASSERT_TRUE(tool.ok() && tool->succeeded()) << spec.argv[0];
     EXPECT_EQ(algorithm + ":" + tool->stdout_text.substr(0, tool->stdout_text.find(' ')), recorded);
+  }
+
+  // A copy of the cluster's agent config with `settings` (indented YAML lines) under dump:.
+  static std::string config_with_dump_settings(const std::string& name, const std::string& settings) {
+    std::string config = read_file(cluster_->get("AGENT_CONFIG"));
+    const auto at = config.find("\ndump:\n");
+    EXPECT_NE(at, std::string::npos);
+    config.insert(at + 7, settings);
+    const std::string path = cluster_->dir() + "/" + name;
+    write_file(path, config);
+    return path;
   }
 
   static void expect_no_error_lines(const AgentRun& run) {
@@ -357,6 +370,156 @@ TEST_F(DumpIntegration, SigtermMidDumpLeavesNothingBehind) {
   const auto rerun = run_agent(dump_args(cluster_->target(), again, scratch));
   ASSERT_EQ(rerun.exit_code, 0) << rerun.stderr_text;
   expect_rows_at_target(read_file(again));
+}
+
+// Each table's COPY block of a plain dump, from its COPY line through "\.", by its COPY line.
+std::map<std::string, std::string> copy_blocks(const std::string& dump) {
+  std::map<std::string, std::string> blocks;
+  std::size_t at = 0;
+  while ((at = dump.find("\nCOPY ", at)) != std::string::npos) {
+    const auto line_end = dump.find('\n', at + 1);
+    const auto end = dump.find("\n\\.\n", line_end);
+    if (line_end == std::string::npos || end == std::string::npos) break;
+    blocks[dump.substr(at + 1, line_end - at - 1)] = dump.substr(line_end + 1, end - line_end);
+    at = end;
+  }
+  return blocks;
+}
+
+// The statements around the rows: every line outside COPY blocks but comments, blank lines,
+// the session settings each pg_dump piece repeats and psql's restrict lines; sorted.
+std::multiset<std::string> statement_lines(const std::string& dump) {
+  std::multiset<std::string> lines;
+  std::istringstream in(dump);
+  std::string line;
+  bool in_copy = false;
+  while (std::getline(in, line)) {
+    if (in_copy) {
+      in_copy = line != "\\.";
+      continue;
+    }
+    if (line.rfind("COPY ", 0) == 0) in_copy = true;
+    if (line.empty() || line.rfind("--", 0) == 0 || line.rfind("SET ", 0) == 0 ||
+        line.rfind("SELECT pg_catalog.set_config(", 0) == 0 || line.rfind("\\restrict ", 0) == 0 ||
+        line.rfind("\\unrestrict ", 0) == 0)
+      continue;
+    lines.insert(line);
+  }
+  return lines;
+}
+
+// The largest tables copied over several connections (here: every table) give the same rows,
+// byte for byte, and the same schema as a single pg_dump; the dump restores with psql into an
+// empty server, and a pg_dump of what it restored has those rows again.
+TEST_F(DumpIntegration, RowsCopiedOverSeveralConnectionsAreExactlyPgDumps) {
+  const std::string scratch = cluster_->get("SCRATCH");
+  const std::string split_output = cluster_->get("OUTPUT_DIR") + "/split.sql";
+  const std::string single_output = cluster_->get("OUTPUT_DIR") + "/single.sql";
+  auto split_args = dump_args(cluster_->target(), split_output, scratch);
+  split_args[2] = config_with_dump_settings("agent-split.yaml", "  connections: 3\n  split_table_mb: 0\n");
+  const auto split = run_agent(split_args);
+  ASSERT_EQ(split.exit_code, 0) << split.stderr_text;
+  EXPECT_NE(split.stderr_text.find("over 3 connections"), std::string::npos) << split.stderr_text;
+  auto single_args = dump_args(cluster_->target(), single_output, scratch);
+  single_args[2] = config_with_dump_settings("agent-single.yaml", "  connections: 1\n");
+  const auto single = run_agent(single_args);
+  ASSERT_EQ(single.exit_code, 0) << single.stderr_text;
+
+  const std::string split_dump = read_file(split_output);
+  const std::string single_dump = read_file(single_output);
+  expect_rows_at_target(split_dump);
+  expect_checksum_matches(split_output, "xxh128");
+  const auto manifest = nlohmann::json::parse(read_file(split_output + ".manifest.json"));
+  const auto parallel = manifest["dump"]["tables_copied_in_parallel"];
+  for (const char* table : {"public.bulk", "\"Odd \"\"Schema\"\"\".\".Line *Items\"", "public.child",
+                            "public.parent", "public.measurements_2024", "public.guarded"})
+    EXPECT_NE(std::find(parallel.begin(), parallel.end(), table), parallel.end())
+        << table << " in " << parallel;
+  EXPECT_TRUE(
+      nlohmann::json::parse(read_file(single_output + ".manifest.json"))["dump"]["tables_copied_in_parallel"]
+          .empty());
+
+  const auto split_blocks = copy_blocks(split_dump);
+  const auto single_blocks = copy_blocks(single_dump);
+  EXPECT_GE(single_blocks.size(), 8u);
+  ASSERT_EQ(split_blocks.size(), single_blocks.size());
+  for (const auto& [copy_line, rows] : single_blocks) {
+    const auto found = split_blocks.find(copy_line);
+    ASSERT_NE(found, split_blocks.end()) << copy_line;
+    EXPECT_TRUE(found->second == rows) << copy_line << ": the rows differ";
+  }
+  EXPECT_EQ(statement_lines(split_dump), statement_lines(single_dump));
+  // One restrict key for the whole dump, around the agent's rows too.
+  EXPECT_NE(split_dump.find("\\restrict "), std::string::npos);
+
+  // Restore into an empty server.
+  const std::string bindir = cluster_->get("BINDIR");
+  const std::string home = cluster_->dir() + "/restored";
+  const std::string data = home + "/data";
+  const int port = free_port();
+  ASSERT_TRUE(run_or_fail({bindir + "/initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                           "--locale=C", "--no-sync", "--no-instructions"})
+                  .succeeded());
+  write_file(data + "/postgresql.auto.conf", "port = " + std::to_string(port) +
+                                                 "\nlisten_addresses = ''\nunix_socket_directories = '" +
+                                                 home +
+                                                 "'\nfsync = off\n"
+                                                 // pg_dump prints timestamptz in the server's zone.
+                                                 "timezone = 'America/Vancouver'\n");
+  ASSERT_TRUE(run_or_fail({bindir + "/pg_ctl", "-D", data, "-l", home + "/log", "-w", "start"}).succeeded());
+  struct StopServer {
+    std::vector<std::string> argv;
+    ~StopServer() { run_or_fail(argv); }
+  } stop{{bindir + "/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"}};
+  const std::string tablespace = home + "/ts1";
+  ASSERT_EQ(mkdir(tablespace.c_str(), 0700), 0);
+  const auto psql = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{
+        bindir + "/psql",     "-X", "-q",       "-v", "ON_ERROR_STOP=1", "-h", home, "-p",
+        std::to_string(port), "-U", "postgres", "-d", "postgres"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_or_fail(argv);
+  };
+  ASSERT_TRUE(psql({"-c", "CREATE TABLESPACE ts1 LOCATION '" + tablespace + "'"}).succeeded());
+  ASSERT_TRUE(psql({"-f", split_output}).succeeded()) << "psql could not restore the dump";
+  const std::string again = home + "/again.sql";
+  ASSERT_TRUE(run_or_fail({bindir + "/pg_dump", "-h", home, "-p", std::to_string(port), "-U", "postgres",
+                           "-d", "api", "--data-only", "-f", again})
+                  .succeeded());
+  const auto restored_blocks = copy_blocks(read_file(again));
+  for (const auto& [copy_line, rows] : single_blocks) {
+    const auto found = restored_blocks.find(copy_line);
+    ASSERT_NE(found, restored_blocks.end()) << copy_line;
+    EXPECT_TRUE(found->second == rows) << copy_line << ": the restored rows differ";
+  }
+}
+
+TEST_F(DumpIntegration, SigtermWhileConnectionsCopyRowsLeavesNothingBehind) {
+  const std::string scratch = cluster_->get("SCRATCH");
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/interrupted-split.sql";
+  auto args = dump_args(cluster_->target(), output, scratch);
+  args[2] = config_with_dump_settings("agent-split-sigterm.yaml", "  connections: 2\n  split_table_mb: 1\n");
+  std::string stderr_text;
+  auto agent =
+      start_agent(args, [&stderr_text](std::string_view line) { stderr_text.append(line).push_back('\n'); });
+  ASSERT_TRUE(agent.ok());
+  // The bulk table's rows are copied by the agent itself: interrupt that part.
+  const std::string partial = output + ".partial";
+  bool copying = false;
+  for (int i = 0; i < 6000 && !copying && !agent.value()->poll(); ++i) {
+    struct stat st {};
+    copying = stat(partial.c_str(), &st) == 0 && st.st_size > (8 << 20);
+    if (!copying) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(copying) << "the dump finished or failed before it could be interrupted:\n" << stderr_text;
+  EXPECT_NE(stderr_text.find("over 2 connections"), std::string::npos) << stderr_text;
+  ASSERT_EQ(kill(agent.value()->pid(), SIGTERM), 0);
+  auto result = agent.value()->wait(CancelToken::never(), std::chrono::seconds(120));
+  ASSERT_TRUE(result.has_value());
+  EXPECT_EQ(result->exit_code, kExitInterrupted) << stderr_text;
+  EXPECT_FALSE(file_exists(output));
+  EXPECT_FALSE(file_exists(partial));
+  EXPECT_TRUE(processes_matching(scratch + "/").empty()) << "the scratch server is still running";
 }
 
 }  // namespace

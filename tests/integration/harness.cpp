@@ -70,7 +70,6 @@ bool eventually(const std::function<bool()>& condition, std::chrono::seconds tim
   return condition();
 }
 
-namespace {
 ProcessResult run_or_fail(const std::vector<std::string>& argv) {
   auto runner = make_posix_process_runner();
   ProcessSpec spec;
@@ -80,7 +79,6 @@ ProcessResult run_or_fail(const std::vector<std::string>& argv) {
   EXPECT_TRUE(result.ok()) << (result.ok() ? "" : result.error().describe());
   return result.ok() ? *result : ProcessResult{};
 }
-}  // namespace
 
 TestCluster TestCluster::create(int bulk_mb) {
   TestCluster cluster;

@@ -51,6 +51,9 @@ AgentRun run_agent(const std::vector<std::string>& args);
 // Starts it and returns at once; `on_stderr_line` sees each line it logs.
 Result<std::unique_ptr<RunningProcess>> start_agent(const std::vector<std::string>& args,
                                                     std::function<void(std::string_view)> on_stderr_line);
+// Runs a program (its output goes to the log); fails the test if it cannot be started.
+ProcessResult run_or_fail(const std::vector<std::string>& argv);
+
 // The path of the agent binary under test.
 std::string agent_binary();
 

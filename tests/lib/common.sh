@@ -21,7 +21,7 @@ AGENT_CI_HOME="/home/${AGENT_CI_USER}"
 AGENT_SAFE_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 AGENT_PACKAGES=(
-    build-essential cmake pkg-config postgresql-15 pgbackrest libpqxx-dev
+    build-essential cmake pkg-config postgresql-15 pgbackrest libpqxx-dev libpq-dev
     prometheus-cpp-dev libyaml-cpp-dev libspdlog-dev libboost-dev
     libboost-system-dev libboost-filesystem-dev nlohmann-json3-dev
     libhowardhinnant-date-dev libcli11-dev libgtest-dev libgmock-dev libssl-dev libxxhash-dev

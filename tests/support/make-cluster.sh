@@ -312,6 +312,37 @@ if ((BULK_MB > 0)); then
     done
 fi
 
+# Tables whose rows are awkward to copy (test clusters only): quoted names, a dropped and a
+# generated column, text with escapes, floats, inheritance, partitions, row-level security.
+# The agent's parallel row copy must write them exactly as pg_dump does.
+if ((PGBENCH_SCALE == 0)); then
+    log "creating the awkward tables"
+    sql api >/dev/null <<'SQL'
+CREATE SCHEMA "Odd ""Schema""";
+CREATE TABLE "Odd ""Schema""".".Line *Items" (id int PRIMARY KEY, gone text, "Note" text, f float8,
+    at timestamptz, span interval, raw bytea, doubled int GENERATED ALWAYS AS (id * 2) STORED);
+ALTER TABLE "Odd ""Schema""".".Line *Items" DROP COLUMN gone;
+INSERT INTO "Odd ""Schema""".".Line *Items" (id, "Note", f, at, span, raw)
+SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE E'tab\there\\back\nline ' || repeat('é', g % 5) || g END,
+       g / 3.0, timestamptz '2024-11-04 09:40:00-08' + g * interval '1 second', g * interval '1 minute',
+       decode(md5(g::text), 'hex')
+FROM generate_series(1, 20000) g;
+CREATE TABLE parent (id int, payload text);
+CREATE TABLE child (extra int) INHERITS (parent);
+INSERT INTO parent SELECT g, 'parent ' || g FROM generate_series(1, 3000) g;
+INSERT INTO child SELECT g, 'child ' || g, g FROM generate_series(1, 3000) g;
+CREATE TABLE measurements (id int, day date) PARTITION BY RANGE (day);
+CREATE TABLE measurements_2024 PARTITION OF measurements FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+CREATE TABLE measurements_2025 PARTITION OF measurements FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+INSERT INTO measurements SELECT g, date '2024-06-01' + (g % 400) FROM generate_series(1, 8000) g;
+CREATE TABLE guarded (id int, owner text);
+ALTER TABLE guarded ENABLE ROW LEVEL SECURITY;
+ALTER TABLE guarded FORCE ROW LEVEL SECURITY;
+CREATE POLICY nobody ON guarded USING (false);
+INSERT INTO guarded SELECT g, 'someone' FROM generate_series(1, 500) g;
+SQL
+fi
+
 # insert_rows FIRST LAST PHASE: one transaction per 10 rows.
 insert_rows() {
     local first="$1" last="$2" phase="$3" lo hi

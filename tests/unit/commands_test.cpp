@@ -73,7 +73,8 @@ TEST(Commands, ScratchServerCannotReachOutside) {
 }
 
 TEST(Commands, PgDumpConnectsThroughAQuotedConninfo) {
-  const auto argv = pg_dump_argv({"/usr/lib/postgresql/15/bin", "/s/run", 5533, "postgres", "it's"});
+  const auto argv =
+      pg_dump_argv({"/usr/lib/postgresql/15/bin", "/s/run", 5533, "postgres", "it's", "", {}, ""});
   EXPECT_THAT(argv, ElementsAre("/usr/lib/postgresql/15/bin/pg_dump",
                                 "--dbname=host='/s/run' port=5533 user='postgres' dbname='it\\'s' "
                                 "application_name='agent'",
@@ -81,6 +82,23 @@ TEST(Commands, PgDumpConnectsThroughAQuotedConninfo) {
   // A database name that looks like a conninfo stays a name.
   EXPECT_EQ(conninfo("/s/run", 1, "u", "host=evil"),
             "host='/s/run' port=1 user='u' dbname='host=evil' application_name='agent'");
+}
+
+TEST(Commands, PgDumpSectionsCreateTheDatabaseOnlyInTheSchemaPiece) {
+  DumpRequest request{"/b", "/s/run", 5533, "postgres", "api", "pre-data", {}, "K3y"};
+  EXPECT_THAT(pg_dump_argv(request), Contains("--restrict-key=K3y"));
+  EXPECT_THAT(pg_dump_argv(request), Contains("--create"));
+  EXPECT_THAT(pg_dump_argv(request), Contains("--section=pre-data"));
+  request.section = "data";
+  request.exclude_table_data = {"\"public\".\"big\"", "\"s\".\"a \"\"b\""};
+  const auto data = pg_dump_argv(request);
+  EXPECT_THAT(data, Not(Contains("--create")));
+  EXPECT_THAT(data, Contains("--section=data"));
+  EXPECT_THAT(data, Contains("--exclude-table-data=\"public\".\"big\""));
+  EXPECT_THAT(data, Contains("--exclude-table-data=\"s\".\"a \"\"b\""));
+  request.section = "post-data";
+  request.exclude_table_data.clear();
+  EXPECT_THAT(pg_dump_argv(request), Not(Contains("--create")));
 }
 
 }  // namespace

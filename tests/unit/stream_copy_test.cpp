@@ -140,5 +140,33 @@ TEST(FollowFile, CancelStopsFollowingAWriterThatNeverEnds) {
   unlink(path);
 }
 
+// The pieces of a split dump (a pg_dump writing the file itself, the agent's own rows, a
+// pg_dump through a pipe) land one after the other and hash as one file.
+TEST(DumpSink, PiecesFromEverySourceHashAsOneFile) {
+  char path[] = "/tmp/agent-sink-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  DumpSink sink(fd, ChecksumAlgorithm::xxh128, CancelToken::never(), CopyProgress{});
+  ASSERT_TRUE(sink.ok());
+  // A child writing through a duplicate of the descriptor, as pg_dump's standard output.
+  const int child_stdout = dup(fd);
+  ASSERT_EQ(write(child_stdout, "a", 1), 1);
+  ASSERT_TRUE(sink.follow([] { return true; }).ok());
+  ASSERT_TRUE(sink.write("b", 1).ok());
+  int in[2];
+  ASSERT_EQ(pipe2(in, O_NONBLOCK), 0);
+  ASSERT_EQ(write(in[1], "c", 1), 1);
+  close(in[1]);
+  ASSERT_TRUE(sink.pump(in[0]).ok());
+  EXPECT_EQ(sink.bytes(), 3u);
+  const auto stats = sink.finish();
+  EXPECT_EQ(stats.checksum, "xxh128:06b05ab6733a618578af5f94892f3950");  // xxh128sum of "abc"
+  char buffer[4] = {};
+  ASSERT_EQ(pread(fd, buffer, 3, 0), 3);
+  EXPECT_STREQ(buffer, "abc");
+  for (int d : {in[0], child_stdout, fd}) close(d);
+  unlink(path);
+}
+
 }  // namespace
 }  // namespace agent

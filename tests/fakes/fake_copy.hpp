@@ -1,0 +1,101 @@
+#pragma once
+// A scripted COPY source: each block-range query answers with rows derived from its range,
+// in pieces, after an optional delay; a query can be made to fail. Thread-safe, as the
+// parallel copy uses one session per connection.
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "pg/copy_session.hpp"
+
+namespace agent::testing {
+
+struct FakeCopyScript {
+  // The rows a query answers with; by default one line per block of the range, "<first>..<end>".
+  std::function<std::string(const std::string& query)> rows_for = [](const std::string& query) {
+    static const std::regex range(R"(\((\d+),0\)'::pg_catalog\.tid(?: AND ctid < '\((\d+),0\))?)");
+    std::smatch m;
+    if (!std::regex_search(query, m, range)) return std::string("?\n");
+    const unsigned long first = std::stoul(m[1]);
+    const unsigned long end = m[2].matched ? std::stoul(m[2]) : first + 3;
+    std::string out;
+    for (unsigned long block = first; block < end; ++block)
+      out += "row of block " + std::to_string(block) + "\n";
+    return out;
+  };
+  std::function<std::chrono::milliseconds(const std::string& query)> delay_for = [](const std::string&) {
+    return std::chrono::milliseconds(0);
+  };
+  std::string failing_query_part;  // a query containing it fails after its first piece
+  std::size_t piece_bytes = 7;     // the size of the pieces handed to on_data
+  bool refuse_connections = false;
+  std::vector<std::vector<std::string>> query_rows;  // what query() answers
+  std::string version = "150010";
+
+  std::mutex mutex;
+  std::vector<std::string> executed;
+  std::vector<std::string> queries;
+  std::set<std::thread::id> threads;
+  std::atomic<int> sessions{0};
+  std::atomic<int> abandoned{0};
+};
+
+class FakeCopySession final : public CopySession {
+ public:
+  explicit FakeCopySession(FakeCopyScript& script) : script_(script) {}
+  Status execute(const std::string& sql) override {
+    std::lock_guard lock(script_.mutex);
+    script_.executed.push_back(sql);
+    return {};
+  }
+  Result<std::vector<std::vector<std::string>>> query(const std::string& sql) override {
+    std::lock_guard lock(script_.mutex);
+    script_.queries.push_back(sql);
+    if (sql.find("server_version_num") != std::string::npos)
+      return std::vector<std::vector<std::string>>{{script_.version}};
+    return script_.query_rows;
+  }
+  Status copy_out(const std::string& sql, const std::function<bool(const char*, std::size_t)>& on_data,
+                  const CancelToken& cancel) override {
+    {
+      std::lock_guard lock(script_.mutex);
+      script_.queries.push_back(sql);
+      script_.threads.insert(std::this_thread::get_id());
+    }
+    std::this_thread::sleep_for(script_.delay_for(sql));
+    const std::string rows = script_.rows_for(sql);
+    const bool fail =
+        !script_.failing_query_part.empty() && sql.find(script_.failing_query_part) != std::string::npos;
+    for (std::size_t at = 0; at < rows.size(); at += script_.piece_bytes) {
+      if (cancel.cancelled()) return make_error(ErrorKind::interrupted, "interrupted");
+      if (!on_data(rows.data() + at, std::min(script_.piece_bytes, rows.size() - at))) {
+        ++script_.abandoned;
+        return make_error(ErrorKind::interrupted, "the copy was stopped");
+      }
+      if (fail) return make_error(ErrorKind::external_tool, "query failed: ERROR:  could not read block");
+    }
+    return {};
+  }
+
+ private:
+  FakeCopyScript& script_;
+};
+
+class FakeCopyConnector final : public CopyConnector {
+ public:
+  explicit FakeCopyConnector(FakeCopyScript& script) : script_(script) {}
+  Result<std::unique_ptr<CopySession>> connect(const std::string&) override {
+    if (script_.refuse_connections) return make_error(ErrorKind::external_tool, "cannot connect: refused");
+    ++script_.sessions;
+    return std::unique_ptr<CopySession>(std::make_unique<FakeCopySession>(script_));
+  }
+
+ private:
+  FakeCopyScript& script_;
+};
+
+}  // namespace agent::testing
