@@ -350,6 +350,8 @@ Status dump(DumpContext& c) {
   settings.conninfo = c.scratch_conninfo(c.job.database);
   settings.connections = c.job.config.dump.connections;
   const auto chunks = plan_copy_chunks(*tables, settings.chunk_blocks);
+  settings.connections =
+      static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(settings.connections), chunks.size()));
   DumpRequest schema = whole, other_rows = whole, post_data = whole;
   schema.section = "pre-data";
   other_rows.section = "data";
