@@ -350,8 +350,6 @@ Status dump(DumpContext& c) {
   settings.conninfo = c.scratch_conninfo(c.job.database);
   settings.connections = c.job.config.dump.connections;
   const auto chunks = plan_copy_chunks(*tables, settings.chunk_blocks);
-  settings.connections =
-      static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(settings.connections), chunks.size()));
   DumpRequest schema = whole, other_rows = whole, post_data = whole;
   schema.section = "pre-data";
   other_rows.section = "data";
@@ -366,7 +364,7 @@ Status dump(DumpContext& c) {
       "copying the rows of {} table(s) ({:.1f} MiB on disk, largest {}) over {} connections in {} block "
       "ranges; pg_dump writes the rest",
       tables->size(), static_cast<double>(split_bytes) / (1024.0 * 1024.0), tables->front().qualified,
-      settings.connections, chunks.size());
+      connections_for(settings.connections, chunks.size()), chunks.size());
   const std::string key = pg_dump_takes_restrict_key(c) ? random_restrict_key() : "";
   for (auto* request : {&schema, &other_rows, &post_data}) request->restrict_key = key;
   const auto write = [&sink](const char* data, std::size_t size) { return sink.write(data, size); };

@@ -111,6 +111,11 @@ void run_worker(int worker, const std::vector<CopyChunk>& chunks, CopyConnector&
 
 }  // namespace
 
+int connections_for(int wanted, std::size_t chunks) {
+  return static_cast<int>(
+      std::max<std::size_t>(1, std::min(static_cast<std::size_t>(std::max(wanted, 1)), chunks)));
+}
+
 std::vector<CopyChunk> plan_copy_chunks(const std::vector<SplitTable>& tables, std::uint64_t chunk_blocks) {
   std::vector<CopyChunk> chunks;
   if (chunk_blocks == 0) chunk_blocks = 1;
@@ -133,7 +138,7 @@ Status copy_chunks_in_order(const std::vector<CopyChunk>& chunks, CopyConnector&
                             const CancelToken& cancel) {
   if (chunks.empty()) return {};
   Turns turns(cancel);
-  const int connections = std::max(1, std::min<int>(settings.connections, static_cast<int>(chunks.size())));
+  const int connections = connections_for(settings.connections, chunks.size());
   ParallelCopySettings effective = settings;
   effective.connections = connections;
   std::vector<std::thread> workers;

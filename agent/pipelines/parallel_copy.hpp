@@ -32,6 +32,9 @@ struct CopyChunk {
   std::string suffix;  // the end-of-data line, on its last range
 };
 
+// The connections a copy of `chunks` ranges opens: `wanted`, but never more than ranges.
+int connections_for(int wanted, std::size_t chunks);
+
 std::vector<CopyChunk> plan_copy_chunks(const std::vector<SplitTable>& tables, std::uint64_t chunk_blocks);
 
 // Writes every chunk through `write`, in order, never two writes at once. The first failure

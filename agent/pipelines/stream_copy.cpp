@@ -287,22 +287,6 @@ CopyStats DumpSink::finish() {
   return stats;
 }
 
-Result<CopyStats> copy_stream(int from, int to, ChecksumAlgorithm algorithm, const CancelToken& cancel,
-                              const CopyProgress& progress) {
-  DumpSink sink(to, algorithm, cancel, progress);
-  if (!sink.ok()) return make_error(ErrorKind::internal, "cannot initialise the checksum");
-  if (auto s = sink.pump(from); !s) return s.error();
-  return sink.finish();
-}
-
-Result<CopyStats> follow_file(int fd, const std::function<bool()>& writer_done, ChecksumAlgorithm algorithm,
-                              const CancelToken& cancel, const CopyProgress& progress) {
-  DumpSink sink(fd, algorithm, cancel, progress);
-  if (!sink.ok()) return make_error(ErrorKind::internal, "cannot initialise the checksum");
-  if (auto s = sink.follow(writer_done); !s) return s.error();
-  return sink.finish();
-}
-
 std::optional<ChecksumAlgorithm> parse_checksum_algorithm(const std::string& name) {
   if (name == "xxh128") return ChecksumAlgorithm::xxh128;
   if (name == "sha256") return ChecksumAlgorithm::sha256;

@@ -33,19 +33,6 @@ struct CopyProgress {
 // "xxh128", "sha256", "none" (the config's values); nothing for anything else.
 std::optional<ChecksumAlgorithm> parse_checksum_algorithm(const std::string& name);
 
-// Reads `from` (non-blocking) until EOF, writing everything to `to`. Stops early, with an
-// interrupted error, when `cancel` fires.
-Result<CopyStats> copy_stream(int from, int to, ChecksumAlgorithm algorithm, const CancelToken& cancel,
-                              const CopyProgress& progress);
-
-// Hashes the regular file `fd` while another process is still writing it (through its own
-// descriptor of the same file), following it until `writer_done()` says the writer has ended
-// and everything it wrote was read. The writer needs no pipe through the agent: no copy of
-// the bytes, no wake-up per write; the agent only reads them back from the page cache, in
-// large chunks, and hands each finished chunk to the disk. `fd` must be open for reading.
-Result<CopyStats> follow_file(int fd, const std::function<bool()>& writer_done, ChecksumAlgorithm algorithm,
-                              const CancelToken& cancel, const CopyProgress& progress);
-
 // Where the dump's bytes go (the output file, or standard output): counts them, hashes them in
 // the order they land and hands each finished chunk of a file to the disk, whoever writes
 // them: a pg_dump writing the file itself (follow), a pg_dump writing into a pipe (pump), or
@@ -66,6 +53,8 @@ class DumpSink {
   Status pump(int from);
   // Follows what another process appends to the regular file through a duplicate of the
   // sink's descriptor (so that the offset is shared), until `writer_done()` says it ended.
+  // The writer needs no pipe through the agent: the agent only reads the bytes back from the
+  // page cache, in large chunks, for the checksum. `fd` must be open for reading too.
   Status follow(const std::function<bool()>& writer_done);
   // The totals; reports the final progress.
   CopyStats finish();

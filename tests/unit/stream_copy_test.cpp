@@ -11,6 +11,24 @@
 namespace agent {
 namespace {
 
+// The two whole-dump paths of the sink: a pipe copied through the agent, and a file another
+// process writes.
+Result<CopyStats> copy_stream(int from, int to, ChecksumAlgorithm algorithm, const CancelToken& cancel,
+                              const CopyProgress& progress) {
+  DumpSink sink(to, algorithm, cancel, progress);
+  if (!sink.ok()) return make_error(ErrorKind::internal, "cannot initialise the checksum");
+  if (auto s = sink.pump(from); !s) return s.error();
+  return sink.finish();
+}
+
+Result<CopyStats> follow_file(int fd, const std::function<bool()>& writer_done, ChecksumAlgorithm algorithm,
+                              const CancelToken& cancel, const CopyProgress& progress) {
+  DumpSink sink(fd, algorithm, cancel, progress);
+  if (!sink.ok()) return make_error(ErrorKind::internal, "cannot initialise the checksum");
+  if (auto s = sink.follow(writer_done); !s) return s.error();
+  return sink.finish();
+}
+
 TEST(StreamCopy, CopiesAndHashes) {
   int in[2], out[2];
   ASSERT_EQ(pipe2(in, O_NONBLOCK), 0);
