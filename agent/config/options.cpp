@@ -122,18 +122,16 @@ const std::vector<OptionSpec> kOptions = {
    0, 0, {"xxh128", "sha256", "none"},
    [](AgentConfig& c, const OptionValue& v) { c.dump.checksum = v.text; }},
   {"dump.connections", OptionType::integer, "2",
-   "Connections that copy the rows of the largest tables at once, in block ranges, while "
+   "Connections that copy the rows of the largest tables at once, one row range each, while "
    "pg_dump writes the rest of the dump (schema, other tables, indexes) as usual. pg_dump's "
    "plain format copies every table through one connection, and the server's side of that "
-   "copy is the dump's bottleneck. 1: a single pg_dump, exactly as the runbook.",
+   "copy is the dump's bottleneck. Rows copied ahead of their turn wait in an unnamed file in "
+   "the scratch directory. 1: a single pg_dump, exactly as the runbook.",
    1, 16, {},
    [](AgentConfig& c, const OptionValue& v) { c.dump.connections = static_cast<int>(v.integer); }},
-  {"dump.split_table_mb", OptionType::integer, "1024",
+  {"dump.split_table_mb", OptionType::integer, "256",
    "Tables at least this large on disk are copied over dump.connections connections; the rows "
-   "of smaller tables come from pg_dump itself. 0: every table. The block-range scans write "
-   "buffers that recovery dirtied into the scratch copy's files, so the next --delta restore "
-   "copies those tables again: measured on 2 vCPUs, that cost more than the parallel copy saved "
-   "for a 640 MB table and less for a 2.6 GB one.",
+   "of smaller tables come from pg_dump itself. 0: every table.",
    0, 1048576, {},
    [](AgentConfig& c, const OptionValue& v) { c.dump.split_table_mb = static_cast<int>(v.integer); }},
 

@@ -349,7 +349,9 @@ Status dump(DumpContext& c) {
   ParallelCopySettings settings;
   settings.conninfo = c.scratch_conninfo(c.job.database);
   settings.connections = c.job.config.dump.connections;
-  const auto chunks = plan_copy_chunks(*tables, settings.chunk_blocks);
+  // The scratch directory already holds a copy of the database: room for the rows that wait.
+  settings.spill_directory = c.layout.root;
+  const auto chunks = plan_copy_chunks(*tables, settings.connections);
   DumpRequest schema = whole, other_rows = whole, post_data = whole;
   schema.section = "pre-data";
   other_rows.section = "data";
@@ -361,7 +363,7 @@ Status dump(DumpContext& c) {
     split_bytes += table.bytes;
   }
   c.logger->info(
-      "copying the rows of {} table(s) ({:.1f} MiB on disk, largest {}) over {} connections in {} block "
+      "copying the rows of {} table(s) ({:.1f} MiB on disk, largest {}) over {} connections in {} row "
       "ranges; pg_dump writes the rest",
       tables->size(), static_cast<double>(split_bytes) / (1024.0 * 1024.0), tables->front().qualified,
       connections_for(settings.connections, chunks.size()), chunks.size());

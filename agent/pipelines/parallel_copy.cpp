@@ -1,10 +1,14 @@
 #include "pipelines/parallel_copy.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <thread>
+
+#include "core/spill_file.hpp"
 
 namespace agent {
 namespace {
@@ -69,15 +73,21 @@ void run_worker(int worker, const std::vector<CopyChunk>& chunks, CopyConnector&
       return turns.fail(s.error().with_context("setting up a copy connection"));
   std::string held;
   held.reserve(settings.hold_bytes + kWriteBytes);
+  SpillFile spilled(settings.spill_directory);
   const auto step = static_cast<std::size_t>(settings.connections);
   for (auto index = static_cast<std::size_t>(worker); index < chunks.size(); index += step) {
     const CopyChunk& chunk = chunks[index];
     held = chunk.prefix;
     bool my_turn = false;
-    std::optional<Error> write_error;
+    std::optional<Error> local_error;
+    // Writes what waited on disk, then what is held: the rows in the order they came.
     const auto flush = [&]() -> bool {
+      if (auto s = spilled.drain(write, kWriteBytes); !s) {
+        local_error = s.error();
+        return false;
+      }
       if (auto s = write(held.data(), held.size()); !s) {
-        write_error = s.error();
+        local_error = s.error();
         return false;
       }
       held.clear();
@@ -89,14 +99,18 @@ void run_worker(int worker, const std::vector<CopyChunk>& chunks, CopyConnector&
       if (!my_turn) {
         if (turns.failed()) return false;
         my_turn = turns.is_turn(index);
-        if (!my_turn && held.size() < settings.hold_bytes) return true;
-        if (!my_turn && !turns.wait_turn(index)) return false;
-        my_turn = true;
       }
-      return flush();
+      if (my_turn) return flush();
+      if (held.size() < settings.hold_bytes) return true;
+      if (auto s = spilled.append(held.data(), held.size()); !s) {
+        local_error = s.error();
+        return false;
+      }
+      held.clear();
+      return true;
     };
     auto copied = (*session)->copy_out(chunk.query, on_data, cancel);
-    if (write_error) return turns.fail(*write_error);
+    if (local_error) return turns.fail(*local_error);
     if (!copied) {
       // Stopped because another connection failed: that failure is the one to report.
       if (!turns.failed() && !cancel.cancelled()) turns.fail(copied.error());
@@ -104,7 +118,7 @@ void run_worker(int worker, const std::vector<CopyChunk>& chunks, CopyConnector&
     }
     held += chunk.suffix;
     if (!my_turn && !turns.wait_turn(index)) return;
-    if (!flush()) return turns.fail(*write_error);
+    if (!flush()) return turns.fail(*local_error);
     turns.done(index);
   }
 }
@@ -116,17 +130,29 @@ int connections_for(int wanted, std::size_t chunks) {
       std::max<std::size_t>(1, std::min(static_cast<std::size_t>(std::max(wanted, 1)), chunks)));
 }
 
-std::vector<CopyChunk> plan_copy_chunks(const std::vector<SplitTable>& tables, std::uint64_t chunk_blocks) {
+std::vector<CopyChunk> plan_copy_chunks(const std::vector<SplitTable>& tables, int ranges, double skip_cost) {
+  const auto count = static_cast<std::size_t>(std::max(ranges, 1));
   std::vector<CopyChunk> chunks;
-  if (chunk_blocks == 0) chunk_blocks = 1;
   for (const auto& table : tables) {
-    const std::uint64_t count = table.blocks == 0 ? 1 : (table.blocks + chunk_blocks - 1) / chunk_blocks;
-    for (std::uint64_t i = 0; i < count; ++i) {
+    // Range j starts at row a(j) and costs skip_cost * a(j) + (a(j+1) - a(j)); equal costs make
+    // the starts a geometric series: a(j) = unit * (1 - q^j) / skip_cost with q = 1 - skip_cost.
+    const auto rows = static_cast<double>(table.rows);
+    const double q = 1.0 - skip_cost;
+    const auto start_of = [&](std::size_t j) -> std::uint64_t {
+      if (skip_cost <= 0.0 || skip_cost >= 1.0) return table.rows * j / count;
+      const double unit = rows * skip_cost / (1.0 - std::pow(q, static_cast<double>(count)));
+      const double start = unit * (1.0 - std::pow(q, static_cast<double>(j))) / skip_cost;
+      return std::min(table.rows, static_cast<std::uint64_t>(std::llround(start)));
+    };
+    for (std::size_t j = 0; j < count; ++j) {
       CopyChunk chunk;
-      if (i == 0) chunk.prefix = copy_block_header(table);
-      // The last range runs to the end of the table, whatever its size is by now.
-      chunk.query = block_range_copy(table, i * chunk_blocks, i + 1 == count ? 0 : (i + 1) * chunk_blocks);
-      if (i + 1 == count) chunk.suffix = copy_block_trailer();
+      if (j == 0) chunk.prefix = copy_block_header(table);
+      const std::uint64_t skip = start_of(j);
+      // The last range runs to the end of the table, however many rows it has by now.
+      std::optional<std::uint64_t> limit;
+      if (j + 1 < count) limit = start_of(j + 1) - skip;
+      chunk.query = row_range_copy(table, skip, limit);
+      if (j + 1 == count) chunk.suffix = copy_block_trailer();
       chunks.push_back(std::move(chunk));
     }
   }

@@ -26,19 +26,21 @@ std::string double_quoted(const std::string& text) {
 }  // namespace
 
 Result<std::vector<SplitTable>> find_split_tables(CopySession& session, std::uint64_t min_bytes) {
-  auto version = session.query("SELECT current_setting('server_version_num')");
-  if (!version) return version.error();
-  if (version->empty() || to_u64(version->front().front()) < 140000) return std::vector<SplitTable>{};
   // pg_dump dumps the rows of every table outside the system schemas that no extension owns
   // (an extension's configuration tables are dumped by pg_dump as usual). quote_ident quotes
-  // exactly as pg_dump's fmtId does.
+  // exactly as pg_dump's fmtId does. The row estimate scales the statistics' density to the
+  // table's size, as the planner does; a table never analysed is taken at 64 rows a block.
   const std::string sql =
       "SELECT n.nspname, c.relname, pg_catalog.pg_get_userbyid(c.relowner),"
       " pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),"
       " (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)"
       "    FROM pg_catalog.pg_attribute a"
       "   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),"
-      " pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::bigint,"
+      " CASE WHEN c.reltuples > 0 AND c.relpages > 0"
+      "  THEN (c.reltuples / c.relpages * (pg_catalog.pg_relation_size(c.oid)"
+      "        / pg_catalog.current_setting('block_size')::bigint))::bigint"
+      "  ELSE pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::bigint * 64"
+      " END,"
       " pg_catalog.pg_relation_size(c.oid)"
       " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
       " WHERE c.relkind = 'r' AND c.relpersistence = 'p'"
@@ -99,11 +101,11 @@ std::string copy_block_trailer() {
   return "\\.\n\n\n";
 }
 
-std::string block_range_copy(const SplitTable& table, std::uint64_t first_block, std::uint64_t end_block) {
-  std::string where = "ctid >= '(" + std::to_string(first_block) + ",0)'::pg_catalog.tid";
-  if (end_block != 0) where += " AND ctid < '(" + std::to_string(end_block) + ",0)'::pg_catalog.tid";
-  return "COPY (SELECT " + table.columns + " FROM ONLY " + table.qualified + " WHERE " + where +
-         ") TO STDOUT";
+std::string row_range_copy(const SplitTable& table, std::uint64_t skip, std::optional<std::uint64_t> count) {
+  std::string query = "COPY (SELECT " + table.columns + " FROM ONLY " + table.qualified;
+  if (skip != 0) query += " OFFSET " + std::to_string(skip);
+  if (count) query += " LIMIT " + std::to_string(*count);
+  return query + ") TO STDOUT";
 }
 
 std::string dump_session_setup() {
@@ -115,7 +117,10 @@ std::string dump_session_setup() {
          " FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database();"
          " SET DateStyle = ISO; SET IntervalStyle = postgres; SET extra_float_digits = 3;"
          " SET row_security = off; SET statement_timeout = 0; SET lock_timeout = 0;"
-         " SET idle_in_transaction_session_timeout = 0";
+         " SET idle_in_transaction_session_timeout = 0;"
+         // pg_dump turns synchronized scans off too: every scan starts at the first block, so
+         // rows come in the same order on every connection. A parallel plan would not keep it.
+         " SET synchronize_seqscans = off; SET max_parallel_workers_per_gather = 0";
 }
 
 std::string dump_transaction() {

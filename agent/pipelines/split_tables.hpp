@@ -1,10 +1,11 @@
 #pragma once
-// Which tables of the dumped database are large enough to copy in block ranges over several
+// Which tables of the dumped database are large enough to copy in row ranges over several
 // connections, and how those pieces fit into pg_dump's plain format: pg_dump writes
 // everything else (schema, the other tables, sequences, indexes and constraints) and leaves
 // these tables' rows out with --exclude-table-data; the agent writes each one's COPY block in
 // its place in the data section, as pg_dump would have.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,15 +18,14 @@ struct SplitTable {
   std::string schema;
   std::string name;
   std::string owner;
-  std::string qualified;  // schema.name, each quoted when needed, as pg_dump writes it
-  std::string columns;    // the column list pg_dump's COPY names: no dropped or generated columns
-  std::uint64_t blocks = 0;
+  std::string qualified;   // schema.name, each quoted when needed, as pg_dump writes it
+  std::string columns;     // the column list pg_dump's COPY names: no dropped or generated columns
+  std::uint64_t rows = 0;  // an estimate, from the statistics: it only decides where to cut
   std::uint64_t bytes = 0;
 };
 
 // The ordinary, permanent, non-extension tables of at least `min_bytes` with at least one
-// column, largest first; none if the server cannot scan a block range (before PostgreSQL 14,
-// every range would read the whole table).
+// column, largest first.
 Result<std::vector<SplitTable>> find_split_tables(CopySession& session, std::uint64_t min_bytes);
 
 // A key for psql's restricted mode (`\restrict KEY`, pg_dump --restrict-key; PostgreSQL
@@ -43,11 +43,16 @@ std::string exact_table_pattern(const SplitTable& table);
 std::string copy_block_header(const SplitTable& table);
 std::string copy_block_trailer();
 
-// `COPY (SELECT columns FROM ONLY table WHERE ctid in [first_block, end_block)) TO STDOUT`;
-// end_block 0 means to the end of the table.
-std::string block_range_copy(const SplitTable& table, std::uint64_t first_block, std::uint64_t end_block);
+// `COPY (SELECT columns FROM ONLY table OFFSET skip LIMIT count) TO STDOUT`; no count means
+// to the end of the table. A plain sequential scan in physical order (with the session's
+// settings below), so consecutive ranges add up to pg_dump's COPY of the table, row for row.
+// Unlike a scan of a block range (a TID range scan), it reads through a small ring of
+// buffers: it never evicts the pages recovery dirtied, which would otherwise be written into
+// the scratch copy and make the next --delta restore copy those files again.
+std::string row_range_copy(const SplitTable& table, std::uint64_t skip, std::optional<std::uint64_t> count);
 
-// Session settings that make COPY write rows exactly as pg_dump's own session does.
+// Session settings that make COPY write rows exactly as pg_dump's own session does, and
+// scan every table from its first block, in one process.
 std::string dump_session_setup();
 // The transaction every range is copied in, as pg_dump's (run after the setup: a statement
 // list runs as one implicit transaction, which BEGIN ISOLATION LEVEL cannot follow).

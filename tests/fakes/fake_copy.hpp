@@ -1,10 +1,11 @@
 #pragma once
-// A scripted COPY source: each block-range query answers with rows derived from its range,
+// A scripted COPY source: each row-range query answers with the rows of its range,
 // in pieces, after an optional delay; a query can be made to fail. Thread-safe, as the
 // parallel copy uses one session per connection.
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <regex>
 #include <set>
@@ -15,16 +16,21 @@
 namespace agent::testing {
 
 struct FakeCopyScript {
-  // The rows a query answers with; by default one line per block of the range, "<first>..<end>".
-  std::function<std::string(const std::string& query)> rows_for = [](const std::string& query) {
-    static const std::regex range(R"(\((\d+),0\)'::pg_catalog\.tid(?: AND ctid < '\((\d+),0\))?)");
+  // How many rows each table really has (a table not listed has 10); its rows are
+  // "<table> row <n>" in order, so a row range answers what a sequential scan would.
+  std::map<std::string, unsigned long> table_rows;
+  // The rows a query answers with; by default the rows of its range of the table.
+  std::function<std::string(const std::string& query)> rows_for = [this](const std::string& query) {
+    static const std::regex range(R"(FROM ONLY (\S+)(?: OFFSET (\d+))?(?: LIMIT (\d+))?\) TO STDOUT)");
     std::smatch m;
     if (!std::regex_search(query, m, range)) return std::string("?\n");
-    const unsigned long first = std::stoul(m[1]);
-    const unsigned long end = m[2].matched ? std::stoul(m[2]) : first + 3;
+    const std::string table = m[1];
+    const auto known = table_rows.find(table);
+    const unsigned long total = known == table_rows.end() ? 10 : known->second;
+    const unsigned long first = m[2].matched ? std::stoul(m[2]) : 0;
+    const unsigned long end = m[3].matched ? std::min(total, first + std::stoul(m[3])) : total;
     std::string out;
-    for (unsigned long block = first; block < end; ++block)
-      out += "row of block " + std::to_string(block) + "\n";
+    for (unsigned long row = first; row < end; ++row) out += table + " row " + std::to_string(row) + "\n";
     return out;
   };
   std::function<std::chrono::milliseconds(const std::string& query)> delay_for = [](const std::string&) {
@@ -34,7 +40,6 @@ struct FakeCopyScript {
   std::size_t piece_bytes = 7;     // the size of the pieces handed to on_data
   bool refuse_connections = false;
   std::vector<std::vector<std::string>> query_rows;  // what query() answers
-  std::string version = "150010";
 
   std::mutex mutex;
   std::vector<std::string> executed;
@@ -55,8 +60,6 @@ class FakeCopySession final : public CopySession {
   Result<std::vector<std::vector<std::string>>> query(const std::string& sql) override {
     std::lock_guard lock(script_.mutex);
     script_.queries.push_back(sql);
-    if (sql.find("server_version_num") != std::string::npos)
-      return std::vector<std::vector<std::string>>{{script_.version}};
     return script_.query_rows;
   }
   Status copy_out(const std::string& sql, const std::function<bool(const char*, std::size_t)>& on_data,

@@ -3,8 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
 #include <chrono>
+#include <filesystem>
 #include <mutex>
+#include <regex>
 #include <thread>
 
 #include "fakes/fake_copy.hpp"
@@ -16,8 +20,8 @@ using testing::FakeCopyConnector;
 using testing::FakeCopyScript;
 using ::testing::HasSubstr;
 
-SplitTable table(const std::string& name, std::uint64_t blocks) {
-  return SplitTable{"public", name, "postgres", "public." + name, "id, payload", blocks, blocks * 8192};
+SplitTable table(const std::string& name, std::uint64_t rows) {
+  return SplitTable{"public", name, "postgres", "public." + name, "id, payload", rows, rows * 100};
 }
 
 // What the writer receives, with the moments of its calls.
@@ -43,49 +47,94 @@ struct Collected {
   }
 };
 
-std::string expected_text(const std::vector<CopyChunk>& chunks, FakeCopyScript& script) {
+// What pg_dump would write for these tables: each one's header, all its rows, its end.
+std::string whole_tables(const std::vector<SplitTable>& tables, FakeCopyScript& script) {
   std::string out;
-  for (const auto& chunk : chunks) out += chunk.prefix + script.rows_for(chunk.query) + chunk.suffix;
+  for (const auto& t : tables)
+    out += copy_block_header(t) + script.rows_for(row_range_copy(t, 0, std::nullopt)) + copy_block_trailer();
   return out;
 }
 
-TEST(PlanCopyChunks, CutsEachTableIntoRangesWithItsHeaderFirstAndItsEndLast) {
-  const auto chunks = plan_copy_chunks({table("big", 1100), table("small", 1)}, 512);
+// A temporary directory for the rows set aside; removed with whatever is left in it.
+struct SpillDirectory {
+  std::string path;
+  SpillDirectory() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "spill-test-XXXXXX").string();
+    path = mkdtemp(pattern.data());
+  }
+  ~SpillDirectory() { std::filesystem::remove_all(path); }
+  bool empty() const { return std::filesystem::is_empty(path); }
+};
+
+TEST(PlanCopyChunks, CutsEachTableIntoOneRowRangePerConnectionWithItsHeaderFirstAndItsEndLast) {
+  const auto chunks = plan_copy_chunks({table("big", 1000), table("small", 1)}, 2, 0.16);
   ASSERT_EQ(chunks.size(), 4u);
   EXPECT_EQ(chunks[0].prefix,
             "--\n-- Data for Name: big; Type: TABLE DATA; Schema: public; Owner: postgres\n--\n\n"
             "COPY public.big (id, payload) FROM stdin;\n");
-  EXPECT_EQ(chunks[0].query,
-            "COPY (SELECT id, payload FROM ONLY public.big WHERE ctid >= '(0,0)'::pg_catalog.tid AND "
-            "ctid < '(512,0)'::pg_catalog.tid) TO STDOUT");
+  // The second range skips 543 rows before copying: the first gets more rows to make up for it
+  // (0.16 * 543 + 457 = 543).
+  EXPECT_EQ(chunks[0].query, "COPY (SELECT id, payload FROM ONLY public.big LIMIT 543) TO STDOUT");
   EXPECT_EQ(chunks[0].suffix, "");
-  EXPECT_THAT(chunks[1].query, HasSubstr("ctid >= '(512,0)'::pg_catalog.tid AND ctid < '(1024,0)'"));
-  // The last range has no upper bound: rows beyond the size read earlier still come along.
-  EXPECT_THAT(chunks[2].query, HasSubstr("ctid >= '(1024,0)'::pg_catalog.tid) TO STDOUT"));
-  EXPECT_EQ(chunks[2].prefix, "");
-  EXPECT_EQ(chunks[2].suffix, "\\.\n\n\n");
-  EXPECT_THAT(chunks[3].prefix, HasSubstr("COPY public.small (id, payload) FROM stdin;\n"));
-  EXPECT_THAT(chunks[3].query, HasSubstr("ctid >= '(0,0)'::pg_catalog.tid) TO STDOUT"));
+  // The last range has no upper bound: rows beyond the estimate still come along.
+  EXPECT_EQ(chunks[1].query, "COPY (SELECT id, payload FROM ONLY public.big OFFSET 543) TO STDOUT");
+  EXPECT_EQ(chunks[1].prefix, "");
+  EXPECT_EQ(chunks[1].suffix, "\\.\n\n\n");
+  EXPECT_THAT(chunks[2].prefix, HasSubstr("COPY public.small (id, payload) FROM stdin;\n"));
+  EXPECT_EQ(chunks[2].query, "COPY (SELECT id, payload FROM ONLY public.small LIMIT 1) TO STDOUT");
+  EXPECT_EQ(chunks[3].query, "COPY (SELECT id, payload FROM ONLY public.small OFFSET 1) TO STDOUT");
   EXPECT_EQ(chunks[3].suffix, "\\.\n\n\n");
+}
+
+TEST(PlanCopyChunks, EveryRangeCostsAboutTheSame) {
+  const double skip_cost = 0.2;
+  const auto chunks = plan_copy_chunks({table("big", 1000000)}, 4, skip_cost);
+  ASSERT_EQ(chunks.size(), 4u);
+  static const std::regex range(R"(FROM ONLY \S+(?: OFFSET (\d+))?(?: LIMIT (\d+))?\))");
+  std::vector<double> costs;
+  std::uint64_t next = 0;
+  for (const auto& chunk : chunks) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(chunk.query, m, range)) << chunk.query;
+    const std::uint64_t skip = m[1].matched ? std::stoull(m[1]) : 0;
+    EXPECT_EQ(skip, next) << "ranges must follow each other without gap or overlap";
+    const std::uint64_t count = m[2].matched ? std::stoull(m[2]) : 1000000 - skip;
+    next = skip + count;
+    costs.push_back(skip_cost * static_cast<double>(skip) + static_cast<double>(count));
+  }
+  EXPECT_GT(costs.front(), 250000 * 1.1) << "the first range takes more rows than an even share";
+  for (double cost : costs) EXPECT_NEAR(cost, costs.front(), 2.0);
+}
+
+TEST(PlanCopyChunks, AnEmptyEstimateStillCopiesEveryRowOnce) {
+  FakeCopyScript script;
+  script.table_rows["public.t"] = 25;
+  const auto chunks = plan_copy_chunks({table("t", 0)}, 3);
+  ASSERT_EQ(chunks.size(), 3u);
+  EXPECT_EQ(chunks[0].query, "COPY (SELECT id, payload FROM ONLY public.t LIMIT 0) TO STDOUT");
+  EXPECT_EQ(chunks[2].query, "COPY (SELECT id, payload FROM ONLY public.t) TO STDOUT");
 }
 
 TEST(ParallelCopy, WritesEveryRangeInTableOrderWhicheverConnectionFinishesFirst) {
   FakeCopyScript script;
-  // Every other range is slow, so later ranges finish before earlier ones.
+  script.table_rows = {{"public.a", 400}, {"public.b", 7}};
+  // The first range of each table is slow, so later ranges finish before earlier ones.
   script.delay_for = [](const std::string& query) {
-    return std::chrono::milliseconds(
-        query.find("'(0,0)'") != std::string::npos || query.find("'(4,0)'") != std::string::npos ? 40 : 1);
+    return std::chrono::milliseconds(query.find("OFFSET") == std::string::npos ? 40 : 1);
   };
   FakeCopyConnector connector(script);
-  const auto chunks = plan_copy_chunks({table("a", 10), table("b", 7)}, 2);
-  ASSERT_EQ(chunks.size(), 9u);
+  const std::vector<SplitTable> tables = {table("a", 400), table("b", 7)};
+  const auto chunks = plan_copy_chunks(tables, 3);
+  ASSERT_EQ(chunks.size(), 6u);
+  SpillDirectory spill;
   ParallelCopySettings settings;
   settings.connections = 3;
+  settings.spill_directory = spill.path;
   settings.hold_bytes = 16;
   Collected out;
   auto status = copy_chunks_in_order(chunks, connector, settings, out.writer(), CancelToken::never());
   ASSERT_TRUE(status.ok()) << status.error().describe();
-  EXPECT_EQ(out.text, expected_text(chunks, script));
+  EXPECT_EQ(out.text, whole_tables(tables, script));
   EXPECT_EQ(out.max_concurrent, 1) << "two writes overlapped";
   EXPECT_EQ(script.sessions.load(), 3);
   EXPECT_EQ(script.threads.size(), 3u);
@@ -93,39 +142,64 @@ TEST(ParallelCopy, WritesEveryRangeInTableOrderWhicheverConnectionFinishesFirst)
   ASSERT_EQ(script.executed.size(), 6u);
   EXPECT_EQ(std::count(script.executed.begin(), script.executed.end(), dump_transaction()), 3);
   EXPECT_EQ(std::count(script.executed.begin(), script.executed.end(), dump_session_setup()), 3);
+  EXPECT_TRUE(spill.empty()) << "a file was left in " << spill.path;
+}
+
+// The estimate only decides where to cut: a table that grew or shrank since its statistics
+// still comes out whole, each row once.
+TEST(ParallelCopy, EveryRowOnceWhateverTheEstimate) {
+  for (const unsigned long actual : {0ul, 3ul, 100ul, 5000ul}) {
+    FakeCopyScript script;
+    script.table_rows["public.a"] = actual;
+    FakeCopyConnector connector(script);
+    const std::vector<SplitTable> tables = {table("a", 100)};
+    SpillDirectory spill;
+    ParallelCopySettings settings;
+    settings.connections = 3;
+    settings.spill_directory = spill.path;
+    Collected out;
+    ASSERT_TRUE(copy_chunks_in_order(plan_copy_chunks(tables, 3), connector, settings, out.writer(),
+                                     CancelToken::never())
+                    .ok());
+    EXPECT_EQ(out.text, whole_tables(tables, script)) << actual << " rows";
+  }
 }
 
 TEST(ParallelCopy, NeverOpensMoreConnectionsThanRanges) {
   FakeCopyScript script;
   FakeCopyConnector connector(script);
-  const auto chunks = plan_copy_chunks({table("a", 1)}, 512);
+  const std::vector<SplitTable> tables = {table("a", 10)};
+  const auto chunks = plan_copy_chunks(tables, 1);
   ParallelCopySettings settings;
   settings.connections = 4;
   Collected out;
   ASSERT_TRUE(copy_chunks_in_order(chunks, connector, settings, out.writer(), CancelToken::never()).ok());
   EXPECT_EQ(script.sessions.load(), 1);
-  EXPECT_EQ(out.text, expected_text(chunks, script));
+  EXPECT_EQ(out.text, whole_tables(tables, script));
 }
 
-// Memory stays flat: a connection whose turn has not come stops reading once it holds its
-// share, so its COPY cannot finish before the earlier range was written.
-TEST(ParallelCopy, AConnectionAheadOfItsTurnHoldsOnlyItsShare) {
+// A connection whose turn has not come keeps copying: beyond its share of memory, its rows
+// wait in an unnamed file, so it finishes its range before the one ahead of it is written,
+// and the agent's memory stays flat.
+TEST(ParallelCopy, AConnectionAheadOfItsTurnSetsItsRowsAsideAndGoesOn) {
   FakeCopyScript script;
   const std::string big(4 << 20, 'x');
   script.rows_for = [&big](const std::string& query) {
-    return query.find("'(0,0)'") != std::string::npos ? std::string("first\n") : big + "\n";
+    return query.find("OFFSET") == std::string::npos ? std::string("first\n") : big + "\n";
   };
   script.delay_for = [](const std::string& query) {
-    return std::chrono::milliseconds(query.find("'(0,0)'") != std::string::npos ? 300 : 0);
+    return std::chrono::milliseconds(query.find("OFFSET") == std::string::npos ? 300 : 0);
   };
   script.piece_bytes = 64 << 10;
   std::mutex mutex;
   std::chrono::steady_clock::time_point second_range_read{};
   FakeCopyConnector connector(script);
-  const auto chunks = plan_copy_chunks({table("a", 2)}, 1);
+  const auto chunks = plan_copy_chunks({table("a", 2)}, 2);
+  SpillDirectory spill;
   ParallelCopySettings settings;
   settings.connections = 2;
   settings.hold_bytes = 1 << 20;
+  settings.spill_directory = spill.path;
   Collected out;
   auto inner = out.writer();
   std::size_t largest_write = 0;
@@ -156,7 +230,7 @@ TEST(ParallelCopy, AConnectionAheadOfItsTurnHoldsOnlyItsShare) {
       Status copy_out(const std::string& sql, const std::function<bool(const char*, std::size_t)>& on_data,
                       const CancelToken& cancel) override {
         auto status = inner_->copy_out(sql, on_data, cancel);
-        if (sql.find("'(1,0)'") != std::string::npos) done_();
+        if (sql.find("OFFSET") != std::string::npos) done_();
         return status;
       }
 
@@ -171,43 +245,77 @@ TEST(ParallelCopy, AConnectionAheadOfItsTurnHoldsOnlyItsShare) {
     second_range_read = std::chrono::steady_clock::now();
   });
   ASSERT_TRUE(copy_chunks_in_order(chunks, stamping, settings, write, CancelToken::never()).ok());
-  EXPECT_EQ(out.text, expected_text(chunks, script));
-  EXPECT_GT(second_range_read, out.first_write)
-      << "the second range was read whole before the first was written";
+  EXPECT_EQ(out.text, copy_block_header(table("a", 2)) + "first\n" + big + "\n" + copy_block_trailer());
+  EXPECT_LT(second_range_read, out.first_write) << "the second range waited for the first";
   EXPECT_LE(largest_write, (2u << 20) + (64u << 10)) << "written in pieces of about a megabyte";
+  EXPECT_TRUE(spill.empty()) << "a file was left in " << spill.path;
+}
+
+// The rows beyond a connection's share go to disk, not to memory: where there is no room for
+// them, the copy fails with the reason and what to do.
+TEST(ParallelCopy, RowsThatCannotBeSetAsideFailTheCopy) {
+  FakeCopyScript script;
+  const std::string big(4 << 20, 'x');
+  script.rows_for = [&big](const std::string& query) {
+    return query.find("OFFSET") == std::string::npos ? std::string("first\n") : big + "\n";
+  };
+  script.delay_for = [](const std::string& query) {
+    return std::chrono::milliseconds(query.find("OFFSET") == std::string::npos ? 300 : 0);
+  };
+  script.piece_bytes = 64 << 10;
+  FakeCopyConnector connector(script);
+  ParallelCopySettings settings;
+  settings.connections = 2;
+  settings.hold_bytes = 1 << 20;
+  settings.spill_directory = "/nonexistent/spill";
+  Collected out;
+  auto status = copy_chunks_in_order(plan_copy_chunks({table("a", 2)}, 2), connector, settings, out.writer(),
+                                     CancelToken::never());
+  ASSERT_FALSE(status.ok());
+  EXPECT_THAT(status.error().message, HasSubstr("rows set aside in /nonexistent/spill"));
+  EXPECT_THAT(status.error().message, HasSubstr("No such file or directory"));
+  EXPECT_FALSE(status.error().hint.empty());
 }
 
 TEST(ParallelCopy, AFailedRangeStopsEveryConnectionAndIsWhatIsReported) {
   FakeCopyScript script;
-  script.failing_query_part = "'(3,0)'";
+  script.table_rows = {{"public.a", 40}, {"public.b", 40}, {"public.c", 40}};
+  script.failing_query_part = "public.b OFFSET";
   script.delay_for = [](const std::string& query) {
-    return std::chrono::milliseconds(query.find("'(0,0)'") != std::string::npos ? 100 : 0);
+    return std::chrono::milliseconds(query.find("public.b LIMIT") != std::string::npos ? 100 : 0);
   };
   FakeCopyConnector connector(script);
-  const auto chunks = plan_copy_chunks({table("a", 40)}, 1);
+  const auto chunks = plan_copy_chunks({table("a", 40), table("b", 40), table("c", 40)}, 2);
+  SpillDirectory spill;
   ParallelCopySettings settings;
   settings.connections = 2;
   settings.hold_bytes = 8;
+  settings.spill_directory = spill.path;
   Collected out;
   auto status = copy_chunks_in_order(chunks, connector, settings, out.writer(), CancelToken::never());
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(status.error().message, HasSubstr("could not read block"));
   // Nothing from the failed range or after it was written.
-  EXPECT_EQ(out.text.find("row of block 3"), std::string::npos) << out.text;
+  EXPECT_EQ(out.text.find("public.b row 39"), std::string::npos) << out.text;
+  EXPECT_EQ(out.text.find("public.c"), std::string::npos) << out.text;
   EXPECT_LT(script.queries.size(), chunks.size()) << "the other connection went on copying";
 }
 
 TEST(ParallelCopy, AFailedWriteStopsTheCopy) {
   FakeCopyScript script;
   FakeCopyConnector connector(script);
-  const auto chunks = plan_copy_chunks({table("a", 40)}, 1);
+  script.table_rows["public.a"] = 100000;
+  const auto chunks = plan_copy_chunks({table("a", 100000)}, 2);
+  SpillDirectory spill;
+  ParallelCopySettings settings;
+  settings.spill_directory = spill.path;
   int writes = 0;
   const OrderedWrite write = [&](const char*, std::size_t) -> Status {
     if (++writes == 2)
       return make_error(ErrorKind::environment, "cannot write the dump: No space left on device");
     return {};
   };
-  auto status = copy_chunks_in_order(chunks, connector, ParallelCopySettings{}, write, CancelToken::never());
+  auto status = copy_chunks_in_order(chunks, connector, settings, write, CancelToken::never());
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(status.error().message, HasSubstr("No space left"));
   EXPECT_EQ(writes, 2);
@@ -218,7 +326,7 @@ TEST(ParallelCopy, ARefusedConnectionIsReported) {
   script.refuse_connections = true;
   FakeCopyConnector connector(script);
   Collected out;
-  auto status = copy_chunks_in_order(plan_copy_chunks({table("a", 4)}, 1), connector, ParallelCopySettings{},
+  auto status = copy_chunks_in_order(plan_copy_chunks({table("a", 4)}, 2), connector, ParallelCopySettings{},
                                      out.writer(), CancelToken::never());
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(status.error().message, HasSubstr("connecting to the temporary server"));
@@ -227,15 +335,16 @@ TEST(ParallelCopy, ARefusedConnectionIsReported) {
 
 TEST(ParallelCopy, CancellationEndsTheCopyAsInterrupted) {
   FakeCopyScript script;
-  script.delay_for = [](const std::string&) { return std::chrono::milliseconds(20); };
+  script.delay_for = [](const std::string&) { return std::chrono::milliseconds(40); };
   FakeCopyConnector connector(script);
   CancelToken cancel;
   std::thread canceller([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     cancel.cancel(SIGTERM);
   });
+  script.table_rows = {{"public.a", 10}, {"public.b", 10}, {"public.c", 10}, {"public.d", 10}};
   Collected out;
-  const auto chunks = plan_copy_chunks({table("a", 1000)}, 1);
+  const auto chunks = plan_copy_chunks({table("a", 10), table("b", 10), table("c", 10), table("d", 10)}, 2);
   auto status = copy_chunks_in_order(chunks, connector, ParallelCopySettings{}, out.writer(), cancel);
   canceller.join();
   ASSERT_FALSE(status.ok());
