@@ -178,12 +178,9 @@ TEST(ParallelCopy, NeverOpensMoreConnectionsThanRanges) {
   EXPECT_EQ(out.text, whole_tables(tables, script));
 }
 
-// A connection whose turn has not come keeps copying: beyond its share of memory, its rows
-// wait in an unnamed file, so it finishes its range before the one ahead of it is written,
-// and the agent's memory stays flat.
-TEST(ParallelCopy, AConnectionAheadOfItsTurnSetsItsRowsAsideAndGoesOn) {
-  FakeCopyScript script;
-  const std::string big(4 << 20, 'x');
+// The first range answers one short row after 300 ms; the second, `big` at once, in 64 KiB
+// pieces: the second connection is far ahead of its turn.
+void slow_first_range_then_big_second(FakeCopyScript& script, const std::string& big) {
   script.rows_for = [&big](const std::string& query) {
     return query.find("OFFSET") == std::string::npos ? std::string("first\n") : big + "\n";
   };
@@ -191,6 +188,15 @@ TEST(ParallelCopy, AConnectionAheadOfItsTurnSetsItsRowsAsideAndGoesOn) {
     return std::chrono::milliseconds(query.find("OFFSET") == std::string::npos ? 300 : 0);
   };
   script.piece_bytes = 64 << 10;
+}
+
+// A connection whose turn has not come keeps copying: beyond its share of memory, its rows
+// wait in an unnamed file, so it finishes its range before the one ahead of it is written,
+// and the agent's memory stays flat.
+TEST(ParallelCopy, AConnectionAheadOfItsTurnSetsItsRowsAsideAndGoesOn) {
+  FakeCopyScript script;
+  const std::string big(4 << 20, 'x');
+  slow_first_range_then_big_second(script, big);
   std::mutex mutex;
   std::chrono::steady_clock::time_point second_range_read{};
   FakeCopyConnector connector(script);
@@ -256,13 +262,7 @@ TEST(ParallelCopy, AConnectionAheadOfItsTurnSetsItsRowsAsideAndGoesOn) {
 TEST(ParallelCopy, RowsThatCannotBeSetAsideFailTheCopy) {
   FakeCopyScript script;
   const std::string big(4 << 20, 'x');
-  script.rows_for = [&big](const std::string& query) {
-    return query.find("OFFSET") == std::string::npos ? std::string("first\n") : big + "\n";
-  };
-  script.delay_for = [](const std::string& query) {
-    return std::chrono::milliseconds(query.find("OFFSET") == std::string::npos ? 300 : 0);
-  };
-  script.piece_bytes = 64 << 10;
+  slow_first_range_then_big_second(script, big);
   FakeCopyConnector connector(script);
   ParallelCopySettings settings;
   settings.connections = 2;
