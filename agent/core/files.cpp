@@ -42,21 +42,26 @@ Status publish_file(int fd, const std::string& partial, const std::string& final
   return {};
 }
 
+bool write_fully(int fd, const char* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t n = write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
 Status write_file_atomically(const std::string& path, const std::string& content) {
   const std::string partial = path + ".partial";
   auto fd = create_private_file(partial);
   if (!fd) return fd.error();
-  std::size_t done = 0;
-  while (done < content.size()) {
-    const ssize_t n = write(*fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      auto error = file_error("write", partial);
-      close(*fd);
-      unlink(partial.c_str());
-      return error;
-    }
-    done += static_cast<std::size_t>(n);
+  if (!write_fully(*fd, content.data(), content.size())) {
+    auto error = file_error("write", partial);
+    close(*fd);
+    unlink(partial.c_str());
+    return error;
   }
   if (auto published = publish_file(*fd, partial, path); !published) {
     unlink(partial.c_str());

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <vector>
 
+#include "core/files.hpp"
+
 namespace agent {
 namespace {
 
@@ -42,14 +44,8 @@ Status SpillFile::open_unnamed() {
 Status SpillFile::append(const char* data, std::size_t size) {
   if (fd_ < 0)
     if (auto s = open_unnamed(); !s) return s;
-  while (size > 0) {
-    const ssize_t n = write(fd_, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return spill_error("write", directory_);
-    data += n;
-    size -= static_cast<std::size_t>(n);
-    size_ += static_cast<std::uint64_t>(n);
-  }
+  if (!write_fully(fd_, data, size)) return spill_error("write", directory_);
+  size_ += size;
   return {};
 }
 

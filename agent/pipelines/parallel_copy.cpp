@@ -136,11 +136,11 @@ std::vector<CopyChunk> plan_copy_chunks(const std::vector<SplitTable>& tables, i
   for (const auto& table : tables) {
     // Range j starts at row a(j) and costs skip_cost * a(j) + (a(j+1) - a(j)); equal costs make
     // the starts a geometric series: a(j) = unit * (1 - q^j) / skip_cost with q = 1 - skip_cost.
-    const auto rows = static_cast<double>(table.rows);
     const double q = 1.0 - skip_cost;
+    const double unit =
+        static_cast<double>(table.rows) * skip_cost / (1.0 - std::pow(q, static_cast<double>(count)));
     const auto start_of = [&](std::size_t j) -> std::uint64_t {
       if (skip_cost <= 0.0 || skip_cost >= 1.0) return table.rows * j / count;
-      const double unit = rows * skip_cost / (1.0 - std::pow(q, static_cast<double>(count)));
       const double start = unit * (1.0 - std::pow(q, static_cast<double>(j))) / skip_cost;
       return std::min(table.rows, static_cast<std::uint64_t>(std::llround(start)));
     };

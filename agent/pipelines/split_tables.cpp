@@ -36,19 +36,19 @@ Result<std::vector<SplitTable>> find_split_tables(CopySession& session, std::uin
       " (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)"
       "    FROM pg_catalog.pg_attribute a"
       "   WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),"
-      " CASE WHEN c.reltuples > 0 AND c.relpages > 0"
-      "  THEN (c.reltuples / c.relpages * (pg_catalog.pg_relation_size(c.oid)"
-      "        / pg_catalog.current_setting('block_size')::bigint))::bigint"
-      "  ELSE pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::bigint * 64"
-      " END,"
-      " pg_catalog.pg_relation_size(c.oid)"
+      " CASE WHEN c.reltuples > 0 AND c.relpages > 0 THEN (c.reltuples / c.relpages * size.blocks)::bigint"
+      "  ELSE size.blocks * 64 END,"
+      " size.bytes"
       " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+      " CROSS JOIN LATERAL (SELECT pg_catalog.pg_relation_size(c.oid) AS bytes,"
+      "   pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::bigint AS blocks) "
+      "size"
       " WHERE c.relkind = 'r' AND c.relpersistence = 'p'"
       "   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'"
       "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
       "                    WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
       "                      AND d.objid = c.oid AND d.deptype = 'e')"
-      "   AND pg_catalog.pg_relation_size(c.oid) >= " +
+      "   AND size.bytes >= " +
       std::to_string(min_bytes) + " ORDER BY 7 DESC, 1, 2";
   auto rows = session.query(sql);
   if (!rows) return rows.error().with_context("listing the largest tables");

@@ -3,15 +3,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <stdlib.h>
-
 #include <chrono>
-#include <filesystem>
 #include <mutex>
 #include <regex>
 #include <thread>
 
 #include "fakes/fake_copy.hpp"
+#include "fakes/temp_directory.hpp"
 
 namespace agent {
 namespace {
@@ -19,6 +17,7 @@ namespace {
 using testing::FakeCopyConnector;
 using testing::FakeCopyScript;
 using ::testing::HasSubstr;
+using testing::TempDirectory;
 
 SplitTable table(const std::string& name, std::uint64_t rows) {
   return SplitTable{"public", name, "postgres", "public." + name, "id, payload", rows, rows * 100};
@@ -54,17 +53,6 @@ std::string whole_tables(const std::vector<SplitTable>& tables, FakeCopyScript& 
     out += copy_block_header(t) + script.rows_for(row_range_copy(t, 0, std::nullopt)) + copy_block_trailer();
   return out;
 }
-
-// A temporary directory for the rows set aside; removed with whatever is left in it.
-struct SpillDirectory {
-  std::string path;
-  SpillDirectory() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "spill-test-XXXXXX").string();
-    path = mkdtemp(pattern.data());
-  }
-  ~SpillDirectory() { std::filesystem::remove_all(path); }
-  bool empty() const { return std::filesystem::is_empty(path); }
-};
 
 TEST(PlanCopyChunks, CutsEachTableIntoOneRowRangePerConnectionWithItsHeaderFirstAndItsEndLast) {
   const auto chunks = plan_copy_chunks({table("big", 1000), table("small", 1)}, 2, 0.16);
@@ -126,7 +114,7 @@ TEST(ParallelCopy, WritesEveryRangeInTableOrderWhicheverConnectionFinishesFirst)
   const std::vector<SplitTable> tables = {table("a", 400), table("b", 7)};
   const auto chunks = plan_copy_chunks(tables, 3);
   ASSERT_EQ(chunks.size(), 6u);
-  SpillDirectory spill;
+  TempDirectory spill("spill-test");
   ParallelCopySettings settings;
   settings.connections = 3;
   settings.spill_directory = spill.path;
@@ -153,7 +141,7 @@ TEST(ParallelCopy, EveryRowOnceWhateverTheEstimate) {
     script.table_rows["public.a"] = actual;
     FakeCopyConnector connector(script);
     const std::vector<SplitTable> tables = {table("a", 100)};
-    SpillDirectory spill;
+    TempDirectory spill("spill-test");
     ParallelCopySettings settings;
     settings.connections = 3;
     settings.spill_directory = spill.path;
@@ -201,7 +189,7 @@ TEST(ParallelCopy, AConnectionAheadOfItsTurnSetsItsRowsAsideAndGoesOn) {
   std::chrono::steady_clock::time_point second_range_read{};
   FakeCopyConnector connector(script);
   const auto chunks = plan_copy_chunks({table("a", 2)}, 2);
-  SpillDirectory spill;
+  TempDirectory spill("spill-test");
   ParallelCopySettings settings;
   settings.connections = 2;
   settings.hold_bytes = 1 << 20;
@@ -286,7 +274,7 @@ TEST(ParallelCopy, AFailedRangeStopsEveryConnectionAndIsWhatIsReported) {
   };
   FakeCopyConnector connector(script);
   const auto chunks = plan_copy_chunks({table("a", 40), table("b", 40), table("c", 40)}, 2);
-  SpillDirectory spill;
+  TempDirectory spill("spill-test");
   ParallelCopySettings settings;
   settings.connections = 2;
   settings.hold_bytes = 8;
@@ -306,7 +294,7 @@ TEST(ParallelCopy, AFailedWriteStopsTheCopy) {
   FakeCopyConnector connector(script);
   script.table_rows["public.a"] = 100000;
   const auto chunks = plan_copy_chunks({table("a", 100000)}, 2);
-  SpillDirectory spill;
+  TempDirectory spill("spill-test");
   ParallelCopySettings settings;
   settings.spill_directory = spill.path;
   int writes = 0;

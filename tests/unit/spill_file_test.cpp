@@ -2,24 +2,17 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 #include <string>
+
+#include "fakes/temp_directory.hpp"
 
 namespace agent {
 namespace {
 
 using ::testing::HasSubstr;
-
-struct TempDirectory {
-  std::string path;
-  TempDirectory() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "spill-file-test-XXXXXX").string();
-    path = mkdtemp(pattern.data());
-  }
-  ~TempDirectory() { std::filesystem::remove_all(path); }
-};
+using testing::TempDirectory;
 
 std::string drained(SpillFile& file, std::size_t piece, std::size_t* pieces = nullptr) {
   std::string out;
@@ -36,7 +29,7 @@ std::string drained(SpillFile& file, std::size_t piece, std::size_t* pieces = nu
 }
 
 TEST(SpillFile, GivesBackWhatWasAppendedInOrderInPiecesAndEmptiesForReuse) {
-  TempDirectory dir;
+  TempDirectory dir("spill-file-test");
   SpillFile file(dir.path);
   ASSERT_TRUE(file.append("first,", 6).ok());
   ASSERT_TRUE(file.append("second,third", 12).ok());
@@ -50,7 +43,7 @@ TEST(SpillFile, GivesBackWhatWasAppendedInOrderInPiecesAndEmptiesForReuse) {
 }
 
 TEST(SpillFile, LeavesNoNameInTheDirectory) {
-  TempDirectory dir;
+  TempDirectory dir("spill-file-test");
   {
     SpillFile file(dir.path);
     ASSERT_TRUE(file.append("rows", 4).ok());
@@ -74,7 +67,7 @@ TEST(SpillFile, AMissingDirectoryIsAClearError) {
 }
 
 TEST(SpillFile, AFailingReaderStopsTheDrain) {
-  TempDirectory dir;
+  TempDirectory dir("spill-file-test");
   SpillFile file(dir.path);
   ASSERT_TRUE(file.append("0123456789", 10).ok());
   int calls = 0;
