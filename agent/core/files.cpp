@@ -42,15 +42,27 @@ Status publish_file(int fd, const std::string& partial, const std::string& final
   return {};
 }
 
-bool write_fully(int fd, const char* data, std::size_t size) {
+namespace {
+// At `offset`, or at the file's position when it is negative.
+bool write_all_at(int fd, const char* data, std::size_t size, off_t offset) {
   while (size > 0) {
-    const ssize_t n = write(fd, data, size);
+    const ssize_t n = offset < 0 ? write(fd, data, size) : pwrite(fd, data, size, offset);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return false;
     data += n;
     size -= static_cast<std::size_t>(n);
+    if (offset >= 0) offset += n;
   }
   return true;
+}
+}  // namespace
+
+bool write_fully(int fd, const char* data, std::size_t size) {
+  return write_all_at(fd, data, size, -1);
+}
+
+bool pwrite_fully(int fd, const char* data, std::size_t size, std::uint64_t offset) {
+  return write_all_at(fd, data, size, static_cast<off_t>(offset));
 }
 
 Status write_file_atomically(const std::string& path, const std::string& content) {

@@ -1,6 +1,7 @@
 #include "core/spill_file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -41,20 +42,23 @@ Status SpillFile::open_unnamed() {
   return {};
 }
 
-Status SpillFile::append(const char* data, std::size_t size) {
+Result<std::uint64_t> SpillFile::append(const char* data, std::size_t size) {
   if (fd_ < 0)
-    if (auto s = open_unnamed(); !s) return s;
-  if (!write_fully(fd_, data, size)) return spill_error("write", directory_);
-  size_ += size;
-  return {};
+    if (auto s = open_unnamed(); !s) return s.error();
+  // pwrite at a known offset: a concurrent read_back never moves it.
+  if (!pwrite_fully(fd_, data, size, end_)) return spill_error("write", directory_);
+  const std::uint64_t at = end_;
+  end_ += size;
+  return at;
 }
 
-Status SpillFile::drain(const std::function<Status(const char*, std::size_t)>& out, std::size_t piece) {
-  if (size_ == 0) return {};
-  std::vector<char> buffer(piece);
-  for (std::uint64_t at = 0; at < size_;) {
-    const ssize_t n =
-        pread(fd_, buffer.data(), std::min<std::uint64_t>(piece, size_ - at), static_cast<off_t>(at));
+Status SpillFile::read_back(std::uint64_t offset, std::uint64_t length,
+                            const std::function<Status(const char*, std::size_t)>& out, std::size_t piece) {
+  if (length == 0) return {};
+  std::vector<char> buffer(std::min<std::uint64_t>(piece, length));
+  for (std::uint64_t at = offset; at < offset + length;) {
+    const ssize_t n = pread(fd_, buffer.data(), std::min<std::uint64_t>(buffer.size(), offset + length - at),
+                            static_cast<off_t>(at));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       if (n == 0) errno = EIO;
@@ -63,11 +67,17 @@ Status SpillFile::drain(const std::function<Status(const char*, std::size_t)>& o
     if (auto s = out(buffer.data(), static_cast<std::size_t>(n)); !s) return s;
     at += static_cast<std::uint64_t>(n);
   }
-  size_ = 0;
-  // Truncating frees the pages at once; the next append starts at offset 0 again.
-  if (ftruncate(fd_, 0) != 0 || lseek(fd_, 0, SEEK_SET) != 0)
-    return spill_error("empty the file of", directory_);
+  // Dropping what was read spares the kernel writing it to disk. Where the file system cannot
+  // punch holes, the pages stay until the file is closed: slower, not wrong.
+  fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+            static_cast<off_t>(length));
   return {};
+}
+
+std::uint64_t SpillFile::bytes_on_disk() const {
+  struct stat st {};
+  if (fd_ < 0 || fstat(fd_, &st) != 0) return 0;
+  return static_cast<std::uint64_t>(st.st_blocks) * 512;
 }
 
 }  // namespace agent

@@ -1,6 +1,7 @@
 #pragma once
 // Bytes set aside on disk until their turn comes, in a file without a name: the kernel frees
 // it when it is closed, however the agent ends (even killed), so nothing is left behind.
+// One thread may append while another reads back what was appended before.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -18,18 +19,21 @@ class SpillFile {
   SpillFile(const SpillFile&) = delete;
   SpillFile& operator=(const SpillFile&) = delete;
 
-  Status append(const char* data, std::size_t size);
-  std::uint64_t size() const { return size_; }
-  // Hands everything appended back, in order, in pieces of at most `piece` bytes, then
-  // empties the file for reuse.
-  Status drain(const std::function<Status(const char*, std::size_t)>& out, std::size_t piece);
+  // Adds `size` bytes at the end; returns where they start.
+  Result<std::uint64_t> append(const char* data, std::size_t size);
+  // Hands `length` bytes from `offset` back, in pieces of at most `piece` bytes, then frees
+  // their room on disk: bytes read back are neither kept in memory nor ever written out.
+  Status read_back(std::uint64_t offset, std::uint64_t length,
+                   const std::function<Status(const char*, std::size_t)>& out, std::size_t piece);
+  // What the file takes on disk (or in the page cache) now.
+  std::uint64_t bytes_on_disk() const;
 
  private:
   Status open_unnamed();
 
   std::string directory_;
   int fd_ = -1;
-  std::uint64_t size_ = 0;
+  std::uint64_t end_ = 0;  // touched by the appending thread only
 };
 
 }  // namespace agent

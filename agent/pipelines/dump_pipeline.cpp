@@ -371,10 +371,13 @@ Status dump(DumpContext& c) {
   for (auto* request : {&schema, &other_rows, &post_data}) request->restrict_key = key;
   const auto write = [&sink](const char* data, std::size_t size) { return sink.write(data, size); };
   const auto write_text = [&write](const std::string& text) { return write(text.data(), text.size()); };
+  // The connections start now and copy while pg_dump writes what goes before their rows; if
+  // pg_dump fails, leaving this scope stops them.
+  ParallelCopy large_rows(chunks, c.services.copier, settings, c.services.cancel);
   if (auto s = run_pg_dump(c, sink, schema); !s) return s;
   if (auto s = run_pg_dump(c, sink, other_rows); !s) return s;
   if (auto s = key.empty() ? Status{} : write_text(restrict_line(key)); !s) return s;
-  if (auto s = copy_chunks_in_order(chunks, c.services.copier, settings, write, c.services.cancel); !s)
+  if (auto s = large_rows.write_in_order(write); !s)
     return s.error().with_context("copying the rows of the largest tables");
   if (auto s = key.empty() ? Status{} : write_text(unrestrict_line(key)); !s) return s;
   if (auto s = run_pg_dump(c, sink, post_data); !s) return s;

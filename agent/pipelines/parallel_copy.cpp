@@ -1,9 +1,9 @@
 #include "pipelines/parallel_copy.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -13,117 +13,233 @@
 namespace agent {
 namespace {
 
-// Rows are written in pieces of about this size: few system calls, little held.
-constexpr std::size_t kWriteBytes = 1 << 20;
+// Rows go from a connection to the writer in pieces of about this size: few system calls,
+// little held.
+constexpr std::size_t kPieceBytes = 1 << 20;
 
-// Whose chunk is written next, and the first failure, which stops everyone.
-class Turns {
- public:
-  explicit Turns(const CancelToken& cancel) : cancel_(cancel) {}
-
-  bool is_turn(std::size_t chunk) const { return next_.load(std::memory_order_acquire) == chunk; }
-
-  // False if the copy failed elsewhere or was cancelled first.
-  bool wait_turn(std::size_t chunk) {
-    std::unique_lock lock(mutex_);
-    while (!is_turn(chunk)) {
-      if (error_ || cancel_.cancelled()) return false;
-      changed_.wait_for(lock, std::chrono::milliseconds(100));
-    }
-    return !error_;
-  }
-
-  void done(std::size_t chunk) {
-    std::lock_guard lock(mutex_);
-    next_.store(chunk + 1, std::memory_order_release);
-    changed_.notify_all();
-  }
-
-  void fail(Error error) {
-    std::lock_guard lock(mutex_);
-    if (!error_) error_ = std::move(error);
-    changed_.notify_all();
-  }
-
-  bool failed() {
-    std::lock_guard lock(mutex_);
-    return error_.has_value();
-  }
-
-  std::optional<Error> error() {
-    std::lock_guard lock(mutex_);
-    return error_;
-  }
-
- private:
-  const CancelToken& cancel_;
-  std::atomic<std::size_t> next_{0};
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::optional<Error> error_;
+// Some of one range's rows: in memory, or `length` bytes at `offset` of the range's spill file.
+struct Piece {
+  std::string bytes;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  int connection = 0;  // whose share of memory `bytes` counts against
+  bool on_disk() const { return length > 0; }
 };
 
-void run_worker(int worker, const std::vector<CopyChunk>& chunks, CopyConnector& connector,
-                const ParallelCopySettings& settings, const OrderedWrite& write, const CancelToken& cancel,
-                Turns& turns) {
-  auto session = connector.connect(settings.conninfo);
-  if (!session) return turns.fail(session.error().with_context("connecting to the temporary server"));
-  for (const auto& setup : {dump_session_setup(), dump_transaction()})
-    if (auto s = (*session)->execute(setup); !s)
-      return turns.fail(s.error().with_context("setting up a copy connection"));
-  std::string held;
-  held.reserve(settings.hold_bytes + kWriteBytes);
-  SpillFile spilled(settings.spill_directory);
-  const auto step = static_cast<std::size_t>(settings.connections);
-  for (auto index = static_cast<std::size_t>(worker); index < chunks.size(); index += step) {
-    const CopyChunk& chunk = chunks[index];
-    held = chunk.prefix;
-    bool my_turn = false;
-    std::optional<Error> local_error;
-    // Writes what waited on disk, then what is held: the rows in the order they came.
-    const auto flush = [&]() -> bool {
-      if (auto s = spilled.drain(write, kWriteBytes); !s) {
-        local_error = s.error();
-        return false;
-      }
-      if (auto s = write(held.data(), held.size()); !s) {
-        local_error = s.error();
-        return false;
-      }
-      held.clear();
-      return true;
-    };
-    const auto on_data = [&](const char* data, std::size_t size) -> bool {
-      held.append(data, size);
-      if (held.size() < kWriteBytes) return true;
-      if (!my_turn) {
-        if (turns.failed()) return false;
-        my_turn = turns.is_turn(index);
-      }
-      if (my_turn) return flush();
-      if (held.size() < settings.hold_bytes) return true;
-      if (auto s = spilled.append(held.data(), held.size()); !s) {
-        local_error = s.error();
-        return false;
-      }
-      held.clear();
-      return true;
-    };
-    auto copied = (*session)->copy_out(chunk.query, on_data, cancel);
-    if (local_error) return turns.fail(*local_error);
-    if (!copied) {
-      // Stopped because another connection failed: that failure is the one to report.
-      if (!turns.failed() && !cancel.cancelled()) turns.fail(copied.error());
-      return;
-    }
-    held += chunk.suffix;
-    if (!my_turn && !turns.wait_turn(index)) return;
-    if (!flush()) return turns.fail(*local_error);
-    turns.done(index);
-  }
-}
+// One range's rows on their way from its connection to the writer, in the order they came.
+struct RangeRows {
+  std::deque<Piece> pieces;
+  bool received = false;             // every row of the range is in `pieces` or written
+  std::unique_ptr<SpillFile> spill;  // made by the connection when it first sets rows aside
+};
 
 }  // namespace
+
+struct ParallelCopy::State {
+  State(std::vector<CopyChunk> chunks_in, CopyConnector& connector_in, ParallelCopySettings settings_in,
+        const CancelToken& cancel_in)
+      : chunks(std::move(chunks_in)),
+        connector(connector_in),
+        settings(std::move(settings_in)),
+        cancel(cancel_in),
+        connections(connections_for(settings.connections, chunks.size())),
+        ranges(chunks.size()),
+        held(static_cast<std::size_t>(connections), 0) {}
+
+  const std::vector<CopyChunk> chunks;
+  CopyConnector& connector;
+  const ParallelCopySettings settings;
+  const CancelToken& cancel;  // the caller's (a signal)
+  const int connections;
+  // Fired by the first failure, by the caller's cancellation, or at the end: it wakes the
+  // connections however long the server takes to send their first row.
+  CancelToken stop;
+
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::vector<RangeRows> ranges;
+  std::vector<std::size_t> held;   // bytes in memory not yet written, per connection
+  std::vector<std::string> spare;  // buffers of written pieces, for reuse
+  std::optional<Error> error;      // the first failure
+  std::vector<std::thread> workers;
+
+  bool stopped() const { return stop.cancelled() || cancel.cancelled(); }
+
+  void fail(Error failure) {
+    {
+      std::lock_guard lock(mutex);
+      if (!error) error = std::move(failure);
+      changed.notify_all();
+    }
+    stop.cancel();
+  }
+
+  std::string take_buffer() {
+    {
+      std::lock_guard lock(mutex);
+      if (!spare.empty()) {
+        std::string buffer = std::move(spare.back());
+        spare.pop_back();
+        return buffer;
+      }
+    }
+    std::string buffer;
+    buffer.reserve(kPieceBytes + (64 << 10));
+    return buffer;
+  }
+
+  // Passes `rows` on to the writer: in memory within the connection's share, else through
+  // the range's spill file. Leaves `rows` empty for the next piece. False once the copy failed.
+  bool hand_over(int connection, std::size_t index, std::string& rows) {
+    if (rows.empty()) return true;
+    RangeRows& range = ranges[index];
+    const std::size_t size = rows.size();
+    bool in_memory = false;
+    {
+      std::lock_guard lock(mutex);
+      if (error) return false;
+      auto& share = held[static_cast<std::size_t>(connection)];
+      if (share + size <= settings.hold_bytes) {
+        share += size;
+        range.pieces.push_back(Piece{std::move(rows), 0, 0, connection});
+        changed.notify_all();
+        in_memory = true;
+      }
+    }
+    if (in_memory) {
+      rows = take_buffer();
+      return true;
+    }
+    if (!range.spill) range.spill = std::make_unique<SpillFile>(settings.spill_directory);
+    auto at = range.spill->append(rows.data(), size);
+    if (!at) {
+      fail(at.error());
+      return false;
+    }
+    rows.clear();
+    std::lock_guard lock(mutex);
+    if (error) return false;
+    range.pieces.push_back(Piece{{}, *at, size, connection});
+    changed.notify_all();
+    return true;
+  }
+
+  void received(std::size_t index) {
+    std::lock_guard lock(mutex);
+    ranges[index].received = true;
+    changed.notify_all();
+  }
+
+  void receive(int connection) {
+    auto session = connector.connect(settings.conninfo);
+    if (!session) return fail(session.error().with_context("connecting to the temporary server"));
+    for (const auto& setup : {dump_session_setup(), dump_transaction()})
+      if (auto s = (*session)->execute(setup); !s)
+        return fail(s.error().with_context("setting up a copy connection"));
+    std::string rows = take_buffer();
+    const auto step = static_cast<std::size_t>(connections);
+    for (auto index = static_cast<std::size_t>(connection); index < chunks.size(); index += step) {
+      if (stopped()) return;
+      const CopyChunk& chunk = chunks[index];
+      rows.assign(chunk.prefix);
+      const auto on_data = [&](const char* data, std::size_t size) -> bool {
+        if (stopped()) return false;
+        rows.append(data, size);
+        return rows.size() < kPieceBytes || hand_over(connection, index, rows);
+      };
+      auto copied = (*session)->copy_out(chunk.query, on_data, stop);
+      // Stopped by another failure, or by the caller: that is what is reported.
+      if (stopped()) return;
+      if (!copied) return fail(copied.error());
+      rows += chunk.suffix;
+      if (!hand_over(connection, index, rows)) return;
+      received(index);
+    }
+  }
+
+  // Writes one range as its rows come; returns once all of them are written.
+  Status write_range(std::size_t index, const OrderedWrite& write) {
+    RangeRows& range = ranges[index];
+    for (;;) {
+      Piece piece;
+      {
+        std::unique_lock lock(mutex);
+        while (!error && range.pieces.empty() && !range.received) {
+          if (cancel.cancelled()) {
+            lock.unlock();
+            fail(make_error(ErrorKind::interrupted, "interrupted while copying table rows"));
+            lock.lock();
+            break;
+          }
+          changed.wait_for(lock, std::chrono::milliseconds(100));
+        }
+        if (error) return *error;
+        if (range.pieces.empty()) break;
+        piece = std::move(range.pieces.front());
+        range.pieces.pop_front();
+      }
+      Status written = piece.on_disk()
+                           ? range.spill->read_back(piece.offset, piece.length, write, kPieceBytes)
+                           : write(piece.bytes.data(), piece.bytes.size());
+      if (!piece.on_disk()) {
+        std::lock_guard lock(mutex);
+        held[static_cast<std::size_t>(piece.connection)] -= piece.bytes.size();
+        piece.bytes.clear();
+        if (spare.size() < static_cast<std::size_t>(connections)) spare.push_back(std::move(piece.bytes));
+      }
+      if (!written) {
+        fail(written.error());
+        return written.error();
+      }
+    }
+    range.spill.reset();  // its connection is done with it: the file goes
+    return {};
+  }
+
+  void stop_and_join() {
+    stop.cancel();
+    for (auto& worker : workers)
+      if (worker.joinable()) worker.join();
+  }
+};
+
+ParallelCopy::ParallelCopy(std::vector<CopyChunk> chunks, CopyConnector& connector,
+                           ParallelCopySettings settings, const CancelToken& cancel)
+    : state_(std::make_unique<State>(std::move(chunks), connector, std::move(settings), cancel)) {
+  State& state = *state_;
+  if (state.chunks.empty()) return;
+  for (int connection = 0; connection < state.connections; ++connection)
+    state.workers.emplace_back([&state, connection] {
+      try {
+        state.receive(connection);
+      } catch (const std::exception& e) {
+        state.fail(make_error(ErrorKind::internal, std::string("copying table rows: ") + e.what()));
+      }
+    });
+}
+
+ParallelCopy::~ParallelCopy() {
+  state_->stop_and_join();
+}
+
+int ParallelCopy::connections() const {
+  return state_->connections;
+}
+
+Status ParallelCopy::write_in_order(const OrderedWrite& write) {
+  State& state = *state_;
+  for (std::size_t index = 0; index < state.chunks.size(); ++index)
+    if (auto s = state.write_range(index, write); !s) {
+      state.stop_and_join();
+      return s;
+    }
+  state.stop_and_join();
+  std::lock_guard lock(state.mutex);
+  if (state.error) return *state.error;
+  if (state.cancel.cancelled())
+    return make_error(ErrorKind::interrupted, "interrupted while copying table rows");
+  return {};
+}
 
 int connections_for(int wanted, std::size_t chunks) {
   return static_cast<int>(
@@ -162,24 +278,8 @@ std::vector<CopyChunk> plan_copy_chunks(const std::vector<SplitTable>& tables, i
 Status copy_chunks_in_order(const std::vector<CopyChunk>& chunks, CopyConnector& connector,
                             const ParallelCopySettings& settings, const OrderedWrite& write,
                             const CancelToken& cancel) {
-  if (chunks.empty()) return {};
-  Turns turns(cancel);
-  const int connections = connections_for(settings.connections, chunks.size());
-  ParallelCopySettings effective = settings;
-  effective.connections = connections;
-  std::vector<std::thread> workers;
-  for (int worker = 0; worker < connections; ++worker)
-    workers.emplace_back([&, worker] {
-      try {
-        run_worker(worker, chunks, connector, effective, write, cancel, turns);
-      } catch (const std::exception& e) {
-        turns.fail(make_error(ErrorKind::internal, std::string("copying table rows: ") + e.what()));
-      }
-    });
-  for (auto& worker : workers) worker.join();
-  if (auto error = turns.error()) return *error;
-  if (cancel.cancelled()) return make_error(ErrorKind::interrupted, "interrupted while copying table rows");
-  return {};
+  ParallelCopy copy(chunks, connector, settings, cancel);
+  return copy.write_in_order(write);
 }
 
 }  // namespace agent

@@ -1,14 +1,16 @@
 #pragma once
 // Copies the rows of the largest tables over several connections at once, written in table
-// order: each table is cut into one row range per connection, and each range's rows are
-// written when every range before it has been. A connection whose turn has not come holds at
-// most `hold_bytes` of rows in memory and sets the rest aside in an unnamed file until its
-// turn: the agent's memory stays flat however large the tables are, and no connection waits
-// for another. On a paused recovery every connection sees the same data, so the pieces add
-// up to one consistent copy.
+// order: each table is cut into one row range per connection. The connections only receive;
+// one writer writes the ranges in order, each as its rows come in. A connection holds at most
+// `hold_bytes` of rows in memory that are not written yet and sets the rest aside in an
+// unnamed file, read back when their turn comes: the agent's memory stays flat however large
+// the tables are, no connection waits for another or for the writer, and the writer reads
+// back what waited while the connection goes on. On a paused recovery every connection sees
+// the same data, so the pieces add up to one consistent copy.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -48,9 +50,30 @@ int connections_for(int wanted, std::size_t chunks);
 std::vector<CopyChunk> plan_copy_chunks(const std::vector<SplitTable>& tables, int ranges,
                                         double skip_cost = kSkipCostPerCopiedRow);
 
-// Writes every chunk through `write`, in order, never two writes at once. The first failure
-// (a connection, a query, a write) stops all connections and is returned.
+// Writes every chunk through `write`, in order, never two writes at once.
 using OrderedWrite = std::function<Status(const char* data, std::size_t size)>;
+
+// The connections start copying when it is made, so that they run while the caller writes
+// what goes before the rows. Whatever happens, its end stops and joins them.
+class ParallelCopy {
+ public:
+  ParallelCopy(std::vector<CopyChunk> chunks, CopyConnector& connector, ParallelCopySettings settings,
+               const CancelToken& cancel);
+  ~ParallelCopy();
+  ParallelCopy(const ParallelCopy&) = delete;
+  ParallelCopy& operator=(const ParallelCopy&) = delete;
+
+  int connections() const;
+  // Writes every chunk in order as its rows come. The first failure (a connection, a query,
+  // setting rows aside, a write) stops all connections and is returned. Once only.
+  Status write_in_order(const OrderedWrite& write);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Starts a ParallelCopy and writes it at once.
 Status copy_chunks_in_order(const std::vector<CopyChunk>& chunks, CopyConnector& connector,
                             const ParallelCopySettings& settings, const OrderedWrite& write,
                             const CancelToken& cancel);

@@ -69,7 +69,8 @@ class FakeCopySession final : public CopySession {
       script_.queries.push_back(sql);
       script_.threads.insert(std::this_thread::get_id());
     }
-    std::this_thread::sleep_for(script_.delay_for(sql));
+    // As the server's first row may take long: a cancellation ends the wait.
+    if (cancel.wait_for(script_.delay_for(sql))) return make_error(ErrorKind::interrupted, "interrupted");
     const std::string rows = script_.rows_for(sql);
     const bool fail =
         !script_.failing_query_part.empty() && sql.find(script_.failing_query_part) != std::string::npos;

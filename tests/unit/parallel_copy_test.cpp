@@ -245,6 +245,47 @@ TEST(ParallelCopy, AConnectionAheadOfItsTurnSetsItsRowsAsideAndGoesOn) {
   EXPECT_TRUE(spill.empty()) << "a file was left in " << spill.path;
 }
 
+// The dump starts the connections before pg_dump writes the schema: they copy meanwhile.
+TEST(ParallelCopy, ConnectionsCopyBeforeTheWriterAsks) {
+  FakeCopyScript script;
+  script.table_rows["public.a"] = 1000;
+  FakeCopyConnector connector(script);
+  const std::vector<SplitTable> tables = {table("a", 1000)};
+  TempDirectory spill("spill-test");
+  ParallelCopySettings settings;
+  settings.connections = 2;
+  settings.spill_directory = spill.path;
+  ParallelCopy copy(plan_copy_chunks(tables, 2), connector, settings, CancelToken::never());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard lock(script.mutex);
+      if (script.queries.size() == 2) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(script.queries.size(), 2u) << "the connections waited for the writer";
+  Collected out;
+  ASSERT_TRUE(copy.write_in_order(out.writer()).ok());
+  EXPECT_EQ(out.text, whole_tables(tables, script));
+}
+
+// When pg_dump fails before the rows' turn, the copy is left unwritten: its end stops the
+// connections at once, even while the server has not sent a row yet.
+TEST(ParallelCopy, LeftUnwrittenItStopsItsConnections) {
+  FakeCopyScript script;
+  script.delay_for = [](const std::string&) { return std::chrono::milliseconds(20000); };
+  FakeCopyConnector connector(script);
+  const auto started = std::chrono::steady_clock::now();
+  {
+    ParallelCopy copy(plan_copy_chunks({table("a", 10)}, 2), connector, ParallelCopySettings{},
+                      CancelToken::never());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  EXPECT_EQ(script.sessions.load(), 2);
+}
+
 // The rows beyond a connection's share go to disk, not to memory: where there is no room for
 // them, the copy fails with the reason and what to do.
 TEST(ParallelCopy, RowsThatCannotBeSetAsideFailTheCopy) {

@@ -3,8 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "fakes/temp_directory.hpp"
 
@@ -14,9 +17,11 @@ namespace {
 using ::testing::HasSubstr;
 using testing::TempDirectory;
 
-std::string drained(SpillFile& file, std::size_t piece, std::size_t* pieces = nullptr) {
+std::string read_back(SpillFile& file, std::uint64_t offset, std::uint64_t length, std::size_t piece,
+                      std::size_t* pieces = nullptr) {
   std::string out;
-  auto status = file.drain(
+  auto status = file.read_back(
+      offset, length,
       [&](const char* data, std::size_t size) -> Status {
         EXPECT_LE(size, piece);
         out.append(data, size);
@@ -28,18 +33,59 @@ std::string drained(SpillFile& file, std::size_t piece, std::size_t* pieces = nu
   return out;
 }
 
-TEST(SpillFile, GivesBackWhatWasAppendedInOrderInPiecesAndEmptiesForReuse) {
+TEST(SpillFile, GivesBackEachStretchWhereItWasAppendedInPieces) {
   TempDirectory dir("spill-file-test");
   SpillFile file(dir.path);
-  ASSERT_TRUE(file.append("first,", 6).ok());
-  ASSERT_TRUE(file.append("second,third", 12).ok());
-  EXPECT_EQ(file.size(), 18u);
+  auto first = file.append("first,", 6);
+  auto second = file.append("second,third", 12);
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(*first, 0u);
+  EXPECT_EQ(*second, 6u);
   std::size_t pieces = 0;
-  EXPECT_EQ(drained(file, 5, &pieces), "first,second,third");
-  EXPECT_EQ(pieces, 4u);
-  EXPECT_EQ(file.size(), 0u);
-  ASSERT_TRUE(file.append("again", 5).ok());
-  EXPECT_EQ(drained(file, 64), "again");
+  EXPECT_EQ(read_back(file, *second, 12, 5, &pieces), "second,third");
+  EXPECT_EQ(pieces, 3u);
+  EXPECT_EQ(read_back(file, *first, 6, 64), "first,");
+  auto third = file.append("again", 5);
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(*third, 18u) << "what was read back keeps its place";
+  EXPECT_EQ(read_back(file, *third, 5, 64), "again");
+}
+
+// The writer reads back what the connection set aside while the connection goes on adding.
+TEST(SpillFile, ReadsBackWhileAnotherThreadAppends) {
+  TempDirectory dir("spill-file-test");
+  SpillFile file(dir.path);
+  constexpr int kPieces = 400;
+  std::vector<std::uint64_t> offsets(kPieces);
+  std::atomic<int> appended{0};
+  std::thread appender([&] {
+    for (int i = 0; i < kPieces; ++i) {
+      const std::string piece(1000 + i, static_cast<char>('a' + i % 26));
+      auto at = file.append(piece.data(), piece.size());
+      ASSERT_TRUE(at.ok());
+      offsets[static_cast<std::size_t>(i)] = *at;
+      appended.store(i + 1, std::memory_order_release);
+    }
+  });
+  for (int i = 0; i < kPieces; ++i) {
+    while (appended.load(std::memory_order_acquire) <= i) std::this_thread::yield();
+    const auto size = static_cast<std::size_t>(1000 + i);
+    EXPECT_EQ(read_back(file, offsets[static_cast<std::size_t>(i)], size, 4096),
+              std::string(size, static_cast<char>('a' + i % 26)))
+        << "piece " << i;
+  }
+  appender.join();
+}
+
+TEST(SpillFile, WhatWasReadBackNoLongerTakesRoom) {
+  TempDirectory dir("spill-file-test");
+  SpillFile file(dir.path);
+  const std::string rows(4 << 20, 'r');
+  auto at = file.append(rows.data(), rows.size());
+  ASSERT_TRUE(at.ok());
+  EXPECT_GE(file.bytes_on_disk(), rows.size());
+  EXPECT_EQ(read_back(file, *at, rows.size(), 1 << 20).size(), rows.size());
+  EXPECT_LT(file.bytes_on_disk(), 64u << 10) << "the pages read back are still held";
 }
 
 TEST(SpillFile, LeavesNoNameInTheDirectory) {
@@ -52,9 +98,9 @@ TEST(SpillFile, LeavesNoNameInTheDirectory) {
   EXPECT_TRUE(std::filesystem::is_empty(dir.path));
 }
 
-TEST(SpillFile, NothingAppendedCreatesNothingAndDrainsNothing) {
+TEST(SpillFile, NothingAppendedCreatesNothingAndReadsNothing) {
   SpillFile file("/nonexistent/directory");
-  EXPECT_EQ(drained(file, 8), "");
+  EXPECT_EQ(read_back(file, 0, 0, 8), "");
 }
 
 TEST(SpillFile, AMissingDirectoryIsAClearError) {
@@ -66,12 +112,13 @@ TEST(SpillFile, AMissingDirectoryIsAClearError) {
               HasSubstr("cannot create a file for rows set aside in /nonexistent/directory: No such file"));
 }
 
-TEST(SpillFile, AFailingReaderStopsTheDrain) {
+TEST(SpillFile, AFailingReaderStopsTheReadBack) {
   TempDirectory dir("spill-file-test");
   SpillFile file(dir.path);
   ASSERT_TRUE(file.append("0123456789", 10).ok());
   int calls = 0;
-  auto status = file.drain(
+  auto status = file.read_back(
+      0, 10,
       [&](const char*, std::size_t) -> Status {
         ++calls;
         return make_error(ErrorKind::environment, "cannot write the dump: No space left on device");
