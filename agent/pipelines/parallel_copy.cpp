@@ -208,14 +208,20 @@ ParallelCopy::ParallelCopy(std::vector<CopyChunk> chunks, CopyConnector& connect
     : state_(std::make_unique<State>(std::move(chunks), connector, std::move(settings), cancel)) {
   State& state = *state_;
   if (state.chunks.empty()) return;
-  for (int connection = 0; connection < state.connections; ++connection)
-    state.workers.emplace_back([&state, connection] {
-      try {
-        state.receive(connection);
-      } catch (const std::exception& e) {
-        state.fail(make_error(ErrorKind::internal, std::string("copying table rows: ") + e.what()));
-      }
-    });
+  try {
+    for (int connection = 0; connection < state.connections; ++connection)
+      state.workers.emplace_back([&state, connection] {
+        try {
+          state.receive(connection);
+        } catch (const std::exception& e) {
+          state.fail(make_error(ErrorKind::internal, std::string("copying table rows: ") + e.what()));
+        }
+      });
+  } catch (...) {
+    // No thread to be had: the ones started must be joined before the state goes.
+    state.stop_and_join();
+    throw;
+  }
 }
 
 ParallelCopy::~ParallelCopy() {
