@@ -55,10 +55,10 @@ const std::vector<OptionSpec> kOptions = {
   {"pgbackrest.repo", OptionType::integer, "0",
    "Repository to use (--repo); 0 lets pgBackRest choose.", 0, 256, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.repo = static_cast<int>(v.integer); }},
-  {"pgbackrest.process_max", OptionType::integer, "4",
-   "Parallel processes for the restore of `agent dump` (--process-max). Restore processes wait "
-   "on the disk as much as on the CPU, so more than the cores still helps (measured in "
-   "tests/bench); backups keep the repository's own setting.",
+  {"pgbackrest.process_max", OptionType::integer, "2",
+   "Parallel processes for the restore of `agent dump` (--process-max); backups keep the "
+   "repository's own setting. On 2 vCPUs, 4 was no faster at 3 GB and slower on a small copy "
+   "restored with --delta (README).",
    1, 64, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.process_max = static_cast<int>(v.integer); }},
   {"pgbackrest.timeout_seconds", OptionType::integer, "60",

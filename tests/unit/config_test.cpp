@@ -14,7 +14,7 @@ TEST(Config, DefaultsWithoutAFile) {
   EXPECT_EQ(load.config.stanza, "db");
   EXPECT_EQ(load.config.restore.port, 5533);
   EXPECT_EQ(load.config.postgres.bindir, "/usr/lib/postgresql/15/bin");
-  EXPECT_EQ(load.config.pgbackrest.process_max, 4);
+  EXPECT_EQ(load.config.pgbackrest.process_max, 2);
 }
 
 TEST(Config, ReadsNestedKeys) {
