@@ -35,6 +35,18 @@ def machine():
     return f"{model}, {cores} vCPUs, {memory} GiB RAM, Linux {platform.release()}"
 
 
+def agent_default(agent, key):
+    """A default as the agent's own `config example` prints it."""
+    try:
+        text = subprocess.run([agent, "config", "example"], capture_output=True, text=True, check=False).stdout
+    except OSError:
+        return "unknown"
+    for line in text.splitlines():
+        if line.strip().startswith(key + ":"):
+            return line.split(":", 1)[1].split("#", 1)[0].strip()
+    return "unknown"
+
+
 def load(path):
     samples = defaultdict(list)  # (scale, bench, side) -> [(round, value, note)]
     with open(path) as raw:
@@ -90,8 +102,9 @@ def main():
          "(the runbook's restore and both sides' backups); a full backup, 5 s of pgbench traffic, the recorded "
          "target, then an incremental backup (tests/support/make-cluster.sh). Before every timed run: `sync`, "
          "so neither side pays for the other's writeback.")
-    emit("- The agent runs with its defaults: restore with `process-max` 4 and without fsync (libeatmydata), "
-         "the dump's checksum xxh128, backups at niceness 10.")
+    emit(f"- The agent runs with its defaults: restore with `process-max` {agent_default(args.agent, 'process_max')} "
+         "and without fsync (libeatmydata), the dump's checksum xxh128; the compared backups at niceness 0 "
+         "(`backup_nice: 0`, as pgbackrest runs), the one under the /metrics load at its default 10.")
     emit("- Every comparison alternates A (agent) and B (the plain tool) pair by pair in the same run; "
          "the ratio is A/B (below 1.0 the agent is faster), given as the median of the pairwise ratios "
          "with the lowest and highest pair in brackets.")
