@@ -22,7 +22,6 @@ struct Piece {
   std::string bytes;
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
-  int connection = 0;  // whose share of memory `bytes` counts against
   bool on_disk() const { return length > 0; }
 };
 
@@ -65,6 +64,10 @@ struct ParallelCopy::State {
 
   bool stopped() const { return stop.cancelled() || cancel.cancelled(); }
 
+  // Ranges are dealt round-robin: range `index` is copied by connection `index % connections`,
+  // and its rows in memory count against that connection's share.
+  std::size_t& share_of(std::size_t index) { return held[index % held.size()]; }
+
   void fail(Error failure) {
     {
       std::lock_guard lock(mutex);
@@ -90,7 +93,7 @@ struct ParallelCopy::State {
 
   // Passes `rows` on to the writer: in memory within the connection's share, else through
   // the range's spill file. Leaves `rows` empty for the next piece. False once the copy failed.
-  bool hand_over(int connection, std::size_t index, std::string& rows) {
+  bool hand_over(std::size_t index, std::string& rows) {
     if (rows.empty()) return true;
     RangeRows& range = ranges[index];
     const std::size_t size = rows.size();
@@ -98,10 +101,10 @@ struct ParallelCopy::State {
     {
       std::lock_guard lock(mutex);
       if (error) return false;
-      auto& share = held[static_cast<std::size_t>(connection)];
+      auto& share = share_of(index);
       if (share + size <= settings.hold_bytes) {
         share += size;
-        range.pieces.push_back(Piece{std::move(rows), 0, 0, connection});
+        range.pieces.push_back(Piece{std::move(rows), 0, 0});
         changed.notify_all();
         in_memory = true;
       }
@@ -119,7 +122,7 @@ struct ParallelCopy::State {
     rows.clear();
     std::lock_guard lock(mutex);
     if (error) return false;
-    range.pieces.push_back(Piece{{}, *at, size, connection});
+    range.pieces.push_back(Piece{{}, *at, size});
     changed.notify_all();
     return true;
   }
@@ -145,14 +148,14 @@ struct ParallelCopy::State {
       const auto on_data = [&](const char* data, std::size_t size) -> bool {
         if (stopped()) return false;
         rows.append(data, size);
-        return rows.size() < kPieceBytes || hand_over(connection, index, rows);
+        return rows.size() < kPieceBytes || hand_over(index, rows);
       };
       auto copied = (*session)->copy_out(chunk.query, on_data, stop);
       // Stopped by another failure, or by the caller: that is what is reported.
       if (stopped()) return;
       if (!copied) return fail(copied.error());
       rows += chunk.suffix;
-      if (!hand_over(connection, index, rows)) return;
+      if (!hand_over(index, rows)) return;
       received(index);
     }
   }
@@ -166,10 +169,11 @@ struct ParallelCopy::State {
         std::unique_lock lock(mutex);
         while (!error && range.pieces.empty() && !range.received) {
           if (cancel.cancelled()) {
+            const Error interrupted =
+                make_error(ErrorKind::interrupted, "interrupted while copying table rows");
             lock.unlock();
-            fail(make_error(ErrorKind::interrupted, "interrupted while copying table rows"));
-            lock.lock();
-            break;
+            fail(interrupted);
+            return interrupted;
           }
           changed.wait_for(lock, std::chrono::milliseconds(100));
         }
@@ -183,7 +187,7 @@ struct ParallelCopy::State {
                            : write(piece.bytes.data(), piece.bytes.size());
       if (!piece.on_disk()) {
         std::lock_guard lock(mutex);
-        held[static_cast<std::size_t>(piece.connection)] -= piece.bytes.size();
+        share_of(index) -= piece.bytes.size();
         piece.bytes.clear();
         if (spare.size() < static_cast<std::size_t>(connections)) spare.push_back(std::move(piece.bytes));
       }
@@ -226,10 +230,6 @@ ParallelCopy::ParallelCopy(std::vector<CopyChunk> chunks, CopyConnector& connect
 
 ParallelCopy::~ParallelCopy() {
   state_->stop_and_join();
-}
-
-int ParallelCopy::connections() const {
-  return state_->connections;
 }
 
 Status ParallelCopy::write_in_order(const OrderedWrite& write) {

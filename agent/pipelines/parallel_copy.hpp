@@ -63,7 +63,6 @@ class ParallelCopy {
   ParallelCopy(const ParallelCopy&) = delete;
   ParallelCopy& operator=(const ParallelCopy&) = delete;
 
-  int connections() const;
   // Writes every chunk in order as its rows come. The first failure (a connection, a query,
   // setting rows aside, a write) stops all connections and is returned. Once only.
   Status write_in_order(const OrderedWrite& write);

@@ -23,6 +23,16 @@ SplitTable table(const std::string& name, std::uint64_t rows) {
   return SplitTable{"public", name, "postgres", "public." + name, "id, payload", rows, rows * 100};
 }
 
+// Settings for `connections` connections that set rows aside in `spill_directory`.
+ParallelCopySettings spilling(int connections, const std::string& spill_directory,
+                              std::size_t hold_bytes = ParallelCopySettings{}.hold_bytes) {
+  ParallelCopySettings settings;
+  settings.connections = connections;
+  settings.spill_directory = spill_directory;
+  settings.hold_bytes = hold_bytes;
+  return settings;
+}
+
 // What the writer receives, with the moments of its calls.
 struct Collected {
   std::mutex mutex;
@@ -115,10 +125,7 @@ TEST(ParallelCopy, WritesEveryRangeInTableOrderWhicheverConnectionFinishesFirst)
   const auto chunks = plan_copy_chunks(tables, 3);
   ASSERT_EQ(chunks.size(), 6u);
   TempDirectory spill("spill-test");
-  ParallelCopySettings settings;
-  settings.connections = 3;
-  settings.spill_directory = spill.path;
-  settings.hold_bytes = 16;
+  const ParallelCopySettings settings = spilling(3, spill.path, 16);
   Collected out;
   auto status = copy_chunks_in_order(chunks, connector, settings, out.writer(), CancelToken::never());
   ASSERT_TRUE(status.ok()) << status.error().describe();
@@ -142,9 +149,7 @@ TEST(ParallelCopy, EveryRowOnceWhateverTheEstimate) {
     FakeCopyConnector connector(script);
     const std::vector<SplitTable> tables = {table("a", 100)};
     TempDirectory spill("spill-test");
-    ParallelCopySettings settings;
-    settings.connections = 3;
-    settings.spill_directory = spill.path;
+    const ParallelCopySettings settings = spilling(3, spill.path);
     Collected out;
     ASSERT_TRUE(copy_chunks_in_order(plan_copy_chunks(tables, 3), connector, settings, out.writer(),
                                      CancelToken::never())
@@ -190,10 +195,7 @@ TEST(ParallelCopy, AConnectionAheadOfItsTurnSetsItsRowsAsideAndGoesOn) {
   FakeCopyConnector connector(script);
   const auto chunks = plan_copy_chunks({table("a", 2)}, 2);
   TempDirectory spill("spill-test");
-  ParallelCopySettings settings;
-  settings.connections = 2;
-  settings.hold_bytes = 1 << 20;
-  settings.spill_directory = spill.path;
+  const ParallelCopySettings settings = spilling(2, spill.path, 1 << 20);
   Collected out;
   auto inner = out.writer();
   std::size_t largest_write = 0;
@@ -252,9 +254,7 @@ TEST(ParallelCopy, ConnectionsCopyBeforeTheWriterAsks) {
   FakeCopyConnector connector(script);
   const std::vector<SplitTable> tables = {table("a", 1000)};
   TempDirectory spill("spill-test");
-  ParallelCopySettings settings;
-  settings.connections = 2;
-  settings.spill_directory = spill.path;
+  const ParallelCopySettings settings = spilling(2, spill.path);
   ParallelCopy copy(plan_copy_chunks(tables, 2), connector, settings, CancelToken::never());
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -293,10 +293,7 @@ TEST(ParallelCopy, RowsThatCannotBeSetAsideFailTheCopy) {
   const std::string big(4 << 20, 'x');
   slow_first_range_then_big_second(script, big);
   FakeCopyConnector connector(script);
-  ParallelCopySettings settings;
-  settings.connections = 2;
-  settings.hold_bytes = 1 << 20;
-  settings.spill_directory = "/nonexistent/spill";
+  const ParallelCopySettings settings = spilling(2, "/nonexistent/spill", 1 << 20);
   Collected out;
   auto status = copy_chunks_in_order(plan_copy_chunks({table("a", 2)}, 2), connector, settings, out.writer(),
                                      CancelToken::never());
@@ -316,10 +313,7 @@ TEST(ParallelCopy, AFailedRangeStopsEveryConnectionAndIsWhatIsReported) {
   FakeCopyConnector connector(script);
   const auto chunks = plan_copy_chunks({table("a", 40), table("b", 40), table("c", 40)}, 2);
   TempDirectory spill("spill-test");
-  ParallelCopySettings settings;
-  settings.connections = 2;
-  settings.hold_bytes = 8;
-  settings.spill_directory = spill.path;
+  const ParallelCopySettings settings = spilling(2, spill.path, 8);
   Collected out;
   auto status = copy_chunks_in_order(chunks, connector, settings, out.writer(), CancelToken::never());
   ASSERT_FALSE(status.ok());
