@@ -21,6 +21,17 @@ if [[ ${EUID} -eq 0 && "${AGENT_SKIP_IMAGE_TEST:-0}" != "1" ]]; then
 elif [[ ${EUID} -ne 0 && -z "${AGENT_CI_DROPPED:-}" ]]; then
     log "container image smoke test skipped: it needs root (buildah, podman); run this script as root to include it"
 fi
+# Checks that act as two users need root too: they run on the agent binary, built here first
+# (the unprivileged build below goes on from the same build directory).
+if [[ ${EUID} -eq 0 ]]; then
+    build_agent agent
+    log "control socket held by another user (tests/integration/foreign-socket.sh)"
+    ensure_ci_user
+    bash "${AGENT_REPO_ROOT}/tests/integration/foreign-socket.sh" "${AGENT_REPO_ROOT}/build/bin/agent" \
+        || die "the foreign-socket checks failed"
+elif [[ -z "${AGENT_CI_DROPPED:-}" ]]; then
+    log "foreign-socket checks skipped: they need root (two users); run this script as root to include them"
+fi
 drop_privileges_if_root "$@"
 cd "${AGENT_REPO_ROOT}"
 build_agent

@@ -3,6 +3,7 @@
 #include "cli/commands.hpp"
 #include "core/cancel.hpp"
 #include "core/log.hpp"
+#include "daemon/control_api.hpp"
 #include "daemon/control_protocol.hpp"
 #include "pipelines/backup_pipeline.hpp"
 
@@ -19,22 +20,26 @@ int exit_code_for_outcome(const std::string& outcome) {
 // Through the running agent, so the backup joins its queue and never collides with another.
 int backup_through_agent(int fd, const BackupOptions& options) {
   auto logger = log::get("backup");
-  if (auto s = send_json_line(fd, {{"command", "backup"}, {"type", options.type}, {"wait", options.wait}});
-      !s)
-    return fail(s.error());
+  const BackupCommand command{parse_backup_type(options.type).value_or(BackupType::full), options.wait};
+  // A failed send may still leave the agent's refusal to read (it answers before it reads all).
+  const Status sent = send_json_line(fd, control_request_json(command));
   std::string buffer;
   for (;;) {
     auto line = read_json_line(fd, buffer);
-    if (!line) return fail(line.error());
+    if (!line) return fail(sent ? line.error() : sent.error());
     if (!*line)
       return fail(make_error(ErrorKind::environment,
                              "the agent closed the connection before the backup finished",
                              "see `agent status`; the job may still run"));
     const auto& message = **line;
     const std::string event = message.value("event", "");
-    if (!message.value("ok", true))
-      return fail(
-          make_error(ErrorKind::usage, message.value("error", "request refused"), message.value("hint", "")));
+    if (!message.value("ok", true)) {
+      logger->error("the agent refused: {}", message.value("error", "no reason given"));
+      if (!message.value("hint", "").empty()) logger->error("HINT: {}", message.value("hint", ""));
+      const int code = message.value("exit_code", exit_code_for(ErrorKind::usage));
+      logger->error("exit code {}", code);
+      return code;
+    }
     if (event == "accepted") {
       const std::string admission = message.value("admission", "");
       const auto job = message.value("job_id", std::uint64_t{0});
@@ -49,7 +54,7 @@ int backup_through_agent(int fd, const BackupOptions& options) {
                      message.value("reason", "").empty() ? "" : ": " + message.value("reason", ""));
       if (!options.wait) return kExitSuccess;
     } else if (event == "finished") {
-      const auto& result = message["result"];
+      const auto result = message.value("result", nlohmann::json::object());
       const std::string outcome = result.value("outcome", "failed");
       logger->info("job {} {} in {:.1f} s{}", result.value("job_id", 0), outcome,
                    result.value("seconds", 0.0),
@@ -63,7 +68,8 @@ int backup_through_agent(int fd, const BackupOptions& options) {
 
 // With no agent running, the backup still works, here and now.
 int backup_here(const AgentConfig& config, const BackupOptions& options) {
-  log::get("backup")->info("no agent is running on {}; running the backup directly", config.control.socket);
+  log::get("backup")->info("no agent is running on {}; running the backup directly",
+                           control_socket_path(config));
   CancelToken cancel;
   cancel_on_termination_signals(cancel);
   SystemClock clock;
@@ -87,10 +93,13 @@ int command_backup(const BackupOptions& options) {
   if (options.log_format) overrides.push_back({"log.format", *options.log_format, "--log-format"});
   const auto config = load_command_config(options.config_path, overrides, exit_code);
   if (!config) return exit_code;
-  auto fd = connect_control_socket(config->control.socket);
-  if (!fd) return backup_here(*config, options);
-  const int code = backup_through_agent(*fd, options);
-  close(*fd);
+  auto connected = connect_control_socket(control_socket_path(*config));
+  // An agent that is there but cannot be used (stuck, another user's) must not be raced by a
+  // backup of our own: that would collide with whatever it runs.
+  if (!connected) return fail(connected.error());
+  if (!*connected) return backup_here(*config, options);
+  const int code = backup_through_agent(**connected, options);
+  close(**connected);
   return code;
 }
 

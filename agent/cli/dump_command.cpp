@@ -6,6 +6,7 @@
 #include "core/cancel.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
+#include "daemon/control_api.hpp"
 #include "daemon/control_protocol.hpp"
 #include "exec/process.hpp"
 #include "pg/copy_session.hpp"
@@ -22,20 +23,10 @@ std::optional<std::string> absolute(const std::optional<std::string>& path) {
   return std::filesystem::absolute(*path).lexically_normal().string();
 }
 
-nlohmann::json dump_request(const DumpArguments& a) {
-  nlohmann::json request = {{"command", "dump"}, {"target", a.target}, {"overwrite", a.overwrite}};
-  if (a.database) request["database"] = *a.database;
-  if (a.output) request["output"] = *a.output;
-  if (a.scratch) request["scratch"] = *a.scratch;
-  if (a.port) request["port"] = *a.port;
-  if (a.backup_set) request["set"] = *a.backup_set;
-  return request;
-}
-
 // Through the running agent: the dump shares its records, and goes on if this client goes away.
 int dump_through_agent(int fd, const DumpArguments& arguments) {
   auto logger = log::get("dump");
-  if (auto s = send_json_line(fd, dump_request(arguments)); !s) return fail(s.error());
+  if (auto s = send_json_line(fd, control_request_json(DumpCommand{arguments})); !s) return fail(s.error());
   std::string buffer;
   for (;;) {
     auto line = read_json_line(fd, buffer);
@@ -63,7 +54,7 @@ int dump_through_agent(int fd, const DumpArguments& arguments) {
         logger->error("exit code {}", code);
         return code;
       }
-      const auto& summary = message["summary"];
+      const auto summary = message.value("summary", nlohmann::json::object());
       logger->info("dump written: {} ({} bytes, checksum {}), manifest {}", summary.value("output", ""),
                    summary.value("bytes", 0ULL), summary.value("checksum", "none"),
                    summary.value("manifest", ""));
@@ -111,12 +102,15 @@ int command_dump(const DumpOptions& options) {
   // A dump to standard output must come out of this process; anything else goes through the
   // running agent when there is one.
   if (!job->to_stdout()) {
-    if (auto fd = connect_control_socket(config->control.socket)) {
-      const int code = dump_through_agent(*fd, arguments);
-      close(*fd);
+    const std::string path = control_socket_path(*config);
+    auto connected = connect_control_socket(path);
+    if (!connected) return fail(connected.error());  // an agent is there but cannot be used
+    if (*connected) {
+      const int code = dump_through_agent(**connected, arguments);
+      close(**connected);
       return code;
     }
-    log::get("dump")->info("no agent is running on {}; running the dump here", config->control.socket);
+    log::get("dump")->info("no agent is running on {}; running the dump here", path);
   }
   return dump_here(*job);
 }

@@ -3,16 +3,19 @@
 #include <cstdio>
 
 #include "cli/commands.hpp"
+#include "daemon/control_api.hpp"
 #include "daemon/control_protocol.hpp"
 
 namespace agent {
 
 namespace {
-void print_human(const nlohmann::json& status) {
+// By value, and non-const access throughout: a key an agent of another version leaves out reads
+// as null instead of being undefined behaviour.
+void print_human(nlohmann::json status) {
   std::printf("agent %s, stanza %s, running since %s%s\n", status.value("agent_version", "").c_str(),
               status.value("stanza", "").c_str(), status.value("started_at", "").c_str(),
               status.value("stopping", false) ? " (stopping)" : "");
-  const auto& running = status["running"];
+  auto& running = status["running"];
   if (running.is_object())
     std::printf("running: job %llu, %s backup (%s), since %s\n",
                 static_cast<unsigned long long>(running.value("job_id", 0ULL)),
@@ -21,22 +24,22 @@ void print_human(const nlohmann::json& status) {
   else
     std::printf("running: nothing\n");
   std::printf("queued: %zu\n", status["queue"].size());
-  for (const auto& job : status["queue"])
+  for (auto& job : status["queue"])
     std::printf("  job %llu, %s backup (%s)\n", static_cast<unsigned long long>(job.value("job_id", 0ULL)),
                 job.value("type", "").c_str(), job.value("reason", "").c_str());
-  for (const auto& schedule : status["schedules"])
+  for (auto& schedule : status["schedules"])
     std::printf("schedule: %s '%s' (%s), next %s\n", schedule.value("type", "").c_str(),
                 schedule.value("cron", "").c_str(), schedule.value("timezone", "").c_str(),
                 schedule["next"].is_string() ? schedule["next"].get<std::string>().c_str() : "never");
   std::printf("recent:\n");
-  for (const auto& result : status["recent"])
+  for (auto& result : status["recent"])
     std::printf("  job %llu, %s %s backup, %s at %s (%.1f s)%s%s\n",
                 static_cast<unsigned long long>(result.value("job_id", 0ULL)),
                 result.value("trigger", "").c_str(), result.value("type", "").c_str(),
                 result.value("outcome", "").c_str(), result.value("started_at", "").c_str(),
                 result.value("seconds", 0.0), result.value("message", "").empty() ? "" : ": ",
                 result.value("message", "").c_str());
-  const auto& dump = status["dump"];
+  auto& dump = status["dump"];
   if (dump.is_object()) {
     if (dump["running"].is_object())
       std::printf("dump: job %llu running since %s, target %s\n",
@@ -44,7 +47,7 @@ void print_human(const nlohmann::json& status) {
                   dump["running"].value("started_at", "").c_str(),
                   dump["running"].value("target", "").c_str());
     if (dump["last"].is_object()) {
-      const auto& outcome = dump["last"]["outcome"];
+      auto& outcome = dump["last"]["outcome"];
       std::printf("last dump: job %llu, target %s, %s%s%s\n",
                   static_cast<unsigned long long>(dump["last"].value("job_id", 0ULL)),
                   dump["last"].value("target", "").c_str(),
@@ -59,6 +62,17 @@ void print_human(const nlohmann::json& status) {
       std::printf(" %s=%llu", reason.c_str(), static_cast<unsigned long long>(count.get<std::uint64_t>()));
     std::printf("\n");
   }
+  auto& state = status["state"];
+  if (state.is_object()) {
+    if (state["problem"].is_string())
+      std::printf("state_dir %s is unusable: %s\n", state.value("dir", "").c_str(),
+                  state["problem"].get<std::string>().c_str());
+    for (auto& request : state["abandoned"])
+      std::printf("abandoned: request %llu, %s backup (%s), started %d times\n",
+                  static_cast<unsigned long long>(request.value("request", 0ULL)),
+                  request.value("type", "").c_str(), request.value("reason", "").c_str(),
+                  request.value("attempts", 0));
+  }
 }
 }  // namespace
 
@@ -66,18 +80,27 @@ int command_status(const StatusOptions& options) {
   int exit_code = 0;
   const auto config = load_command_config(options.config_path, {}, exit_code);
   if (!config) return exit_code;
-  auto fd = connect_control_socket(config->control.socket);
-  if (!fd) return fail(fd.error());
+  const std::string path = control_socket_path(*config);
+  auto connected = connect_control_socket(path);
+  if (!connected) return fail(connected.error());
+  if (!*connected)
+    return fail(make_error(ErrorKind::environment, "no agent is running on " + path,
+                           "start it with `agent run`, or check control.socket and state_dir in the config"));
+  const int fd = **connected;
   std::string buffer;
-  Status sent = send_json_line(*fd, {{"command", "status"}});
-  auto reply = sent ? read_json_line(*fd, buffer) : Result<std::optional<nlohmann::json>>(sent.error());
-  close(*fd);
+  Status sent = send_json_line(fd, control_request_json(StatusCommand{}));
+  auto reply = sent ? read_json_line(fd, buffer, std::chrono::seconds(15))
+                    : Result<std::optional<nlohmann::json>>(sent.error());
+  close(fd);
   if (!reply) return fail(reply.error());
-  if (!*reply || !(**reply).contains("status"))
+  if (*reply && !(**reply).value("ok", true))
+    return fail(make_error(ErrorKind::environment, "the agent refused: " + (**reply).value("error", ""),
+                           (**reply).value("hint", "")));
+  if (!*reply || !(**reply).contains("status") || !(**reply)["status"].is_object())
     return fail(make_error(ErrorKind::environment, "the agent did not answer the status request"));
   const auto& status = (**reply)["status"];
   if (options.json)
-    std::printf("%s\n", status.dump(2).c_str());
+    std::printf("%s\n", status.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   else
     print_human(status);
   return kExitSuccess;

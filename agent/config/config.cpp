@@ -4,10 +4,11 @@
 
 #include <algorithm>
 #include <charconv>
-#include <fstream>
-#include <sstream>
+#include <map>
+#include <set>
 
 #include "config/options.hpp"
+#include "core/files.hpp"
 
 namespace agent {
 
@@ -30,6 +31,9 @@ Error config_error(const std::vector<ConfigIssue>& issues) {
 }
 
 namespace {
+
+// A config file is a few kilobytes; anything this large is not one.
+constexpr std::size_t kMaxConfigBytes = 1024 * 1024;
 
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
@@ -178,6 +182,41 @@ void apply_defaults(AgentConfig& config) {
   }
 }
 
+// yaml-cpp 0.7 keeps every entry of a mapping, a repeated key included, and its lookups take the
+// first: a file that says `port` twice would be read one way by us and perhaps another way by
+// the person reading it. Every repeat is reported, at any depth and also in sections that are
+// not ours (those are errors anyway, but a repeat is worth saying). Each mapping or list is
+// looked at once (by where it starts in the text), so aliases of aliases cannot make the walk
+// exponential; `depth` bounds it too.
+void find_duplicate_keys(Loader& loader, const YAML::Node& node, const std::string& prefix,
+                         const std::string& source, std::set<int>& visited, int depth = 0) {
+  if (depth > 64 || !(node.IsSequence() || node.IsMap())) return;
+  const int position = node.Mark().pos;
+  if (position >= 0 && !visited.insert(position).second) return;
+  if (node.IsSequence()) {
+    for (std::size_t i = 0; i < node.size(); ++i)
+      find_duplicate_keys(loader, node[i], prefix + "[" + std::to_string(i) + "]", source, visited,
+                          depth + 1);
+    return;
+  }
+  std::map<std::string, int> first_line;
+  for (const auto& entry : node) {
+    const int line = entry.first.Mark().line + 1;
+    const std::string name = entry.first.IsScalar() ? entry.first.Scalar() : std::string();
+    const std::string key = prefix.empty() ? name : prefix + "." + name;
+    if (entry.first.IsScalar()) {
+      const auto [seen, inserted] = first_line.emplace(name, line);
+      if (!inserted)
+        loader.issue(source, line,
+                     "duplicate key '" + key + "'" +
+                         (seen->second > 0 ? " (first at line " + std::to_string(seen->second) + ")" : ""),
+                     "keep only one '" + name + "'" + (prefix.empty() ? "" : " under '" + prefix + "'") +
+                         " and remove the other: the agent does not guess which one you meant");
+    }
+    find_duplicate_keys(loader, entry.second, key, source, visited, depth + 1);
+  }
+}
+
 void load_yaml(Loader& loader, const std::string& text, const std::string& source) {
   YAML::Node root;
   try {
@@ -193,6 +232,8 @@ void load_yaml(Loader& loader, const std::string& text, const std::string& sourc
                  "see `agent config example`");
     return;
   }
+  std::set<int> seen;
+  find_duplicate_keys(loader, root, "", source, seen);
   loader.walk(root, "", source);
 }
 
@@ -209,6 +250,9 @@ ConfigLoad load_config_text(const std::string& yaml_text, const std::string& sou
   apply_defaults(load.config);
   Loader loader(load.config, load.issues);
   load_yaml(loader, yaml_text, source_name);
+  // The file's problems in the order of its lines, a repeated key next to its neighbours.
+  std::stable_sort(load.issues.begin(), load.issues.end(),
+                   [](const ConfigIssue& a, const ConfigIssue& b) { return a.line < b.line; });
   apply_overrides(loader, overrides);
   return load;
 }
@@ -216,18 +260,25 @@ ConfigLoad load_config_text(const std::string& yaml_text, const std::string& sou
 ConfigLoad load_config(const std::string& path, bool path_must_exist,
                        const std::vector<ConfigOverride>& overrides) {
   if (path.empty()) return load_config_text("", "defaults", overrides);
-  std::ifstream file(path);
-  if (!file) {
-    if (!path_must_exist) return load_config_text("", "defaults", overrides);
+  // A FIFO or a directory given as the config (an easy slip with --config) must neither hang
+  // nor pass as an empty file of defaults.
+  FileRead file = read_regular_file_nonblocking(path, kMaxConfigBytes);
+  if (!file.ok()) {
+    if (file.outcome == FileRead::Outcome::missing && !path_must_exist)
+      return load_config_text("", "defaults", overrides);
     ConfigLoad load;
     apply_defaults(load.config);
-    load.issues.push_back(
-        ConfigIssue{path, 0, "cannot read the config file", "check the path and its permissions"});
+    std::string problem = file.problem;
+    if (file.outcome == FileRead::Outcome::too_large)
+      problem = path + " is larger than " + std::to_string(kMaxConfigBytes / 1024) + " KiB";
+    load.issues.push_back(ConfigIssue{
+        path, 0, "cannot read the config file: " + problem,
+        file.outcome == FileRead::Outcome::not_regular || file.outcome == FileRead::Outcome::too_large
+            ? "give the path of the YAML config file itself"
+            : "check the path and its permissions"});
     return load;
   }
-  std::stringstream buffer;
-  buffer << file.rdbuf();
-  return load_config_text(buffer.str(), path, overrides);
+  return load_config_text(file.content, path, overrides);
 }
 
 std::string example_config_yaml() {

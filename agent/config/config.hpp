@@ -58,6 +58,7 @@ struct AgentConfig {
   } control;
   struct {
     int grace_seconds = 0;
+    int stuck_seconds = 0;
     int queue_capacity = 0;
   } run;
   struct {

@@ -30,8 +30,10 @@ std::optional<std::string> validate_listen(const std::string& text) {
 
 std::optional<std::string> validate_cron(const std::string& text) {
   auto parsed = parse_cron(text);
-  if (parsed) return std::nullopt;
-  return parsed.error().message;
+  if (!parsed) return parsed.error().message;
+  // A schedule that never fires would leave its backups silently undone.
+  if (auto never = never_fires_reason(*parsed)) return "cron expression '" + text + "': " + *never;
+  return std::nullopt;
 }
 
 // Most entries leave the trailing optional fields (allow_empty, validate) at their defaults.
@@ -159,19 +161,29 @@ const std::vector<OptionSpec> kOptions = {
    "Type of the backup an annotation triggers.", 0, 0, {"full", "diff", "incr"},
    [](AgentConfig& c, const OptionValue& v) { c.manual.type = v.text; }},
 
-  {"control.socket", OptionType::path, "/tmp/agent.sock",
-   "Unix socket (mode 0600) through which `agent backup`, `status` and `dump` reach `agent run`.", 0, 0, {},
-   [](AgentConfig& c, const OptionValue& v) { c.control.socket = v.text; }},
+  {"control.socket", OptionType::path, "",
+   "Unix socket through which `agent backup`, `status` and `dump` reach `agent run`; empty: "
+   "control.sock in state_dir, a directory only the agent's user can enter. Either side talks "
+   "only to a peer of its own user.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.control.socket = v.text; }, true},
 
-  {"run.grace_seconds", OptionType::integer, "60",
-   "On SIGTERM, how long a running pgBackRest job may finish before it is stopped.", 0, 3600, {},
+  {"run.grace_seconds", OptionType::integer, "20",
+   "On SIGTERM, how long a running pgBackRest job may finish before it is stopped; the agent "
+   "ends a few seconds later whatever it waits on. Keep it under the pod's "
+   "terminationGracePeriodSeconds (PGO: 30).", 0, 3600, {},
    [](AgentConfig& c, const OptionValue& v) { c.run.grace_seconds = static_cast<int>(v.integer); }},
+  {"run.stuck_seconds", OptionType::integer, "1800",
+   "A running job that shows no progress (no output line, no step) for this long is stuck: "
+   "/healthz fails so that the kubelet restarts the agent.", 10, 86400, {},
+   [](AgentConfig& c, const OptionValue& v) { c.run.stuck_seconds = static_cast<int>(v.integer); }},
   {"run.queue_capacity", OptionType::integer, "8",
    "Backups that may wait behind the running one.", 1, 100, {},
    [](AgentConfig& c, const OptionValue& v) { c.run.queue_capacity = static_cast<int>(v.integer); }},
 
   {"http.listen", OptionType::string, "0.0.0.0:9451",
-   "Address of /metrics, /healthz and /readyz (host:port); empty: no HTTP endpoint.", 0, 0, {},
+   "Address of /metrics, /healthz and /readyz (host:port); empty: no HTTP endpoint. In a pod, "
+   "every interface means the pod IP and loopback: the kubelet's probes and Prometheus connect "
+   "to the pod IP. Outside a pod, use 127.0.0.1:9451.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.http.listen = v.text; }, true, validate_listen},
 
   {"metrics.refresh_seconds", OptionType::integer, "300",

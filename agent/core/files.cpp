@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 
@@ -90,6 +92,95 @@ Status ensure_private_directory(const std::string& path) {
                       "check the permissions of its parent");
   if (chmod(path.c_str(), 0700) != 0) return file_error("set mode 0700 on", path);
   return {};
+}
+
+std::string file_type_name(unsigned mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG:
+      return "a regular file";
+    case S_IFDIR:
+      return "a directory";
+    case S_IFIFO:
+      return "a FIFO (named pipe)";
+    case S_IFSOCK:
+      return "a socket";
+    case S_IFCHR:
+      return "a character device";
+    case S_IFBLK:
+      return "a block device";
+    case S_IFLNK:
+      return "a symbolic link";
+    default:
+      return "not a regular file";
+  }
+}
+
+FileRead read_regular_file_nonblocking(const std::string& path, std::size_t max_bytes) {
+  FileRead result;
+  const auto fail = [&](FileRead::Outcome outcome, std::string problem, int error_number = 0) {
+    result.outcome = outcome;
+    result.problem = std::move(problem);
+    result.error_number = error_number;
+    result.content.clear();
+    return result;
+  };
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
+  const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    const int saved = errno;
+    if (saved == ENOENT) return fail(FileRead::Outcome::missing, path + " does not exist", saved);
+    // A socket cannot be opened at all (ENXIO); say what is there rather than "no such device".
+    struct stat info {};
+    if (stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode))
+      return fail(FileRead::Outcome::not_regular,
+                  path + " is " + file_type_name(info.st_mode) + ", not a regular file", saved);
+    return fail(FileRead::Outcome::failed, "cannot open " + path + ": " + std::strerror(saved), saved);
+  }
+  struct stat info {};
+  if (fstat(fd, &info) != 0) {
+    const int saved = errno;
+    close(fd);
+    return fail(FileRead::Outcome::failed, "cannot inspect " + path + ": " + std::strerror(saved), saved);
+  }
+  if (!S_ISREG(info.st_mode)) {
+    close(fd);
+    return fail(FileRead::Outcome::not_regular,
+                path + " is " + file_type_name(info.st_mode) + ", not a regular file");
+  }
+  const auto too_large = [&](std::uint64_t size, bool at_least) {
+    return fail(FileRead::Outcome::too_large, path + " is " + (at_least ? "more than " : "") +
+                                                  std::to_string(size) + " bytes, larger than the " +
+                                                  std::to_string(max_bytes) + " bytes allowed");
+  };
+  if (info.st_size > 0 && static_cast<std::uint64_t>(info.st_size) > max_bytes) {
+    close(fd);
+    return too_large(static_cast<std::uint64_t>(info.st_size), false);
+  }
+  // st_size can be wrong (files in /proc say 0) or change under us: read at most one byte past
+  // the limit, which is how "too large" is told from "exactly the limit".
+  const std::size_t cap = max_bytes == SIZE_MAX ? max_bytes : max_bytes + 1;
+  result.content.resize(std::min<std::size_t>(
+      cap, info.st_size > 0 ? static_cast<std::size_t>(info.st_size) + 1 : std::size_t{65536}));
+  std::size_t used = 0;
+  for (;;) {
+    if (used == result.content.size()) {
+      if (used >= cap) break;
+      result.content.resize(std::min(cap, used * 2));
+    }
+    const ssize_t n = read(fd, result.content.data() + used, result.content.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int saved = errno;
+      close(fd);
+      return fail(FileRead::Outcome::failed, "cannot read " + path + ": " + std::strerror(saved), saved);
+    }
+    if (n == 0) break;
+    used += static_cast<std::size_t>(n);
+  }
+  close(fd);
+  if (used > max_bytes) return too_large(max_bytes, true);
+  result.content.resize(used);
+  return result;
 }
 
 }  // namespace agent

@@ -22,4 +22,30 @@ Status write_file_atomically(const std::string& path, const std::string& content
 // Creates a directory (and its parents) with mode 0700, or checks an existing one.
 Status ensure_private_directory(const std::string& path);
 
+// A file somebody else provides (a Downward API volume, a state file, a config file), read so
+// that it can never stall the caller: opened O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY
+// (following symlinks, the way the kubelet's `..data` swap arrives), refused unless fstat says
+// it is a regular file (a FIFO would block an open or read without O_NONBLOCK, a directory or a
+// device is not a file of values), and never read beyond `max_bytes` + 1 bytes: a 100 MB file
+// costs one fstat, not 100 MB.
+struct FileRead {
+  enum class Outcome {
+    ok,           // `content` is the whole file
+    missing,      // ENOENT, or a dangling symlink: nothing there (yet)
+    not_regular,  // a FIFO, directory, socket or device; `problem` says which
+    too_large,    // more than max_bytes
+    failed,       // open or read failed otherwise (permissions, I/O); see error_number
+  };
+  Outcome outcome = Outcome::ok;
+  std::string content;
+  // Lowercase, names the path: "/etc/podinfo/annotations is a FIFO (named pipe), not a regular
+  // file". Empty when ok.
+  std::string problem;
+  int error_number = 0;  // errno, for missing and failed
+  bool ok() const { return outcome == Outcome::ok; }
+};
+FileRead read_regular_file_nonblocking(const std::string& path, std::size_t max_bytes);
+// "a FIFO (named pipe)", "a directory", "a socket", "a character device", ... from st_mode.
+std::string file_type_name(unsigned mode);
+
 }  // namespace agent

@@ -26,6 +26,7 @@
 #include "http/http_server.hpp"
 #include "jobs/annotation_trigger.hpp"
 #include "jobs/job_queue.hpp"
+#include "jobs/request_journal.hpp"
 #include "metrics/agent_metrics.hpp"
 #include "pg/session.hpp"
 #include "pipelines/backup_pipeline.hpp"
@@ -42,13 +43,19 @@ class AgentDaemon final : public ControlHandler {
 
   // ControlHandler
   nlohmann::json status() override;
-  void backup(BackupType type, bool wait, ControlReply reply) override;
-  void dump(const DumpArguments& arguments, ControlReply reply) override;
+  void backup(const BackupCommand& command, ControlReply reply) override;
+  void dump(const DumpCommand& command, ControlReply reply) override;
 
  private:
   Status start();
+  void open_state();
+  void rerun_leftover_requests();
+  // `journal_id`: the request is already in the journal (a leftover of a previous run).
   void enqueue(const BackupRequest& request, std::optional<ControlReply> waiter = std::nullopt,
-               bool wait_for_result = false);
+               bool wait_for_result = false, std::optional<std::uint64_t> journal_id = std::nullopt);
+  void journal_finished(std::uint64_t job_id);
+  void stop_job_now(const char* why);
+  void exit_if_still_busy();
   void start_next_job();
   void on_job_finished(BackupResult result);
   void worker_loop();
@@ -58,6 +65,7 @@ class AgentDaemon final : public ControlHandler {
   void count_skip(const std::string& reason, std::uint64_t count = 1);
   void update_queue_metrics();
   void beat();
+  void refresh_component_metrics();
   HttpAnswer answer_http(std::string_view method, std::string_view target);
 
   AgentConfig config_;
@@ -70,12 +78,18 @@ class AgentDaemon final : public ControlHandler {
   JobQueue queue_;
   std::vector<std::unique_ptr<ScheduleTimer>> schedules_;
   std::optional<HandledValues> handled_;
+  // Requests that must survive a restart; none when state_dir is unusable (state_problem_).
+  std::optional<RequestJournal> journal_;
+  std::map<std::uint64_t, std::vector<std::uint64_t>> journal_ids_by_job_;
+  std::string state_problem_;
+  std::deque<nlohmann::json> abandoned_;  // requests a previous run left and that were given up
   std::unique_ptr<AnnotationTrigger> annotation_;
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<AgentMetrics> metrics_;
   std::unique_ptr<RepositoryCollector> collector_;  // after metrics_: stops before it goes
   std::unique_ptr<HttpServer> http_;
   boost::asio::steady_timer heartbeat_timer_;
+  boost::asio::steady_timer hard_stop_timer_;               // ends the process when a job does not stop
   std::chrono::steady_clock::time_point last_heartbeat_{};  // loop thread only
   std::chrono::system_clock::time_point started_at_;
   bool stopping_ = false;
@@ -91,6 +105,12 @@ class AgentDaemon final : public ControlHandler {
   std::condition_variable wake_worker_;
   std::optional<QueuedBackup> job_for_worker_;
   std::unique_ptr<CancelToken> job_cancel_;  // the running job's, to stop it on shutdown
+  bool job_stopped_by_shutdown_ = false;     // loop thread: its requests stay in the journal
+  bool hard_stop_armed_ = false;             // loop thread: armed once, never pushed back
+  std::atomic<bool> job_done_{false};        // the worker finished the running job (result posted)
+  std::atomic<bool> dump_done_{false};       // the dump thread finished (result posted)
+  // steady_clock nanoseconds of the running backup's last sign of life (a step, an output line).
+  std::atomic<std::int64_t> job_progress_ns_{0};
   bool worker_exit_ = false;
   std::thread worker_;
 

@@ -48,7 +48,14 @@ std::string RepositoryCollector::repository_error() const {
 
 void RepositoryCollector::loop() {
   for (;;) {
-    collect();
+    // The collector thread's exception boundary: a failed read is a failed read, not an end.
+    try {
+      collect();
+    } catch (const std::exception& e) {
+      log::get("metrics")->error("reading the repository failed with an unexpected exception: {}", e.what());
+    } catch (...) {
+      log::get("metrics")->error("reading the repository failed with an unexpected exception");
+    }
     std::unique_lock lock(mutex_);
     wake_.wait_for(lock, std::chrono::seconds(config_.metrics.refresh_seconds),
                    [this] { return stop_ || refresh_; });

@@ -24,7 +24,8 @@ std::vector<std::string> pgbackrest_info_argv(const PgBackRestTarget& target) {
 
 std::vector<std::string> pgbackrest_backup_argv(const PgBackRestTarget& target, const std::string& type) {
   auto argv = pgbackrest_common(target);
-  argv.insert(argv.end(), {"--log-level-console=info", "--type=" + type, "backup"});
+  // detail: a line per file copied, the backup's sign of life (logged at debug).
+  argv.insert(argv.end(), {"--log-level-console=detail", "--type=" + type, "backup"});
   return argv;
 }
 
@@ -133,7 +134,10 @@ std::string conninfo(const std::string& host, int port, const std::string& user,
                      const std::string& database) {
   return "host=" + quote_conninfo_value(host) + " port=" + std::to_string(port) +
          " user=" + quote_conninfo_value(user) + " dbname=" + quote_conninfo_value(database) +
-         " application_name='agent'";
+         " application_name='agent'"
+         // A server that never answers (a stopped postmaster, hung storage) must not wedge the
+         // agent: libpq gives up on the connection after this many seconds.
+         " connect_timeout=10";
 }
 
 std::vector<std::string> pg_dump_argv(const DumpRequest& r) {

@@ -11,7 +11,7 @@ HttpAnswer route(std::string_view method, std::string_view target, const RouteSt
     return {answer.ok ? 200u : 503u, "text/plain; charset=utf-8", answer.body};
   }
   if (path == "/readyz") {
-    const auto answer = probes::readiness(state.health);
+    const auto answer = probes::readiness(state.health, state.now);
     return {answer.ok ? 200u : 503u, "text/plain; charset=utf-8", answer.body};
   }
   return {404, "text/plain; charset=utf-8", "not found; try /metrics, /healthz or /readyz\n"};

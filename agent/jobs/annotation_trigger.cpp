@@ -1,9 +1,5 @@
 #include "jobs/annotation_trigger.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <cerrno>
@@ -53,47 +49,28 @@ std::string shown(const std::string& value) {
   return out;
 }
 
-Error read_error(const std::string& what, const std::string& path) {
-  return make_error(ErrorKind::environment, "cannot " + what + " " + path + ": " + std::strerror(errno));
-}
-
-// Reads the file through its symlinks, refusing anything larger than `limit`: the value is
-// only compared, and a huge file is not something the kubelet writes.
-Result<std::string> read_limited(const std::string& path, std::size_t limit) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return read_error("open", path);
-  struct stat info {};
-  if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
-    close(fd);
-    return make_error(ErrorKind::environment, path + " is not a regular file");
-  }
-  std::string text;
-  char buffer[16384];
-  for (;;) {
-    const ssize_t n = read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      auto error = read_error("read", path);
-      close(fd);
-      return error;
-    }
-    if (n == 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
-    if (text.size() > limit) {
-      close(fd);
-      return make_error(ErrorKind::environment,
-                        path + " is larger than " + std::to_string(limit / 1024) + " KiB; ignoring it");
-    }
-  }
-  close(fd);
-  return text;
-}
+// At most this many skipped lines are spelled out in a warning; the rest are counted.
+constexpr std::size_t kShownLineProblems = 3;
 
 std::shared_ptr<spdlog::logger> logger() {
   return log::get("annotation");
 }
 
 }  // namespace
+
+const char* trigger_state_name(TriggerState state) {
+  switch (state) {
+    case TriggerState::stopped:
+      return "stopped";
+    case TriggerState::watching:
+      return "watching";
+    case TriggerState::waiting_for_file:
+      return "waiting_for_file";
+    case TriggerState::disabled:
+      return "disabled";
+  }
+  return "unknown";
+}
 
 AnnotationTrigger::AnnotationTrigger(boost::asio::io_context& io, std::string annotations_path,
                                      std::string key, BackupType type, HandledValues& handled,
@@ -124,12 +101,10 @@ Status AnnotationTrigger::start() {
                       "set the path of the downward API annotations file");
   stop();
   alive_ = std::make_shared<int>(0);
-  // Crunchy's contract is "setting the annotation to a NEW value triggers". With no state
-  // file the agent has never seen this pod's annotations, so a value already there is old
-  // news (a fresh deployment of a cluster annotated long ago): the first successful read only
-  // records it as handled. Later values, including ones set while the agent is down, trigger.
-  baseline_pending_ = !handled_.persisted();
+  state_ = TriggerState::watching;
   logger()->info("watching annotation {} in {} for {} backups", key_, path_, backup_type_name(type_));
+  // Said at once rather than at the first read: the state's problem, or a corrupt file kept aside.
+  if (auto problem = state_problem()) note_read_problem(TriggerState::disabled, *problem);
   try_watch();
   boost::asio::post(io_, [this, alive = std::weak_ptr<int>(alive_)] {
     if (!alive.expired()) check_now();
@@ -140,6 +115,7 @@ Status AnnotationTrigger::start() {
 
 void AnnotationTrigger::stop() {
   alive_.reset();
+  state_ = TriggerState::stopped;
   timer_.cancel();
   boost::system::error_code ignored;
   inotify_.close(ignored);  // closing the inotify fd also drops its watch
@@ -203,29 +179,84 @@ void AnnotationTrigger::arm_timer() {
   });
 }
 
+std::optional<std::string> AnnotationTrigger::state_problem() {
+  if (!handled_.usable() && !handled_.retry())
+    return "annotation trigger disabled: " + handled_.problem()->describe();
+  if (handled_.recovery() && !recovery_reported_) {
+    logger()->warn("{}", handled_.recovery()->describe(handled_.path()));
+    ++warnings_;
+    recovery_reported_ = true;
+  }
+  return std::nullopt;
+}
+
+std::string AnnotationTrigger::file_problem_text(const FileRead& file) const {
+  const std::string not_read =
+      "; not reading it, so annotation " + key_ + " requests no backup until it can be read";
+  const std::string remedy =
+      "mount the pod's annotations there (a downwardAPI volume item with fieldRef metadata.annotations), "
+      "or set manual.annotations_file to \"\" to turn the annotation trigger off";
+  switch (file.outcome) {
+    case FileRead::Outcome::ok:
+      return "";
+    case FileRead::Outcome::missing:
+      return path_ + " does not exist (yet); waiting for it (looking again on every change in " + dir_ +
+             " and every " + interval_text(fallback_interval_) + "), and annotation " + key_ +
+             " requests no backup until then. If it never comes: " + remedy;
+    case FileRead::Outcome::not_regular:
+      return file.problem + not_read + ". To fix: " + remedy;
+    case FileRead::Outcome::too_large:
+      return path_ + " is larger than " + std::to_string(kMaxFileBytes / 1024) +
+             " KiB, more than the API server allows for all of a pod's annotations, so it is not "
+             "the kubelet's annotations file" +
+             not_read + ". To fix: " + remedy;
+    case FileRead::Outcome::failed:
+      return file.problem + "; annotation " + key_ +
+             " requests no backup until it can be read. To fix: make it readable by the agent's user, or " +
+             remedy;
+  }
+  return file.problem;
+}
+
 void AnnotationTrigger::check_now() {
   ++reads_;
-  auto text = read_limited(path_, kMaxFileBytes);
-  if (!text) {
-    note_read_problem(text.error().message);
-    return;
+  // One verdict per read, so a problem that persists is not cleared and raised again within it.
+  const auto [state, problem] = read_and_act();
+  note_read_problem(state, problem);
+}
+
+std::pair<TriggerState, std::string> AnnotationTrigger::read_and_act() {
+  if (auto problem = state_problem()) return {TriggerState::disabled, *problem};
+  const FileRead file = read_regular_file_nonblocking(path_, kMaxFileBytes);
+  if (!file.ok()) return {TriggerState::waiting_for_file, file_problem_text(file)};
+
+  const AnnotationFile parsed = parse_annotations(file.content);
+  std::string skipped;
+  if (!parsed.problems.empty()) {
+    std::string lines;
+    for (std::size_t i = 0; i < parsed.problems.size() && i < kShownLineProblems; ++i)
+      lines += (i == 0 ? "" : "; ") + parsed.problems[i];
+    if (parsed.skipped > kShownLineProblems)
+      lines += "; and " + std::to_string(parsed.skipped - kShownLineProblems) + " more";
+    skipped =
+        path_ + ": skipped " + std::to_string(parsed.skipped) + (parsed.skipped == 1 ? " line" : " lines") +
+        " that are not key=\"value\" (" + lines + "); annotation " + key_ +
+        " is read from the other lines. The kubelet writes no such lines: check what else writes this file";
   }
-  const AnnotationFile file = parse_annotations(*text);
-  std::string problems;
-  for (const auto& problem : file.problems) problems += (problems.empty() ? "" : "; ") + problem;
-  note_read_problem(problems.empty() ? "" : path_ + ": skipped lines: " + problems);
 
-  const auto found = file.values.find(key_);
-  const std::string* value = found == file.values.end() || found->second.empty() ? nullptr : &found->second;
+  const auto found = parsed.values.find(key_);
+  const std::string* value = found == parsed.values.end() || found->second.empty() ? nullptr : &found->second;
 
-  if (baseline_pending_) {
-    // Saving even with no value leaves the state file behind, so after a restart a value set
-    // in the meantime is recognised as new.
-    if (auto saved = value ? handled_.remember(*value) : handled_.save(); !saved) {
-      logger()->error("cannot record the first reading of annotation {}: {}", key_, saved.error().describe());
-      return;
-    }
-    baseline_pending_ = false;
+  // Crunchy's contract is "setting the annotation to a NEW value triggers". With no state file
+  // (a first start, or a corrupt one kept aside) the agent does not know this pod's earlier
+  // values, so a value already there is old news: this read only records it as handled. Later
+  // values, including ones set while the agent is down, trigger. Saving even with no value
+  // leaves the state file behind, so after a restart a value set meanwhile is seen as new.
+  if (!handled_.persisted()) {
+    if (auto saved = value ? handled_.remember(*value) : handled_.save(); !saved)
+      return {TriggerState::disabled,
+              "cannot record the first reading of annotation " + key_ +
+                  ", so none of its values requests a backup yet: " + saved.error().describe()};
     if (value)
       logger()->info(
           "first start: annotation {}=\"{}\" was already set; recorded it as handled without a backup, "
@@ -234,37 +265,59 @@ void AnnotationTrigger::check_now() {
     else
       logger()->info("first start: annotation {} is not set; setting it to a new value will trigger a backup",
                      key_);
-    return;
+    return {TriggerState::watching, skipped};
   }
 
-  if (!value || handled_.contains(*value)) return;
+  if (!value || handled_.contains(*value)) return {TriggerState::watching, skipped};
   // Remember first, enqueue second: if the state cannot be saved, the backup is not asked for
   // at all, because a backup run twice for one value is the promise we will not break.
-  if (auto saved = handled_.remember(*value); !saved) {
-    logger()->error("annotation {}=\"{}\" is new but cannot be recorded, so no backup is requested: {}", key_,
-                    shown(*value), saved.error().describe());
-    return;
-  }
+  if (auto saved = handled_.remember(*value); !saved)
+    return {TriggerState::disabled, "annotation " + key_ + "=\"" + shown(*value) +
+                                        "\" is new but cannot be recorded, so no backup is requested (it is, "
+                                        "once it can be recorded): " +
+                                        saved.error().describe()};
   const std::string reason = "annotation " + key_ + "=\"" + shown(*value) + "\"";
   logger()->info("{}: requesting a {} backup", reason, backup_type_name(type_));
   enqueue_(BackupRequest{type_, Trigger::annotation, reason, std::chrono::system_clock::now()});
+  return {TriggerState::watching, skipped};
+}
+
+AnnotationTriggerStatus AnnotationTrigger::status() const {
+  AnnotationTriggerStatus out;
+  out.state = state_;
+  out.problem = last_read_problem_;
+  out.watch_problem = last_watch_problem_;
+  if (handled_.recovery()) out.notice = handled_.recovery()->describe(handled_.path());
+  out.reads = reads_;
+  out.warnings = warnings_;
+  return out;
 }
 
 void AnnotationTrigger::note_watch_problem(const std::string& problem) {
   if (problem == last_watch_problem_) return;
-  if (problem.empty())
+  if (problem.empty()) {
     logger()->info("watching {} again", dir_);
-  else
+  } else {
     logger()->warn("{}", problem);
+    ++warnings_;
+  }
   last_watch_problem_ = problem;
 }
 
-void AnnotationTrigger::note_read_problem(const std::string& problem) {
+void AnnotationTrigger::note_read_problem(TriggerState state, const std::string& problem) {
+  const TriggerState before = state_;
+  state_ = state;
   if (problem == last_read_problem_) return;
-  if (problem.empty())
-    logger()->info("{} reads cleanly again", path_);
-  else
+  if (problem.empty()) {
+    if (before == TriggerState::disabled)
+      logger()->info("the handled values in {} are usable again; annotation {} requests backups again",
+                     handled_.path(), key_);
+    else
+      logger()->info("{} reads cleanly again; watching annotation {}", path_, key_);
+  } else {
     logger()->warn("{}", problem);
+    ++warnings_;
+  }
   last_read_problem_ = problem;
 }
 

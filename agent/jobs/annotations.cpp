@@ -52,6 +52,13 @@ bool is_key_char(char c) {
          c == '-' || c == '_';
 }
 
+// A key in a message: the longest real one (a 253-character prefix, '/', 63 characters) in full,
+// anything longer cut short.
+std::string named(std::string_view key) {
+  constexpr std::size_t kLongest = 317;
+  return key.size() <= kLongest ? std::string(key) : std::string(key.substr(0, kLongest)) + "...";
+}
+
 }  // namespace
 
 Result<std::string> unquote_go_string(std::string_view quoted) {
@@ -145,6 +152,10 @@ Result<std::string> unquote_go_string(std::string_view quoted) {
 
 AnnotationFile parse_annotations(std::string_view text) {
   AnnotationFile file;
+  const auto skip = [&file](std::string problem) {
+    ++file.skipped;
+    if (file.problems.size() < AnnotationFile::kMaxProblems) file.problems.push_back(std::move(problem));
+  };
   std::size_t line_number = 0;
   while (!text.empty()) {
     const std::size_t end = text.find('\n');
@@ -157,27 +168,27 @@ AnnotationFile parse_annotations(std::string_view text) {
     const std::string where = "line " + std::to_string(line_number) + ": ";
     const std::size_t eq = line.find('=');
     if (eq == std::string_view::npos) {
-      file.problems.push_back(where + "no '=' between key and value");
+      skip(where + "no '=' between key and value");
       continue;
     }
     const std::string_view key = line.substr(0, eq);
     if (key.empty()) {
-      file.problems.push_back(where + "empty key");
+      skip(where + "empty key");
       continue;
     }
     bool key_ok = true;
     for (char c : key) key_ok = key_ok && is_key_char(c);
     if (!key_ok) {
-      file.problems.push_back(where + "key has characters an annotation key cannot have");
+      skip(where + "key has characters an annotation key cannot have");
       continue;
     }
     auto value = unquote_go_string(line.substr(eq + 1));
     if (!value) {
-      file.problems.push_back(where + std::string(key) + ": " + value.error().message);
+      skip(where + named(key) + ": " + value.error().message);
       continue;
     }
     if (!file.values.emplace(std::string(key), std::move(*value)).second)
-      file.problems.push_back(where + std::string(key) + ": duplicate key, the first one is kept");
+      skip(where + named(key) + ": duplicate key, the first one is kept");
   }
   return file;
 }

@@ -52,9 +52,12 @@ constexpr std::array<FieldSpec, 5> kFields{{
     {"day-of-week", 0, 7, kDayNames.data(), kDayNames.size(), "SUN-SAT"},
 }};
 
-// Every date that exists comes round within 5 years (February 29 every 4, apart from across
-// 2100), so finding nothing in this window means the expression names an impossible date.
-constexpr int kHorizonDays = 5 * 366;
+// The Gregorian calendar repeats itself, weekdays included, every 400 years (146097 days, a
+// whole number of weeks): finding nothing in one cycle means nothing is ever found.
+constexpr int kHorizonDays = 146097;
+
+// The most days a month ever has: February 29 exists in leap years.
+constexpr std::array<unsigned, 13> kLongestMonth{0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
 std::string upper(std::string_view s) {
   std::string out(s);
@@ -211,7 +214,38 @@ std::chrono::sys_seconds resolve(const date::time_zone& zone, date::local_second
   return std::chrono::sys_seconds{local.time_since_epoch() - info.first.offset};
 }
 
+// "FEB", "APR or JUN", "APR, JUN, SEP or NOV".
+std::string month_list(const std::bitset<13>& months) {
+  std::vector<std::string_view> names;
+  for (unsigned m = 1; m <= 12; ++m)
+    if (months[m]) names.push_back(kMonthNames[m - 1]);
+  std::string out;
+  for (std::size_t i = 0; i < names.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + std::string(names[i]);
+  return out;
+}
+
 }  // namespace
+
+std::optional<std::string> never_fires_reason(const CronExpression& cron) {
+  // Both day fields restricted: a day matches when either does, and every weekday comes in
+  // every month. Otherwise a day must match both; the day-of-week field holds at least one
+  // weekday, and each (month, day) that exists falls on every weekday in some year. So only the
+  // day-of-month field against the months can rule every day out.
+  if (cron.day_of_month_restricted && cron.day_of_week_restricted) return std::nullopt;
+  std::string days;
+  for (unsigned d = 1; d <= 31; ++d) {
+    if (!cron.days_of_month[d]) continue;
+    for (unsigned m = 1; m <= 12; ++m)
+      if (cron.months[m] && d <= kLongestMonth[m]) return std::nullopt;
+    days += (days.empty() ? "" : " or ") + std::to_string(d);
+  }
+  const bool one_month = cron.months.count() == 1;
+  return "it never fires: " + std::string(one_month ? "" : "none of ") + month_list(cron.months) +
+         (one_month ? " has no day " : " has a day ") + days + "; name a day that exists in " +
+         (one_month ? "that month" : "one of them") +
+         " (February has 29 days in leap years), or use the day-of-week field";
+}
 
 Result<CronExpression> parse_cron(std::string_view text) {
   const Parser parser(text);
@@ -262,6 +296,12 @@ std::optional<std::chrono::sys_seconds> next_fire(const CronExpression& cron, co
   const auto first_day = date::floor<date::days>(start);
   const auto last_day = first_day + date::days{kHorizonDays};
   for (auto day = first_day; day <= last_day; day += date::days{1}) {
+    const date::year_month_day ymd{day};
+    if (!cron.months[static_cast<unsigned>(ymd.month())]) {
+      // Straight to the first of the next month; the loop's increment is undone.
+      day = date::local_days{ymd.year() / ymd.month() / date::last};
+      continue;
+    }
     if (!day_matches(cron, day)) continue;
     for (std::size_t h = 0; h < cron.hours.size(); ++h) {
       if (!cron.hours[h]) continue;

@@ -35,11 +35,23 @@ struct CronExpression {
 // Errors are ErrorKind::usage and name the field and the bad text.
 Result<CronExpression> parse_cron(std::string_view text);
 
+// Why the expression never fires, or std::nullopt when it fires at some time: "0 0 31 2 *" and
+// "0 0 30 2 *" name days February never has; "0 0 29 2 *" fires in leap years and is fine. Only
+// the calendar decides this (every local date exists in every zone), so it needs no zone. The
+// text names the day-of-month and the months, for a message such as "cron expression '...':
+// <reason>"; the config loader refuses such a schedule with it.
+std::optional<std::string> never_fires_reason(const CronExpression& cron);
+inline bool ever_fires(const CronExpression& cron) {
+  return !never_fires_reason(cron).has_value();
+}
+
 // The first time strictly after `after` at which the expression fires, reading it in `zone`.
 // A local time skipped by a spring-forward fires once, at the first instant after the gap (all
 // skipped matches of one gap collapse into that run); a local time repeated by a fall-back fires
-// once, at its first occurrence. std::nullopt only if nothing fires within the next 5 years
-// (e.g. "0 0 30 2 *").
+// once, at its first occurrence. std::nullopt exactly when ever_fires() is false: the search
+// spans one whole 400-year cycle of the Gregorian calendar, after which dates and weekdays repeat
+// (so a February 29 that must also be a Sunday, up to 40 years away, is still found); months the
+// expression does not name are skipped whole, so even that search is quick.
 std::optional<std::chrono::sys_seconds> next_fire(const CronExpression& cron, const date::time_zone& zone,
                                                   std::chrono::sys_seconds after);
 

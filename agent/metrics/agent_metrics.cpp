@@ -146,7 +146,12 @@ struct AgentMetrics::Families {
                         .Name("agent_pg_archiver_last_failed_timestamp_seconds")
                         .Help("pg_stat_archiver.last_failed_time of the live server")
                         .Register(r)),
-        build_info(BuildGauge().Name("agent_build_info").Help("The agent's version").Register(r)) {}
+        build_info(BuildGauge().Name("agent_build_info").Help("The agent's version").Register(r)),
+        component_ok(BuildGauge()
+                         .Name("agent_component_ok")
+                         .Help("1 when a part of the agent works, 0 when it is off because of broken state "
+                               "or config (state_dir, request_journal, annotation_trigger, control_socket)")
+                         .Register(r)) {}
 
   Family<Gauge>& last_completion;
   Family<Gauge>& age;
@@ -175,6 +180,7 @@ struct AgentMetrics::Families {
   Family<Gauge>& last_archived;
   Family<Gauge>& last_failed;
   Family<Gauge>& build_info;
+  Family<Gauge>& component_ok;
   Gauge* archive_range_series = nullptr;
 };
 
@@ -295,6 +301,11 @@ void AgentMetrics::record_backup(const BackupResult& result, std::chrono::system
 void AgentMetrics::record_skip(const std::string& reason, std::uint64_t count) {
   const GenerationBump bump(generation_);  // after the change, on every return
   families_->skipped.Add({{"stanza", stanza_}, {"reason", reason}}).Increment(static_cast<double>(count));
+}
+
+void AgentMetrics::set_component_ok(const std::string& component, bool ok) {
+  const GenerationBump bump(generation_);  // after the change, on every return
+  families_->component_ok.Add({{"component", component}}).Set(ok ? 1 : 0);
 }
 
 void AgentMetrics::set_queue(std::size_t waiting, std::optional<BackupType> running) {

@@ -46,6 +46,8 @@ class AgentMetrics {
   void record_archiver(const ArchiverStats& stats);
   void record_backup(const BackupResult& result, std::chrono::system_clock::time_point finished);
   void record_skip(const std::string& reason, std::uint64_t count = 1);
+  // A part that degraded (state_dir unusable, annotation trigger off) rather than stop the agent.
+  void set_component_ok(const std::string& component, bool ok);
   void set_queue(std::size_t waiting, std::optional<BackupType> running);
   void record_dump(const DumpMetrics& dump);
 

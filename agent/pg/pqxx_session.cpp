@@ -79,6 +79,9 @@ class PqxxConnector final : public PgConnector {
   Result<std::unique_ptr<PgSession>> connect(const std::string& conninfo) override {
     try {
       auto connection = std::make_unique<pqxx::connection>(conninfo);
+      // A server that accepts the connection and then hangs (stalled storage) must not wedge
+      // the agent: every question it asks is short.
+      pqxx::nontransaction(*connection).exec("SET statement_timeout = '30s'");
       return std::unique_ptr<PgSession>(std::make_unique<PqxxSession>(std::move(connection)));
     } catch (const std::exception& e) {
       std::string message = e.what();

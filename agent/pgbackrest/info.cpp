@@ -2,7 +2,51 @@
 
 #include <nlohmann/json.hpp>
 
+#include <limits>
+#include <stdexcept>
+#include <utility>
+
 namespace agent {
+
+namespace {
+
+struct BadNumber : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// A number pgBackRest writes as a JSON integer, read only when it is one and in [low, high].
+// nlohmann's get<T>() would convert anything: a fraction is truncated, a value out of range
+// wraps, and a floating-point one out of T's range is undefined behaviour.
+template <typename T>
+T whole_number(const nlohmann::json& value, const char* what, T low = std::numeric_limits<T>::min(),
+               T high = std::numeric_limits<T>::max()) {
+  if (value.is_number_unsigned()) {
+    const auto v = value.get<std::uint64_t>();
+    if (std::in_range<T>(v) && static_cast<T>(v) >= low && static_cast<T>(v) <= high)
+      return static_cast<T>(v);
+  } else if (value.is_number_integer()) {
+    const auto v = value.get<std::int64_t>();
+    if (std::in_range<T>(v) && static_cast<T>(v) >= low && static_cast<T>(v) <= high)
+      return static_cast<T>(v);
+  }
+  const std::string seen = value.is_number() ? value.dump() : std::string("of type ") + value.type_name();
+  throw BadNumber(std::string(what) + " is " + seen + ", not a whole number in " + std::to_string(low) +
+                  ".." + std::to_string(high));
+}
+
+// The same for an optional member of `object` (which must be an object).
+template <typename T>
+T whole_number_or(const nlohmann::json& object, const char* key, T fallback) {
+  if (!object.is_object()) throw BadNumber(std::string("the parent of '") + key + "' is not an object");
+  const auto it = object.find(key);
+  return it == object.end() ? fallback : whole_number<T>(*it, key);
+}
+
+// Epoch seconds up to 9999-12-31: what the metrics and the dump then compute with them (a
+// duration, the second after a stop, microseconds) cannot overflow.
+constexpr std::int64_t kLastEpoch = 253402300799;
+
+}  // namespace
 
 Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
   std::vector<StanzaInfo> stanzas;
@@ -14,26 +58,28 @@ Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
       StanzaInfo stanza;
       stanza.name = entry.at("name").get<std::string>();
       if (entry.contains("status")) {
-        stanza.status_code = entry["status"].value("code", 0);
+        stanza.status_code = whole_number_or(entry["status"], "code", 0);
         stanza.status_message = entry["status"].value("message", "");
       }
       for (const auto& b : entry.value("backup", nlohmann::json::array())) {
         BackupRecord record;
         record.label = b.at("label").get<std::string>();
         record.type = b.value("type", "");
-        record.start_epoch = b.at("timestamp").at("start").get<std::int64_t>();
-        record.stop_epoch = b.at("timestamp").at("stop").get<std::int64_t>();
+        record.start_epoch =
+            whole_number<std::int64_t>(b.at("timestamp").at("start"), "timestamp.start", 0, kLastEpoch);
+        record.stop_epoch =
+            whole_number<std::int64_t>(b.at("timestamp").at("stop"), "timestamp.stop", 0, kLastEpoch);
         if (b.contains("info")) {
-          record.database_bytes = b["info"].value("size", std::uint64_t{0});
+          record.database_bytes = whole_number_or(b["info"], "size", std::uint64_t{0});
           if (b["info"].contains("repository"))
-            record.repo_bytes = b["info"]["repository"].value("size", std::uint64_t{0});
+            record.repo_bytes = whole_number_or(b["info"]["repository"], "size", std::uint64_t{0});
         }
         record.error = b.value("error", false);
         stanza.backups.push_back(std::move(record));
       }
       for (const auto& repo : entry.value("repo", nlohmann::json::array())) {
-        if (repo.contains("status") && repo["status"].value("code", 0) != 0)
-          stanza.repo_problems.push_back("repo" + std::to_string(repo.value("key", 0)) + ": " +
+        if (repo.contains("status") && whole_number_or(repo["status"], "code", 0) != 0)
+          stanza.repo_problems.push_back("repo" + std::to_string(whole_number_or(repo, "key", 0)) + ": " +
                                          repo["status"].value("message", std::string("error")));
       }
       for (const auto& archive : entry.value("archive", nlohmann::json::array())) {
@@ -45,6 +91,10 @@ Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
       stanzas.push_back(std::move(stanza));
     }
   } catch (const nlohmann::json::exception& e) {
+    return make_error(ErrorKind::external_tool,
+                      std::string("cannot read pgbackrest info output: ") + e.what(),
+                      "run `pgbackrest info --output=json` by hand to see what it says");
+  } catch (const BadNumber& e) {
     return make_error(ErrorKind::external_tool,
                       std::string("cannot read pgbackrest info output: ") + e.what(),
                       "run `pgbackrest info --output=json` by hand to see what it says");

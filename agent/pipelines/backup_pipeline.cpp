@@ -40,8 +40,16 @@ Status backup_step(BackupContext& c) {
   spec.argv = pgbackrest_backup_argv(pgbackrest_target(c.config), backup_type_name(c.job.request.type));
   spec.tag = "pgbackrest";
   spec.timeout = std::chrono::seconds(c.config.pgbackrest.backup_timeout_seconds);
-  spec.kill_grace = std::chrono::seconds(30);
+  // pgBackRest stops a backup within a second of SIGTERM; the agent's own shutdown has to fit
+  // the pod's termination grace.
+  spec.kill_grace = std::chrono::seconds(5);
   spec.nice = c.config.pgbackrest.backup_nice;
+  // Each file copied prints a DETAIL line (logged at debug): a sign of life for the stuck-job
+  // check, even in a backup that takes hours.
+  if (c.services.on_progress) spec.on_line = [&c](std::string_view) { c.services.on_progress(); };
+  spec.level_for_line = [](std::string_view line) {
+    return line.find(" DETAIL: ") == std::string_view::npos ? spdlog::level::info : spdlog::level::debug;
+  };
   auto result = c.services.runner.run(spec, c.services.cancel);
   if (!result) return result.error();
   c.result.pgbackrest_exit_code = result->exit_code;
@@ -115,12 +123,16 @@ BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, Back
   static const std::vector<Step<BackupContext>> steps = {{"backup", backup_step, nullptr}};
   const Status status = run_steps<BackupContext>(steps, context, services.cancel, *logger);
   result.outcome = status ? BackupOutcome::succeeded : BackupOutcome::failed;
-  if (!status) result.message = status.error().describe();
+  if (!status) {
+    result.message = status.error().describe();
+    result.cancelled = status.error().kind == ErrorKind::interrupted;
+  }
 
   // The repository is the source of truth for what exists now, success or not.
   if (services.read_repository_after) {
     const auto info_begin = std::chrono::steady_clock::now();
-    auto info = read_stanza_info(config, services.runner, CancelToken::never());
+    // Cancellable: on shutdown the metrics can do without it, the pod cannot wait for it.
+    auto info = read_stanza_info(config, services.runner, services.cancel);
     result.info_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - info_begin).count();
     if (info)

@@ -4,6 +4,7 @@
 // cannot be reached) turns the job into a skip with its reason, never a failure.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,9 @@ struct BackupServices {
   // The running agent reads the repository after each backup for its metrics; a one-off
   // `agent backup` has no metrics to update and skips that read.
   bool read_repository_after = true;
+  // Called at every sign of life of the job (a step, an output line of pgBackRest), so the
+  // daemon can tell a long job from a stuck one.
+  std::function<void()> on_progress = {};
 };
 
 enum class BackupOutcome { succeeded, failed, skipped };
@@ -38,6 +42,7 @@ struct BackupResult {
   std::string message;            // the error or the skip reason; empty on success
   std::string skip_reason_code;   // "standby", "server-unreachable" (for counters)
   int pgbackrest_exit_code = -1;  // pgBackRest's error code when it failed
+  bool cancelled = false;         // failed because it was told to stop (shutdown), not on its own
   std::chrono::system_clock::time_point started{};
   double seconds = 0;
   std::optional<StanzaInfo> info;  // the repository after the job, when it could be read

@@ -3,6 +3,7 @@
 // then the teardown of every step that started runs, in reverse order, whatever happened.
 // Each step is logged as it starts and ends, with its duration; a failure names its step.
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <span>
 #include <string>
@@ -30,7 +31,25 @@ struct Step {
 // client of the control socket.
 using StepObserver = std::function<void(const std::string& step, const std::string& state, double seconds)>;
 
-// Context must have `std::vector<StepTiming> timings`.
+namespace detail {
+// A step that throws (a bug, std::bad_alloc, a library's exception) fails like one that
+// returned an error, so the teardowns still run; nothing escapes run_steps.
+template <typename Context>
+Status execute_step(const Step<Context>& step, Context& context) {
+  try {
+    return step.execute(context);
+  } catch (const std::exception& e) {
+    return make_error(ErrorKind::internal, std::string("unexpected exception: ") + e.what(),
+                      "this is a bug in the agent; please report it with the log");
+  } catch (...) {
+    return make_error(ErrorKind::internal, "unexpected exception of unknown type",
+                      "this is a bug in the agent; please report it with the log");
+  }
+}
+}  // namespace detail
+
+// Context must have `std::vector<StepTiming> timings`. A step that throws is a failed step, a
+// teardown that throws is logged and the other teardowns still run.
 template <typename Context>
 Status run_steps(std::span<const Step<Context>> steps, Context& context, const CancelToken& cancel,
                  spdlog::logger& logger, const StepObserver& observer = {}) {
@@ -47,7 +66,7 @@ Status run_steps(std::span<const Step<Context>> steps, Context& context, const C
     if (observer) observer(step.name, "started", 0);
     const auto begin = Steady::now();
     ++started;
-    Status status = step.execute(context);
+    Status status = detail::execute_step(step, context);
     const double seconds = std::chrono::duration<double>(Steady::now() - begin).count();
     context.timings.push_back(StepTiming{step.name, seconds});
     if (!status) {
@@ -66,7 +85,13 @@ Status run_steps(std::span<const Step<Context>> steps, Context& context, const C
   for (std::size_t i = started; i-- > 0;) {
     if (!steps[i].teardown) continue;
     const auto begin = Steady::now();
-    steps[i].teardown(context);
+    try {
+      steps[i].teardown(context);
+    } catch (const std::exception& e) {
+      logger.error("{}: teardown failed with an unexpected exception: {}", steps[i].name, e.what());
+    } catch (...) {
+      logger.error("{}: teardown failed with an unexpected exception", steps[i].name);
+    }
     const double seconds = std::chrono::duration<double>(Steady::now() - begin).count();
     logger.debug("{}: teardown done in {:.2f} s", steps[i].name, seconds);
   }

@@ -180,10 +180,12 @@ AgentRun run_agent(const std::vector<std::string>& args) {
 }
 
 Result<std::unique_ptr<RunningProcess>> start_agent(const std::vector<std::string>& args,
-                                                    std::function<void(std::string_view)> on_stderr_line) {
+                                                    std::function<void(std::string_view)> on_stderr_line,
+                                                    const std::vector<std::string>& wrapper) {
   static auto runner = make_posix_process_runner();
   ProcessSpec spec;
-  spec.argv = {agent_binary()};
+  spec.argv = wrapper;
+  spec.argv.push_back(agent_binary());
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   spec.tag = "agent-under-test";
   spec.on_line = std::move(on_stderr_line);
@@ -316,11 +318,14 @@ int free_port() {
   return PortHolder().port();
 }
 
-RunningAgent::RunningAgent(const std::string& config_path) {
-  auto started = start_agent({"run", "--config", config_path}, [this](std::string_view line) {
-    std::lock_guard lock(mutex_);
-    log_.append(line).push_back('\n');
-  });
+RunningAgent::RunningAgent(const std::string& config_path, const std::vector<std::string>& wrapper) {
+  auto started = start_agent(
+      {"run", "--config", config_path},
+      [this](std::string_view line) {
+        std::lock_guard lock(mutex_);
+        log_.append(line).push_back('\n');
+      },
+      wrapper);
   EXPECT_TRUE(started.ok());
   if (started) process_ = std::move(started.value());
   EXPECT_TRUE(eventually([this] { return log_contains("listening on"); }, std::chrono::seconds(20))) << log();

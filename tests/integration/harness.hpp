@@ -49,8 +49,10 @@ struct AgentRun {
 // Runs build/bin/agent with `args`; stdin is /dev/null.
 AgentRun run_agent(const std::vector<std::string>& args);
 // Starts it and returns at once; `on_stderr_line` sees each line it logs.
+// `wrapper` runs before the agent, e.g. {"prlimit", "--nofile=256:256", "--"}.
 Result<std::unique_ptr<RunningProcess>> start_agent(const std::vector<std::string>& args,
-                                                    std::function<void(std::string_view)> on_stderr_line);
+                                                    std::function<void(std::string_view)> on_stderr_line,
+                                                    const std::vector<std::string>& wrapper = {});
 // Runs a program (its output goes to the log); fails the test if it cannot be started.
 ProcessResult run_or_fail(const std::vector<std::string>& argv);
 
@@ -107,7 +109,7 @@ class PortHolder {
 // with SIGTERM when it goes out of scope.
 class RunningAgent {
  public:
-  explicit RunningAgent(const std::string& config_path);
+  explicit RunningAgent(const std::string& config_path, const std::vector<std::string>& wrapper = {});
   ~RunningAgent();
   std::string log();
   bool log_contains(const std::string& text);

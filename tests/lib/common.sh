@@ -27,6 +27,7 @@ AGENT_PACKAGES=(
     libhowardhinnant-date-dev libcli11-dev libgtest-dev libgmock-dev libssl-dev libxxhash-dev
     xxhash libeatmydata1
     clang-format tzdata util-linux procps prometheus
+    clang libclang-rt-14-dev llvm-14  # the fuzz tests: clang++, libFuzzer and the sanitizers, llvm-symbolizer
 )
 
 log() { printf '[%s] %s\n' "${AGENT_LOG_TAG:-agent-tests}" "$*" >&2; }
@@ -62,6 +63,16 @@ ensure_packages() {
         || die "apt-get install failed for: ${missing[*]}"
 }
 
+# ensure_ci_user: as root, creates the unprivileged user the tests run as.
+ensure_ci_user() {
+    if ! id -u "${AGENT_CI_USER}" >/dev/null 2>&1; then
+        log "creating system user ${AGENT_CI_USER}"
+        useradd --system --user-group --create-home --home-dir "${AGENT_CI_HOME}" \
+            --shell /bin/bash "${AGENT_CI_USER}" \
+            || die "useradd ${AGENT_CI_USER} failed"
+    fi
+}
+
 # drop_privileges_if_root "$@": as root, re-execs the calling script as
 # ${AGENT_CI_USER} with the same arguments (never returns). Otherwise no-op.
 drop_privileges_if_root() {
@@ -75,12 +86,7 @@ drop_privileges_if_root() {
         || die "cannot tell which script to re-execute (got '${AGENT_CALLER_SCRIPT}')"
     command -v runuser >/dev/null 2>&1 || die "runuser not found (package util-linux)"
 
-    if ! id -u "${AGENT_CI_USER}" >/dev/null 2>&1; then
-        log "creating system user ${AGENT_CI_USER}"
-        useradd --system --user-group --create-home --home-dir "${AGENT_CI_HOME}" \
-            --shell /bin/bash "${AGENT_CI_USER}" \
-            || die "useradd ${AGENT_CI_USER} failed"
-    fi
+    ensure_ci_user
     local home
     home="$(getent passwd "${AGENT_CI_USER}" | cut -d: -f6)"
     [[ -n "${home}" ]] || home="${AGENT_CI_HOME}"
@@ -130,7 +136,7 @@ drop_privileges_if_root() {
         bash "${AGENT_CALLER_SCRIPT}" "$@"
 }
 
-# build_agent: configures and builds the checkout into build/.
+# build_agent [TARGET]: configures and builds the checkout (or one target) into build/.
 build_agent() {
     local jobs
     jobs="$(nproc)"
@@ -143,8 +149,8 @@ build_agent() {
     cmake -S "${AGENT_REPO_ROOT}" -B "${AGENT_REPO_ROOT}/build" \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo "${generator[@]}" \
         || die "cmake configure failed"
-    log "building with ${jobs} jobs"
-    cmake --build "${AGENT_REPO_ROOT}/build" -j "${jobs}" || die "build failed"
+    log "building ${1:-everything} with ${jobs} jobs"
+    cmake --build "${AGENT_REPO_ROOT}/build" -j "${jobs}" ${1:+--target "$1"} || die "build failed"
     [[ -x "${AGENT_REPO_ROOT}/build/bin/agent" ]] \
         || die "build succeeded but ${AGENT_REPO_ROOT}/build/bin/agent is missing"
 }

@@ -100,5 +100,45 @@ TEST(ParseAnnotations, GarbageLinesAreReportedAndSkipped) {
   EXPECT_EQ(file.problems[7].rfind("line 10: good: duplicate", 0), 0u) << file.problems[7];
 }
 
+TEST(ParseAnnotations, BinaryGarbageIsSkippedAndNeverQuoted) {
+  using namespace std::string_literals;
+  std::string garbage =
+      "\x7f"
+      "ELF\x02\x01\x01";
+  garbage += "\0\0\0\xff\xfe\n"s;
+  garbage += "nul\0key=\"x\"\n"s;      // a NUL byte in the key
+  garbage += "latin=\"caf\xe9\"\n";    // invalid UTF-8: kept as bytes
+  garbage += "nul.value=\"a\0b\"\n"s;  // a NUL byte in the value
+  garbage += "postgres-operator.crunchydata.com/pgbackrest-backup=\"v1\"\n";
+  const auto file = parse_annotations(garbage);
+  EXPECT_EQ(file.values.at("postgres-operator.crunchydata.com/pgbackrest-backup"), "v1");
+  EXPECT_EQ(file.values.at("latin"), "caf\xe9");
+  EXPECT_EQ(file.values.at("nul.value"), "a\0b"s);
+  ASSERT_EQ(file.skipped, 2u);
+  ASSERT_EQ(file.problems.size(), 2u);
+  for (const auto& problem : file.problems) {
+    EXPECT_EQ(problem.find('\0'), std::string::npos) << "a problem must not carry the line's bytes";
+    EXPECT_EQ(problem.find("ELF"), std::string::npos) << problem;
+  }
+}
+
+TEST(ParseAnnotations, ManyBadLinesAreCountedNotAllKept) {
+  std::string text;
+  for (int i = 0; i < 10000; ++i) text += "garbage\n";
+  text += "k=\"v\"\n";
+  const auto file = parse_annotations(text);
+  EXPECT_EQ(file.skipped, 10000u);
+  EXPECT_EQ(file.problems.size(), AnnotationFile::kMaxProblems);
+  EXPECT_EQ(file.values.at("k"), "v");
+}
+
+TEST(ParseAnnotations, AVeryLongKeyIsCutShortInProblems) {
+  const std::string key(100000, 'k');
+  const auto file = parse_annotations(key + "=unquoted\n");
+  ASSERT_EQ(file.problems.size(), 1u);
+  EXPECT_LT(file.problems[0].size(), 500u);
+  EXPECT_NE(file.problems[0].find("..."), std::string::npos);
+}
+
 }  // namespace
 }  // namespace agent

@@ -24,7 +24,7 @@ TEST(Commands, InfoAsksForJson) {
 TEST(Commands, Backup) {
   EXPECT_THAT(pgbackrest_backup_argv(kTarget, "incr"),
               ElementsAre("pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=db",
-                          "--log-level-console=info", "--type=incr", "backup"));
+                          "--log-level-console=detail", "--type=incr", "backup"));
 }
 
 TEST(Commands, RestoreIsSafeForTheLiveRepository) {
@@ -77,11 +77,11 @@ TEST(Commands, PgDumpConnectsThroughAQuotedConninfo) {
       pg_dump_argv({"/usr/lib/postgresql/15/bin", "/s/run", 5533, "postgres", "it's", "", {}, ""});
   EXPECT_THAT(argv, ElementsAre("/usr/lib/postgresql/15/bin/pg_dump",
                                 "--dbname=host='/s/run' port=5533 user='postgres' dbname='it\\'s' "
-                                "application_name='agent'",
+                                "application_name='agent' connect_timeout=10",
                                 "--create", "--format=plain", "--no-password"));
   // A database name that looks like a conninfo stays a name.
   EXPECT_EQ(conninfo("/s/run", 1, "u", "host=evil"),
-            "host='/s/run' port=1 user='u' dbname='host=evil' application_name='agent'");
+            "host='/s/run' port=1 user='u' dbname='host=evil' application_name='agent' connect_timeout=10");
 }
 
 TEST(Commands, PgDumpSectionsCreateTheDatabaseOnlyInTheSchemaPiece) {

@@ -1,8 +1,13 @@
 #include "config/config.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <future>
 #include <sstream>
 
 namespace agent {
@@ -88,6 +93,127 @@ TEST(Config, MissingExplicitFileIsAnIssue) {
   ASSERT_EQ(load.issues.size(), 1u);
   EXPECT_NE(load.issues[0].message.find("cannot read"), std::string::npos);
   EXPECT_TRUE(load_config("/nonexistent/agent.yaml", false, {}).issues.empty());
+}
+
+TEST(Config, RefusesDuplicateKeysWithBothLines) {
+  const auto load = load_config_text(
+      "stanza: a\n"       // line 1
+      "postgres:\n"       // line 2
+      "  port: 5432\n"    // line 3
+      "  host: /tmp\n"    // line 4
+      "  port: 6543\n"    // line 5: repeated nested key
+      "stanza: b\n"       // line 6: repeated top-level key
+      "\"stanza\": c\n",  // line 7: the same key, quoted
+      "dup.yaml", {});
+  ASSERT_EQ(load.issues.size(), 3u);
+  EXPECT_EQ(load.issues[0].line, 5);
+  EXPECT_EQ(load.issues[0].message, "duplicate key 'postgres.port' (first at line 3)");
+  EXPECT_EQ(load.issues[0].hint,
+            "keep only one 'port' under 'postgres' and remove the other: the agent does not guess which one "
+            "you meant");
+  EXPECT_EQ(load.issues[1].line, 6);
+  EXPECT_EQ(load.issues[1].message, "duplicate key 'stanza' (first at line 1)");
+  EXPECT_EQ(load.issues[2].line, 7);
+  EXPECT_EQ(load.issues[2].message, "duplicate key 'stanza' (first at line 1)");
+  EXPECT_NE(config_error(load.issues).message.find("dup.yaml:5: duplicate key 'postgres.port'"),
+            std::string::npos);
+}
+
+TEST(Config, RefusesARepeatedSectionAndReportsItInLineOrder) {
+  const auto load = load_config_text(
+      "schedules:\n"             // line 1
+      "  full: \"0 2 * * *\"\n"  // line 2
+      "log:\n"                   // line 3
+      "  level: loud\n"          // line 4: not a choice
+      "schedules:\n"             // line 5: the section again
+      "  incr: \"0 * * * *\"\n"  // line 6
+      "unknown:\n"               // line 7: not ours, still checked for repeats
+      "  a: 1\n"
+      "  a: 2\n",  // line 9
+      "dup.yaml", {});
+  ASSERT_EQ(load.issues.size(), 4u);
+  EXPECT_EQ(load.issues[0].line, 4);
+  EXPECT_EQ(load.issues[1].line, 5);
+  EXPECT_EQ(load.issues[1].message, "duplicate key 'schedules' (first at line 1)");
+  EXPECT_EQ(load.issues[2].line, 7);
+  EXPECT_NE(load.issues[2].message.find("unknown section 'unknown'"), std::string::npos);
+  EXPECT_EQ(load.issues[3].line, 9);
+  EXPECT_EQ(load.issues[3].message, "duplicate key 'unknown.a' (first at line 8)");
+}
+
+TEST(Config, ARepeatInsideAnAliasIsReportedOnceAndAliasesCannotExplode) {
+  // Ten levels of lists that each name the one before twice: 2^10 paths to the first list.
+  std::string text = "l0: &l0 {a: 1, a: 2}\n";
+  for (int i = 1; i <= 10; ++i)
+    text += "l" + std::to_string(i) + ": &l" + std::to_string(i) + " [*l" + std::to_string(i - 1) + ", *l" +
+            std::to_string(i - 1) + "]\n";
+  const auto load = load_config_text(text, "alias.yaml", {});
+  std::size_t repeats = 0;
+  for (const auto& issue : load.issues) repeats += issue.message.find("duplicate key") != std::string::npos;
+  EXPECT_EQ(repeats, 1u);
+}
+
+TEST(Config, RefusesSchedulesThatNeverFire) {
+  const auto load = load_config_text(
+      "schedules:\n"
+      "  full: \"0 0 31 2 *\"\n"          // line 2
+      "  diff: \"0 0 30 2 *\"\n"          // line 3
+      "  incr: \"0 0 31 4,6,9,11 *\"\n",  // line 4
+      "never.yaml", {});
+  ASSERT_EQ(load.issues.size(), 3u);
+  EXPECT_EQ(load.issues[0].line, 2);
+  EXPECT_EQ(
+      load.issues[0].message,
+      "'schedules.full': cron expression '0 0 31 2 *': it never fires: FEB has no day 31; name a day that "
+      "exists in that month (February has 29 days in leap years), or use the day-of-week field");
+  EXPECT_EQ(load.issues[1].line, 3);
+  EXPECT_NE(load.issues[1].message.find("'schedules.diff': cron expression '0 0 30 2 *': it never fires"),
+            std::string::npos);
+  EXPECT_EQ(load.issues[2].line, 4);
+  EXPECT_NE(load.issues[2].message.find("'schedules.incr'"), std::string::npos);
+  // The same from the command line, should a flag ever set a schedule.
+  const auto flagged = load_config_text("", "t.yaml", {{"schedules.full", "0 0 30 2 *", "--full"}});
+  ASSERT_EQ(flagged.issues.size(), 1u);
+  EXPECT_NE(flagged.issues[0].message.find("never fires"), std::string::npos);
+}
+
+TEST(Config, AcceptsTheLeapDay) {
+  const auto load =
+      load_config_text("schedules:\n  full: \"0 0 29 2 *\"\n  incr: \"0 0 31 * *\"\n", "leap.yaml", {});
+  EXPECT_TRUE(load.issues.empty()) << config_error(load.issues).message;
+  EXPECT_EQ(load.config.schedules.full, "0 0 29 2 *");
+}
+
+// On another thread with a deadline: a blocking open of a FIFO would hang until a writer came.
+// Then its write end is opened, which releases the reader, and the test fails instead of hanging.
+ConfigLoad load_within_deadline(const std::string& path, bool must_exist) {
+  auto loaded = std::async(std::launch::async, [&] { return load_config(path, must_exist, {}); });
+  if (loaded.wait_for(std::chrono::seconds(5)) == std::future_status::timeout) {
+    const int writer = open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (writer >= 0) close(writer);
+    ADD_FAILURE() << "reading a FIFO as the config blocked";
+  }
+  return loaded.get();
+}
+
+TEST(Config, AFifoOrADirectoryAsTheConfigIsRefusedAtOnce) {
+  char pattern[] = "/tmp/config-test.XXXXXX";
+  ASSERT_NE(mkdtemp(pattern), nullptr);
+  const std::string dir = pattern;
+  const std::string fifo = dir + "/agent.yaml";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const auto from_fifo = load_within_deadline(fifo, true);
+  ASSERT_EQ(from_fifo.issues.size(), 1u);
+  EXPECT_EQ(from_fifo.issues[0].message,
+            "cannot read the config file: " + fifo + " is a FIFO (named pipe), not a regular file");
+  // Not even the implicit default path passes a FIFO or a directory off as "no config".
+  EXPECT_EQ(load_within_deadline(fifo, false).issues.size(), 1u);
+  const auto from_directory = load_config(dir, false, {});
+  ASSERT_EQ(from_directory.issues.size(), 1u);
+  EXPECT_EQ(from_directory.issues[0].message,
+            "cannot read the config file: " + dir + " is a directory, not a regular file");
+  unlink(fifo.c_str());
+  rmdir(dir.c_str());
 }
 
 TEST(Config, ExampleIsValidAndMatchesTheCheckedInFile) {

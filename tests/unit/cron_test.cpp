@@ -278,6 +278,64 @@ TEST(CronNextFire, ImpossibleDateNeverFires) {
   EXPECT_FALSE(next_fire(cron("0 0 31 4,6,9,11 *"), vancouver(), utc(2026, 1, 1)).has_value());
 }
 
+TEST(CronNextFire, LeapDayAcrossTheSkippedLeapYearOf2100) {
+  // 2100 is not a leap year: eight years between leap days, beyond a short search horizon.
+  EXPECT_EQ(first_fire("0 0 29 2 *", utc_zone(), utc(2097, 1, 1)), "2104-02-29 00:00");
+}
+
+TEST(CronNextFire, LeapDayOnAGivenWeekdayIsFoundDecadesAhead) {
+  // '*/7' in the day-of-week field is Sunday (0 and 7) and, starting with '*', no restriction
+  // in the Vixie sense: February 29 must also be a Sunday. 2032, then 2060.
+  EXPECT_THAT(fires("0 0 29 2 */7", utc_zone(), utc(2026, 1, 1), 2),
+              ElementsAre("2032-02-29 00:00", "2060-02-29 00:00"));
+}
+
+// --- schedules that never fire -----------------------------------------------------------------
+
+TEST(CronNeverFires, DaysFebruaryNeverHas) {
+  EXPECT_EQ(
+      never_fires_reason(cron("0 0 31 2 *")),
+      "it never fires: FEB has no day 31; name a day that exists in that month (February has 29 days in "
+      "leap years), or use the day-of-week field");
+  EXPECT_THAT(never_fires_reason(cron("0 0 30 2 *")).value_or(""), HasSubstr("FEB has no day 30;"));
+  EXPECT_THAT(never_fires_reason(cron("0 0 30,31 FEB *")).value_or(""),
+              HasSubstr("FEB has no day 30 or 31;"));
+  EXPECT_THAT(never_fires_reason(cron("0 0 31 4,6,9,11 *")).value_or(""),
+              HasSubstr("none of APR, JUN, SEP or NOV has a day 31;"));
+  // Day-of-week starting with '*' is no restriction in the Vixie sense, so both must match.
+  EXPECT_TRUE(never_fires_reason(cron("0 0 31 2 */2")).has_value());
+  EXPECT_FALSE(ever_fires(cron("0 0 31 2 *")));
+}
+
+TEST(CronNeverFires, DatesThatExistFire) {
+  for (const char* expression :
+       {"0 0 29 2 *", "0 0 28-31 2 *", "0 0 31 * *", "0 0 31 2,3 *", "0 0 30 4 *", "@yearly", "@monthly",
+        "*/15 * * * *", "0 0 29 2 */7",
+        // Both day fields restricted: either matching is enough, so every Monday in February.
+        "0 0 31 2 MON"}) {
+    EXPECT_EQ(never_fires_reason(cron(expression)), std::nullopt) << expression;
+    EXPECT_TRUE(ever_fires(cron(expression))) << expression;
+  }
+}
+
+TEST(CronNeverFires, AgreesWithNextFire) {
+  // The quick calendar check and the 400-year search must say the same of every expression.
+  for (const char* expression :
+       {"0 0 31 2 *", "0 0 30 2 *", "0 0 29 2 *", "0 0 31 4,6,9,11 *", "0 0 31 4,6,9,11,12 *", "0 0 31 2 */2",
+        "0 0 31 2 MON", "0 0 */31 2 *", "0 0 30-31 2 */3", "0 0 29 2 */7", "0 0 1 1 *", "5 4 31 11 *"}) {
+    const auto schedule = cron(expression);
+    EXPECT_EQ(ever_fires(schedule), next_fire(schedule, utc_zone(), utc(2026, 1, 1)).has_value())
+        << expression;
+  }
+}
+
+TEST(CronNeverFires, SearchingFourHundredYearsForNothingIsQuick) {
+  const auto schedule = cron("0 0 31 2 *");
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_FALSE(next_fire(schedule, vancouver(), utc(2026, 1, 1)).has_value());
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(500));
+}
+
 // --- daylight saving: spring forward (02:00 PST -> 03:00 PDT, 10:00 UTC) ---------------------
 
 TEST(CronSpringForward, SkippedQuarterHoursCollapseIntoOneRun) {

@@ -1,0 +1,68 @@
+// Fuzz target: one request line on the control socket (parse_control_request), from whoever
+// can connect to it. Properties:
+//  - a refusal can be sent back: its message and hint make a JSON reply that serializes as the
+//    server writes it (invalid UTF-8 replaced, e.g. a quoted field name cut inside a character);
+//  - an accepted request, written the way the clients write it (control_request_json), reads
+//    back as the same request;
+//  - a dump request's port is within 1..65535, and the request then goes through
+//    build_dump_job, as the daemon does, without a crash.
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <variant>
+
+#include "config/config.hpp"
+#include "daemon/control_api.hpp"
+#include "fuzz_check.hpp"
+#include "pipelines/dump_job.hpp"
+
+namespace {
+
+void check_reply_serializes(const agent::Error& error) {
+  const nlohmann::json reply = {{"ok", false}, {"error", error.message}, {"hint", error.hint}};
+  try {
+    (void)reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  } catch (const nlohmann::json::exception& e) {
+    agent::fuzz::fail("a refusal cannot be sent as JSON", e.what());
+  }
+}
+
+const agent::AgentConfig& config() {
+  static const agent::AgentConfig loaded = [] {
+    auto load = agent::load_config_text("", "defaults", {});
+    load.config.restore.fsync = true;  // no look for libeatmydata on every input
+    return load.config;
+  }();
+  return loaded;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const auto request = agent::parse_control_request(agent::fuzz::as_text(data, size));
+  if (!request) {
+    agent::fuzz::check(!request.error().message.empty(), "a refusal without a message");
+    check_reply_serializes(request.error());
+    return 0;
+  }
+  const nlohmann::json sent = agent::control_request_json(*request);
+  std::string line;
+  try {
+    line = sent.dump();
+  } catch (const nlohmann::json::exception& e) {
+    agent::fuzz::fail("an accepted request cannot be written back", e.what());
+  }
+  const auto again = agent::parse_control_request(line);
+  agent::fuzz::check(again.ok(), "a request as the client writes it is refused", line);
+  agent::fuzz::check(agent::control_request_json(*again) == sent, "a request reads back as another one",
+                     line);
+
+  if (const auto* dump = std::get_if<agent::DumpCommand>(&*request)) {
+    if (dump->arguments.port)
+      agent::fuzz::check(*dump->arguments.port >= 1 && *dump->arguments.port <= 65535,
+                         "a dump request with a port outside 1..65535 was accepted", line);
+    const auto job = agent::build_dump_job(config(), dump->arguments);
+    if (!job) check_reply_serializes(job.error());
+  }
+  return 0;
+}

@@ -1,0 +1,41 @@
+// Fuzz target: `pgbackrest info --output=json` as the agent reads it (parse_info_json), then
+// what the agent does with the result: the readability verdict, the backup set for a target,
+// the oldest backup, and the arithmetic the metrics and the dump do on the epochs (a duration,
+// the recoverable window's start, microseconds for the manifest). pgBackRest's output is trusted
+// more than a client's, but a repository can hold anything, and a crash here takes down the
+// metrics and every dump.
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "fuzz_check.hpp"
+#include "pgbackrest/info.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const auto parsed = agent::parse_info_json(agent::fuzz::as_text(data, size));
+  if (!parsed) {
+    agent::fuzz::check(!parsed.error().message.empty(), "a refusal without a message");
+    return 0;
+  }
+  for (const auto& stanza : *parsed) {
+    const auto readable = agent::check_stanza_readable(stanza);
+    if (!readable) (void)readable.error().describe();
+    const auto* oldest = agent::oldest_backup(stanza);
+    if (oldest != nullptr) {
+      agent::fuzz::check(!oldest->error, "the oldest backup is one that failed");
+      (void)agent::format_iso_utc(agent::SysMicros{std::chrono::seconds{oldest->stop_epoch + 1}});
+    }
+    for (const auto& backup : stanza.backups) {
+      (void)static_cast<double>(backup.stop_epoch - backup.start_epoch);  // the metrics' duration
+      const agent::SysMicros stop{std::chrono::seconds{backup.stop_epoch}};
+      (void)agent::format_iso_utc(stop);
+      const auto* chosen = agent::backup_for_target(stanza, stop + std::chrono::seconds{1}, std::nullopt);
+      if (chosen != nullptr) agent::fuzz::check(!chosen->error, "a failed backup was chosen for a target");
+      if (!backup.error)
+        agent::fuzz::check(chosen != nullptr, "no set chosen for a target after a good backup's stop",
+                           backup.label);
+      (void)agent::backup_for_target(stanza, stop + std::chrono::seconds{1}, backup.label);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,75 @@
+// The control protocol's one JSON mapping: what clients send reads back unchanged, and
+// anything else is refused with the field named.
+#include "daemon/control_api.hpp"
+
+#include <gtest/gtest.h>
+
+namespace agent {
+namespace {
+
+std::string refusal(const std::string& line) {
+  auto parsed = parse_control_request(line);
+  EXPECT_FALSE(parsed.ok()) << line;
+  return parsed ? std::string() : parsed.error().message;
+}
+
+TEST(ControlApi, WhatClientsSendReadsBackUnchanged) {
+  DumpArguments a;
+  a.target = "2024-11-04 09:40:00-08:00";
+  a.database = "api";
+  a.output = "/pgdata/x.sql";
+  a.scratch = "/scratch";
+  a.port = 65535;
+  a.backup_set = "20241104-020000F";
+  a.overwrite = true;
+  for (const ControlRequest& request :
+       {ControlRequest(StatusCommand{}), ControlRequest(BackupCommand{BackupType::incr, true}),
+        ControlRequest(DumpCommand{a}),
+        ControlRequest(DumpCommand{DumpArguments{"t", {}, {}, {}, {}, {}, false}})}) {
+    const std::string line = control_request_json(request).dump();
+    auto parsed = parse_control_request(line);
+    ASSERT_TRUE(parsed.ok()) << line << ": " << parsed.error().message;
+    EXPECT_EQ(control_request_json(*parsed), control_request_json(request)) << line;
+  }
+}
+
+TEST(ControlApi, DefaultsOfABackup) {
+  auto parsed = parse_control_request(R"({"command":"backup"})");
+  ASSERT_TRUE(parsed.ok());
+  const auto& backup = std::get<BackupCommand>(*parsed);
+  EXPECT_EQ(backup.type, BackupType::full);
+  EXPECT_FALSE(backup.wait);
+}
+
+TEST(ControlApi, EachRefusalNamesItsField) {
+  EXPECT_NE(refusal(R"({"command":"backup","wait":"yes"})").find("\"wait\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"backup","type":"--repo1-path=/x"})").find("\"type\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"dump","target":"t","port":4294972296})").find("\"port\""),
+            std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"dump","target":"t","port":0})").find("\"port\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"dump","target":"t","port":5533.5})").find("\"port\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"dump","target":["t"]})").find("\"target\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"dump"})").find("\"target\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"dump","target":"t","database":null})").find("\"database\""),
+            std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"status","verbose":true})").find("\"verbose\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"reboot"})").find("reboot"), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":7})").find("\"command\""), std::string::npos);
+  EXPECT_NE(refusal("[1,2]").find("object"), std::string::npos);
+  EXPECT_NE(refusal("{").find("not JSON"), std::string::npos);
+  EXPECT_NE(refusal(std::string(kControlMaxRequestBytes + 1, ' ')).find("longer"), std::string::npos);
+  const std::string long_field =
+      R"({"command":"dump","target":")" + std::string(kControlMaxFieldBytes + 1, 'x') + "\"}";
+  EXPECT_NE(refusal(long_field).find("longer"), std::string::npos);
+  EXPECT_NE(refusal(std::string(R"({"command":"dump","target":"a\u0000b"})")).find("NUL"), std::string::npos);
+}
+
+TEST(ControlApi, RefusalsAreUsageErrors) {
+  auto parsed = parse_control_request(R"({"command":"backup","wait":1})");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.error().kind, ErrorKind::usage);
+  EXPECT_FALSE(parsed.error().hint.empty());
+}
+
+}  // namespace
+}  // namespace agent
