@@ -12,7 +12,7 @@
 #   1. a throwaway PostgreSQL 15 cluster: initdb, pgBackRest repo in /pgdata/repo, stanza,
 #      archive_command, tablespace ts1, a full backup, events ids 1..100 'before', a recorded
 #      TARGET, ids 101..200 'after', an incremental backup (as tests/support/make-cluster.sh);
-#   2. `agent run` with http.listen 127.0.0.1:9451 and control.socket /tmp/agent.sock;
+#   2. `agent run` with http.listen 127.0.0.1:9451 and its control socket in state_dir;
 #      /healthz, /readyz and /metrics must answer from inside the container;
 #   3. `agent dump --target TARGET --database api` (through the running agent's control socket)
 #      must hold ids 1..100 and none of 101..200 (tests/support/check-dump.sh).
@@ -244,8 +244,6 @@ dump:
   output: ${D}/restore.sql
 manual:
   annotations_file: ""
-control:
-  socket: /tmp/agent.sock
 http:
   listen: 127.0.0.1:9451
 metrics:
@@ -300,7 +298,7 @@ grep -Eq '^agent_repository_backups\{[^}]*type="full"[^}]*\} 1$' <<<"${metrics}"
 grep -Eq '^agent_repository_backups\{[^}]*type="incr"[^}]*\} 1$' <<<"${metrics}" \
     || die "/metrics does not count 1 incremental backup"
 log "/metrics: $(grep -c '^agent_' <<<"${metrics}") agent_ samples, 1 full + 1 incr backup"
-in_ctr agent status >&2 || die "agent status failed"
+in_ctr agent status --config /pgdata/agent.yaml >&2 || die "agent status failed"
 
 # --- agent dump ---------------------------------------------------------------------------------
 step "agent-dump"

@@ -147,7 +147,7 @@ build_agent() {
     fi
     log "configuring (build/)"
     cmake -S "${AGENT_REPO_ROOT}" -B "${AGENT_REPO_ROOT}/build" \
-        -DCMAKE_BUILD_TYPE=RelWithDebInfo "${generator[@]}" \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAGENT_WARNINGS_AS_ERRORS=ON "${generator[@]}" \
         || die "cmake configure failed"
     log "building ${1:-everything} with ${jobs} jobs"
     cmake --build "${AGENT_REPO_ROOT}/build" -j "${jobs}" ${1:+--target "$1"} || die "build failed"
