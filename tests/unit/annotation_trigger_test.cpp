@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
 #include <spdlog/sinks/base_sink.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <atomic>
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
@@ -116,18 +118,27 @@ class AnnotationTriggerTest : public ::testing::Test {
   // loop (an open of a FIFO without O_NONBLOCK waits for a writer forever) fails the test
   // after 5 s instead of hanging it: the FIFO's write end is then opened, which releases it.
   // Returns the heartbeats counted.
-  int run_loop_for(std::chrono::milliseconds duration) {
-    int beats = 0;
-    boost::asio::steady_timer heartbeat(io_);
-    std::function<void()> beat = [&] {
-      heartbeat.expires_after(5ms);
-      heartbeat.async_wait([&](const boost::system::error_code& ec) {
-        if (ec) return;
-        ++beats;
-        beat();
+  // A timer that beats every 5 ms while the loop runs. It lives on the heap, owned by its own
+  // pending handler: a beat that has already expired when run_for stops runs on a later run,
+  // and must then find the heartbeat alive and stopped, not a dead stack frame.
+  struct Heartbeat : std::enable_shared_from_this<Heartbeat> {
+    explicit Heartbeat(boost::asio::io_context& io) : timer(io) {}
+    void arm() {
+      timer.expires_after(5ms);
+      timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (ec || self->stopped) return;
+        ++self->beats;
+        self->arm();
       });
-    };
-    beat();
+    }
+    boost::asio::steady_timer timer;
+    std::atomic<int> beats{0};
+    std::atomic<bool> stopped{false};
+  };
+
+  int run_loop_for(std::chrono::milliseconds duration) {
+    auto heartbeat = std::make_shared<Heartbeat>(io_);
+    heartbeat->arm();
     io_.restart();
     auto ran = std::async(std::launch::async, [&] { io_.run_for(duration); });
     if (ran.wait_for(duration + 5s) == std::future_status::timeout) {
@@ -137,11 +148,12 @@ class AnnotationTriggerTest : public ::testing::Test {
       ADD_FAILURE() << "the event loop was blocked for 5 s";
     }
     ran.get();
-    // Its handler runs (aborted) on a later run; nothing more runs here, on the test's thread,
+    // Its handler runs (stopped) on a later run; nothing more runs here, on the test's thread,
     // where a blocking read would hang the test.
-    heartbeat.cancel();
+    heartbeat->stopped = true;
+    heartbeat->timer.cancel();
     io_.restart();
-    return beats;
+    return heartbeat->beats;
   }
 
   // Runs the loop (as run_loop_for) in short slices until `done` holds, for at most 5 s.
