@@ -32,8 +32,10 @@ struct AgentConfig {
     std::string scratch;
     int port = 0;
     int wait_timeout_seconds = 0;
+    int restore_timeout_seconds = 0;  // pgbackrest restore without progress for this long is ended
     std::string shared_buffers;
-    bool fsync = false;  // false: the restore's fsync calls are skipped (libeatmydata)
+    bool fsync = false;        // false: the restore's fsync calls are skipped (libeatmydata)
+    std::string keep_scratch;  // "auto", "always" or "never": the copy kept for the next --delta
   } restore;
   struct {
     std::string database;
@@ -41,7 +43,13 @@ struct AgentConfig {
     std::string checksum;  // "xxh128", "sha256" or "none"
     int connections = 0;   // 1: one pg_dump, as the runbook
     int split_table_mb = 0;
+    int lock_timeout_seconds = 0;  // every session on the copy, pg_dump's too; 0: none
   } dump;
+  struct {
+    int reserve_percent = 0;  // of a live filesystem's size, kept free for the live cluster
+    int reserve_mb = 0;       // at least this much; the larger of the two applies
+    std::string live_paths;   // more paths of the live cluster, comma-separated (e.g. the spool)
+  } disk;
   struct {
     std::string timezone;
     std::string full;  // cron expressions; empty: not scheduled

@@ -1,5 +1,6 @@
 #include "config/options.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include <date/tz.h>
@@ -33,6 +34,18 @@ std::optional<std::string> validate_cron(const std::string& text) {
   if (!parsed) return parsed.error().message;
   // A schedule that never fires would leave its backups silently undone.
   if (auto never = never_fires_reason(*parsed)) return "cron expression '" + text + "': " + *never;
+  return std::nullopt;
+}
+
+std::optional<std::string> validate_live_paths(const std::string& text) {
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = std::min(text.find(',', start), text.size());
+    const std::string path = text.substr(start, comma - start);
+    if (path.empty() || path.front() != '/')
+      return "'" + path + "' in '" + text + "' is not an absolute path (list them separated by commas)";
+    start = comma + 1;
+  }
   return std::nullopt;
 }
 
@@ -101,6 +114,11 @@ const std::vector<OptionSpec> kOptions = {
   {"restore.wait_timeout_seconds", OptionType::integer, "300",
    "Give up waiting for recovery after this long without replay progress.", 5, 86400, {},
    [](AgentConfig& c, const OptionValue& v) { c.restore.wait_timeout_seconds = static_cast<int>(v.integer); }},
+  {"restore.restore_timeout_seconds", OptionType::integer, "300",
+   "End `pgbackrest restore` after this long without progress (no line of output, no byte read "
+   "or written by it or its processes), e.g. when the repository stops answering.",
+   5, 86400, {},
+   [](AgentConfig& c, const OptionValue& v) { c.restore.restore_timeout_seconds = static_cast<int>(v.integer); }},
   {"restore.shared_buffers", OptionType::string, "128MB",
    "shared_buffers of the temporary server (the live value may not fit the sidecar).", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.restore.shared_buffers = v.text; }},
@@ -110,6 +128,14 @@ const std::vector<OptionSpec> kOptions = {
    "crash only means dumping again. on: the restore waits for the disk after every file.",
    0, 0, {"off", "on"},
    [](AgentConfig& c, const OptionValue& v) { c.restore.fsync = v.text == "on"; }},
+  {"restore.keep_scratch", OptionType::choice, "auto",
+   "Whether the restored copy stays in the scratch directory after the dump, so that the next "
+   "dump restores with --delta and copies only what changed. auto: only when the scratch "
+   "directory is on a filesystem the live cluster does not use (a volume of its own); on the "
+   "live volume the copy, as large as the database, is removed. always: keep it (not after "
+   "free space there fell below the disk reserve). never: remove it.",
+   0, 0, {"auto", "always", "never"},
+   [](AgentConfig& c, const OptionValue& v) { c.restore.keep_scratch = v.text; }},
 
   {"dump.database", OptionType::string, "postgres",
    "Database to dump.", 0, 0, {},
@@ -136,6 +162,30 @@ const std::vector<OptionSpec> kOptions = {
    "of smaller tables come from pg_dump itself. 0: every table.",
    0, 1048576, {},
    [](AgentConfig& c, const OptionValue& v) { c.dump.split_table_mb = static_cast<int>(v.integer); }},
+  {"dump.lock_timeout_seconds", OptionType::integer, "30",
+   "Every session on the paused copy (pg_dump's too) gives up on a lock it has waited this long "
+   "for: on a copy paused for good, only recovery can hold one, and it never lets go. 0: wait.",
+   0, 86400, {},
+   [](AgentConfig& c, const OptionValue& v) { c.dump.lock_timeout_seconds = static_cast<int>(v.integer); }},
+
+  {"disk.reserve_percent", OptionType::integer, "10",
+   "Free space `agent dump` leaves on every filesystem it writes to that the live cluster also "
+   "uses (data directory, WAL, tablespaces, disk.live_paths), as a share of its size: the dump "
+   "is refused when its estimate would cut into it, and stopped (copy and partial dump "
+   "removed) when free space falls below it while it runs. The larger of this and "
+   "disk.reserve_mb applies. 10% is where the kubelet starts evicting pods (nodefs.available).",
+   0, 90, {},
+   [](AgentConfig& c, const OptionValue& v) { c.disk.reserve_percent = static_cast<int>(v.integer); }},
+  {"disk.reserve_mb", OptionType::integer, "1024",
+   "The reserve in MiB at least, for small volumes: a live server needs room for WAL between "
+   "checkpoints (max_wal_size is 1 GB by default), temporary files and growth.",
+   0, 16777216, {},
+   [](AgentConfig& c, const OptionValue& v) { c.disk.reserve_mb = static_cast<int>(v.integer); }},
+  {"disk.live_paths", OptionType::string, "",
+   "More directories of the live cluster, comma-separated, whose filesystems keep the reserve, "
+   "e.g. pgBackRest's spool-path or a log directory outside the data directory. The data "
+   "directory, its WAL directory and its tablespaces are found from postgres.data.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.disk.live_paths = v.text; }, true, validate_live_paths},
 
   {"schedules.timezone", OptionType::string, "UTC",
    "IANA time zone the schedules are read in, e.g. America/Vancouver.", 0, 0, {},

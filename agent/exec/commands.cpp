@@ -47,8 +47,49 @@ std::vector<std::string> pgbackrest_restore_argv(const PgBackRestTarget& target,
                               "--process-max=" + std::to_string(request.process_max),
                           });
   if (request.backup_set) argv.push_back("--set=" + *request.backup_set);
+  // The restore's own lock and log files stay in the scratch directory. (Not --spool-path:
+  // pgBackRest would copy it into the restore_command it writes, and archive-get refuses it
+  // when archive-async is off.)
+  if (!request.lock_dir.empty()) argv.push_back("--lock-path=" + request.lock_dir);
+  if (!request.log_dir.empty()) argv.push_back("--log-path=" + request.log_dir);
   argv.push_back("restore");
   return argv;
+}
+
+namespace {
+// One word for /bin/sh, and for PostgreSQL's expansion of restore_command (%f, %p, %%).
+std::string shell_word(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else if (c == '%') {
+      out += "%%";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+}  // namespace
+
+std::vector<std::string> scratch_archive_get_argv(const PgBackRestTarget& target,
+                                                  const ScratchArchiveGet& paths, const std::string& segment,
+                                                  const std::string& destination) {
+  std::vector<std::string> argv = pgbackrest_common(target);
+  argv.insert(argv.end(), {"--pg1-path=" + paths.data_dir, "--archive-async=n",
+                           "--lock-path=" + paths.lock_dir, "--log-path=" + paths.log_dir,
+                           // Its reasons go to stderr, which is the server's log the agent reads.
+                           "--log-level-console=off", "--log-level-stderr=warn", "archive-get"});
+  if (!segment.empty()) argv.insert(argv.end(), {segment, destination});
+  return argv;
+}
+
+std::string scratch_restore_command(const PgBackRestTarget& target, const ScratchArchiveGet& paths) {
+  const auto argv = scratch_archive_get_argv(target, paths, "", "");
+  std::string command;
+  for (const auto& word : argv) command += (command.empty() ? "" : " ") + shell_word(word);
+  return command + " %f \"%p\"";
 }
 
 bool is_backup_label(const std::string& text) {
@@ -108,11 +149,23 @@ std::vector<std::string> scratch_postgres_argv(const ScratchServerSettings& s) {
       {"full_page_writes", "off"},
       {"synchronous_commit", "off"},
       {"statement_timeout", "0"},
-      {"lock_timeout", "0"},
+      // Recovery may hold a lock that is never released while the copy is paused: a session
+      // waiting for it gives up instead of waiting forever.
+      {"lock_timeout", s.lock_timeout_seconds > 0 ? std::to_string(s.lock_timeout_seconds) + "s" : "0"},
       {"idle_in_transaction_session_timeout", "0"},
       {"jit", "off"},
   };
   for (const auto& [name, value] : settings) {
+    auto pair = set(name, value);
+    argv.insert(argv.end(), pair.begin(), pair.end());
+  }
+  std::vector<std::pair<std::string, std::string>> recovery;
+  if (!s.restore_command.empty()) recovery.emplace_back("restore_command", s.restore_command);
+  if (!s.recovery_target_lsn.empty())
+    recovery.insert(recovery.end(), {{"recovery_target_time", ""},
+                                     {"recovery_target_lsn", s.recovery_target_lsn},
+                                     {"recovery_target_inclusive", "on"}});
+  for (const auto& [name, value] : recovery) {
     auto pair = set(name, value);
     argv.insert(argv.end(), pair.begin(), pair.end());
   }
@@ -143,11 +196,34 @@ std::string conninfo(const std::string& host, int port, const std::string& user,
 std::vector<std::string> pg_dump_argv(const DumpRequest& r) {
   std::vector<std::string> argv = {r.bindir + "/pg_dump",
                                    "--dbname=" + conninfo(r.host, r.port, r.user, r.database)};
+  if (!r.schema_archive.empty()) {
+    // pg_restore --create decides about CREATE DATABASE; the key goes to pg_restore too.
+    argv.insert(argv.end(), {"--format=custom", "--compress=0", "--no-password", "--section=pre-data",
+                             "--section=post-data", "--file=" + r.schema_archive});
+    if (r.lock_wait_timeout_seconds > 0)
+      argv.push_back("--lock-wait-timeout=" + std::to_string(r.lock_wait_timeout_seconds) + "s");
+    return argv;
+  }
   if (r.section.empty() || r.section == "pre-data") argv.emplace_back("--create");
   argv.insert(argv.end(), {"--format=plain", "--no-password"});
   if (!r.section.empty()) argv.push_back("--section=" + r.section);
   for (const auto& pattern : r.exclude_table_data) argv.push_back("--exclude-table-data=" + pattern);
   if (!r.restrict_key.empty()) argv.push_back("--restrict-key=" + r.restrict_key);
+  if (r.lock_wait_timeout_seconds > 0)
+    argv.push_back("--lock-wait-timeout=" + std::to_string(r.lock_wait_timeout_seconds) + "s");
+  return argv;
+}
+
+std::vector<std::string> pg_restore_argv(const PgRestoreRequest& r) {
+  std::vector<std::string> argv = {r.bindir + "/pg_restore"};
+  if (r.list) argv.emplace_back("--list");
+  if (r.create) argv.emplace_back("--create");
+  if (!r.section.empty()) argv.push_back("--section=" + r.section);
+  if (r.no_privileges) argv.emplace_back("--no-privileges");
+  if (!r.use_list.empty()) argv.push_back("--use-list=" + r.use_list);
+  if (!r.list && !r.restrict_key.empty()) argv.push_back("--restrict-key=" + r.restrict_key);
+  if (!r.list) argv.emplace_back("--file=-");  // pg_restore wants a target: standard output
+  argv.push_back(r.archive);
   return argv;
 }
 

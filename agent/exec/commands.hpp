@@ -26,6 +26,10 @@ struct RestoreRequest {
   std::string tablespace_dir;  // --tablespace-map-all
   int process_max = 1;
   std::optional<std::string> backup_set;  // --set, validated by is_backup_label
+  // pgBackRest's own lock and log files for the restore, under the scratch directory (--lock-path,
+  // --log-path); empty: not passed.
+  std::string lock_dir{};
+  std::string log_dir{};
 };
 
 std::vector<std::string> pgbackrest_restore_argv(const PgBackRestTarget& target,
@@ -33,6 +37,22 @@ std::vector<std::string> pgbackrest_restore_argv(const PgBackRestTarget& target,
 
 // A backup label as pgBackRest writes it: 20241104-020000F, 20241104-020000F_20241104-091500I.
 bool is_backup_label(const std::string& text);
+
+// The copy's restore_command: `pgbackrest archive-get` with the live config, but with its own
+// lock and log paths under the scratch directory and asynchronous archiving off, so that it
+// writes nothing to the live spool, lock or log paths and leaves no process behind (an
+// asynchronous archive-get detaches a process that goes on fetching WAL). A shell command line
+// (PostgreSQL runs it through /bin/sh): every word is quoted, every % doubled.
+struct ScratchArchiveGet {
+  std::string data_dir;  // --pg1-path: the copy
+  std::string lock_dir;
+  std::string log_dir;
+};
+std::string scratch_restore_command(const PgBackRestTarget& target, const ScratchArchiveGet& paths);
+// The same archive-get, run by the agent: WAL segment `segment` into `destination`.
+std::vector<std::string> scratch_archive_get_argv(const PgBackRestTarget& target,
+                                                  const ScratchArchiveGet& paths, const std::string& segment,
+                                                  const std::string& destination);
 
 // The temporary server started on a restored copy: private socket, no TCP, no archiving,
 // nothing from the live pod's configuration that could reach outside the scratch directory.
@@ -42,6 +62,10 @@ struct ScratchServerSettings {
   std::string socket_dir;  // also holds the server's own pg_hba.conf and pg_ident.conf
   int port = 0;
   std::string shared_buffers;
+  std::string restore_command{};  // scratch_restore_command(); empty: the restored copy's own
+  int lock_timeout_seconds = 0;   // for every session on the copy; 0: none
+  // Set: recover to this WAL location (inclusive) instead of the restored time target.
+  std::string recovery_target_lsn{};
 };
 
 std::vector<std::string> scratch_postgres_argv(const ScratchServerSettings& settings);
@@ -65,8 +89,28 @@ struct DumpRequest {
   std::vector<std::string> exclude_table_data;
   // --restrict-key, so that the pieces of one dump share one key; empty: pg_dump picks one.
   std::string restrict_key;
+  // --lock-wait-timeout: pg_dump gives up on a table lock it cannot get (pg_dump turns the
+  // session's lock_timeout off); 0: it waits.
+  int lock_wait_timeout_seconds = 0;
+  // Non-empty: instead of plain SQL on standard output, the schema (pre-data and post-data)
+  // as an uncompressed custom-format archive in this file, for pg_restore to write in pieces.
+  std::string schema_archive{};
 };
 
 std::vector<std::string> pg_dump_argv(const DumpRequest& request);
+
+// pg_restore of a schema archive: plain SQL (or its list of entries) on standard output.
+struct PgRestoreRequest {
+  std::string bindir;
+  std::string archive;
+  bool list = false;           // --list: the entries, one a line
+  bool create = false;         // --create: CREATE DATABASE and \connect before the entries
+  std::string section;         // --section; empty: all
+  bool no_privileges = false;  // --no-privileges
+  std::string use_list;        // --use-list: only the entries this file lists
+  std::string restrict_key;    // --restrict-key, shared with the dump's other pieces
+};
+
+std::vector<std::string> pg_restore_argv(const PgRestoreRequest& request);
 
 }  // namespace agent

@@ -75,6 +75,14 @@ Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
             record.repo_bytes = whole_number_or(b["info"]["repository"], "size", std::uint64_t{0});
         }
         record.error = b.value("error", false);
+        if (b.contains("archive") && b["archive"].is_object()) {
+          const auto& archive = b["archive"];
+          auto& range = stanza.backup_wal[record.label];
+          if (archive.contains("start") && archive["start"].is_string())
+            range.start = archive["start"].get<std::string>();
+          if (archive.contains("stop") && archive["stop"].is_string())
+            range.stop = archive["stop"].get<std::string>();
+        }
         stanza.backups.push_back(std::move(record));
       }
       for (const auto& repo : entry.value("repo", nlohmann::json::array())) {

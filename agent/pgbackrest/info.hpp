@@ -1,6 +1,7 @@
 #pragma once
 // What `pgbackrest info --output=json` says about a stanza, as typed values.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,12 @@ struct BackupRecord {
   bool error = false;
 };
 
+// A backup's archive.start and archive.stop: the first and last WAL segment it needs.
+struct BackupWalRange {
+  std::string start;
+  std::string stop;
+};
+
 struct StanzaInfo {
   std::string name;
   int status_code = 0;  // 0 ok, 1 missing stanza path, 2 no valid backups, 3 missing data, 99 other
@@ -28,7 +35,8 @@ struct StanzaInfo {
   std::vector<BackupRecord> backups;  // oldest first, as pgBackRest lists them
   std::string archive_min;
   std::string archive_max;
-  std::vector<std::string> repo_problems;  // per-repository status messages that are not "ok"
+  std::vector<std::string> repo_problems;            // per-repository status messages that are not "ok"
+  std::map<std::string, BackupWalRange> backup_wal;  // by backup label
 };
 
 // pgBackRest reports an unreadable repository inside its JSON and still exits 0: this turns

@@ -2,14 +2,19 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/files.hpp"
 #include "core/log.hpp"
@@ -18,8 +23,10 @@
 #include "exec/no_sync.hpp"
 #include "pg/replay_wait.hpp"
 #include "pgbackrest/info.hpp"
+#include "pipelines/disk_watch.hpp"
 #include "pipelines/dump_preflight.hpp"
 #include "pipelines/parallel_copy.hpp"
+#include "pipelines/recovery_locks.hpp"
 #include "pipelines/scratch_server.hpp"
 #include "pipelines/split_tables.hpp"
 #include "pipelines/stream_copy.hpp"
@@ -44,6 +51,14 @@ struct DumpContext {
   std::vector<std::string> split_tables;  // copied by the agent over several connections
   DumpSummary summary;
   std::vector<StepTiming> timings;
+  DiskWatch* disk_watch = nullptr;  // the live volume's watchdog
+  // Set when no commit follows the last one before the target in the archived WAL, which
+  // reaches past the target: the copy was recovered to the end of that WAL instead.
+  struct {
+    bool used = false;
+    std::string end_lsn;
+    SysMicros checkpoint{};  // a checkpoint in that WAL that began after the target
+  } end_of_wal;
 
   PgBackRestTarget pgbackrest() const {
     return PgBackRestTarget{job.config.pgbackrest.bin, job.config.pgbackrest.config, job.config.stanza,
@@ -51,6 +66,10 @@ struct DumpContext {
   }
   std::string scratch_conninfo(const std::string& database) const {
     return conninfo(layout.run, job.port, job.config.postgres.user, database);
+  }
+  // The copy's pgBackRest archive-get: its own lock and log paths, no asynchronous archiving.
+  ScratchArchiveGet archive_get() const {
+    return ScratchArchiveGet{layout.data, layout.pgbackrest_lock, layout.pgbackrest_log};
   }
 };
 
@@ -83,10 +102,35 @@ Error combine(const std::vector<Error>& errors) {
   return make_error(errors.front().kind, message, "fix each problem above; nothing was written");
 }
 
+std::string trimmed_line(std::string_view text) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\r')) text.remove_suffix(1);
+  return std::string(text);
+}
+
+// pgBackRest's reason: its last ERROR line, with the indented lines that continue it (where it
+// names the file and the system error).
+std::string pgbackrest_reason(const ProcessResult& result) {
+  const auto& lines = result.last_lines;
+  for (std::size_t i = lines.size(); i-- > 0;) {
+    if (lines[i].find("ERROR:") == std::string::npos) continue;
+    std::string reason = trimmed_line(lines[i]);
+    for (std::size_t j = i + 1;
+         j < lines.size() && !lines[j].empty() && (lines[j].front() == ' ' || lines[j].front() == '\t'); ++j)
+      reason += " " + trimmed_line(lines[j]);
+    return reason;
+  }
+  return "";
+}
+
 Error tool_failure(const std::string& what, const ProcessResult& result) {
-  const std::string excerpt = result.error_excerpt();
+  const bool pgbackrest = what.rfind("pgbackrest", 0) == 0;
+  std::string excerpt = pgbackrest ? pgbackrest_reason(result) : "";
+  if (excerpt.empty()) excerpt = result.error_excerpt();
   ErrorKind kind = ErrorKind::external_tool;
   std::string hint = "read the " + what + " lines above in the log";
+  std::string cause;
+  const auto classified = classify_failure(excerpt);
   // pgBackRest's exit code is its error code.
   if (what == "pgbackrest restore" && result.exit_code == 75) {
     kind = ErrorKind::target_window;
@@ -94,14 +138,100 @@ Error tool_failure(const std::string& what, const ProcessResult& result) {
   } else if (what == "pgbackrest restore" && result.exit_code == 38) {
     kind = ErrorKind::environment;
     hint = "a server is running on the scratch directory; stop it first";
+  } else if (classified == FailureCause::out_of_space) {
+    kind = ErrorKind::environment;
+    cause = "the disk is full";
+    hint = "free space where " + what +
+           " writes (the scratch directory, or the output's), or choose a larger volume";
+  } else if (pgbackrest && classified == FailureCause::archive_unreadable) {
+    cause = "the repository cannot be read";
+    hint =
+        "check that this user can read the repository (pgbackrest info, pgbackrest check), then run the dump "
+        "again";
+  } else if (pgbackrest && classified == FailureCause::repository_unreachable) {
+    cause = "the repository cannot be reached";
+    hint = "check the repository host or bucket and the network (pgbackrest info), then run the dump again";
   }
-  return make_error(kind, what + " " + result.describe() + (excerpt.empty() ? "" : ": " + excerpt), hint);
+  const std::string head = cause.empty() ? what + " " + result.describe()
+                                         : what + " failed: " + cause + " (it " + result.describe() + ")";
+  return make_error(kind, head + (excerpt.empty() ? "" : ": " + excerpt), hint);
+}
+
+// --- the live volume: its reserve watched while the job runs; the copy kept or removed -----
+void watch_live_filesystems(DumpContext& c) {
+  auto watched = filesystems_to_watch(c.facts, c.job);
+  for (const auto& filesystem : watched)
+    c.logger->info("keeping {} free on {} ({}); the dump stops if free space falls below it",
+                   human_bytes(filesystem.reserve_bytes), filesystem.path, filesystem.description);
+  if (c.disk_watch != nullptr) c.disk_watch->watch(std::move(watched));
+}
+
+// The scratch directory may be the root of a volume of its own mounted there (README: Deploy),
+// which belongs to root and which the pod's group may write: used as it is, since only its
+// owner may set its mode. The copy, its socket and the logs are in directories of mode 0700.
+Status ensure_scratch_root(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid != geteuid() &&
+      access(path.c_str(), W_OK | X_OK) == 0)
+    return {};
+  return ensure_private_directory(path);
+}
+
+// The restore step's teardown (after the server is stopped): keeps the restored copy for the
+// next --delta restore, or removes it (restore.keep_scratch).
+void keep_or_remove_copy(DumpContext& c) {
+  if (c.layout.data.empty()) return;
+  bool scratch_below_reserve = false;
+  const auto trip = c.disk_watch != nullptr ? c.disk_watch->tripped() : std::nullopt;
+  if (trip && c.facts.disk.scratch >= 0)
+    scratch_below_reserve = trip->filesystem.device ==
+                            c.facts.disk.filesystems[static_cast<std::size_t>(c.facts.disk.scratch)].device;
+  const auto decision =
+      decide_scratch_keeping(c.facts, c.job.config.restore.keep_scratch, scratch_below_reserve);
+  if (decision.keep) {
+    c.logger->info("the restored copy stays in {} for the next restore with --delta ({})", c.layout.root,
+                   decision.reason);
+    return;
+  }
+  std::error_code ec;
+  for (const auto& dir : {c.layout.data, c.layout.tablespaces}) {
+    std::filesystem::remove_all(dir, ec);
+    if (ec) c.logger->warn("could not remove {}: {}", dir, ec.message());
+  }
+  c.logger->info("removed the restored copy from {}: {}", c.layout.root, decision.reason);
 }
 
 // --- check -------------------------------------------------------------------------------
+// postgres.user must be a role of the cluster that may log in: asked of the live server when
+// it answers, rather than found after the restore. Any other failure to connect says nothing
+// about the role (the live server may be down, or want a password the copy does not), so it
+// is only logged.
+Status check_live_role(DumpContext& c) {
+  const auto& pg = c.job.config.postgres;
+  auto session =
+      c.services.connector.connect(conninfo(pg.host, pg.port, pg.user, "postgres") + " connect_timeout=5");
+  if (session) {
+    c.logger->debug("postgres.user '{}' can log in to the live server", pg.user);
+    return {};
+  }
+  const std::string& message = session.error().message;
+  const bool about_the_role = (message.find("role \"") != std::string::npos &&
+                               message.find("\" does not exist") != std::string::npos) ||
+                              message.find("is not permitted to log in") != std::string::npos;
+  if (about_the_role)
+    if (auto fatal =
+            fatal_connection_error(message, ConnectionSubject{pg.user, "postgres", "", "the live server"}))
+      return *fatal;
+  c.logger->info(
+      "could not ask the live server whether postgres.user '{}' may log in ({}); the copy will tell", pg.user,
+      message);
+  return {};
+}
+
 Status check(DumpContext& c) {
   c.facts = gather_local_facts(c.job);
   if (auto errors = check_local_facts(c.facts, c.job); !errors.empty()) return combine(errors);
+  if (auto s = check_live_role(c); !s) return s;
 
   ProcessSpec spec;
   spec.argv = pgbackrest_info_argv(c.pgbackrest());
@@ -122,6 +252,7 @@ Status check(DumpContext& c) {
   auto backup = check_against_repository(*found, c.job, c.facts, c.services.clock.now());
   if (!backup) return backup.error();
   c.backup = *backup;
+  watch_live_filesystems(c);
   c.logger->info("target {} ({}) will be restored from backup set {} ({}, finished {})",
                  format_iso_utc(c.job.target.instant), c.job.target.as_typed, c.backup.label, c.backup.type,
                  format_iso_utc(SysMicros{std::chrono::seconds{c.backup.stop_epoch}}));
@@ -131,8 +262,11 @@ Status check(DumpContext& c) {
 // --- prepare: the scratch layout, its marker and its lock ----------------------------------
 Status prepare(DumpContext& c) {
   c.layout = ScratchLayout::under(c.facts.scratch);
-  for (const auto& dir : {c.layout.root, c.layout.data, c.layout.run, c.layout.tablespaces})
-    if (auto s = ensure_private_directory(dir); !s) return s;
+  for (const auto& dir :
+       {c.layout.root, c.layout.data, c.layout.run, c.layout.tablespaces, c.layout.pgbackrest,
+        c.layout.pgbackrest_lock, c.layout.pgbackrest_log, c.layout.wal_scan})
+    if (auto s = dir == c.layout.root ? ensure_scratch_root(dir) : ensure_private_directory(dir); !s)
+      return s;
   if (auto s = write_file_atomically(c.layout.marker, "created by agent for point-in-time copies\n"); !s)
     return s;
   c.lock_fd = open(c.layout.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -154,6 +288,73 @@ void release_lock(DumpContext& c) {
 }
 
 // --- restore -------------------------------------------------------------------------------
+// Bytes read and written so far by the processes of process group `group` (a restore and its
+// worker processes), from /proc/PID/io: what a restore does between two lines of output, when
+// it copies a large file.
+std::uint64_t group_io_bytes(pid_t group) {
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat_file(it->path() / "stat");
+    std::string stat;
+    std::getline(stat_file, stat);
+    const auto close_paren = stat.rfind(')');
+    if (close_paren == std::string::npos) continue;
+    std::istringstream fields(stat.substr(close_paren + 2));
+    std::string state;
+    long parent = 0, process_group = 0;
+    if (!(fields >> state >> parent >> process_group) || process_group != group) continue;
+    std::ifstream io(it->path() / "io");
+    std::string key;
+    std::uint64_t value = 0;
+    while (io >> key >> value)
+      if (key == "rchar:" || key == "wchar:") total += value;
+  }
+  return total;
+}
+
+// Runs `pgbackrest restore` and ends it when it has made no progress for
+// restore.restore_timeout_seconds: no line of output (there is one per file restored or
+// checked) and no byte read or written by it or its worker processes. A repository that stops
+// answering otherwise leaves it waiting, silently.
+Result<ProcessResult> run_restore(DumpContext& c, ProcessSpec spec, bool& stalled) {
+  using Steady = std::chrono::steady_clock;
+  auto last_line = std::make_shared<std::atomic<Steady::rep>>(Steady::now().time_since_epoch().count());
+  spec.on_line = [last_line, forward = spec.on_line](std::string_view line) {
+    last_line->store(Steady::now().time_since_epoch().count());
+    if (forward) forward(line);
+  };
+  auto started = c.services.runner.start(spec);
+  if (!started) return started.error();
+  auto& process = *started.value();
+  const std::chrono::seconds limit{c.job.config.restore.restore_timeout_seconds};
+  auto last_io = group_io_bytes(process.pid());
+  auto last_progress = Steady::now();
+  for (;;) {
+    if (auto result = process.wait(c.services.cancel, std::chrono::seconds(1))) return *result;
+    if (c.services.cancel.cancelled()) {
+      auto result = process.stop(SIGTERM, spec.kill_grace);
+      result.cancelled = true;
+      return result;
+    }
+    const auto now = Steady::now();
+    if (const auto io = group_io_bytes(process.pid()); io != last_io) {
+      last_io = io;
+      last_progress = now;
+    }
+    last_progress = std::max(last_progress, Steady::time_point(Steady::duration(last_line->load())));
+    if (now - last_progress >= limit) {
+      stalled = true;
+      process.signal_group(SIGCONT);  // a stopped process could not even end
+      auto result = process.stop(SIGTERM, spec.kill_grace);
+      result.timed_out = true;
+      return result;
+    }
+  }
+}
+
 Status restore(DumpContext& c) {
   RestoreRequest request;
   request.target_time = format_for_pgbackrest(c.job.target.instant);
@@ -161,17 +362,33 @@ Status restore(DumpContext& c) {
   request.tablespace_dir = c.layout.tablespaces;
   request.process_max = c.job.config.pgbackrest.process_max;
   request.backup_set = c.job.backup_set;
+  request.lock_dir = c.layout.pgbackrest_lock;
+  request.log_dir = c.layout.pgbackrest_log;
   ProcessSpec spec;
   spec.argv = pgbackrest_restore_argv(c.pgbackrest(), request);
   spec.tag = "pgbackrest";
   spec.kill_grace = std::chrono::seconds(10);
   // One DETAIL line per restored file ends in "(SIZE, NN.NN%)": log those at debug and
-  // report the percentage every ten seconds instead.
+  // report the percentage every ten seconds instead. ERROR and WARN lines keep their level,
+  // and so do the indented lines that continue them (the file and the system error).
   auto progress = std::make_shared<ThrottledProgress>(c.logger, "restored");
-  spec.level_for_line = [progress](std::string_view line) {
-    if (line.find(" DETAIL: ") == std::string_view::npos) return spdlog::level::info;
-    if (line.find(" DETAIL: restore file ") != std::string_view::npos) progress->update(line);
-    return spdlog::level::debug;
+  auto previous = std::make_shared<spdlog::level::level_enum>(spdlog::level::info);
+  spec.level_for_line = [progress, previous](std::string_view line) {
+    if (!line.empty() && (line.front() == ' ' || line.front() == '\t')) return *previous;
+    auto level = spdlog::level::info;
+    if (line.find("ERROR:") != std::string_view::npos) {
+      level = spdlog::level::err;
+    } else if (line.find(" WARN: ") != std::string_view::npos || line.rfind("WARN: ", 0) == 0) {
+      level = spdlog::level::warn;
+    } else if (line.find(" DETAIL: ") != std::string_view::npos) {
+      if (line.find(" DETAIL: restore file ") != std::string_view::npos) progress->update(line);
+      level = spdlog::level::debug;
+    } else if (line.find(" DEBUG: ") != std::string_view::npos ||
+               line.find(" TRACE: ") != std::string_view::npos) {
+      level = spdlog::level::debug;
+    }
+    *previous = level;
+    return level;
   };
   if (!c.job.no_sync_library.empty()) {
     preload_no_sync(spec, c.job.no_sync_library);
@@ -182,8 +399,20 @@ Status restore(DumpContext& c) {
         "(install libeatmydata1 for a faster restore)");
   }
   c.logger->info("running {}", display_command(spec.argv));
-  auto result = c.services.runner.run(spec, c.services.cancel);
+  bool stalled = false;
+  auto result = run_restore(c, spec, stalled);
   if (!result) return result.error();
+  if (stalled) {
+    const std::string said = pgbackrest_reason(*result);
+    return make_error(
+        ErrorKind::external_tool,
+        "pgbackrest restore made no progress for " +
+            std::to_string(c.job.config.restore.restore_timeout_seconds) +
+            " s (no output, nothing read or written) and was stopped" + (said.empty() ? "" : ": " + said),
+        "check that the repository answers (pgbackrest info): a repository host or bucket that "
+        "stops answering looks like this; raise restore.restore_timeout_seconds if single files "
+        "take longer to fetch");
+  }
   if (!result->succeeded()) return tool_failure("pgbackrest restore", *result);
   const auto errors = check_restored_tablespaces(c.facts.tablespaces, read_tablespace_links(c.layout.data),
                                                  c.layout.root, c.backup.label);
@@ -192,13 +421,23 @@ Status restore(DumpContext& c) {
 }
 
 // --- start / stop the temporary server -----------------------------------------------------
-Status start_server(DumpContext& c) {
+// The copy's server fetches WAL with its own archive-get (scratch lock and log paths, no
+// asynchronous archiving), gives every session a lock timeout, and is shut down at once on
+// SIGINT or SIGTERM. `recovery_target_lsn` replaces the time target (the end of the archived WAL).
+Status start_copy(DumpContext& c, const std::string& recovery_target_lsn) {
   ScratchServerSettings settings{c.job.config.postgres.bindir, c.layout.data, c.layout.run, c.job.port,
                                  c.job.config.restore.shared_buffers};
-  auto server = ScratchServer::start(c.services.runner, settings);
+  settings.restore_command = scratch_restore_command(c.pgbackrest(), c.archive_get());
+  settings.lock_timeout_seconds = c.job.config.dump.lock_timeout_seconds;
+  settings.recovery_target_lsn = recovery_target_lsn;
+  auto server = ScratchServer::start(c.services.runner, settings, c.services.cancel);
   if (!server) return server.error();
   c.server = std::move(server.value());
   return {};
+}
+
+Status start_server(DumpContext& c) {
+  return start_copy(c, "");
 }
 
 void stop_server(DumpContext& c) {
@@ -211,18 +450,121 @@ Status stop_step(DumpContext& c) {
 }
 
 // --- wait and verify -----------------------------------------------------------------------
-Status wait_for_target(DumpContext& c) {
+ReplayWaitSettings replay_wait_settings(const DumpContext& c) {
   ReplayWaitSettings settings;
   settings.conninfo = c.scratch_conninfo("postgres");
+  settings.user = c.job.config.postgres.user;
+  settings.database = "postgres";
   settings.no_progress_timeout = std::chrono::seconds(c.job.config.restore.wait_timeout_seconds);
   settings.backup_end_description = format_iso_utc(SysMicros{std::chrono::seconds{c.backup.stop_epoch}}) +
                                     " (the end of backup set " + c.backup.label + ")";
-  auto reached = wait_for_recovery_target(settings, *c.server, c.services.connector, c.services.clock,
-                                          c.services.cancel);
+  return settings;
+}
+
+// The time of the newest checkpoint in the WAL the paused copy replayed. CHECKPOINT on a copy
+// in recovery makes a restartpoint at the last checkpoint record replayed, which pg_control
+// then shows.
+Result<SysMicros> replayed_checkpoint_time(DumpContext& c) {
+  auto session = c.services.copier.connect(c.scratch_conninfo("postgres"));
+  if (!session) return session.error();
+  if (auto s = (*session)->execute("CHECKPOINT"); !s) return s.error();
+  auto rows = (*session)->query(
+      "SELECT extract(epoch FROM checkpoint_time)::bigint FROM pg_catalog.pg_control_checkpoint()");
+  if (!rows) return rows.error();
+  if (rows->size() != 1 || rows->front().size() != 1 || rows->front().front().empty())
+    return make_error(ErrorKind::internal, "pg_control_checkpoint() gave no checkpoint time");
+  return SysMicros{std::chrono::seconds{std::stoll(rows->front().front())}};
+}
+
+// An idle database: recovery replayed the whole archived WAL without meeting a commit after
+// the target, so it ended "before the target". If that WAL reaches past the target, the
+// database at the target is its state at the last commit before it: recover to the end of the
+// archived WAL and pause there. It reaches past the target when it holds a checkpoint that
+// began after the target, since everything written before that checkpoint began precedes it.
+Status recover_to_end_of_archive(DumpContext& c, const RecoveryLogFacts& facts, const Error& ended) {
+  const std::string end_lsn = *facts.redo_done_lsn;
+  c.logger->info(
+      "the archived WAL holds no commit after {}; recovering again to its end ({}) to see whether it reaches "
+      "past the target",
+      facts.last_completed_transaction.value_or("the end of backup set " + c.backup.label), end_lsn);
+  c.server->stop();
+  c.server.reset();
+  if (auto s = start_copy(c, end_lsn); !s) return s;
+  auto reached = wait_for_recovery_target(replay_wait_settings(c), *c.server, c.services.connector,
+                                          c.services.clock, c.services.cancel);
   if (!reached) return reached.error();
+  auto checkpoint = replayed_checkpoint_time(c);
+  if (!checkpoint) {
+    c.logger->warn("could not read the copy's last checkpoint: {}", checkpoint.error().describe());
+    return ended;
+  }
+  const auto target = c.job.target.instant;
+  if (*checkpoint < target)
+    return make_error(ended.kind,
+                      ended.message + "; the archived WAL's last checkpoint began at " +
+                          format_iso_utc(*checkpoint) +
+                          ", before the target, so later commits may not be archived yet",
+                      ended.hint);
+  c.end_of_wal.used = true;
+  c.end_of_wal.end_lsn = end_lsn;
+  c.end_of_wal.checkpoint = *checkpoint;
+  c.logger->info(
+      "the archived WAL reaches past the target (it holds a checkpoint begun at {}) with no commit after {}: "
+      "the database at the target is its state then; the copy stopped at the end of the archived WAL ({})",
+      format_iso_utc(*checkpoint), facts.last_completed_transaction.value_or("the backup's end"), end_lsn);
+  return {};
+}
+
+Status wait_for_target(DumpContext& c) {
+  auto reached = wait_for_recovery_target(replay_wait_settings(c), *c.server, c.services.connector,
+                                          c.services.clock, c.services.cancel);
+  if (!reached) {
+    const auto facts = c.server->log_facts();
+    const bool at_end_of_archive = facts.ended_before_target && !facts.tool_error && facts.redo_done_lsn &&
+                                   c.server->exited().has_value() && !c.services.cancel.cancelled();
+    if (!at_end_of_archive) return reached.error();
+    return recover_to_end_of_archive(c, facts, reached.error());
+  }
   const auto facts = c.server->log_facts();
   c.logger->info("recovery reached the target and paused ({})", facts.stop_detail.value_or("target reached"));
   return {};
+}
+
+// Before the dump: no lock held by recovery that pg_dump would wait for (see recovery_locks.hpp).
+Status check_recovery_locks(DumpContext& c, std::uint64_t replay_lsn) {
+  if (std::getenv("AGENT_TEST_SKIP_RECOVERY_LOCK_CHECK") != nullptr) {
+    c.logger->warn(
+        "AGENT_TEST_SKIP_RECOVERY_LOCK_CHECK is set (tests only): locks held by recovery are not checked");
+    return {};
+  }
+  auto session = c.services.copier.connect(c.scratch_conninfo(c.job.database));
+  if (!session) {
+    const ConnectionSubject subject{c.job.config.postgres.user, c.job.database, "--database (dump.database)",
+                                    "the copy at the target"};
+    if (auto fatal = fatal_connection_error(session.error().message, subject)) return *fatal;
+    return session.error().with_context("connecting to the temporary server");
+  }
+  auto rows = (*session)->query(kRecoveryLocksQuery);
+  if (!rows) return rows.error().with_context("reading the locks recovery holds");
+  auto locks = parse_recovery_locks(*rows);
+  if (!locks) return locks.error();
+  if (locks->empty()) return {};
+  c.logger->warn(
+      "recovery holds an ACCESS EXCLUSIVE lock on {} relation(s) of the copy, first {}; reading the "
+      "archived WAL for the transaction that took it",
+      locks->size(), locks->front().name);
+  WalScanSettings scan;
+  scan.pgbackrest = c.pgbackrest();
+  scan.archive_get = c.archive_get();
+  scan.bindir = c.job.config.postgres.bindir;
+  scan.directory = c.layout.wal_scan;
+  auto origin = scan_for_lock_origin(c.services.runner, c.services.cancel, scan, *locks, replay_lsn,
+                                     c.server->log_facts().restored_segments);
+  if (!origin) {
+    if (origin.error().kind == ErrorKind::interrupted) return origin.error();
+    c.logger->warn("could not read the archived WAL: {}", origin.error().describe());
+  }
+  return recovery_lock_error(*locks, origin ? *origin : std::nullopt, c.job.target.instant);
 }
 
 Status verify(DumpContext& c) {
@@ -261,16 +603,17 @@ Status verify(DumpContext& c) {
                       "database '" + c.job.database + "' does not exist in the copy at the target",
                       "choose --database from: " + names);
   }
-  return {};
+  return check_recovery_locks(c, status->replay_lsn);
 }
 
 // --- dump ----------------------------------------------------------------------------------
-// One pg_dump into the sink. To a file, pg_dump writes the file itself and the sink hashes it
-// behind it; to standard output (a pipe to `oc exec`, say) every byte passes through the agent.
-Status run_pg_dump(DumpContext& c, DumpSink& sink, const DumpRequest& request) {
+// One pg_dump (or pg_restore of the schema archive) into the sink. To a file, the program
+// writes the file itself and the sink hashes it behind it; to standard output (a pipe to
+// `oc exec`, say) every byte passes through the agent.
+Status run_pg_dump(DumpContext& c, DumpSink& sink, std::vector<std::string> argv) {
   ProcessSpec spec;
-  spec.argv = pg_dump_argv(request);
-  spec.tag = "pg_dump";
+  spec.tag = std::filesystem::path(argv.front()).filename().string();
+  spec.argv = std::move(argv);
   if (c.job.to_stdout()) {
     spec.stdout_mode = StdoutMode::pipe;
   } else {
@@ -289,20 +632,33 @@ Status run_pg_dump(DumpContext& c, DumpSink& sink, const DumpRequest& request) {
   auto result = process.wait(c.services.cancel, std::chrono::milliseconds(0));
   if (!result) {
     process.stop(SIGTERM, std::chrono::seconds(5));
-    return make_error(ErrorKind::interrupted, "interrupted while pg_dump was finishing");
+    return make_error(ErrorKind::interrupted, "interrupted while " + spec.tag + " was finishing");
   }
-  if (!result->succeeded()) return tool_failure("pg_dump", *result);
+  if (!result->succeeded()) return tool_failure(spec.tag, *result);
   return {};
 }
 
+// A pg_dump or pg_restore whose output the agent reads itself (a version, a list of entries).
+Result<std::string> run_captured(DumpContext& c, std::vector<std::string> argv) {
+  ProcessSpec spec;
+  spec.tag = std::filesystem::path(argv.front()).filename().string();
+  spec.argv = std::move(argv);
+  spec.stdout_mode = StdoutMode::capture;
+  auto result = c.services.runner.run(spec, c.services.cancel);
+  if (!result) return result.error();
+  if (!result->succeeded()) return tool_failure(spec.tag, *result);
+  return result->stdout_text;
+}
+
 // The tables whose rows the agent copies itself, over several connections; none when
-// dump.connections is 1 or no table is large enough.
-Result<std::vector<SplitTable>> tables_to_split(DumpContext& c) {
+// dump.connections is 1 or no table is large enough. `session` is left open for the dump.
+Result<std::vector<SplitTable>> tables_to_split(DumpContext& c, std::unique_ptr<CopySession>& session) {
   if (c.job.config.dump.connections <= 1) return std::vector<SplitTable>{};
-  auto session = c.services.copier.connect(c.scratch_conninfo(c.job.database));
-  if (!session) return session.error().with_context("connecting to the temporary server");
+  auto connected = c.services.copier.connect(c.scratch_conninfo(c.job.database));
+  if (!connected) return connected.error().with_context("connecting to the temporary server");
+  session = std::move(connected.value());
   const auto min_bytes = static_cast<std::uint64_t>(c.job.config.dump.split_table_mb) * 1024 * 1024;
-  return find_split_tables(**session, min_bytes);
+  return find_split_tables(*session, min_bytes);
 }
 
 // pg_dump --restrict-key exists since the fixes for CVE-2025-8714 (15.14, 16.10, 17.6).
@@ -316,10 +672,143 @@ bool pg_dump_takes_restrict_key(DumpContext& c) {
   return result && result->succeeded() && result->stdout_text.find("--restrict-key") != std::string::npos;
 }
 
-// Where pg_dump's own output would be one stream, here it is four pieces in the same order:
-// pg_dump's schema (pre-data), pg_dump's rows of every other table, the large tables' rows,
-// then pg_dump's indexes, constraints and triggers (post-data). Restoring it with psql
-// creates the same database as restoring pg_dump's single output.
+// The schema archive and the entry lists the pieces are restored from, in the scratch
+// directory; removed when the dump step ends, however it ends.
+struct SchemaFiles {
+  explicit SchemaFiles(const std::string& root)
+      : archive(root + "/dump-schema.pgdump"),
+        post_data(root + "/dump-post-data.list"),
+        acls(root + "/dump-acls.list"),
+        database_acl(root + "/dump-database-acl.list"),
+        nothing(root + "/dump-nothing.list") {
+    remove();
+  }
+  ~SchemaFiles() { remove(); }
+  SchemaFiles(const SchemaFiles&) = delete;
+  SchemaFiles& operator=(const SchemaFiles&) = delete;
+  void remove() const {
+    for (const auto* path : {&archive, &post_data, &acls, &database_acl, &nothing}) unlink(path->c_str());
+  }
+  std::string archive, post_data, acls, database_acl, nothing;
+};
+
+// The database's own privileges as pg_restore writes them: only with --create, which also
+// writes CREATE DATABASE and \connect; those are cut off against the same restore without
+// the entry.
+Result<std::string> database_privileges(DumpContext& c, const PgRestoreRequest& base,
+                                        const SchemaFiles& files, const std::string& entry) {
+  if (auto s = write_file_atomically(files.database_acl, entry); !s) return s.error();
+  if (auto s = write_file_atomically(files.nothing, ""); !s) return s.error();
+  PgRestoreRequest with_entry = base, without = base;
+  with_entry.create = without.create = true;
+  with_entry.use_list = files.database_acl;
+  without.use_list = files.nothing;
+  auto with_text = run_captured(c, pg_restore_argv(with_entry));
+  if (!with_text) return with_text.error();
+  auto without_text = run_captured(c, pg_restore_argv(without));
+  if (!without_text) return without_text.error();
+  auto inserted = inserted_before_footer(*with_text, *without_text);
+  if (!inserted)
+    return make_error(ErrorKind::internal,
+                      "pg_restore wrote the database's privileges in a form the agent does not know",
+                      "report this; dump.connections: 1 dumps with pg_dump alone");
+  return *inserted;
+}
+
+// Where pg_dump's own output would be one stream, here it is pieces in pg_dump's order:
+// the schema without privileges (pre-data, restored from an archive of the schema taken
+// once), pg_dump's rows of every other table, the large tables' rows, the indexes,
+// constraints and triggers (post-data), then the privileges and what pg_dump writes after
+// them. Restoring it with psql, as any user who can restore pg_dump's single output, creates
+// the same database.
+Status dump_in_pieces(DumpContext& c, DumpSink& sink, const DumpRequest& whole,
+                      const std::vector<SplitTable>& tables, CopySession& control) {
+  ParallelCopySettings settings;
+  settings.conninfo = c.scratch_conninfo(c.job.database);
+  settings.connections = c.job.config.dump.connections;
+  // The scratch directory already holds a copy of the database: room for the rows that wait.
+  settings.spill_directory = c.layout.root;
+  const auto chunks = plan_copy_chunks(tables, settings.connections);
+  DumpRequest schema = whole, other_rows = whole;
+  other_rows.section = "data";
+  std::uint64_t split_bytes = 0;
+  for (const auto& table : tables) {
+    other_rows.exclude_table_data.push_back(exact_table_pattern(table));
+    c.split_tables.push_back(table.qualified);
+    split_bytes += table.bytes;
+  }
+  c.logger->info(
+      "copying the rows of {} table(s) ({:.1f} MiB on disk, largest {}) over {} connections in {} row "
+      "ranges; pg_dump writes the rest",
+      tables.size(), static_cast<double>(split_bytes) / (1024.0 * 1024.0), tables.front().qualified,
+      connections_for(settings.connections, chunks.size()), chunks.size());
+  const std::string key = pg_dump_takes_restrict_key(c) ? random_restrict_key() : "";
+  other_rows.restrict_key = key;
+  SchemaFiles files(c.layout.root);
+  schema.schema_archive = files.archive;
+  PgRestoreRequest restore;
+  restore.bindir = whole.bindir;
+  restore.archive = files.archive;
+  restore.restrict_key = key;
+  const auto write = [&sink](const char* data, std::size_t size) { return sink.write(data, size); };
+  const auto write_text = [&write](const std::string& text) { return write(text.data(), text.size()); };
+  const auto restricted = [&write_text, &key](const std::string& text) -> Status {
+    if (key.empty()) return write_text(text);
+    if (auto s = write_text(restrict_line(key)); !s) return s;
+    if (auto s = write_text(text); !s) return s;
+    return write_text(unrestrict_line(key));
+  };
+
+  auto before = read_replay_state(control);
+  if (!before) return before.error();
+  // The connections start now and copy while pg_dump takes the schema and writes the other
+  // rows; if anything fails, leaving this scope stops them.
+  ParallelCopy large_rows(chunks, c.services.copier, settings, c.services.cancel);
+  if (auto s = run_captured(c, pg_dump_argv(schema)); !s) return s.error();
+  PgRestoreRequest list_all = restore, list_first = restore, first = restore;
+  list_all.list = list_first.list = true;
+  list_all.create = list_first.create = first.create = true;
+  list_first.section = first.section = "pre-data";
+  list_first.no_privileges = first.no_privileges = true;
+  auto all_entries = run_captured(c, pg_restore_argv(list_all));
+  if (!all_entries) return all_entries.error();
+  auto first_entries = run_captured(c, pg_restore_argv(list_first));
+  if (!first_entries) return first_entries.error();
+  const auto pieces = plan_schema_pieces(*all_entries, *first_entries);
+  std::string database_acl;
+  if (!pieces.database_acl.empty()) {
+    auto text = database_privileges(c, restore, files, pieces.database_acl);
+    if (!text) return text.error();
+    database_acl = std::move(*text);
+  }
+  if (auto s = write_file_atomically(files.post_data, pieces.post_data); !s) return s;
+  if (auto s = write_file_atomically(files.acls, pieces.acls_and_after); !s) return s;
+
+  if (auto s = run_pg_dump(c, sink, pg_restore_argv(first)); !s) return s;
+  if (auto s = run_pg_dump(c, sink, pg_dump_argv(other_rows)); !s) return s;
+  if (auto s = key.empty() ? Status{} : write_text(restrict_line(key)); !s) return s;
+  if (auto s = large_rows.write_in_order(write); !s)
+    return s.error().with_context("copying the rows of the largest tables");
+  if (auto s = key.empty() ? Status{} : write_text(unrestrict_line(key)); !s) return s;
+  // Every range is in: had replay moved meanwhile, the connections and pg_dump could have
+  // seen different data.
+  auto after = read_replay_state(control);
+  if (!after) return after.error();
+  if (auto moved = replay_moved(*before, *after)) return *moved;
+  c.logger->info("replay stayed paused at {} while the rows were copied", after->lsn);
+
+  PgRestoreRequest post_data = restore, acls = restore;
+  post_data.use_list = files.post_data;
+  acls.use_list = files.acls;
+  if (!pieces.post_data.empty())
+    if (auto s = run_pg_dump(c, sink, pg_restore_argv(post_data)); !s) return s;
+  if (!database_acl.empty())
+    if (auto s = restricted(database_acl); !s) return s;
+  if (!pieces.acls_and_after.empty())
+    if (auto s = run_pg_dump(c, sink, pg_restore_argv(acls)); !s) return s;
+  return {};
+}
+
 Status dump(DumpContext& c) {
   int fd = STDOUT_FILENO;
   if (!c.job.to_stdout()) {
@@ -338,49 +827,30 @@ Status dump(DumpContext& c) {
   whole.port = c.job.port;
   whole.user = c.job.config.postgres.user;
   whole.database = c.job.database;
-  auto tables = tables_to_split(c);
+  whole.lock_wait_timeout_seconds = c.job.config.dump.lock_timeout_seconds;
+  std::unique_ptr<CopySession> control;
+  auto tables = tables_to_split(c, control);
   if (!tables) return tables.error();
+  if (!tables->empty()) {
+    // The pieces copy pg_dump's format, session and order: only with a pg_dump they were
+    // checked against.
+    auto version_text = run_captured(c, {whole.bindir + "/pg_dump", "--version"});
+    if (!version_text) return version_text.error();
+    if (!split_copy_tested_with(parse_pg_dump_version(*version_text))) {
+      std::string shown = *version_text;
+      while (!shown.empty() && (shown.back() == '\n' || shown.back() == ' ')) shown.pop_back();
+      c.logger->warn(
+          "{} is not a version the parallel copy was tested with (PostgreSQL 15): one pg_dump writes the "
+          "whole dump",
+          shown);
+      tables->clear();
+    }
+  }
   if (tables->empty()) {
-    if (auto s = run_pg_dump(c, sink, whole); !s) return s;
-    c.copy = sink.finish();
-    return {};
+    if (auto s = run_pg_dump(c, sink, pg_dump_argv(whole)); !s) return s;
+  } else if (auto s = dump_in_pieces(c, sink, whole, *tables, *control); !s) {
+    return s;
   }
-
-  ParallelCopySettings settings;
-  settings.conninfo = c.scratch_conninfo(c.job.database);
-  settings.connections = c.job.config.dump.connections;
-  // The scratch directory already holds a copy of the database: room for the rows that wait.
-  settings.spill_directory = c.layout.root;
-  const auto chunks = plan_copy_chunks(*tables, settings.connections);
-  DumpRequest schema = whole, other_rows = whole, post_data = whole;
-  schema.section = "pre-data";
-  other_rows.section = "data";
-  post_data.section = "post-data";
-  std::uint64_t split_bytes = 0;
-  for (const auto& table : *tables) {
-    other_rows.exclude_table_data.push_back(exact_table_pattern(table));
-    c.split_tables.push_back(table.qualified);
-    split_bytes += table.bytes;
-  }
-  c.logger->info(
-      "copying the rows of {} table(s) ({:.1f} MiB on disk, largest {}) over {} connections in {} row "
-      "ranges; pg_dump writes the rest",
-      tables->size(), static_cast<double>(split_bytes) / (1024.0 * 1024.0), tables->front().qualified,
-      connections_for(settings.connections, chunks.size()), chunks.size());
-  const std::string key = pg_dump_takes_restrict_key(c) ? random_restrict_key() : "";
-  for (auto* request : {&schema, &other_rows, &post_data}) request->restrict_key = key;
-  const auto write = [&sink](const char* data, std::size_t size) { return sink.write(data, size); };
-  const auto write_text = [&write](const std::string& text) { return write(text.data(), text.size()); };
-  // The connections start now and copy while pg_dump writes what goes before their rows; if
-  // pg_dump fails, leaving this scope stops them.
-  ParallelCopy large_rows(chunks, c.services.copier, settings, c.services.cancel);
-  if (auto s = run_pg_dump(c, sink, schema); !s) return s;
-  if (auto s = run_pg_dump(c, sink, other_rows); !s) return s;
-  if (auto s = key.empty() ? Status{} : write_text(restrict_line(key)); !s) return s;
-  if (auto s = large_rows.write_in_order(write); !s)
-    return s.error().with_context("copying the rows of the largest tables");
-  if (auto s = key.empty() ? Status{} : write_text(unrestrict_line(key)); !s) return s;
-  if (auto s = run_pg_dump(c, sink, post_data); !s) return s;
   c.copy = sink.finish();
   return {};
 }
@@ -408,6 +878,13 @@ std::string manifest_json(const DumpContext& c) {
       {"replay_timestamp", c.summary.replayed_to ? nlohmann::json(format_iso_utc(*c.summary.replayed_to))
                                                  : nlohmann::json(nullptr)},
       {"gap_seconds", c.summary.gap_seconds},
+      // Where recovery stopped: at the target, or (an idle database) at the end of the archived
+      // WAL, which reaches past the target and holds no commit after the replayed one.
+      {"recovery_stop", c.end_of_wal.used ? nlohmann::json{{"at", "end_of_archived_wal"},
+                                                           {"wal_location", c.end_of_wal.end_lsn},
+                                                           {"checkpoint_after_target",
+                                                            format_iso_utc(c.end_of_wal.checkpoint)}}
+                                          : nlohmann::json{{"at", "target"}}},
       {"dump",
        {{"path", c.job.to_stdout() ? "-" : c.facts.output},
         {"bytes", c.copy.bytes},
@@ -441,16 +918,35 @@ Status publish(DumpContext& c) {
 }  // namespace
 
 Result<DumpSummary> run_dump(const DumpJob& job, DumpServices& services) {
-  DumpContext context(job, services);
+  // The steps wait on the watchdog's token: it forwards the caller's cancellation and adds its
+  // own when free space on a live filesystem falls below the reserve. Once the dump is
+  // published, nothing is written any more.
+  DiskWatch disk_watch(services.cancel, std::chrono::milliseconds(250));
+  DumpServices watched{services.runner, services.connector, services.copier, services.clock,
+                       disk_watch.token()};
+  watched.on_step = [&](const std::string& step, const std::string& state, double seconds) {
+    if (step == "publish" && state == "done") disk_watch.watch({});
+    if (services.on_step) services.on_step(step, state, seconds);
+  };
+  DumpContext context(job, watched);
+  context.disk_watch = &disk_watch;
   static const std::vector<Step<DumpContext>> steps = {
-      {"check", check, nullptr},          {"prepare", prepare, release_lock},
-      {"restore", restore, nullptr},      {"start", start_server, stop_server},
-      {"wait", wait_for_target, nullptr}, {"verify", verify, nullptr},
-      {"dump", dump, remove_partial},     {"publish", publish, nullptr},
+      {"check", check, nullptr},
+      {"prepare", prepare, release_lock},
+      {"restore", restore, keep_or_remove_copy},
+      {"start", start_server, stop_server},
+      {"wait", wait_for_target, nullptr},
+      {"verify", verify, nullptr},
+      {"dump", dump, remove_partial},
+      {"publish", publish, nullptr},
       {"stop", stop_step, nullptr},
   };
-  auto status = run_steps<DumpContext>(steps, context, services.cancel, *context.logger, services.on_step);
-  if (!status) return status.error();
+  auto status = run_steps<DumpContext>(steps, context, watched.cancel, *context.logger, watched.on_step);
+  if (!status) {
+    if (auto trip = disk_watch.tripped())
+      return context.timings.empty() ? trip->error : trip->error.with_context(context.timings.back().step);
+    return status.error();
+  }
   context.summary.timings = context.timings;
   return context.summary;
 }

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -67,6 +68,14 @@ bool tcp_port_in_use(int port) {
   return in_use;
 }
 
+// Empty, or the fresh root of a volume of its own mounted there: nothing but lost+found.
+bool holds_nothing_of_its_own(const std::string& dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().filename() != "lost+found") return false;
+  return !ec;
+}
+
 std::uint64_t tree_bytes(const std::string& root) {
   std::uint64_t total = 0;
   std::error_code ec;
@@ -87,17 +96,62 @@ std::string nearest_existing(std::string path) {
   return path.empty() ? "/" : path;
 }
 
-std::string human_bytes(std::uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1024 && unit < 4) {
-    value /= 1024;
-    ++unit;
+// The filesystems of the scratch directory, the output and every live path, by device.
+class DiskFactsBuilder {
+ public:
+  // The index of the filesystem holding `path` (or, while it does not exist, its nearest
+  // existing parent), -1 if it cannot be read.
+  int add(const std::string& path) {
+    const std::string existing = nearest_existing(path);
+    struct stat st {};
+    if (stat(existing.c_str(), &st) != 0) return -1;
+    const auto device = static_cast<std::uint64_t>(st.st_dev);
+    for (std::size_t i = 0; i < disk.filesystems.size(); ++i)
+      if (disk.filesystems[i].device == device) return static_cast<int>(i);
+    FilesystemFacts filesystem;
+    filesystem.device = device;
+    filesystem.path = existing;
+    struct statvfs vfs {};
+    if (statvfs(existing.c_str(), &vfs) == 0) {
+      filesystem.size_bytes = static_cast<std::uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+      filesystem.free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    }
+    disk.filesystems.push_back(std::move(filesystem));
+    return static_cast<int>(disk.filesystems.size() - 1);
   }
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.1f %s", value, units[unit]);
-  return buffer;
+  // A live path that does not exist uses no filesystem.
+  void add_live(const std::string& path, const std::string& use) {
+    std::error_code ec;
+    if (path.empty() || !fs::exists(path, ec)) return;
+    const int index = add(path);
+    if (index < 0) return;
+    auto& uses = disk.filesystems[static_cast<std::size_t>(index)].live_uses;
+    if (std::find(uses.begin(), uses.end(), use) == uses.end()) uses.push_back(use);
+  }
+  DiskFacts disk;
+};
+
+// The live cluster's WAL segment size: the size of a segment in pg_wal (16 MiB by default).
+std::uint64_t wal_segment_size(const std::string& wal_dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(wal_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    std::error_code size_ec;
+    if (name.size() != 24 || name.find_first_not_of("0123456789ABCDEF") != std::string::npos ||
+        !it->is_regular_file(size_ec))
+      continue;
+    const auto size = it->file_size(size_ec);
+    if (!size_ec && size >= 1024 * 1024 && (size & (size - 1)) == 0) return size;
+  }
+  return 16 * 1024 * 1024;
+}
+
+// The byte position where a WAL segment file starts (timeline ignored: positions only grow).
+std::optional<std::uint64_t> wal_position(const std::string& segment, std::uint64_t segment_bytes) {
+  if (segment.size() < 24 || segment.find_first_not_of("0123456789ABCDEF") < 24) return std::nullopt;
+  const std::uint64_t log = std::stoull(segment.substr(8, 8), nullptr, 16);
+  const std::uint64_t seg = std::stoull(segment.substr(16, 8), nullptr, 16);
+  return (log << 32) + seg * segment_bytes;
 }
 
 std::string epoch_text(std::int64_t epoch) {
@@ -157,7 +211,7 @@ LocalFacts gather_local_facts(const DumpJob& job) {
   facts.scratch_exists = fs::exists(facts.scratch, ec);
   if (facts.scratch_exists) {
     facts.scratch_is_dir = fs::is_directory(facts.scratch, ec);
-    facts.scratch_empty = facts.scratch_is_dir && fs::is_empty(facts.scratch, ec);
+    facts.scratch_empty = facts.scratch_is_dir && holds_nothing_of_its_own(facts.scratch);
     const auto layout = ScratchLayout::under(facts.scratch);
     facts.scratch_has_marker = fs::exists(layout.marker, ec);
     facts.scratch_parent_writable = access(facts.scratch.c_str(), W_OK | X_OK) == 0;
@@ -167,13 +221,10 @@ LocalFacts gather_local_facts(const DumpJob& job) {
       facts.scratch_server_pid = pid;
       facts.scratch_server_alive = kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
     }
-    facts.scratch_data_bytes = tree_bytes(layout.data);
+    facts.scratch_data_bytes = tree_bytes(layout.data) + tree_bytes(layout.tablespaces);
   } else {
     facts.scratch_parent_writable = access(nearest_existing(facts.scratch).c_str(), W_OK | X_OK) == 0;
   }
-  struct statvfs vfs {};
-  if (statvfs(nearest_existing(facts.scratch).c_str(), &vfs) == 0)
-    facts.free_bytes_for_scratch = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
 
   if (!job.to_stdout()) {
     facts.output = canonical(job.output);
@@ -181,8 +232,34 @@ LocalFacts gather_local_facts(const DumpJob& job) {
     facts.output_dir_is_dir = fs::is_directory(dir, ec);
     facts.output_dir_writable = facts.output_dir_is_dir && access(dir.c_str(), W_OK | X_OK) == 0;
     facts.output_exists = fs::exists(facts.output, ec);
+    for (const auto& path : {facts.output, facts.output + ".partial", facts.output + ".manifest.json"}) {
+      const auto status = fs::status(path, ec);
+      if (ec || !fs::exists(status) || fs::is_regular_file(status)) continue;
+      facts.output_paths_in_the_way.push_back(
+          path + (fs::is_directory(status) ? " is a directory" : " is not a regular file"));
+    }
   }
   facts.port_in_use = tcp_port_in_use(job.port);
+
+  DiskFactsBuilder disk;
+  disk.disk.scratch = disk.add(facts.scratch);
+  if (!job.to_stdout()) disk.disk.output = disk.add(fs::path(facts.output).parent_path().string());
+  disk.add_live(facts.live_data, "live data directory " + facts.live_data);
+  const std::string wal_link = facts.live_data + "/pg_wal";
+  const std::string wal_dir = canonical(wal_link);
+  if (fs::is_symlink(wal_link, ec)) disk.add_live(wal_dir, "live WAL directory " + wal_dir);
+  for (const auto& tablespace : facts.tablespaces)
+    disk.add_live(tablespace.path, "live tablespace " + tablespace.oid + " " + tablespace.path);
+  std::size_t start = 0;
+  const std::string& extra = job.config.disk.live_paths;
+  while (!extra.empty() && start <= extra.size()) {
+    const auto comma = std::min(extra.find(',', start), extra.size());
+    const std::string path = canonical(extra.substr(start, comma - start));
+    disk.add_live(path, "live path " + path);
+    start = comma + 1;
+  }
+  disk.disk.wal_segment_bytes = wal_segment_size(wal_dir);
+  facts.disk = std::move(disk.disk);
   return facts;
 }
 
@@ -249,7 +326,14 @@ std::vector<Error> check_local_facts(const LocalFacts& facts, const DumpJob& job
     else if (!facts.output_dir_writable)
       env("output directory " + dir + " is not writable by this user",
           "choose a writable --output location, or --output - for standard output");
-    if (facts.output_exists && !job.overwrite)
+    for (const auto& in_the_way : facts.output_paths_in_the_way)
+      usage(in_the_way,
+            "choose another --output (a file name; the dump is written to OUTPUT.partial, renamed to OUTPUT, "
+            "with OUTPUT.manifest.json beside it), or --output - for standard output");
+    const bool output_in_the_way =
+        std::any_of(facts.output_paths_in_the_way.begin(), facts.output_paths_in_the_way.end(),
+                    [&](const std::string& s) { return s.rfind(facts.output + " is ", 0) == 0; });
+    if (facts.output_exists && !job.overwrite && !output_in_the_way)
       usage("output file " + facts.output + " already exists",
             "remove it, choose another --output, or pass --overwrite");
     if (path_within(facts.output, facts.scratch))
@@ -296,15 +380,172 @@ Result<BackupRecord> check_against_repository(const StanzaInfo& stanza, const Du
                       "target " + format_iso_utc(target) + " is before the oldest backup finished",
                       window + "; choose a time inside it");
   }
-  const std::uint64_t needed = chosen->database_bytes;
-  const std::uint64_t available = facts.free_bytes_for_scratch + facts.scratch_data_bytes;
-  if (needed > available)
-    return make_error(ErrorKind::environment,
-                      "not enough disk for the restore: backup " + chosen->label + " restores " +
-                          human_bytes(needed) + " but " + facts.scratch + " has " + human_bytes(available) +
-                          " available",
-                      "free space there, or choose a --scratch on a larger volume");
+  const auto estimate = estimate_disk_use(stanza, *chosen, job, facts.disk.wal_segment_bytes);
+  if (auto errors = check_disk(facts, job, estimate, chosen->label); !errors.empty()) {
+    if (errors.size() == 1) return errors.front();
+    std::string message = "not enough disk, " + std::to_string(errors.size()) + " problems:";
+    for (const auto& e : errors) message += "\n  - " + e.message;
+    return make_error(ErrorKind::environment, message, errors.front().hint);
+  }
   return *chosen;
+}
+
+DiskEstimate estimate_disk_use(const StanzaInfo& stanza, const BackupRecord& chosen, const DumpJob& job,
+                               std::uint64_t wal_segment_bytes) {
+  DiskEstimate estimate;
+  estimate.restore = chosen.database_bytes;
+  // The WAL replayed up to the target ends before the end of the first backup that finished
+  // after the target; without one, before the newest archived segment.
+  const auto target_seconds =
+      std::chrono::floor<std::chrono::seconds>(job.target.instant).time_since_epoch().count();
+  const auto wal_of = [&](const BackupRecord& backup) {
+    const auto found = stanza.backup_wal.find(backup.label);
+    return found == stanza.backup_wal.end() ? BackupWalRange{} : found->second;
+  };
+  const BackupRecord* bound = nullptr;
+  for (const auto& backup : stanza.backups)
+    if (!backup.error && backup.stop_epoch > target_seconds && !wal_of(backup).stop.empty() &&
+        (bound == nullptr || backup.stop_epoch < bound->stop_epoch))
+      bound = &backup;
+  const auto chosen_wal = wal_of(chosen);
+  const auto from =
+      wal_position(chosen_wal.start.empty() ? chosen_wal.stop : chosen_wal.start, wal_segment_bytes);
+  const auto to =
+      wal_position(bound != nullptr ? wal_of(*bound).stop : stanza.archive_max, wal_segment_bytes);
+  if (from && to && *to >= *from) estimate.wal = *to - *from + wal_segment_bytes;
+  // Rows of the largest tables that wait for their turn: the connections run ahead of the one
+  // writer, so at most all but one connection's share of them (the whole copy, at most).
+  const auto connections = static_cast<std::uint64_t>(std::max(job.config.dump.connections, 1));
+  const auto split_bytes = static_cast<std::uint64_t>(job.config.dump.split_table_mb) * 1024 * 1024;
+  if (connections > 1 && estimate.restore >= split_bytes)
+    estimate.spill = estimate.restore / connections * (connections - 1);
+  if (!job.to_stdout()) estimate.dump = estimate.restore;
+  return estimate;
+}
+
+std::uint64_t live_reserve_bytes(const FilesystemFacts& filesystem, const AgentConfig& config) {
+  if (filesystem.live_uses.empty()) return 0;
+  const std::uint64_t share =
+      filesystem.size_bytes / 100 * static_cast<std::uint64_t>(std::max(config.disk.reserve_percent, 0));
+  const std::uint64_t floor = static_cast<std::uint64_t>(std::max(config.disk.reserve_mb, 0)) * 1024 * 1024;
+  return std::max(share, floor);
+}
+
+namespace {
+
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string text;
+  for (const auto& part : parts) text += (text.empty() ? "" : separator) + part;
+  return text;
+}
+
+// The filesystems the job writes to, each once.
+std::vector<int> job_filesystems(const LocalFacts& facts) {
+  std::vector<int> indexes;
+  for (const int index : {facts.disk.scratch, facts.disk.output})
+    if (index >= 0 && static_cast<std::size_t>(index) < facts.disk.filesystems.size() &&
+        std::find(indexes.begin(), indexes.end(), index) == indexes.end())
+      indexes.push_back(index);
+  return indexes;
+}
+
+// "the scratch directory and the dump, and the live data directory /pgdata/pg15"
+std::string describe_filesystem(const LocalFacts& facts, int index) {
+  std::vector<std::string> job_uses;
+  if (facts.disk.scratch == index) job_uses.push_back("the scratch directory");
+  if (facts.disk.output == index) job_uses.push_back("the dump");
+  const auto& live = facts.disk.filesystems[static_cast<std::size_t>(index)].live_uses;
+  return join(job_uses, " and ") + (live.empty() ? "" : ", and the " + join(live, ", the "));
+}
+
+}  // namespace
+
+std::vector<Error> check_disk(const LocalFacts& facts, const DumpJob& job, const DiskEstimate& estimate,
+                              const std::string& backup_label) {
+  std::vector<Error> errors;
+  const auto& filesystems = facts.disk.filesystems;
+  for (const int index : job_filesystems(facts)) {
+    const auto& filesystem = filesystems[static_cast<std::size_t>(index)];
+    std::uint64_t needed = 0;
+    std::uint64_t available = filesystem.free_bytes;
+    std::vector<std::string> parts;
+    const auto part = [&](std::uint64_t bytes, const std::string& what) {
+      if (bytes == 0) return;
+      needed += bytes;
+      parts.push_back(human_bytes(bytes) + " " + what);
+    };
+    if (index == facts.disk.scratch) {
+      part(estimate.restore, "to restore backup " + backup_label);
+      part(estimate.wal, "of WAL to replay after it (at most)");
+      part(estimate.spill, "of rows waiting for their turn in the parallel copy (at most)");
+      available += facts.scratch_data_bytes;  // the last copy, which --delta reuses
+    }
+    if (index == facts.disk.output) part(estimate.dump, "for the dump (estimated as the restored size)");
+    const std::uint64_t reserve = live_reserve_bytes(filesystem, job.config);
+    const std::string needs = human_bytes(needed) + " (" + join(parts, ", ") + ")";
+    const std::string has = human_bytes(available) + " available" +
+                            (index == facts.disk.scratch && facts.scratch_data_bytes > 0
+                                 ? " (counting the last copy, which the restore reuses)"
+                                 : "");
+    if (reserve == 0) {
+      if (needed <= available) continue;
+      const bool restore_there = index == facts.disk.scratch;
+      errors.push_back(make_error(ErrorKind::environment,
+                                  std::string("not enough disk for the ") +
+                                      (restore_there ? "restore" : "dump") + " on " + filesystem.path + " (" +
+                                      describe_filesystem(facts, index) + "): it needs " + needs +
+                                      " but has " + has,
+                                  restore_there ? "free space there, or choose a --scratch on a larger volume"
+                                                : "free space there, or write the dump elsewhere or to "
+                                                  "standard output (--output -)"));
+      continue;
+    }
+    if (needed <= available && available - needed >= reserve) continue;
+    std::vector<std::string> hints;
+    if (index == facts.disk.scratch)
+      hints.push_back(
+          "put restore.scratch on a volume of its own (PGO: spec.instances[].volumes.temp; README: Deploy)");
+    if (index == facts.disk.output)
+      hints.push_back("write the dump elsewhere or to standard output (--output -)");
+    hints.push_back("free space there, or lower disk.reserve_percent / disk.reserve_mb");
+    errors.push_back(make_error(ErrorKind::environment,
+                                "the dump would cut into the " + human_bytes(reserve) +
+                                    " kept free for the live cluster on " + filesystem.path +
+                                    ", which holds " + describe_filesystem(facts, index) + ": it needs " +
+                                    needs + " of the " + has + ", which would leave " +
+                                    human_bytes(needed < available ? available - needed : 0),
+                                "nothing was written; " + join(hints, ", or ")));
+  }
+  return errors;
+}
+
+std::vector<WatchedFilesystem> filesystems_to_watch(const LocalFacts& facts, const DumpJob& job) {
+  std::vector<WatchedFilesystem> watched;
+  for (const int index : job_filesystems(facts)) {
+    const auto& filesystem = facts.disk.filesystems[static_cast<std::size_t>(index)];
+    const auto reserve = live_reserve_bytes(filesystem, job.config);
+    if (reserve == 0) continue;
+    watched.push_back(
+        WatchedFilesystem{filesystem.device, filesystem.path, describe_filesystem(facts, index), reserve});
+  }
+  return watched;
+}
+
+ScratchKeeping decide_scratch_keeping(const LocalFacts& facts, const std::string& setting,
+                                      bool scratch_below_reserve) {
+  if (scratch_below_reserve)
+    return {false, "free space on its filesystem fell below the reserve for the live cluster"};
+  if (setting == "never") return {false, "restore.keep_scratch: never"};
+  if (setting == "always") return {true, "restore.keep_scratch: always"};
+  const int index = facts.disk.scratch;
+  if (index < 0 || static_cast<std::size_t>(index) >= facts.disk.filesystems.size())
+    return {false, "its filesystem could not be read (restore.keep_scratch: auto)"};
+  const auto& live = facts.disk.filesystems[static_cast<std::size_t>(index)].live_uses;
+  if (live.empty())
+    return {true, "restore.keep_scratch: auto, on a filesystem the live cluster does not use"};
+  return {false, "restore.keep_scratch: auto, and it shares a filesystem with the " + live.front() +
+                     " (set restore.keep_scratch: always to keep it, or put restore.scratch on a volume of "
+                     "its own)"};
 }
 
 }  // namespace agent

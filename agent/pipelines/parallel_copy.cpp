@@ -26,10 +26,10 @@ struct Piece {
 };
 
 // One range's rows on their way from its connection to the writer, in the order they came.
+// Pieces on disk are in the spill file of the range's connection.
 struct RangeRows {
   std::deque<Piece> pieces;
-  bool received = false;             // every row of the range is in `pieces` or written
-  std::unique_ptr<SpillFile> spill;  // made by the connection when it first sets rows aside
+  bool received = false;  // every row of the range is in `pieces` or written
 };
 
 }  // namespace
@@ -43,7 +43,13 @@ struct ParallelCopy::State {
         cancel(cancel_in),
         connections(connections_for(settings.connections, chunks.size())),
         ranges(chunks.size()),
-        held(static_cast<std::size_t>(connections), 0) {}
+        held(static_cast<std::size_t>(connections), 0) {
+    // One file per connection, opened when it first sets rows aside: however many tables and
+    // ranges, the copy never holds more files than connections (a range per file ran out of
+    // descriptors at the usual limit of 1024 with a few thousand tables).
+    for (int connection = 0; connection < connections; ++connection)
+      spills.push_back(std::make_unique<SpillFile>(settings.spill_directory));
+  }
 
   const std::vector<CopyChunk> chunks;
   CopyConnector& connector;
@@ -57,7 +63,10 @@ struct ParallelCopy::State {
   std::mutex mutex;
   std::condition_variable changed;
   std::vector<RangeRows> ranges;
-  std::vector<std::size_t> held;   // bytes in memory not yet written, per connection
+  std::vector<std::size_t> held;  // bytes in memory not yet written, per connection
+  // Rows set aside, per connection: appended by the connection in range order, read back and
+  // freed by the writer in the same order.
+  std::vector<std::unique_ptr<SpillFile>> spills;
   std::vector<std::string> spare;  // buffers of written pieces, for reuse
   std::optional<Error> error;      // the first failure
   std::vector<std::thread> workers;
@@ -67,6 +76,7 @@ struct ParallelCopy::State {
   // Ranges are dealt round-robin: range `index` is copied by connection `index % connections`,
   // and its rows in memory count against that connection's share.
   std::size_t& share_of(std::size_t index) { return held[index % held.size()]; }
+  SpillFile& spill_of(std::size_t index) { return *spills[index % spills.size()]; }
 
   void fail(Error failure) {
     {
@@ -113,8 +123,7 @@ struct ParallelCopy::State {
       rows = take_buffer();
       return true;
     }
-    if (!range.spill) range.spill = std::make_unique<SpillFile>(settings.spill_directory);
-    auto at = range.spill->append(rows.data(), size);
+    auto at = spill_of(index).append(rows.data(), size);
     if (!at) {
       fail(at.error());
       return false;
@@ -125,6 +134,23 @@ struct ParallelCopy::State {
     range.pieces.push_back(Piece{{}, *at, size});
     changed.notify_all();
     return true;
+  }
+
+  // The server must read the range with one plain sequential scan: the ranges of a table then
+  // follow each other in its physical order, as pg_dump's COPY of the whole table does.
+  static Status check_plan(CopySession& session, const CopyChunk& chunk) {
+    if (chunk.plan_query.empty()) return {};
+    auto plan = session.query(chunk.plan_query);
+    if (!plan) return plan.error().with_context("reading the plan of a row range");
+    const std::string json = plan->empty() || plan->front().empty() ? std::string() : plan->front().front();
+    const auto other = scan_other_than_sequential(json);
+    if (!other) return {};
+    return make_error(
+        ErrorKind::verification,
+        "the temporary server would read a row range (" + chunk.query + ") with " + *other +
+            ", not one sequential scan in the table's physical order: its rows could come in "
+            "another order than pg_dump's",
+        "report this with the table's definition; dump.connections: 1 dumps with pg_dump alone");
   }
 
   void received(std::size_t index) {
@@ -144,6 +170,7 @@ struct ParallelCopy::State {
     for (auto index = static_cast<std::size_t>(connection); index < chunks.size(); index += step) {
       if (stopped()) return;
       const CopyChunk& chunk = chunks[index];
+      if (auto s = check_plan(**session, chunk); !s) return fail(s.error());
       rows.assign(chunk.prefix);
       const auto on_data = [&](const char* data, std::size_t size) -> bool {
         if (stopped()) return false;
@@ -183,7 +210,7 @@ struct ParallelCopy::State {
         range.pieces.pop_front();
       }
       Status written = piece.on_disk()
-                           ? range.spill->read_back(piece.offset, piece.length, write, kPieceBytes)
+                           ? spill_of(index).read_back(piece.offset, piece.length, write, kPieceBytes)
                            : write(piece.bytes.data(), piece.bytes.size());
       if (!piece.on_disk()) {
         std::lock_guard lock(mutex);
@@ -196,14 +223,16 @@ struct ParallelCopy::State {
         return written.error();
       }
     }
-    range.spill.reset();  // its connection is done with it: the file goes
     return {};
   }
 
+  // Called by the writer's thread only (or at the end): once the connections are joined,
+  // nothing appends or reads any more, and the spill files go.
   void stop_and_join() {
     stop.cancel();
     for (auto& worker : workers)
       if (worker.joinable()) worker.join();
+    for (auto& spill : spills) spill.reset();
   }
 };
 
@@ -274,6 +303,7 @@ std::vector<CopyChunk> plan_copy_chunks(const std::vector<SplitTable>& tables, i
       std::optional<std::uint64_t> limit;
       if (j + 1 < count) limit = start_of(j + 1) - skip;
       chunk.query = row_range_copy(table, skip, limit);
+      chunk.plan_query = row_range_plan_query(table, skip, limit);
       if (j + 1 == count) chunk.suffix = copy_block_trailer();
       chunks.push_back(std::move(chunk));
     }

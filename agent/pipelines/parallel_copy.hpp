@@ -7,6 +7,12 @@
 // the tables are, no connection waits for another or for the writer, and the writer reads
 // back what waited while the connection goes on. On a paused recovery every connection sees
 // the same data, so the pieces add up to one consistent copy.
+//
+// Rows set aside wait in one unnamed file per connection, whatever the number of tables: a
+// connection appends its ranges' rows in the order the writer reads them back, and the writer
+// frees what it has read. Before each range the connection asks the server for the range's
+// plan and refuses anything but one plain sequential scan (the session setup disables the
+// others), so that consecutive ranges follow the table's physical order as pg_dump's COPY does.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -41,6 +47,9 @@ struct CopyChunk {
   std::string prefix;  // the table's COPY header, on its first range
   std::string query;
   std::string suffix;  // the end-of-data line, on its last range
+  // EXPLAIN (FORMAT JSON) of the range's SELECT, run first on the range's connection: the copy
+  // fails unless the server reads the range with one plain sequential scan. Empty: unchecked.
+  std::string plan_query;
 };
 
 // The connections a copy of `chunks` ranges opens: `wanted`, but never more than ranges.

@@ -1,6 +1,7 @@
 #include "pipelines/scratch_server.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,7 +20,11 @@ ScratchLayout ScratchLayout::under(const std::string& scratch) {
                        root + "/run",
                        root + "/tablespaces",
                        root + "/.agent-scratch",
-                       root + "/.agent-scratch.lock"};
+                       root + "/.agent-scratch.lock",
+                       root + "/pgbackrest",
+                       root + "/pgbackrest/lock",
+                       root + "/pgbackrest/log",
+                       root + "/wal-scan"};
 }
 
 namespace {
@@ -34,26 +39,58 @@ Status write_private_file(const std::string& path, const std::string& content) {
   return {};
 }
 
-// Recovery milestones are worth a person's attention; per-WAL-file chatter is not.
-spdlog::level::level_enum level_for_server_line(std::string_view line) {
-  // The agent's own connection attempts while the server starts up are expected.
-  if (line.find("the database system is not yet accepting connections") != std::string_view::npos ||
-      line.find("the database system is starting up") != std::string_view::npos)
+// The level of each server line. Recovery milestones are worth a person's attention;
+// per-WAL-file chatter is not. Reasons keep their level: PostgreSQL's FATAL, PANIC and ERROR,
+// and pgBackRest's ERROR lines (from archive-get, which the server runs) are errors, their
+// WARNING and WARN lines warnings, and the indented lines that continue a pgBackRest message
+// keep its level. The agent's own connection attempts while the server starts up are expected.
+class ServerLineLevels {
+ public:
+  spdlog::level::level_enum operator()(std::string_view line) {
+    const bool prefixed = server_line_pid(line).has_value();
+    if (!prefixed && !line.empty() && (line.front() == ' ' || line.front() == '\t')) return continued_;
+    continued_ = spdlog::level::debug;
+    const auto level = level_of(line, prefixed);
+    if (!prefixed) continued_ = level;
+    return level;
+  }
+
+ private:
+  static bool has(std::string_view line, std::string_view part) {
+    return line.find(part) != std::string_view::npos;
+  }
+
+  static spdlog::level::level_enum level_of(std::string_view line, bool prefixed) {
+    if (has(line, "the database system is not yet accepting connections") ||
+        has(line, "the database system is starting up") ||
+        has(line, "Consistent recovery state has not been yet reached"))
+      return spdlog::level::debug;
+    // The agent reads it and says what it means (the WAL ends early, or it recovers to the end).
+    if (has(line, "recovery ended before configured recovery target was reached")) return spdlog::level::warn;
+    if (!prefixed) {
+      if (has(line, "ERROR:") || has(line, "FATAL:") || has(line, "PANIC:")) return spdlog::level::err;
+      if (has(line, "WARN:")) return spdlog::level::warn;
+      return spdlog::level::info;  // whatever else a program the server runs says
+    }
+    for (std::string_view word : {"FATAL:", "PANIC:", "ERROR:"})
+      if (has(line, word)) return spdlog::level::err;
+    if (has(line, "WARNING:")) return spdlog::level::warn;
+    for (std::string_view milestone :
+         {"starting point-in-time recovery", "consistent recovery state reached", "redo starts",
+          "recovery stopping", "pausing at the end of recovery", "last completed transaction", "redo done at",
+          "database system is ready", "shutting down", "database system is shut down"})
+      if (has(line, milestone)) return spdlog::level::info;
     return spdlog::level::debug;
-  for (std::string_view word : {"FATAL:", "PANIC:", "ERROR:", "WARNING:"})
-    if (line.find(word) != std::string_view::npos) return spdlog::level::warn;
-  for (std::string_view milestone :
-       {"starting point-in-time recovery", "consistent recovery state reached", "redo starts",
-        "recovery stopping", "pausing at the end of recovery", "last completed transaction",
-        "database system is ready", "shutting down", "database system is shut down"})
-    if (line.find(milestone) != std::string_view::npos) return spdlog::level::info;
-  return spdlog::level::debug;
-}
+  }
+
+  spdlog::level::level_enum continued_ = spdlog::level::debug;
+};
 
 }  // namespace
 
 Result<std::unique_ptr<ScratchServer>> ScratchServer::start(ProcessRunner& runner,
-                                                            const ScratchServerSettings& settings) {
+                                                            const ScratchServerSettings& settings,
+                                                            const CancelToken& cancel) {
   if (auto s = write_private_file(settings.socket_dir + "/pg_hba.conf", kScratchHbaConf); !s)
     return s.error();
   if (auto s = write_private_file(settings.socket_dir + "/pg_ident.conf", ""); !s) return s.error();
@@ -62,7 +99,9 @@ Result<std::unique_ptr<ScratchServer>> ScratchServer::start(ProcessRunner& runne
   ProcessSpec spec;
   spec.argv = scratch_postgres_argv(settings);
   spec.tag = "postgres";
-  spec.level_for_line = level_for_server_line;
+  spec.level_for_line = [levels = std::make_shared<ServerLineLevels>()](std::string_view line) {
+    return (*levels)(line);
+  };
   spec.on_line = [log](std::string_view line) { log->feed(line); };
   // If the agent dies, the copy goes down at once (immediate shutdown): it is disposable.
   spec.death_signal = SIGQUIT;
@@ -70,7 +109,24 @@ Result<std::unique_ptr<ScratchServer>> ScratchServer::start(ProcessRunner& runne
   if (!process) return process.error();
   log::get("dump")->info("temporary server pid {} on socket {}/.s.PGSQL.{}", process.value()->pid(),
                          settings.socket_dir, settings.port);
-  return std::unique_ptr<ScratchServer>(new ScratchServer(std::move(process.value()), log));
+  std::unique_ptr<ScratchServer> server(new ScratchServer(std::move(process.value()), log));
+  if (&cancel != &CancelToken::never()) server->watch_cancel(cancel);
+  return server;
+}
+
+void ScratchServer::watch_cancel(const CancelToken& cancel) {
+  watcher_ = std::thread([this, &cancel] {
+    pollfd fds[2] = {{cancel.fd(), POLLIN, 0}, {watch_stop_.fd(), POLLIN, 0}};
+    while (!cancel.cancelled() && !watch_stop_.cancelled()) {
+      if (poll(fds, 2, -1) < 0 && errno != EINTR) return;
+    }
+    std::lock_guard lock(mutex_);
+    if (stopped_ || !cancel.cancelled() || process_->poll()) return;
+    log::get("dump")->info(
+        "interrupted: immediate shutdown of the temporary server, which ends every "
+        "connection to it");
+    process_->signal_group(SIGQUIT);
+  });
 }
 
 std::optional<std::string> ScratchServer::exited() const {
@@ -79,8 +135,13 @@ std::optional<std::string> ScratchServer::exited() const {
 }
 
 void ScratchServer::stop() {
-  if (stopped_) return;
-  stopped_ = true;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopped_) return;
+    stopped_ = true;
+  }
+  watch_stop_.cancel();
+  if (watcher_.joinable()) watcher_.join();
   if (process_->poll()) return;
   // SIGQUIT is PostgreSQL's immediate shutdown: no shutdown checkpoint, and no waiting for
   // the paused startup process, which notices a fast shutdown only about once a second. The

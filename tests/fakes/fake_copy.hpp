@@ -40,10 +40,19 @@ struct FakeCopyScript {
   std::size_t piece_bytes = 7;     // the size of the pieces handed to on_data
   bool refuse_connections = false;
   std::vector<std::vector<std::string>> query_rows;  // what query() answers
+  // What `EXPLAIN (FORMAT JSON) SELECT ...` answers: by default the plain sequential scan the
+  // copy sessions' settings pin every range to.
+  std::function<std::string(const std::string& select)> plan_for = [](const std::string& select) {
+    const std::string scan = R"({"Node Type": "Seq Scan", "Parallel Aware": false, "Relation Name": "t"})";
+    if (select.find(" OFFSET ") == std::string::npos && select.find(" LIMIT ") == std::string::npos)
+      return "[{\"Plan\": " + scan + "}]";
+    return R"([{"Plan": {"Node Type": "Limit", "Parallel Aware": false, "Plans": [)" + scan + "]}}]";
+  };
 
   std::mutex mutex;
   std::vector<std::string> executed;
   std::vector<std::string> queries;
+  std::vector<std::string> explained;  // the SELECTs whose plans were asked for
   std::set<std::thread::id> threads;
   std::atomic<int> sessions{0};
   std::atomic<int> abandoned{0};
@@ -59,6 +68,11 @@ class FakeCopySession final : public CopySession {
   }
   Result<std::vector<std::vector<std::string>>> query(const std::string& sql) override {
     std::lock_guard lock(script_.mutex);
+    static const std::string explain = "EXPLAIN (FORMAT JSON) ";
+    if (sql.rfind(explain, 0) == 0) {
+      script_.explained.push_back(sql.substr(explain.size()));
+      return std::vector<std::vector<std::string>>{{script_.plan_for(sql.substr(explain.size()))}};
+    }
     script_.queries.push_back(sql);
     return script_.query_rows;
   }

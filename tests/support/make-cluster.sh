@@ -404,6 +404,8 @@ BULK_MB=${BULK_MB}
 PGBENCH_SCALE=${PGBENCH_SCALE}
 EOF
 
+# The scratch directory shares a filesystem with this cluster, where restore.keep_scratch: auto
+# would remove the copy after each dump; the tests and benchmarks restore with --delta over it.
 cat >"${AGENT_CONFIG}" <<EOF
 stanza: ${STANZA}
 pgbackrest:
@@ -417,6 +419,7 @@ postgres:
 restore:
   scratch: ${SCRATCH}
   port: ${SCRATCH_PORT}
+  keep_scratch: always
 dump:
   database: api
   output: ${OUTPUT_DIR}/restore.sql

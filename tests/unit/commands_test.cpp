@@ -45,6 +45,40 @@ TEST(Commands, RestoreIsSafeForTheLiveRepository) {
   EXPECT_THAT(pgbackrest_restore_argv(kTarget, request), Contains("--set=20241104-020000F"));
 }
 
+TEST(Commands, RestoreKeepsItsLockAndLogFilesInTheScratchDirectory) {
+  RestoreRequest request{"2024-11-04 17:40:00+00", "/s/data", "/s/tablespaces", 2, std::nullopt};
+  request.lock_dir = "/s/pgbackrest/lock";
+  request.log_dir = "/s/pgbackrest/log";
+  const auto argv = pgbackrest_restore_argv(kTarget, request);
+  EXPECT_THAT(argv, Contains("--lock-path=/s/pgbackrest/lock"));
+  EXPECT_THAT(argv, Contains("--log-path=/s/pgbackrest/log"));
+  // Not --spool-path: pgBackRest copies it into the restore_command it writes, and archive-get
+  // refuses it when archive-async is off.
+  EXPECT_THAT(argv, Not(Contains(::testing::StartsWith("--spool-path"))));
+  EXPECT_EQ(argv.back(), "restore");
+}
+
+TEST(Commands, TheCopysArchiveGetSharesNothingLive) {
+  const ScratchArchiveGet paths{"/s/data", "/s/pgbackrest/lock", "/s/pgbackrest/log"};
+  auto with_repo = kTarget;
+  with_repo.repo = 2;
+  EXPECT_EQ(
+      scratch_restore_command(with_repo, paths),
+      "'pgbackrest' '--config=/etc/pgbackrest/pgbackrest.conf' '--stanza=db' '--repo=2' '--pg1-path=/s/data' "
+      "'--archive-async=n' '--lock-path=/s/pgbackrest/lock' '--log-path=/s/pgbackrest/log' "
+      "'--log-level-console=off' '--log-level-stderr=warn' 'archive-get' %f \"%p\"");
+  // /bin/sh reads each word as one, and PostgreSQL expands only its own %f and %p.
+  const ScratchArchiveGet odd{"/s/it's 100%/data", "/l", "/g"};
+  const auto command = scratch_restore_command(kTarget, odd);
+  EXPECT_NE(command.find("'--pg1-path=/s/it'\\''s 100%%/data'"), std::string::npos) << command;
+  EXPECT_THAT(
+      scratch_archive_get_argv(kTarget, paths, "000000010000000000000007", "/s/wal-scan/x"),
+      ElementsAre("pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=db",
+                  "--pg1-path=/s/data", "--archive-async=n", "--lock-path=/s/pgbackrest/lock",
+                  "--log-path=/s/pgbackrest/log", "--log-level-console=off", "--log-level-stderr=warn",
+                  "archive-get", "000000010000000000000007", "/s/wal-scan/x"));
+}
+
 TEST(Commands, UserTextIsNeverAnOptionOfItsOwn) {
   // A target that looks like an option stays glued to --target=.
   RestoreRequest request{"--repo1-path=/evil", "/s/data", "/s/tablespaces", 1, std::nullopt};
@@ -70,6 +104,32 @@ TEST(Commands, ScratchServerCannotReachOutside) {
         "shared_preload_libraries=", "primary_conninfo=", "hba_file=/s/run/pg_hba.conf", "ssl=off",
         "data_directory=/s/data", "hot_standby=on", "recovery_target_action=pause", "lc_messages=C"})
     EXPECT_THAT(argv, Contains(std::string(setting)));
+}
+
+TEST(Commands, ScratchServerFetchesWalItsOwnWayAndTimesOutOnLocks) {
+  ScratchServerSettings settings{"/b", "/s/data", "/s/run", 5533, "128MB"};
+  auto argv = scratch_postgres_argv(settings);
+  EXPECT_THAT(argv, Contains("lock_timeout=0"));
+  EXPECT_THAT(argv, Not(Contains(::testing::StartsWith("restore_command="))));
+  EXPECT_THAT(argv, Not(Contains(::testing::StartsWith("recovery_target_lsn="))));
+  settings.restore_command = "'pgbackrest' 'archive-get' %f \"%p\"";
+  settings.lock_timeout_seconds = 30;
+  settings.recovery_target_lsn = "0/80001C8";
+  argv = scratch_postgres_argv(settings);
+  EXPECT_THAT(argv, Contains("lock_timeout=30s"));
+  EXPECT_THAT(argv, Contains("restore_command='pgbackrest' 'archive-get' %f \"%p\""));
+  // The end of the archived WAL replaces the restored time target (only one target may be set).
+  EXPECT_THAT(argv, Contains("recovery_target_time="));
+  EXPECT_THAT(argv, Contains("recovery_target_lsn=0/80001C8"));
+  EXPECT_THAT(argv, Contains("recovery_target_inclusive=on"));
+  EXPECT_THAT(argv, Contains("recovery_target_action=pause"));
+}
+
+TEST(Commands, PgDumpGivesUpOnALockWhenTold) {
+  DumpRequest request{"/b", "/s/run", 5533, "postgres", "api", "", {}, ""};
+  EXPECT_THAT(pg_dump_argv(request), Not(Contains(::testing::StartsWith("--lock-wait-timeout"))));
+  request.lock_wait_timeout_seconds = 30;
+  EXPECT_THAT(pg_dump_argv(request), Contains("--lock-wait-timeout=30s"));
 }
 
 TEST(Commands, PgDumpConnectsThroughAQuotedConninfo) {

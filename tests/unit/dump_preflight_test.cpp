@@ -21,7 +21,8 @@ LocalFacts healthy() {
   facts.tablespaces = {{"16400", "/tblspc/fast"}};
   facts.scratch = "/pgdata/restore";
   facts.output = "/pgdata/restore.sql";
-  facts.free_bytes_for_scratch = 10'000'000;
+  facts.disk.filesystems = {{1, "/pgdata", 100'000'000'000, 100'000'000, {}}};
+  facts.disk.scratch = facts.disk.output = 0;
   return facts;
 }
 
@@ -107,6 +108,30 @@ TEST(Preflight, PortsAndOutput) {
       std::string::npos);
 }
 
+TEST(Preflight, AnOutputPathThatIsNotAFileIsFoundBeforeTheRestore) {
+  // --output naming a directory, with --overwrite: publishing would fail after the whole restore
+  // and dump; so would a directory where OUTPUT.partial or OUTPUT.manifest.json goes.
+  auto facts = healthy();
+  facts.output_exists = true;
+  facts.output_paths_in_the_way = {"/pgdata/restore.sql is a directory"};
+  auto job = job_for("/pgdata/restore", "/pgdata/restore.sql");
+  job.overwrite = true;
+  auto errors = check_local_facts(facts, job);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].message, "/pgdata/restore.sql is a directory");
+  EXPECT_EQ(errors[0].kind, ErrorKind::usage);
+  EXPECT_NE(errors[0].hint.find("--output -"), std::string::npos);
+  // Without --overwrite it is still that, not "already exists".
+  job.overwrite = false;
+  EXPECT_EQ(only_message(check_local_facts(facts, job)), "/pgdata/restore.sql is a directory");
+  // A file that exists, and a directory where its manifest goes: both at once.
+  facts.output_paths_in_the_way = {"/pgdata/restore.sql.manifest.json is a directory"};
+  errors = check_local_facts(facts, job);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].message, "/pgdata/restore.sql.manifest.json is a directory");
+  EXPECT_NE(errors[1].message.find("already exists"), std::string::npos);
+}
+
 TEST(Preflight, RootIsRefused) {
   auto facts = healthy();
   facts.running_as_root = true;
@@ -169,12 +194,14 @@ TEST(Preflight, NeedsDiskForTheChosenBackup) {
   auto job = job_for("/pgdata/restore", "/pgdata/restore.sql");
   job.target.instant = SysMicros{std::chrono::seconds{2500}};
   auto facts = healthy();
-  facts.free_bytes_for_scratch = 1'000'000;
+  facts.disk.filesystems[0].free_bytes = 1'000'000;
+  job.output = "-";
+  facts.disk.output = -1;
   auto result = check_against_repository(two_backups(), job, facts,
                                          std::chrono::system_clock::time_point{std::chrono::seconds{5000}});
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.error().kind, ErrorKind::environment);
-  EXPECT_NE(result.error().message.find("not enough disk"), std::string::npos);
+  EXPECT_NE(result.error().message.find("not enough disk for the restore"), std::string::npos);
   facts.scratch_data_bytes = 5'500'000;  // a previous copy that --delta reuses counts
   EXPECT_TRUE(check_against_repository(two_backups(), job, facts,
                                        std::chrono::system_clock::time_point{std::chrono::seconds{5000}})
@@ -194,6 +221,199 @@ TEST(Preflight, NamedSetMustExistAndEndBeforeTheTarget) {
                                     std::chrono::system_clock::time_point{std::chrono::seconds{5000}});
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.error().kind, ErrorKind::usage);
+}
+
+// --- the live volume: estimate, reserve, watched filesystems, the copy kept or not -----------
+
+constexpr std::uint64_t kMiB = 1024 * 1024;
+constexpr std::uint64_t kGiB = 1024 * kMiB;
+
+// Backups whose WAL positions are known: segment 0x10 to 0x12 for the full, 0x20 to 0x21 for
+// the incremental; the archive reaches 0x2F.
+StanzaInfo backups_with_wal() {
+  auto stanza = two_backups();
+  stanza.backup_wal["20241104-020000F"] = {"000000010000000000000010", "000000010000000000000012"};
+  stanza.backup_wal["20241104-020000F_20241104-091500I"] = {"000000010000000000000020",
+                                                            "000000010000000000000021"};
+  stanza.archive_max = "00000001000000000000002F";
+  return stanza;
+}
+
+DumpJob job_at(std::int64_t target_seconds, const std::string& output = "/pgdata/restore.sql") {
+  auto job = job_for("/pgdata/restore", output);
+  job.target.instant = SysMicros{std::chrono::seconds{target_seconds}};
+  job.config.disk.reserve_percent = 10;
+  job.config.disk.reserve_mb = 1024;
+  job.config.dump.connections = 2;
+  job.config.dump.split_table_mb = 256;
+  return job;
+}
+
+// The PGO layout: scratch, dump and live data directory on one 100 GiB volume.
+LocalFacts one_live_volume(std::uint64_t free_bytes) {
+  auto facts = healthy();
+  facts.disk.filesystems = {{7, "/pgdata", 100 * kGiB, free_bytes, {"live data directory /pgdata/pg15"}}};
+  facts.disk.scratch = facts.disk.output = 0;
+  return facts;
+}
+
+TEST(PreflightDisk, EstimateCountsTheRestoreTheWalTheSpillAndTheDump) {
+  auto stanza = backups_with_wal();
+  // Target between the two backups: the full is restored, and the WAL to replay ends before
+  // the end of the incremental (segment 0x21).
+  auto job = job_at(1500);
+  auto estimate = estimate_disk_use(stanza, stanza.backups[0], job, 16 * kMiB);
+  EXPECT_EQ(estimate.restore, 5'000'000u);
+  EXPECT_EQ(estimate.wal, (0x21 - 0x10 + 1) * 16 * kMiB);
+  EXPECT_EQ(estimate.spill, 0u);  // no table can reach dump.split_table_mb
+  EXPECT_EQ(estimate.dump, 5'000'000u);
+  // After the newest backup: up to the newest archived segment.
+  job = job_at(2500);
+  estimate = estimate_disk_use(stanza, stanza.backups[1], job, 16 * kMiB);
+  EXPECT_EQ(estimate.wal, (0x2F - 0x20 + 1) * 16 * kMiB);
+  // Across a "log" boundary with 64 MiB segments.
+  stanza.backup_wal["20241104-020000F_20241104-091500I"].start = "00000001000000000000003F";
+  stanza.archive_max = "000000010000000100000001";
+  estimate = estimate_disk_use(stanza, stanza.backups[1], job, 64 * kMiB);
+  EXPECT_EQ(estimate.wal, 3 * 64 * kMiB);  // 0/3F, 1/00, 1/01
+  // Unknown positions: nothing counted rather than nonsense.
+  stanza.archive_max = "";
+  EXPECT_EQ(estimate_disk_use(stanza, stanza.backups[1], job, 16 * kMiB).wal, 0u);
+  // A large cluster and 4 connections: three ranges out of four may wait. Standard output: no file.
+  stanza.backups[1].database_bytes = 40 * kGiB;
+  job.config.dump.connections = 4;
+  job.output = "-";
+  estimate = estimate_disk_use(stanza, stanza.backups[1], job, 16 * kMiB);
+  EXPECT_EQ(estimate.spill, 30 * kGiB);
+  EXPECT_EQ(estimate.dump, 0u);
+}
+
+TEST(PreflightDisk, WalPositionsComeFromPgBackRestInfo) {
+  const char* const info = R"([{"name": "db", "status": {"code": 0, "message": "ok"},
+    "archive": [{"id": "15-1", "min": "000000010000000000000003", "max": "000000010000000000000009"}],
+    "backup": [{"label": "F", "type": "full", "error": false, "timestamp": {"start": 100, "stop": 200},
+                "archive": {"start": "000000010000000000000004", "stop": "000000010000000000000005"},
+                "info": {"size": 1000, "repository": {"size": 500}}}]}])";
+  auto parsed = parse_info_json(info);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+  const auto& stanza = parsed->front();
+  ASSERT_EQ(stanza.backup_wal.count("F"), 1u);
+  EXPECT_EQ(stanza.backup_wal.at("F").stop, "000000010000000000000005");
+  // Segments 4 to 9: six of 16 MiB.
+  EXPECT_EQ(estimate_disk_use(stanza, stanza.backups[0], job_at(300), 16 * kMiB).wal, 6 * 16 * kMiB);
+}
+
+TEST(PreflightDisk, ReserveIsTheLargerOfShareAndBytesOnLiveFilesystemsOnly) {
+  const auto job = job_at(2500);
+  FilesystemFacts live{1, "/pgdata", 100 * kGiB, 50 * kGiB, {"live data directory /pgdata/pg15"}};
+  EXPECT_EQ(live_reserve_bytes(live, job.config), 10 * kGiB);
+  live.size_bytes = 5 * kGiB;  // a small volume: the floor
+  EXPECT_EQ(live_reserve_bytes(live, job.config), 1 * kGiB);
+  FilesystemFacts scratch_only{2, "/scratch", 100 * kGiB, 50 * kGiB, {}};
+  EXPECT_EQ(live_reserve_bytes(scratch_only, job.config), 0u);
+}
+
+TEST(PreflightDisk, ADumpThatWouldCutIntoTheReserveIsRefused) {
+  const auto stanza = backups_with_wal();
+  auto job = job_at(2500);
+  // 6 MB restore + 256 MiB WAL + 6 MB dump; reserve 10 GiB.
+  auto facts = one_live_volume(10 * kGiB + 200 * kMiB);
+  auto result = check_against_repository(stanza, job, facts,
+                                         std::chrono::system_clock::time_point{std::chrono::seconds{5000}});
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.error().kind, ErrorKind::environment);
+  const auto& message = result.error().message;
+  EXPECT_NE(message.find("would cut into the 10.0 GiB kept free for the live cluster on /pgdata"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("the scratch directory and the dump, and the live data directory /pgdata/pg15"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("256.0 MiB of WAL to replay"), std::string::npos) << message;
+  EXPECT_NE(message.find("for the dump"), std::string::npos) << message;
+  EXPECT_NE(result.error().hint.find("volumes.temp"), std::string::npos);
+  EXPECT_NE(result.error().hint.find("--output -"), std::string::npos);
+  // Room for all of it and the reserve.
+  facts.disk.filesystems[0].free_bytes = 11 * kGiB;
+  EXPECT_TRUE(check_against_repository(stanza, job, facts,
+                                       std::chrono::system_clock::time_point{std::chrono::seconds{5000}})
+                  .ok());
+  // Already below the reserve before anything is written.
+  facts.disk.filesystems[0].free_bytes = 9 * kGiB;
+  EXPECT_FALSE(check_against_repository(stanza, job, facts,
+                                        std::chrono::system_clock::time_point{std::chrono::seconds{5000}})
+                   .ok());
+  // The same free space on a volume of the scratch directory's own only needs room.
+  facts.disk.filesystems[0].live_uses.clear();
+  EXPECT_TRUE(check_against_repository(stanza, job, facts,
+                                       std::chrono::system_clock::time_point{std::chrono::seconds{5000}})
+                  .ok());
+}
+
+TEST(PreflightDisk, EachFilesystemCountsWhatGoesThere) {
+  auto job = job_at(2500);
+  DiskEstimate estimate{10 * kGiB, 1 * kGiB, 5 * kGiB, 10 * kGiB};
+  // Scratch on its own 100 GiB volume, the dump on the live one (100 GiB, reserve 10 GiB).
+  auto facts = healthy();
+  facts.disk.filesystems = {{2, "/scratch", 100 * kGiB, 16 * kGiB + 1, {}},
+                            {1, "/pgdata", 100 * kGiB, 21 * kGiB, {"live data directory /pgdata/pg15"}}};
+  facts.disk.scratch = 0;
+  facts.disk.output = 1;
+  EXPECT_TRUE(check_disk(facts, job, estimate, "L").empty());
+  facts.disk.filesystems[0].free_bytes = 15 * kGiB;
+  auto errors = check_disk(facts, job, estimate, "L");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].message.find("not enough disk for the restore"), std::string::npos)
+      << errors[0].message;
+  facts.scratch_data_bytes = 2 * kGiB;  // the last copy, reused by --delta
+  EXPECT_TRUE(check_disk(facts, job, estimate, "L").empty());
+  facts.disk.filesystems[1].free_bytes = 19 * kGiB;
+  errors = check_disk(facts, job, estimate, "L");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].message.find("which holds the dump, and the live data directory"), std::string::npos)
+      << errors[0].message;
+  EXPECT_EQ(errors[0].hint.find("volumes.temp"), std::string::npos);  // the scratch is fine
+  // Both on one live volume: everything counts once, against the reserve.
+  facts = one_live_volume(36 * kGiB);
+  EXPECT_TRUE(check_disk(facts, job, estimate, "L").empty());
+  facts.disk.filesystems[0].free_bytes = 35 * kGiB;
+  EXPECT_EQ(check_disk(facts, job, estimate, "L").size(), 1u);
+}
+
+TEST(PreflightDisk, WatchesTheFilesystemsItWritesToThatTheLiveClusterUses) {
+  auto job = job_at(2500);
+  auto facts = healthy();
+  facts.disk.filesystems = {{2, "/scratch", 100 * kGiB, 50 * kGiB, {}},
+                            {1, "/pgdata", 100 * kGiB, 50 * kGiB, {"live data directory /pgdata/pg15"}},
+                            {3, "/pgwal", 10 * kGiB, 5 * kGiB, {"live WAL directory /pgwal/pg15_wal"}}};
+  facts.disk.scratch = 0;
+  facts.disk.output = 1;
+  auto watched = filesystems_to_watch(facts, job);
+  ASSERT_EQ(watched.size(), 1u);  // not the scratch volume, not the WAL volume it never writes to
+  EXPECT_EQ(watched[0].path, "/pgdata");
+  EXPECT_EQ(watched[0].reserve_bytes, 10 * kGiB);
+  EXPECT_EQ(watched[0].description, "the dump, and the live data directory /pgdata/pg15");
+  facts.disk.output = -1;  // standard output
+  EXPECT_TRUE(filesystems_to_watch(facts, job).empty());
+  facts = one_live_volume(50 * kGiB);
+  watched = filesystems_to_watch(facts, job);
+  ASSERT_EQ(watched.size(), 1u);
+  EXPECT_EQ(watched[0].device, 7u);
+}
+
+TEST(PreflightDisk, TheCopyIsKeptByDefaultOnlyOffTheLiveVolume) {
+  auto facts = one_live_volume(50 * kGiB);
+  auto decision = decide_scratch_keeping(facts, "auto", false);
+  EXPECT_FALSE(decision.keep);
+  EXPECT_NE(decision.reason.find("shares a filesystem with the live data directory"), std::string::npos);
+  EXPECT_TRUE(decide_scratch_keeping(facts, "always", false).keep);
+  facts.disk.filesystems[0].live_uses.clear();
+  EXPECT_TRUE(decide_scratch_keeping(facts, "auto", false).keep);
+  EXPECT_FALSE(decide_scratch_keeping(facts, "never", false).keep);
+  // Whatever the setting, not once free space there fell below the reserve.
+  EXPECT_FALSE(decide_scratch_keeping(facts, "always", true).keep);
+  facts.disk.scratch = -1;
+  EXPECT_FALSE(decide_scratch_keeping(facts, "auto", false).keep);
 }
 
 }  // namespace

@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <mutex>
 #include <regex>
 #include <thread>
@@ -82,6 +84,9 @@ TEST(PlanCopyChunks, CutsEachTableIntoOneRowRangePerConnectionWithItsHeaderFirst
   EXPECT_EQ(chunks[2].query, "COPY (SELECT id, payload FROM ONLY public.small LIMIT 1) TO STDOUT");
   EXPECT_EQ(chunks[3].query, "COPY (SELECT id, payload FROM ONLY public.small OFFSET 1) TO STDOUT");
   EXPECT_EQ(chunks[3].suffix, "\\.\n\n\n");
+  // Each range's plan is asked for before its rows.
+  EXPECT_EQ(chunks[0].plan_query, "EXPLAIN (FORMAT JSON) SELECT id, payload FROM ONLY public.big LIMIT 543");
+  EXPECT_EQ(chunks[1].plan_query, "EXPLAIN (FORMAT JSON) SELECT id, payload FROM ONLY public.big OFFSET 543");
 }
 
 TEST(PlanCopyChunks, EveryRangeCostsAboutTheSame) {
@@ -373,6 +378,98 @@ TEST(ParallelCopy, CancellationEndsTheCopyAsInterrupted) {
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.error().kind, ErrorKind::interrupted);
   EXPECT_LT(script.queries.size(), chunks.size());
+}
+
+// Descriptors this process holds open on files in `directory` (spill files show there as
+// "DIR/#INODE (deleted)").
+int open_files_in(const std::string& directory) {
+  int count = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code link_ec;
+    const auto target = std::filesystem::read_symlink(it->path(), link_ec);
+    if (!link_ec && target.string().rfind(directory + "/", 0) == 0) ++count;
+  }
+  return count;
+}
+
+// A few thousand tables, every range ahead of the writer: their rows wait in one file per
+// connection, not one per range (which ran out of descriptors at the usual soft limit of 1024).
+TEST(ParallelCopy, RowsSetAsideWaitInOneFilePerConnectionHoweverManyRanges) {
+  FakeCopyScript script;
+  std::vector<SplitTable> tables;
+  for (int i = 0; i < 1500; ++i) {
+    tables.push_back(table("t" + std::to_string(i), 20));
+    script.table_rows["public.t" + std::to_string(i)] = 20;
+  }
+  script.piece_bytes = 64;
+  FakeCopyConnector connector(script);
+  const auto chunks = plan_copy_chunks(tables, 2);
+  TempDirectory spill("spill-test");
+  ParallelCopy copy(chunks, connector, spilling(2, spill.path, 256), CancelToken::never());
+  // Every range is received before the writer starts.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    {
+      std::lock_guard lock(script.mutex);
+      if (script.queries.size() == chunks.size()) break;
+    }
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the connections did not finish";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_GE(open_files_in(spill.path), 1) << "nothing was set aside: the test proves nothing";
+  EXPECT_LE(open_files_in(spill.path), 2) << "more spill files than connections";
+  Collected out;
+  ASSERT_TRUE(copy.write_in_order(out.writer()).ok());
+  EXPECT_EQ(out.text, whole_tables(tables, script));
+  EXPECT_EQ(open_files_in(spill.path), 0);
+  EXPECT_TRUE(spill.empty());
+}
+
+// Every range's plan is read on its own connection, in its transaction, before its rows.
+TEST(ParallelCopy, EveryRangeIsCheckedToBeOneSequentialScanFirst) {
+  FakeCopyScript script;
+  script.table_rows = {{"public.a", 50}, {"public.b", 50}};
+  FakeCopyConnector connector(script);
+  const std::vector<SplitTable> tables = {table("a", 50), table("b", 50)};
+  const auto chunks = plan_copy_chunks(tables, 2);
+  Collected out;
+  ASSERT_TRUE(
+      copy_chunks_in_order(chunks, connector, ParallelCopySettings{}, out.writer(), CancelToken::never())
+          .ok());
+  EXPECT_EQ(out.text, whole_tables(tables, script));
+  std::vector<std::string> expected, explained = script.explained;
+  for (const auto& chunk : chunks)
+    expected.push_back(chunk.plan_query.substr(std::string("EXPLAIN (FORMAT JSON) ").size()));
+  std::sort(expected.begin(), expected.end());
+  std::sort(explained.begin(), explained.end());
+  EXPECT_EQ(explained, expected);
+}
+
+// A server that would read a range through an index (an index-only scan over a covering
+// index where random reads are cheap) would hand its rows over in index order: the copy
+// refuses it rather than write rows in another order than pg_dump's.
+TEST(ParallelCopy, ARangeReadAnyOtherWayThanBySequentialScanFailsTheCopy) {
+  FakeCopyScript script;
+  script.table_rows = {{"public.a", 50}, {"public.b", 50}};
+  script.plan_for = [](const std::string& select) -> std::string {
+    if (select.find("public.b OFFSET") == std::string::npos)
+      return R"([{"Plan": {"Node Type": "Limit", "Plans": [{"Node Type": "Seq Scan"}]}}])";
+    return R"([{"Plan": {"Node Type": "Limit", "Plans": [{"Node Type": "Index Only Scan"}]}}])";
+  };
+  FakeCopyConnector connector(script);
+  const auto chunks = plan_copy_chunks({table("a", 50), table("b", 50)}, 2);
+  Collected out;
+  auto status =
+      copy_chunks_in_order(chunks, connector, ParallelCopySettings{}, out.writer(), CancelToken::never());
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().kind, ErrorKind::verification);
+  EXPECT_THAT(status.error().message, HasSubstr("with a plan with Index Only Scan"));
+  EXPECT_THAT(status.error().message, HasSubstr("public.b OFFSET"));
+  EXPECT_EQ(out.text.find("public.b row 49"), std::string::npos) << "rows of the refused range were written";
+  for (const auto& query : script.queries)
+    EXPECT_EQ(query.find("public.b OFFSET"), std::string::npos) << query;
 }
 
 }  // namespace
