@@ -26,20 +26,6 @@ namespace {
 
 constexpr int kManyTables = 2500;
 
-// Each table's COPY block of a plain dump (its rows), by its COPY line.
-std::map<std::string, std::string> copy_blocks(const std::string& dump) {
-  std::map<std::string, std::string> blocks;
-  std::size_t at = 0;
-  while ((at = dump.find("\nCOPY ", at)) != std::string::npos) {
-    const auto line_end = dump.find('\n', at + 1);
-    const auto end = dump.find("\n\\.\n", line_end);
-    if (line_end == std::string::npos || end == std::string::npos) break;
-    blocks[dump.substr(at + 1, line_end - at - 1)] = dump.substr(line_end + 1, end - line_end);
-    at = end;
-  }
-  return blocks;
-}
-
 // The statements of a plain dump in their order, without the rows: every line but COPY blocks,
 // comments, blank lines, the session settings each piece repeats, and psql's restrict lines.
 std::vector<std::string> statements_in_order(const std::string& dump) {

@@ -382,20 +382,6 @@ TEST_F(DumpIntegration, SigtermMidDumpLeavesNothingBehind) {
   expect_rows_at_target(read_file(again));
 }
 
-// Each table's COPY block of a plain dump, from its COPY line through "\.", by its COPY line.
-std::map<std::string, std::string> copy_blocks(const std::string& dump) {
-  std::map<std::string, std::string> blocks;
-  std::size_t at = 0;
-  while ((at = dump.find("\nCOPY ", at)) != std::string::npos) {
-    const auto line_end = dump.find('\n', at + 1);
-    const auto end = dump.find("\n\\.\n", line_end);
-    if (line_end == std::string::npos || end == std::string::npos) break;
-    blocks[dump.substr(at + 1, line_end - at - 1)] = dump.substr(line_end + 1, end - line_end);
-    at = end;
-  }
-  return blocks;
-}
-
 // The statements around the rows: every line outside COPY blocks but comments, blank lines,
 // the session settings each pg_dump piece repeats and psql's restrict lines; sorted.
 std::multiset<std::string> statement_lines(const std::string& dump) {

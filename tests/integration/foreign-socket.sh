@@ -29,9 +29,11 @@ check() {  # check DESCRIPTION COMMAND...: the command must succeed
 }
 
 # The impostor: another user's `agent run` (any program would do) on the shared path.
-mkdir -m 0700 "${work}/other" && chown "${OTHER_USER}" "${work}/other"
-cat >"${work}/other/agent.yaml" <<EOF
-state_dir: ${work}/other/state
+# agent_config NAME USER: a config for USER's agent whose control socket is the shared path.
+agent_config() {
+    mkdir -m 0700 "${work}/$1" && chown "$2" "${work}/$1"
+    cat >"${work}/$1/agent.yaml" <<EOF
+state_dir: ${work}/$1/state
 control:
   socket: ${work}/agent.sock
 http:
@@ -39,7 +41,9 @@ http:
 manual:
   annotations_file: ""
 EOF
-chmod 0644 "${work}/other/agent.yaml"
+    chmod 0644 "${work}/$1/agent.yaml"
+}
+agent_config other "${OTHER_USER}"
 runuser -u "${OTHER_USER}" -- "${AGENT}" run --config "${work}/other/agent.yaml" >"${work}/impostor.log" 2>&1 &
 impostor_pid=$!
 for _ in $(seq 1 100); do [[ -S "${work}/agent.sock" ]] && break; sleep 0.1; done
@@ -47,18 +51,7 @@ for _ in $(seq 1 100); do [[ -S "${work}/agent.sock" ]] && break; sleep 0.1; don
 # An impostor that lets anyone connect, as a hostile one would.
 chmod 0666 "${work}/agent.sock"
 
-mkdir -m 0700 "${work}/mine" && chown "${OWNER_USER}" "${work}/mine"
-cat >"${work}/mine/agent.yaml" <<EOF
-state_dir: ${work}/mine/state
-control:
-  socket: ${work}/agent.sock
-http:
-  listen: ""
-manual:
-  annotations_file: ""
-EOF
-chmod 0644 "${work}/mine/agent.yaml"
-as_owner() { runuser -u "${OWNER_USER}" -- "${AGENT}" "$@" --config "${work}/mine/agent.yaml"; }
+agent_config mine "${OWNER_USER}"
 
 refuses_naming_owner() {  # refuses_naming_owner ARGS...: non-zero exit, the owner named, no success
     local out rc=0

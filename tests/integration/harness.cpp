@@ -45,6 +45,19 @@ void write_file(const std::string& path, const std::string& content) {
   file << content;
 }
 
+std::map<std::string, std::string> copy_blocks(const std::string& dump) {
+  std::map<std::string, std::string> blocks;
+  std::size_t at = 0;
+  while ((at = dump.find("\nCOPY ", at)) != std::string::npos) {
+    const auto line_end = dump.find('\n', at + 1);
+    const auto end = dump.find("\n\\.\n", line_end);
+    if (line_end == std::string::npos || end == std::string::npos) break;
+    blocks[dump.substr(at + 1, line_end - at - 1)] = dump.substr(line_end + 1, end - line_end);
+    at = end;
+  }
+  return blocks;
+}
+
 void write_annotations_like_kubelet(const std::string& dir, const std::string& content) {
   static int generation = 0;
   const std::string name =

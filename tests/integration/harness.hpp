@@ -82,6 +82,8 @@ struct DumpRows {
 };
 // The rows of public.events in a plain dump.
 DumpRows events_in_dump(const std::string& dump_text);
+// Each table's COPY block of a plain dump (its rows through "\."), by its COPY line.
+std::map<std::string, std::string> copy_blocks(const std::string& dump);
 // The runbook's check: rows 1..100 (written before the target) and none written after it.
 void expect_rows_at_target(const std::string& dump_text);
 
