@@ -43,7 +43,8 @@ struct AgentConfig {
     std::string checksum;  // "xxh128", "sha256" or "none"
     int connections = 0;   // 1: one pg_dump, as the runbook
     int split_table_mb = 0;
-    int lock_timeout_seconds = 0;  // every session on the copy, pg_dump's too; 0: none
+    int lock_timeout_seconds = 0;           // every session on the copy, pg_dump's too; 0: none
+    std::string recovery_locks = "refuse";  // refuse | wait (see options.cpp)
   } dump;
   struct {
     int reserve_percent = 0;  // of a live filesystem's size, kept free for the live cluster

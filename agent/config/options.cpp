@@ -167,6 +167,13 @@ const std::vector<OptionSpec> kOptions = {
    "for: on a copy paused for good, only recovery can hold one, and it never lets go. 0: wait.",
    0, 86400, {},
    [](AgentConfig& c, const OptionValue& v) { c.dump.lock_timeout_seconds = static_cast<int>(v.integer); }},
+  {"dump.recovery_locks", OptionType::choice, "refuse",
+   "Before the dump, the paused copy is checked for ACCESS EXCLUSIVE locks its recovery holds "
+   "(a target inside a transaction that altered or truncated a table). refuse: the dump is "
+   "refused naming the table and proposing the nearest earlier target. wait: not checked; "
+   "pg_dump meets the lock and gives up after dump.lock_timeout_seconds (0: waits until stopped).",
+   0, 0, {"refuse", "wait"},
+   [](AgentConfig& c, const OptionValue& v) { c.dump.recovery_locks = v.text; }},
 
   {"disk.reserve_percent", OptionType::integer, "10",
    "Free space `agent dump` leaves on every filesystem it writes to that the live cluster also "

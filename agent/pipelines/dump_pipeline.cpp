@@ -532,9 +532,10 @@ Status wait_for_target(DumpContext& c) {
 
 // Before the dump: no lock held by recovery that pg_dump would wait for (see recovery_locks.hpp).
 Status check_recovery_locks(DumpContext& c, std::uint64_t replay_lsn) {
-  if (std::getenv("AGENT_TEST_SKIP_RECOVERY_LOCK_CHECK") != nullptr) {
+  if (c.job.config.dump.recovery_locks == "wait") {
     c.logger->warn(
-        "AGENT_TEST_SKIP_RECOVERY_LOCK_CHECK is set (tests only): locks held by recovery are not checked");
+        "dump.recovery_locks is 'wait': locks held by recovery are not checked; a dump that meets "
+        "one waits up to dump.lock_timeout_seconds");
     return {};
   }
   auto session = c.services.copier.connect(c.scratch_conninfo(c.job.database));

@@ -261,19 +261,18 @@ TEST_F(DumpSafetyIntegration, ATargetInsideALockingTransactionIsRefusedWithTheNe
 }
 
 TEST_F(DumpSafetyIntegration, SigtermEndsADumpBlockedOnALockWithinSeconds) {
-  // A dump that does block: the lock check off (a switch for tests only) and no lock timeout.
+  // A dump that does block: the lock check off and no lock timeout.
   const std::string output = cluster_->get("OUTPUT_DIR") + "/blocked.sql";
-  const auto config = config_with("agent-no-lock-timeout.yaml", {{"dump", "  lock_timeout_seconds: 0\n"}});
+  const auto config = config_with("agent-no-lock-timeout.yaml",
+                                  {{"dump", "  lock_timeout_seconds: 0\n  recovery_locks: wait\n"}});
   std::mutex mutex;
   std::string stderr_text;
   std::atomic<bool> dumping{false};
-  auto agent = start_agent(dump_args(lock_target(), output, config),
-                           [&](std::string_view line) {
-                             std::lock_guard lock(mutex);
-                             stderr_text.append(line).push_back('\n');
-                             if (line.find("dump: started") != std::string_view::npos) dumping = true;
-                           },
-                           {"env", "AGENT_TEST_SKIP_RECOVERY_LOCK_CHECK=1"});
+  auto agent = start_agent(dump_args(lock_target(), output, config), [&](std::string_view line) {
+    std::lock_guard lock(mutex);
+    stderr_text.append(line).push_back('\n');
+    if (line.find("dump: started") != std::string_view::npos) dumping = true;
+  });
   ASSERT_TRUE(agent.ok());
   ASSERT_TRUE(eventually([&] { return dumping.load() || agent.value()->poll().has_value(); },
                          std::chrono::seconds(60)));
