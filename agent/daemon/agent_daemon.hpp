@@ -1,45 +1,60 @@
 #pragma once
-// `agent run`: the long-running sidecar. One Boost.Asio event loop owns the state: triggers
-// (schedules, the annotation watcher, the control socket) only enqueue; the queue decides
-// what runs; one worker thread runs the blocking pgBackRest job; its result comes back to the
-// loop, which records it and starts the next. SIGTERM/SIGINT drain: no new work, the running
-// job gets run.grace_seconds, then it is stopped.
-#include <atomic>
+// `agent run`: the long-running sidecar, wired together here and nowhere else. One Boost.Asio
+// event loop owns the state. Triggers (schedules, the annotation watcher) and the control
+// socket only enqueue; the JobRunner decides what runs and runs it in job slots off the loop;
+// the status view, the probes and the metrics read the parts. SIGTERM/SIGINT drain: no new
+// work, the running backup gets run.grace_seconds, then it is stopped.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <condition_variable>
-#include <deque>
-#include <map>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
-#include <vector>
 
 #include "config/config.hpp"
 #include "core/clock.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/job_runner.hpp"
+#include "daemon/loop_timers.hpp"
 #include "daemon/repository_collector.hpp"
-#include "daemon/schedule_timer.hpp"
+#include "daemon/triggers.hpp"
 #include "exec/process.hpp"
 #include "http/http_server.hpp"
-#include "jobs/annotation_trigger.hpp"
-#include "jobs/job_queue.hpp"
 #include "jobs/request_journal.hpp"
 #include "metrics/agent_metrics.hpp"
+#include "pg/copy_session.hpp"
 #include "pg/session.hpp"
-#include "pipelines/backup_pipeline.hpp"
-#include "pipelines/dump_pipeline.hpp"
 
 namespace agent {
 
+// The daemon's seams. Each one left empty is the real thing; the orchestration tests fill
+// them with fakes.
+struct DaemonSeams {
+  ProcessRunner* runner = nullptr;
+  PgConnector* connector = nullptr;
+  std::function<std::unique_ptr<CopyConnector>()> make_copier;
+  Clock* clock = nullptr;
+  LoopTimers* timers = nullptr;
+  std::function<void(int exit_code)> exit_now;  // default: flush the log, std::_Exit
+  bool handle_signals = true;                   // SIGTERM/SIGINT drain the daemon
+};
+
 class AgentDaemon final : public ControlHandler {
  public:
-  explicit AgentDaemon(AgentConfig config);
+  explicit AgentDaemon(AgentConfig config, DaemonSeams seams = {});
   ~AgentDaemon() override;
   // Runs until SIGTERM or SIGINT; returns the exit code.
   int run();
+  // For the tests, which turn the loop themselves: start() and request_stop() are what run()
+  // and a signal do.
+  Status start();
+  void request_stop(int signal_number);
+  boost::asio::io_context& io() { return io_; }
+  AgentMetrics& metrics() { return *metrics_; }
 
   // ControlHandler
   nlohmann::json status() override;
@@ -47,23 +62,9 @@ class AgentDaemon final : public ControlHandler {
   void dump(const DumpCommand& command, ControlReply reply) override;
 
  private:
-  Status start();
   void open_state();
-  void rerun_leftover_requests();
-  // `journal_id`: the request is already in the journal (a leftover of a previous run).
-  void enqueue(const BackupRequest& request, std::optional<ControlReply> waiter = std::nullopt,
-               bool wait_for_result = false, std::optional<std::uint64_t> journal_id = std::nullopt);
-  void journal_finished(std::uint64_t job_id);
-  void stop_job_now(const char* why);
-  void exit_if_still_busy();
-  void start_next_job();
-  void on_job_finished(BackupResult result);
-  void worker_loop();
-  void on_signal(int signal_number);
-  void finish_shutdown_if_idle();
-  void on_dump_finished(Result<DumpSummary> summary, ControlReply reply);
-  void count_skip(const std::string& reason, std::uint64_t count = 1);
-  void update_queue_metrics();
+  void finish_shutdown();
+  void arm_shutdown_watchdog(std::chrono::seconds deadline);
   void beat();
   void refresh_component_metrics();
   HttpAnswer answer_http(std::string_view method, std::string_view target);
@@ -71,64 +72,31 @@ class AgentDaemon final : public ControlHandler {
   AgentConfig config_;
   boost::asio::io_context io_;
   boost::asio::signal_set signals_;
-  boost::asio::steady_timer grace_timer_;
-  SystemClock clock_;
-  std::unique_ptr<ProcessRunner> runner_;
-  std::unique_ptr<PgConnector> connector_;
-  JobQueue queue_;
-  std::vector<std::unique_ptr<ScheduleTimer>> schedules_;
-  std::optional<HandledValues> handled_;
-  // Requests that must survive a restart; none when state_dir is unusable (state_problem_).
-  std::optional<RequestJournal> journal_;
-  std::map<std::uint64_t, std::vector<std::uint64_t>> journal_ids_by_job_;
-  std::string state_problem_;
-  std::deque<nlohmann::json> abandoned_;  // requests a previous run left and that were given up
-  std::unique_ptr<AnnotationTrigger> annotation_;
-  std::unique_ptr<ControlServer> control_;
+  // The real seams, when not given.
+  std::unique_ptr<ProcessRunner> own_runner_;
+  std::unique_ptr<PgConnector> own_connector_;
+  std::unique_ptr<Clock> own_clock_;
+  std::unique_ptr<LoopTimers> own_timers_;
+  DaemonSeams seams_;
   std::unique_ptr<AgentMetrics> metrics_;
+  // state_dir: what must survive a restart. Without it, no journal and a disabled annotation trigger.
+  std::string state_problem_;
+  std::optional<RequestJournal> journal_;
+  std::unique_ptr<JobRunner> jobs_;
+  std::unique_ptr<Triggers> triggers_;
+  std::unique_ptr<ControlServer> control_;
   std::unique_ptr<RepositoryCollector> collector_;  // after metrics_: stops before it goes
   std::unique_ptr<HttpServer> http_;
-  boost::asio::steady_timer heartbeat_timer_;
-  boost::asio::steady_timer hard_stop_timer_;               // ends the process when a job does not stop
+  std::unique_ptr<LoopTimer> heartbeat_timer_;
   std::chrono::steady_clock::time_point last_heartbeat_{};  // loop thread only
   std::chrono::system_clock::time_point started_at_;
   bool stopping_ = false;
 
-  // Loop-thread state for status and waiters.
-  std::map<std::uint64_t, std::vector<ControlReply>> waiters_;
-  std::deque<BackupResult> recent_;               // newest first
-  std::map<std::string, std::uint64_t> skipped_;  // by reason code
-  std::optional<std::chrono::system_clock::time_point> running_since_;
-
-  // Hand-over to the worker thread.
-  std::mutex mutex_;
-  std::condition_variable wake_worker_;
-  std::optional<QueuedBackup> job_for_worker_;
-  std::unique_ptr<CancelToken> job_cancel_;  // the running job's, to stop it on shutdown
-  bool job_stopped_by_shutdown_ = false;     // loop thread: its requests stay in the journal
-  bool hard_stop_armed_ = false;             // loop thread: armed once, never pushed back
-  std::atomic<bool> job_done_{false};        // the worker finished the running job (result posted)
-  std::atomic<bool> dump_done_{false};       // the dump thread finished (result posted)
-  // steady_clock nanoseconds of the running backup's last sign of life (a step, an output line).
-  std::atomic<std::int64_t> job_progress_ns_{0};
-  bool worker_exit_ = false;
-  std::thread worker_;
-
-  // Dumps run beside backups (a restore takes no pgBackRest lock), one at a time.
-  struct DumpRecord {
-    std::uint64_t id = 0;
-    std::string target;
-    std::string output;
-    std::chrono::system_clock::time_point started{};
-    nlohmann::json outcome;  // set when it ends
-  };
-  std::uint64_t next_dump_id_ = 1;
-  std::optional<DumpRecord> dump_running_;
-  std::optional<DumpRecord> dump_last_;
-  std::unique_ptr<CancelToken> dump_cancel_;
-  std::thread dump_thread_;
+  // Ends the process when a shutdown takes too long, whatever the loop is blocked on.
+  std::mutex watchdog_mutex_;
+  std::condition_variable watchdog_wake_;
+  bool watchdog_cancelled_ = false;
+  std::thread watchdog_;
 };
-
-nlohmann::json backup_result_json(const BackupResult& result);
 
 }  // namespace agent

@@ -26,9 +26,6 @@
 
 namespace agent {
 
-// Sends one reply line; `last` closes the connection after it.
-using ControlReply = std::function<void(const nlohmann::json& message, bool last)>;
-
 class ControlHandler {
  public:
   virtual ~ControlHandler() = default;

@@ -18,14 +18,6 @@ void RepositoryCollector::start() {
   thread_ = std::thread([this] { loop(); });
 }
 
-void RepositoryCollector::refresh_now() {
-  {
-    std::lock_guard lock(mutex_);
-    refresh_ = true;
-  }
-  wake_.notify_all();
-}
-
 void RepositoryCollector::stop() {
   {
     std::lock_guard lock(mutex_);
@@ -57,10 +49,8 @@ void RepositoryCollector::loop() {
       log::get("metrics")->error("reading the repository failed with an unexpected exception");
     }
     std::unique_lock lock(mutex_);
-    wake_.wait_for(lock, std::chrono::seconds(config_.metrics.refresh_seconds),
-                   [this] { return stop_ || refresh_; });
+    wake_.wait_for(lock, std::chrono::seconds(config_.metrics.refresh_seconds), [this] { return stop_; });
     if (stop_) return;
-    refresh_ = false;
   }
 }
 

@@ -1,7 +1,7 @@
 #pragma once
 // Reads what the metrics report about the outside world, off the event loop: the
 // repository (`pgbackrest info`, with its timeout) and the live server's pg_stat_archiver.
-// At start, every metrics.refresh_seconds, and when asked (after each backup).
+// At start and every metrics.refresh_seconds (a backup's own result carries the read after it).
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -21,7 +21,6 @@ class RepositoryCollector {
                       AgentMetrics& metrics);
   ~RepositoryCollector();
   void start();
-  void refresh_now();
   void stop();
   // The last read of the repository: nothing before the first, else whether it worked.
   std::optional<bool> repository_readable() const;
@@ -37,7 +36,6 @@ class RepositoryCollector {
   AgentMetrics& metrics_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  bool refresh_ = false;
   bool stop_ = false;
   std::optional<bool> readable_;
   std::string error_;

@@ -11,9 +11,9 @@ namespace {
 constexpr auto kMaxSleep = std::chrono::seconds(30);
 }  // namespace
 
-ScheduleTimer::ScheduleTimer(boost::asio::io_context& io, Clock& clock, BackupType type, CronExpression cron,
+ScheduleTimer::ScheduleTimer(LoopTimers& timers, Clock& clock, BackupType type, CronExpression cron,
                              const date::time_zone& zone, std::function<void(BackupRequest)> enqueue)
-    : timer_(io),
+    : timer_(timers.make_timer()),
       clock_(clock),
       type_(type),
       cron_(std::move(cron)),
@@ -31,7 +31,7 @@ void ScheduleTimer::start() {
 
 void ScheduleTimer::stop() {
   stopped_ = true;
-  timer_.cancel();
+  timer_->cancel();
 }
 
 void ScheduleTimer::arm() {
@@ -39,10 +39,7 @@ void ScheduleTimer::arm() {
   const auto now = clock_.now();
   auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(*next_ - now);
   if (wait < std::chrono::milliseconds(0)) wait = std::chrono::milliseconds(0);
-  timer_.expires_after(std::min<std::chrono::milliseconds>(wait, kMaxSleep));
-  timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (!ec) on_timer();
-  });
+  timer_->start(std::min<std::chrono::milliseconds>(wait, kMaxSleep), [this] { on_timer(); });
 }
 
 void ScheduleTimer::on_timer() {

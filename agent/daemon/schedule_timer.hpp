@@ -1,13 +1,13 @@
 #pragma once
 // One cron schedule on the event loop. It only enqueues: when its time comes it hands a
 // BackupRequest to the callback and arms itself for the next time.
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 
 #include "core/clock.hpp"
+#include "daemon/loop_timers.hpp"
 #include "jobs/backup_request.hpp"
 #include "jobs/cron.hpp"
 
@@ -15,7 +15,7 @@ namespace agent {
 
 class ScheduleTimer {
  public:
-  ScheduleTimer(boost::asio::io_context& io, Clock& clock, BackupType type, CronExpression cron,
+  ScheduleTimer(LoopTimers& timers, Clock& clock, BackupType type, CronExpression cron,
                 const date::time_zone& zone, std::function<void(BackupRequest)> enqueue);
   void start();
   void stop();
@@ -27,7 +27,7 @@ class ScheduleTimer {
   void arm();
   void on_timer();
 
-  boost::asio::steady_timer timer_;
+  std::unique_ptr<LoopTimer> timer_;
   Clock& clock_;
   BackupType type_;
   CronExpression cron_;

@@ -81,8 +81,6 @@ class AnnotationTrigger {
   // Cancels everything; pending handlers become no-ops. start() may be called again.
   void stop();
 
-  // How many times the file has been read and judged: for status and for tests.
-  std::uint64_t reads() const { return reads_; }
   // Where the trigger stands; call on the io_context's thread.
   AnnotationTriggerStatus status() const;
 

@@ -8,7 +8,6 @@
 #include <algorithm>
 
 #include "core/version.hpp"
-#include "pipelines/backup_pipeline.hpp"
 
 namespace agent {
 
@@ -317,7 +316,7 @@ void AgentMetrics::set_queue(std::size_t waiting, std::optional<BackupType> runn
         .Set(running && backup_type_name(*running) == std::string(type) ? 1 : 0);
 }
 
-void AgentMetrics::record_dump(const DumpMetrics& dump) {
+void AgentMetrics::record_dump(const DumpResult& dump) {
   const GenerationBump bump(generation_);  // after the change, on every return
   auto& f = *families_;
   const prometheus::Labels stanza{{"stanza", stanza_}};

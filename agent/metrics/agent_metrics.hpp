@@ -13,6 +13,7 @@
 #include <string>
 
 #include "jobs/backup_request.hpp"
+#include "jobs/job_result.hpp"
 #include "pg/session.hpp"
 #include "pgbackrest/info.hpp"
 
@@ -25,15 +26,6 @@ class Family;
 }  // namespace prometheus
 
 namespace agent {
-
-struct BackupResult;
-
-struct DumpMetrics {
-  std::chrono::system_clock::time_point finished{};
-  double seconds = 0;
-  std::uint64_t bytes = 0;
-  double replay_gap_seconds = 0;
-};
 
 class AgentMetrics {
  public:
@@ -49,7 +41,7 @@ class AgentMetrics {
   // A part that degraded (state_dir unusable, annotation trigger off) rather than stop the agent.
   void set_component_ok(const std::string& component, bool ok);
   void set_queue(std::size_t waiting, std::optional<BackupType> running);
-  void record_dump(const DumpMetrics& dump);
+  void record_dump(const DumpResult& dump);
 
   // The Prometheus text format, with ages computed for `now`.
   std::string scrape(std::chrono::system_clock::time_point now);

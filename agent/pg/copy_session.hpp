@@ -3,6 +3,12 @@
 // worker, streaming `COPY ... TO STDOUT` without holding a table in memory. libpqxx 6.4's
 // stream classes take a table name, not a query, hence plain libpq. A scripted fake stands in
 // for it in unit tests.
+//
+// Why two PostgreSQL seams (this and pg/session.hpp): PgSession asks a few typed questions
+// (recovery state, databases, the archiver) that fakes answer as data, through libpqxx; the
+// copy needs what libpqxx 6.4 does not give for a query: COPY data in pieces as it arrives and
+// a cancel request from another thread (PQcancel). One seam would put libpq's byte stream
+// under every question, or libpqxx's row parsing under every copied row.
 #include <cstddef>
 #include <functional>
 #include <memory>

@@ -14,6 +14,7 @@
 #include "core/clock.hpp"
 #include "exec/process.hpp"
 #include "jobs/job_queue.hpp"
+#include "jobs/job_result.hpp"
 #include "pg/session.hpp"
 #include "pgbackrest/info.hpp"
 
@@ -30,23 +31,6 @@ struct BackupServices {
   // Called at every sign of life of the job (a step, an output line of pgBackRest), so the
   // daemon can tell a long job from a stuck one.
   std::function<void()> on_progress = {};
-};
-
-enum class BackupOutcome { succeeded, failed, skipped };
-const char* backup_outcome_name(BackupOutcome outcome);
-
-struct BackupResult {
-  std::uint64_t job_id = 0;
-  BackupRequest request;
-  BackupOutcome outcome = BackupOutcome::failed;
-  std::string message;            // the error or the skip reason; empty on success
-  std::string skip_reason_code;   // "standby", "server-unreachable" (for counters)
-  int pgbackrest_exit_code = -1;  // pgBackRest's error code when it failed
-  bool cancelled = false;         // failed because it was told to stop (shutdown), not on its own
-  std::chrono::system_clock::time_point started{};
-  double seconds = 0;
-  std::optional<StanzaInfo> info;  // the repository after the job, when it could be read
-  double info_seconds = 0;         // how long that read took
 };
 
 BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, BackupServices& services);

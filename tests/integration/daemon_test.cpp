@@ -1,6 +1,6 @@
 // `agent run` as a child process against a real PostgreSQL 15 and pgBackRest repository:
-// annotation-triggered and scheduled backups through one queue, the control socket, standbys,
-// and SIGTERM.
+// annotation-triggered and manual backups through one queue, the control socket, standbys,
+// and SIGTERM. Schedules (time) are tested on a fake clock: tests/unit/daemon_orchestration_test.cpp.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -102,37 +102,34 @@ TEST_F(DaemonIntegration, AnnotationValueTriggersExactlyOneFullBackup) {
   EXPECT_EQ(count(cluster_->backups(), "full"), fulls_before + 1) << restarted.log();
 }
 
-TEST_F(DaemonIntegration, ScheduleAndManualRequestShareOneQueue) {
-  const std::string config = run_config("schedule",
-                                        "schedules:\n  timezone: America/Vancouver\n  incr: \"* * * * *\"\n"
-                                        "manual:\n  annotations_file: \"\"\n");
-  const auto before = cluster_->backups();
+// When schedules fire is tested on a fake clock (Orchestration.*); here two real requests
+// meet in the queue: a full asked for while an incremental runs waits its turn instead of
+// colliding with pgBackRest's lock.
+TEST_F(DaemonIntegration, RequestsShareOneQueueAndNeverMeetAtPgBackRestsLock) {
+  const std::string config = run_config("queue", "manual:\n  annotations_file: \"\"\n");
   RunningAgent agent(config);
-  // The every-minute schedule produces incremental backups.
-  ASSERT_TRUE(eventually([&] { return count(cluster_->backups(), "incr") >= count(before, "incr") + 1; },
-                         std::chrono::seconds(90)))
-      << agent.log();
-
-  // The next time the schedule fires, a manual full arrives while its backup runs: it waits
-  // its turn instead of colliding with pgBackRest's lock.
-  ASSERT_TRUE(eventually([&] { return status_of(config)["running"].is_object(); }, std::chrono::seconds(75)))
+  const auto incr = run_agent({"backup", "--type", "incr", "--config", config});
+  ASSERT_EQ(incr.exit_code, 0) << incr.stderr_text;
+  ASSERT_TRUE(eventually([&] { return status_of(config)["running"].is_object(); }, std::chrono::seconds(30)))
       << agent.log();
   const auto manual = run_agent({"backup", "--type", "full", "--wait", "--config", config});
   EXPECT_EQ(manual.exit_code, 0) << manual.stderr_text;
   EXPECT_NE(manual.stderr_text.find("succeeded"), std::string::npos) << manual.stderr_text;
 
   const auto status = status_of(config);
+  ASSERT_EQ(status["recent"].size(), 2u) << status.dump();
   for (const auto& result : status["recent"]) EXPECT_EQ(result["outcome"], "succeeded") << result.dump();
   EXPECT_EQ(agent.log().find("[050]"), std::string::npos) << "a backup hit pgBackRest's lock";
-  // The manual full started after the scheduled incremental stopped.
+  // The full started after the incremental stopped.
   const auto after = cluster_->backups();
   ASSERT_GE(after.size(), 2u);
   const auto& last = after.back();
   EXPECT_EQ(last.type, "full");
+  EXPECT_EQ(after[after.size() - 2].type, "incr");
   EXPECT_GE(last.start_epoch, after[after.size() - 2].stop_epoch);
 }
 
-TEST_F(DaemonIntegration, StandbySkipsItsScheduleWithAReason) {
+TEST_F(DaemonIntegration, StandbySkipsItsBackupWithAReason) {
   // A streaming replica of the test cluster.
   const std::string standby = cluster_->dir() + "/standby";
   auto runner = make_posix_process_runner();
@@ -176,11 +173,12 @@ TEST_F(DaemonIntegration, StandbySkipsItsScheduleWithAReason) {
                          std::chrono::seconds(30)));
 
   const std::string config =
-      run_config("standby-agent", "schedules:\n  incr: \"* * * * *\"\nmanual:\n  annotations_file: \"\"\n",
-                 socket_dir, std::to_string(port));
+      run_config("standby-agent", "manual:\n  annotations_file: \"\"\n", socket_dir, std::to_string(port));
   const auto before = cluster_->backups().size();
   {
     RunningAgent agent(config);
+    const auto requested = run_agent({"backup", "--type", "incr", "--config", config});
+    ASSERT_EQ(requested.exit_code, 0) << requested.stderr_text;
     ASSERT_TRUE(eventually(
         [&] {
           const auto status = status_of(config);

@@ -27,6 +27,7 @@ AGENT_PACKAGES=(
     libhowardhinnant-date-dev libcli11-dev libgtest-dev libgmock-dev libssl-dev libxxhash-dev
     xxhash libeatmydata1
     clang-format tzdata util-linux procps prometheus
+    kubectl nodejs  # the manifests test: kubectl kustomize, then schema checks with node (and its npm)
     clang libclang-rt-14-dev llvm-14  # the fuzz tests: clang++, libFuzzer and the sanitizers, llvm-symbolizer
 )
 

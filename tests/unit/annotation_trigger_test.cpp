@@ -190,10 +190,11 @@ class AnnotationTriggerTest : public ::testing::Test {
   // Runs the io_context until the trigger has read the file once more. The test changes the
   // volume before it runs the io_context, so that read sees the change; no sleeping.
   void wait_for_read() {
-    const auto before = trigger_->reads();
+    const auto before = trigger_->status().reads;
     const auto deadline = std::chrono::steady_clock::now() + 1s;
-    while (trigger_->reads() == before && std::chrono::steady_clock::now() < deadline) io_.run_one_for(10ms);
-    ASSERT_GT(trigger_->reads(), before) << "the trigger did not read the file";
+    while (trigger_->status().reads == before && std::chrono::steady_clock::now() < deadline)
+      io_.run_one_for(10ms);
+    ASSERT_GT(trigger_->status().reads, before) << "the trigger did not read the file";
     io_.poll();  // whatever else is ready, e.g. the rest of the kubelet's events
   }
 
@@ -340,9 +341,9 @@ TEST_F(AnnotationTriggerTest, FifoDirectoryHugeFileAndGarbageNeverStopTheLoop) {
   // Each phase: the change is seen (a warning), then the loop runs on with more reads of the
   // same problem (and heartbeats: the loop is not blocked), and no second warning comes.
   const auto more_reads_of_the_same = [&] {
-    const auto reads = trigger_->reads();
+    const auto reads = trigger_->status().reads;
     EXPECT_GT(run_loop_for(150ms), 3) << "heartbeats: the loop must keep running";
-    EXPECT_GE(trigger_->reads(), reads + 2);
+    EXPECT_GE(trigger_->status().reads, reads + 2);
   };
   kubelet_update_with([](const fs::path& file) { ASSERT_EQ(mkfifo(file.c_str(), 0644), 0); });
   EXPECT_TRUE(run_loop_until([&] { return warnings().size() == 1; }));
@@ -415,7 +416,7 @@ TEST_F(AnnotationTriggerTest, FifoAtStartDoesNotBlockTheFirstRead) {
       io_, (volume_ / "annotations").string(), kKey, BackupType::full, *handled_,
       [this](BackupRequest request) { requests_.push_back(std::move(request)); }, 20ms);
   ASSERT_TRUE(trigger_->start().ok());
-  EXPECT_TRUE(run_loop_until([&] { return trigger_->reads() >= 3; }));
+  EXPECT_TRUE(run_loop_until([&] { return trigger_->status().reads >= 3; }));
   EXPECT_EQ(trigger_->status().state, TriggerState::waiting_for_file);
   EXPECT_EQ(warnings().size(), 1u);
 }
@@ -423,8 +424,8 @@ TEST_F(AnnotationTriggerTest, FifoAtStartDoesNotBlockTheFirstRead) {
 TEST_F(AnnotationTriggerTest, MissingFileSaysWhatToDoOnce) {
   previous_run_state();
   start_trigger(20ms);
-  const auto reads = trigger_->reads();
-  EXPECT_TRUE(run_loop_until([&] { return trigger_->reads() >= reads + 3; }));
+  const auto reads = trigger_->status().reads;
+  EXPECT_TRUE(run_loop_until([&] { return trigger_->status().reads >= reads + 3; }));
   const auto status = trigger_->status();
   EXPECT_EQ(status.state, TriggerState::waiting_for_file);
   EXPECT_NE(status.problem.find((volume_ / "annotations").string() + " does not exist (yet)"),
@@ -506,8 +507,8 @@ TEST_F(AnnotationTriggerTest, FailingToRecordIsWarnedOnceNotOnEveryRead) {
   fs::remove_all(root_ / "state");
   kubelet_update(line("v1"));
   EXPECT_TRUE(run_loop_until([&] { return trigger_->status().state == TriggerState::disabled; }));
-  const auto reads = trigger_->reads();
-  EXPECT_TRUE(run_loop_until([&] { return trigger_->reads() >= reads + 3; }));
+  const auto reads = trigger_->status().reads;
+  EXPECT_TRUE(run_loop_until([&] { return trigger_->status().reads >= reads + 3; }));
   EXPECT_TRUE(requests_.empty());
   EXPECT_EQ(trigger_->status().state, TriggerState::disabled);
   EXPECT_EQ(warnings().size(), 1u);

@@ -1,0 +1,406 @@
+#include "daemon/job_runner.hpp"
+
+#include "core/log.hpp"
+#include "pipelines/backup_pipeline.hpp"
+#include "time/target_time.hpp"
+
+namespace agent {
+
+namespace {
+constexpr std::size_t kRecentResults = 20;
+constexpr std::size_t kAbandonedShown = 20;
+
+std::string iso(std::chrono::system_clock::time_point t) {
+  return format_iso_utc(std::chrono::floor<Microseconds>(t));
+}
+
+const char* admission_name(Admission admission) {
+  switch (admission) {
+    case Admission::queued:
+      return "queued";
+    case Admission::merged:
+      return "merged";
+    case Admission::superseded:
+      return "superseded";
+    case Admission::refused:
+      return "refused";
+  }
+  return "queued";
+}
+
+// A result for a job whose pipeline threw: a bug, never a reason for the daemon to end.
+BackupResult failed_by_exception(const QueuedBackup& job, const std::string& what) {
+  BackupResult result;
+  result.job_id = job.id;
+  result.request = job.request;
+  result.outcome = BackupOutcome::failed;
+  result.message = "the backup job failed with an unexpected exception: " + what;
+  result.started = std::chrono::system_clock::now();
+  log::get("backup")->error("job {}: {}", job.id, result.message);
+  return result;
+}
+
+nlohmann::json error_reply(const Error& error) {
+  return {{"ok", false},
+          {"error", error.message},
+          {"hint", error.hint},
+          {"exit_code", exit_code_for(error.kind)}};
+}
+}  // namespace
+
+nlohmann::json backup_request_json(std::uint64_t id, const BackupRequest& request) {
+  return {{"job_id", id},
+          {"type", backup_type_name(request.type)},
+          {"trigger", trigger_name(request.trigger)},
+          {"reason", request.reason},
+          {"requested_at", iso(request.requested_at)}};
+}
+
+nlohmann::json backup_result_json(const BackupResult& result) {
+  auto json = backup_request_json(result.job_id, result.request);
+  json["outcome"] = backup_outcome_name(result.outcome);
+  json["message"] = result.message;
+  json["pgbackrest_exit_code"] = result.pgbackrest_exit_code;
+  json["started_at"] = iso(result.started);
+  json["seconds"] = result.seconds;
+  return json;
+}
+
+JobRunner::JobRunner(boost::asio::io_context& io, const AgentConfig& config, JobServices services,
+                     AgentMetrics& metrics, RequestJournal* journal)
+    : io_(io),
+      config_(config),
+      services_(std::move(services)),
+      metrics_(metrics),
+      journal_(journal),
+      queue_(static_cast<std::size_t>(config.run.queue_capacity)),
+      backup_slot_(io, "backup"),
+      dump_slot_(io, "dump"),
+      grace_timer_(services_.timers.make_timer()),
+      hard_stop_timer_(services_.timers.make_timer()) {
+  update_queue_metrics();
+}
+
+void JobRunner::rerun_leftovers() {
+  if (!journal_) return;
+  auto logger = log::get("queue");
+  auto leftovers = journal_->take_leftovers();
+  if (!leftovers) {
+    logger->error("cannot read what the previous run left: {}", leftovers.error().describe());
+    return;
+  }
+  if (!leftovers->save_problem.empty()) logger->warn("request journal: {}", leftovers->save_problem);
+  for (const auto& entry : leftovers->abandoned) {
+    logger->error(
+        "request {} abandoned: {} (requested {}) was started {} times and never ended; the agent "
+        "was stopped or killed each time. HINT: take the backup with `agent backup`, and look for "
+        "out-of-memory kills",
+        entry.id, entry.request.reason, iso(entry.request.requested_at), entry.attempts);
+    count_skip("abandoned");
+    abandoned_.push_front({{"request", entry.id},
+                           {"type", backup_type_name(entry.request.type)},
+                           {"trigger", trigger_name(entry.request.trigger)},
+                           {"reason", entry.request.reason},
+                           {"requested_at", iso(entry.request.requested_at)},
+                           {"attempts", entry.attempts},
+                           {"abandoned_at", iso(services_.clock.now())}});
+    if (abandoned_.size() > kAbandonedShown) abandoned_.pop_back();
+  }
+  for (const auto& entry : leftovers->rerun) {
+    logger->warn("request {} ({}) did not end before the agent stopped; queued again", entry.id,
+                 entry.request.reason);
+    enqueue(entry.request, std::nullopt, false, entry.id);
+  }
+}
+
+void JobRunner::enqueue(const BackupRequest& request, std::optional<ControlReply> waiter,
+                        bool wait_for_result, std::optional<std::uint64_t> journal_id) {
+  auto logger = log::get("queue");
+  if (stopping_ && journal_id) return;  // stays in the journal for the next run
+  if (stopping_) {
+    logger->warn("{} ignored: the agent is shutting down", request.reason);
+    count_skip("shutting-down");
+    if (waiter) (*waiter)({{"event", "refused"}, {"reason", "the agent is shutting down"}}, true);
+    return;
+  }
+  // A triggered request is written down before it is queued, so that a restart cannot lose it.
+  if (!journal_id && journal_ && request.trigger != Trigger::schedule) {
+    if (auto recorded = journal_->record(request))
+      journal_id = *recorded;
+    else
+      logger->warn("{}: not written to the request journal ({}); a restart before it ends would lose it",
+                   request.reason, recorded.error().message);
+  }
+  const AdmissionResult admission = queue_.offer(request);
+  if (journal_id) {
+    if (admission.admission == Admission::refused) {
+      if (auto s = journal_->finished(*journal_id); !s)
+        logger->warn("request journal: {}", s.error().message);
+    } else {
+      journal_ids_by_job_[admission.job_id].push_back(*journal_id);
+    }
+  }
+  for (auto id : admission.superseded_ids) {
+    auto moved = journal_ids_by_job_.extract(id);
+    if (moved.empty()) continue;
+    auto& into = journal_ids_by_job_[admission.job_id];
+    into.insert(into.end(), moved.mapped().begin(), moved.mapped().end());
+  }
+  switch (admission.admission) {
+    case Admission::queued:
+      logger->info("job {}: {} backup queued ({})", admission.job_id, backup_type_name(request.type),
+                   request.reason);
+      break;
+    case Admission::superseded:
+      logger->info("job {}: {} backup queued ({}); {}", admission.job_id, backup_type_name(request.type),
+                   request.reason, admission.reason);
+      count_skip("superseded", admission.superseded_ids.size());
+      for (auto id : admission.superseded_ids) {  // their waiters now wait for the larger job
+        auto moved = waiters_.extract(id);
+        if (moved.empty()) continue;
+        auto& target = waiters_[admission.job_id];
+        target.insert(target.end(), moved.mapped().begin(), moved.mapped().end());
+      }
+      break;
+    case Admission::merged:
+      logger->info("{} skipped: {}", request.reason, admission.reason);
+      count_skip("merged");
+      break;
+    case Admission::refused:
+      logger->warn("{} refused: {}", request.reason, admission.reason);
+      count_skip("queue-full");
+      break;
+  }
+  if (waiter) {
+    const bool last = !wait_for_result || admission.admission == Admission::refused;
+    (*waiter)({{"event", "accepted"},
+               {"admission", admission_name(admission.admission)},
+               {"job_id", admission.job_id},
+               {"reason", admission.reason}},
+              last);
+    if (!last) waiters_[admission.job_id].push_back(*waiter);
+  }
+  start_next_job();
+  update_queue_metrics();
+}
+
+void JobRunner::start_next_job() {
+  if (stopping_ || backup_slot_.busy()) return;
+  auto job = queue_.start_next();
+  if (!job) return;
+  if (journal_) {
+    for (auto id : journal_ids_by_job_[job->id])
+      if (auto s = journal_->started(id); !s)
+        log::get("queue")->warn("request journal: {}", s.error().message);
+  }
+  const QueuedBackup queued = *job;
+  auto started = backup_slot_.start<BackupResult>(
+      [this, queued](const CancelToken& cancel) {
+        BackupServices services{services_.runner, services_.connector, services_.clock, cancel};
+        services.on_progress = [this] { backup_slot_.mark_progress(); };
+        return run_backup(config_, queued, services);
+      },
+      [queued](const std::string& what) { return failed_by_exception(queued, what); },
+      [this](BackupResult result) { on_backup_finished(std::move(result)); });
+  if (!started) {
+    // No thread for it now: it fails like a job would, and the queue goes on.
+    auto result = failed_by_exception(queued, started.error().message);
+    boost::asio::post(
+        io_, [this, result = std::move(result)]() mutable { on_backup_finished(std::move(result)); });
+    return;
+  }
+  running_since_ = services_.clock.now();
+  update_queue_metrics();
+}
+
+void JobRunner::on_backup_finished(BackupResult result) {
+  queue_.finish_running();
+  running_since_.reset();
+  const bool run_again = job_stopped_by_shutdown_ && result.cancelled;
+  job_stopped_by_shutdown_ = false;
+  if (run_again) {
+    // Stopped by us, not failed on its own: its requests run again after the restart.
+    log::get("queue")->info("job {} was stopped by the shutdown; its request runs again after the restart",
+                            result.job_id);
+    journal_ids_by_job_.erase(result.job_id);
+    answer_waiters(
+        result.job_id,
+        {{"event", "abandoned"},
+         {"reason", "the agent stopped the backup to shut down; it runs again when the agent is back"}});
+  } else {
+    journal_finished(result.job_id);
+  }
+  if (result.outcome == BackupOutcome::skipped) count_skip(result.skip_reason_code);
+  metrics_.record_backup(result, services_.clock.now());
+  if (result.info) metrics_.record_repository_read(*result.info, services_.clock.now(), result.info_seconds);
+  answer_waiters(result.job_id, {{"event", "finished"}, {"result", backup_result_json(result)}});
+  recent_.push_front(std::move(result));
+  if (recent_.size() > kRecentResults) recent_.pop_back();
+  update_queue_metrics();
+  if (stopping_) return finish_if_idle();
+  start_next_job();
+}
+
+void JobRunner::answer_waiters(std::uint64_t job_id, const nlohmann::json& message) {
+  auto waiters = waiters_.extract(job_id);
+  if (waiters.empty()) return;
+  for (auto& reply : waiters.mapped()) reply(message, true);
+}
+
+void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
+  if (stopping_)
+    return reply(error_reply(make_error(ErrorKind::interrupted, "the agent is shutting down")), true);
+  if (dump_running_)
+    return reply(
+        error_reply(make_error(ErrorKind::environment,
+                               "a dump is already running (job " + std::to_string(dump_running_->id) + ")",
+                               "wait for it to finish (agent status)")),
+        true);
+  auto job = build_dump_job(config_, command.arguments);
+  if (!job) return reply(error_reply(job.error()), true);
+  if (job->to_stdout())
+    return reply(error_reply(make_error(
+                     ErrorKind::usage, "the running agent cannot write a dump to your standard output",
+                     "give --output a file, or run `agent dump --output -` (it runs in your process)")),
+                 true);
+
+  DumpRecord record{next_dump_id_, format_iso_utc(job->target.instant), job->output, services_.clock.now(),
+                    nullptr};
+  auto started = dump_slot_.start<Result<DumpSummary>>(
+      [this, job = std::move(*job), reply](const CancelToken& cancel) -> Result<DumpSummary> {
+        auto copier = services_.make_copier();
+        DumpServices services{services_.runner, services_.connector, *copier, services_.clock, cancel, {}};
+        // Progress goes to the client from the loop thread, which owns the connection.
+        services.on_step = [this, reply](const std::string& step, const std::string& state, double seconds) {
+          dump_slot_.mark_progress();
+          boost::asio::post(io_, [reply, step, state, seconds] {
+            reply({{"event", "step"}, {"step", step}, {"state", state}, {"seconds", seconds}}, false);
+          });
+        };
+        return run_dump(job, services);
+      },
+      [](const std::string& what) -> Result<DumpSummary> {
+        return make_error(ErrorKind::internal, "the dump failed with an unexpected exception: " + what,
+                          "this is a bug in the agent; the agent goes on running");
+      },
+      [this, reply](Result<DumpSummary> summary) { on_dump_finished(std::move(summary), reply); });
+  if (!started) return reply(error_reply(started.error()), true);
+  ++next_dump_id_;
+  dump_running_ = std::move(record);
+  log::get("dump")->info("dump job {}: target {}, output {}", dump_running_->id, dump_running_->target,
+                         dump_running_->output);
+  reply({{"event", "accepted"}, {"job_id", dump_running_->id}}, false);
+}
+
+void JobRunner::on_dump_finished(Result<DumpSummary> summary, ControlReply reply) {
+  nlohmann::json message;
+  if (summary) {
+    message = {{"event", "finished"},
+               {"ok", true},
+               {"summary",
+                {{"output", summary->output},
+                 {"manifest", summary->manifest_path},
+                 {"bytes", summary->bytes},
+                 {"checksum", summary->checksum},
+                 {"backup_set", summary->backup_label},
+                 {"gap_seconds", summary->gap_seconds}}}};
+    double seconds = 0;
+    for (const auto& timing : summary->timings) seconds += timing.seconds;
+    metrics_.record_dump(DumpResult{services_.clock.now(), seconds, summary->bytes, summary->gap_seconds});
+  } else {
+    log::get("dump")->error("dump job {}: {}", dump_running_->id, summary.error().describe());
+    message = error_reply(summary.error());
+    message["event"] = "finished";
+  }
+  dump_running_->outcome = message;
+  dump_last_ = std::move(dump_running_);
+  dump_running_.reset();
+  reply(message, true);
+  if (stopping_) finish_if_idle();
+}
+
+void JobRunner::drain(std::chrono::seconds grace, std::function<void()> on_idle) {
+  if (stopping_) return;
+  stopping_ = true;
+  on_idle_ = std::move(on_idle);
+  // A dump's temporary server is stopped at once: it is a copy, nothing is lost.
+  if (dump_running_) stop_now("shutting down");
+  if (!queue_.running() && !dump_running_) return finish_if_idle();
+  if (!queue_.running()) return;
+  grace_timer_->start(grace, [this] {
+    log::get("agent")->warn("grace period over: stopping the running job");
+    stop_now("the grace period is over");
+  });
+}
+
+void JobRunner::stop_now(const char* why) {
+  if (queue_.running() && !backup_slot_.finished()) job_stopped_by_shutdown_ = true;
+  backup_slot_.cancel(SIGTERM);
+  dump_slot_.cancel(SIGTERM);
+  if ((!queue_.running() && !dump_running_) || hard_stop_armed_) return;
+  hard_stop_armed_ = true;
+  log::get("agent")->info("{}: the running job has {} s to stop", why, kHardStopAfter.count());
+  hard_stop_timer_->start(kHardStopAfter, [this] { exit_if_still_busy(); });
+}
+
+// A job blocked where cancellation cannot reach (a connection attempt to a server that does
+// not answer) must not keep the pod from stopping: the agent exits, its children get their
+// death signal, and the journal runs the request again after the restart.
+void JobRunner::exit_if_still_busy() {
+  const bool backup_busy = queue_.running() && !backup_slot_.finished();
+  const bool dump_busy = dump_running_ && !dump_slot_.finished();
+  if (!backup_busy && !dump_busy) return;  // its end is already on its way to the loop
+  log::get("agent")->error("the running job did not stop within {} s of being told to; exiting now",
+                           kHardStopAfter.count());
+  services_.exit_now(exit_code_for(ErrorKind::interrupted));
+}
+
+void JobRunner::finish_if_idle() {
+  if (queue_.running() || dump_running_ || !on_idle_) return;
+  grace_timer_->cancel();
+  hard_stop_timer_->cancel();
+  for (auto& [id, replies] : waiters_)
+    for (auto& reply : replies)
+      reply({{"event", "abandoned"},
+             {"reason", journal_ ? "the agent stopped before the job ran; it runs when the agent is back"
+                                 : "the agent stopped before the job ran"}},
+            true);
+  waiters_.clear();
+  auto on_idle = std::move(on_idle_);
+  on_idle_ = nullptr;
+  on_idle();
+}
+
+void JobRunner::journal_finished(std::uint64_t job_id) {
+  auto ids = journal_ids_by_job_.extract(job_id);
+  if (ids.empty() || !journal_) return;
+  for (auto id : ids.mapped())
+    if (auto s = journal_->finished(id); !s)
+      log::get("queue")->warn("request journal: {}", s.error().message);
+}
+
+void JobRunner::count_skip(const std::string& reason, std::uint64_t count) {
+  if (count == 0) return;
+  skipped_[reason] += count;
+  metrics_.record_skip(reason, count);
+}
+
+void JobRunner::update_queue_metrics() {
+  const auto& running = queue_.running();
+  metrics_.set_queue(queue_.pending().size(),
+                     running ? std::optional<BackupType>(running->request.type) : std::nullopt);
+}
+
+// A backup that shows no sign of life past run.stuck_seconds fails liveness: a restart ends
+// it, and the request journal runs it again. Dumps are not watched: a long pg_dump step prints
+// nothing, and its own deadlines belong to the dump.
+std::vector<probes::RunningJob> JobRunner::running_jobs() const {
+  std::vector<probes::RunningJob> jobs;
+  if (const auto& job = queue_.running())
+    jobs.push_back(probes::RunningJob{
+        "backup job " + std::to_string(job->id) + " (" + backup_type_name(job->request.type) + ")",
+        backup_slot_.last_progress(), std::chrono::seconds(config_.run.stuck_seconds)});
+  return jobs;
+}
+
+}  // namespace agent

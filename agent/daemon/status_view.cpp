@@ -1,0 +1,81 @@
+#include "daemon/status_view.hpp"
+
+#include "core/version.hpp"
+#include "time/target_time.hpp"
+
+namespace agent {
+
+namespace {
+std::string iso(std::chrono::system_clock::time_point t) {
+  return format_iso_utc(std::chrono::floor<Microseconds>(t));
+}
+
+nlohmann::json text_or_null(const std::string& text) {
+  return text.empty() ? nlohmann::json(nullptr) : nlohmann::json(text);
+}
+
+nlohmann::json dump_json(const std::optional<JobRunner::DumpRecord>& record) {
+  if (!record) return nullptr;
+  return {{"job_id", record->id},
+          {"target", record->target},
+          {"output", record->output},
+          {"started_at", iso(record->started)},
+          {"outcome", record->outcome}};
+}
+
+nlohmann::json annotation_json(const StatusSources& s) {
+  const auto trigger = s.triggers.annotation_status();
+  const HandledValues* handled = s.triggers.handled_values();
+  if (!trigger || !handled) return nullptr;
+  return {{"file", s.config.manual.annotations_file},
+          {"key", s.config.manual.annotation},
+          {"state", trigger_state_name(trigger->state)},
+          {"problem", text_or_null(trigger->problem)},
+          {"watch_problem", text_or_null(trigger->watch_problem)},
+          {"notice", text_or_null(trigger->notice)},
+          {"reads", trigger->reads},
+          {"last_value", handled->last_value() ? nlohmann::json(*handled->last_value()) : nullptr},
+          {"last_handled_at",
+           handled->last_handled_at() ? nlohmann::json(iso(*handled->last_handled_at())) : nullptr}};
+}
+}  // namespace
+
+nlohmann::json status_json(const StatusSources& s) {
+  nlohmann::json queue = nlohmann::json::array();
+  for (const auto& job : s.jobs.queue().pending()) queue.push_back(backup_request_json(job.id, job.request));
+  nlohmann::json running = nullptr;
+  if (const auto& job = s.jobs.queue().running()) {
+    running = backup_request_json(job->id, job->request);
+    if (const auto since = s.jobs.running_since()) running["started_at"] = iso(*since);
+  }
+  nlohmann::json recent = nlohmann::json::array();
+  for (const auto& result : s.jobs.recent()) recent.push_back(backup_result_json(result));
+  nlohmann::json schedules = nlohmann::json::array();
+  for (const auto& schedule : s.triggers.schedules()) {
+    schedules.push_back(
+        {{"type", backup_type_name(schedule->type())},
+         {"cron", schedule->cron().text},
+         {"timezone", s.config.schedules.timezone},
+         {"next", schedule->next() ? nlohmann::json(format_iso_utc(SysMicros{*schedule->next()}))
+                                   : nlohmann::json(nullptr)}});
+  }
+  return {{"agent_version", kAgentVersion},
+          {"dump", {{"running", dump_json(s.jobs.dump_running())}, {"last", dump_json(s.jobs.dump_last())}}},
+          {"stanza", s.config.stanza},
+          {"started_at", iso(s.started_at)},
+          {"stopping", s.jobs.stopping()},
+          {"running", running},
+          {"queue", queue},
+          {"recent", recent},
+          {"skipped", s.jobs.skipped()},
+          {"schedules", schedules},
+          {"annotation", annotation_json(s)},
+          {"state",
+           {{"dir", s.config.state_dir},
+            {"problem", text_or_null(s.state_problem)},
+            {"journaled_requests",
+             s.journal ? nlohmann::json(s.journal->requests().size()) : nlohmann::json(nullptr)},
+            {"abandoned", nlohmann::json(s.jobs.abandoned())}}}};
+}
+
+}  // namespace agent

@@ -1,0 +1,70 @@
+#include "daemon/triggers.hpp"
+
+#include "core/log.hpp"
+
+namespace agent {
+
+Triggers::Triggers(boost::asio::io_context& io, const AgentConfig& config, Clock& clock, LoopTimers& timers,
+                   std::function<void(BackupRequest)> enqueue)
+    : io_(io), config_(config), clock_(clock), timers_(timers), enqueue_(std::move(enqueue)) {}
+
+Status Triggers::open(const std::string& state_problem) {
+  const date::time_zone* zone = nullptr;
+  try {
+    zone = date::locate_zone(config_.schedules.timezone);
+  } catch (const std::exception&) {
+    return make_error(ErrorKind::usage, "unknown time zone '" + config_.schedules.timezone + "'");
+  }
+  const std::pair<BackupType, const std::string*> schedules[] = {{BackupType::full, &config_.schedules.full},
+                                                                 {BackupType::diff, &config_.schedules.diff},
+                                                                 {BackupType::incr, &config_.schedules.incr}};
+  for (const auto& [type, text] : schedules) {
+    if (text->empty()) continue;
+    auto cron = parse_cron(*text);
+    if (!cron) return cron.error();
+    schedules_.push_back(std::make_unique<ScheduleTimer>(timers_, clock_, type, *cron, *zone, enqueue_));
+  }
+  if (schedules_.empty()) log::get("agent")->info("no schedules configured; backups run only on request");
+
+  if (!config_.manual.annotations_file.empty()) {
+    // Without usable state the trigger could run an old value again: it is disabled (and says
+    // so) until the state is usable, and looks again on every read, so a fix needs no restart.
+    const std::string path = config_.state_dir + "/handled-annotations.json";
+    handled_.emplace(state_problem.empty() ? HandledValues::open(path)
+                                           : HandledValues::unusable(
+                                                 path, make_error(ErrorKind::environment, state_problem,
+                                                                  "create state_dir, writable by the agent's "
+                                                                  "user, or set state_dir elsewhere")));
+    annotation_ =
+        std::make_unique<AnnotationTrigger>(io_, config_.manual.annotations_file, config_.manual.annotation,
+                                            *parse_backup_type(config_.manual.type), *handled_, enqueue_);
+  }
+  return {};
+}
+
+Status Triggers::start() {
+  for (auto& schedule : schedules_) schedule->start();
+  if (annotation_) return annotation_->start();
+  return {};
+}
+
+void Triggers::stop() {
+  for (auto& schedule : schedules_) schedule->stop();
+  if (annotation_) annotation_->stop();
+}
+
+std::optional<AnnotationTriggerStatus> Triggers::annotation_status() const {
+  if (!annotation_) return std::nullopt;
+  return annotation_->status();
+}
+
+std::vector<std::string> Triggers::degraded() const {
+  std::vector<std::string> parts;
+  if (const auto trigger = annotation_status();
+      trigger && (trigger->state == TriggerState::disabled || !trigger->problem.empty()))
+    parts.push_back(std::string("annotation_trigger: ") + trigger_state_name(trigger->state) +
+                    (trigger->problem.empty() ? "" : ": " + trigger->problem));
+  return parts;
+}
+
+}  // namespace agent

@@ -1,0 +1,50 @@
+#pragma once
+// Everything that asks for a backup on its own: the cron schedules and the annotation watcher
+// (and, later, a config reload). Triggers only build a BackupRequest and hand it to `enqueue`;
+// they never run anything. Loop thread only.
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "core/clock.hpp"
+#include "core/error.hpp"
+#include "daemon/loop_timers.hpp"
+#include "daemon/schedule_timer.hpp"
+#include "jobs/annotation_trigger.hpp"
+#include "jobs/handled_values.hpp"
+
+namespace agent {
+
+class Triggers {
+ public:
+  Triggers(boost::asio::io_context& io, const AgentConfig& config, Clock& clock, LoopTimers& timers,
+           std::function<void(BackupRequest)> enqueue);
+  // Builds the schedules and the annotation watcher. `state_problem`: why state_dir cannot be
+  // used ("" when it can); the annotation trigger is then disabled and says so.
+  Status open(const std::string& state_problem);
+  Status start();
+  void stop();
+
+  const std::vector<std::unique_ptr<ScheduleTimer>>& schedules() const { return schedules_; }
+  // Nothing when no annotations file is configured.
+  std::optional<AnnotationTriggerStatus> annotation_status() const;
+  const HandledValues* handled_values() const { return handled_ ? &*handled_ : nullptr; }
+  // "annotation_trigger: disabled: ..." when a trigger is off or in trouble.
+  std::vector<std::string> degraded() const;
+
+ private:
+  boost::asio::io_context& io_;
+  const AgentConfig& config_;
+  Clock& clock_;
+  LoopTimers& timers_;
+  std::function<void(BackupRequest)> enqueue_;
+  std::vector<std::unique_ptr<ScheduleTimer>> schedules_;
+  std::optional<HandledValues> handled_;
+  std::unique_ptr<AnnotationTrigger> annotation_;
+};
+
+}  // namespace agent

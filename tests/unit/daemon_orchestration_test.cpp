@@ -1,0 +1,319 @@
+// The daemon's orchestration on fakes: the real AgentDaemon, JobRunner, triggers and control
+// socket, with a scripted process runner (exact argv, nothing unexpected), a scripted
+// PostgreSQL and a fake time line for the clock and the loop's timers. The test turns the
+// event loop itself; jobs run on their real threads.
+#include <date/date.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "config/config.hpp"
+#include "daemon/agent_daemon.hpp"
+#include "daemon/control_protocol.hpp"
+#include "fakes/fake_loop_timers.hpp"
+#include "fakes/fake_pg.hpp"
+#include "fakes/fake_process_runner.hpp"
+#include "fakes/temp_directory.hpp"
+#include "jobs/request_journal.hpp"
+
+namespace agent::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Argv = std::vector<std::string>;
+
+const Argv kInfo = {"pgbackrest",
+                    "--config=/etc/pgbackrest/pgbackrest.conf",
+                    "--stanza=db",
+                    "--output=json",
+                    "--log-level-console=warn",
+                    "info"};
+Argv backup_argv(const std::string& type) {
+  return {"pgbackrest",     "--config=/etc/pgbackrest/pgbackrest.conf",
+          "--stanza=db",    "--log-level-console=detail",
+          "--type=" + type, "backup"};
+}
+const char* const kInfoJson =
+    R"([{"name": "db", "status": {"code": 0, "message": "ok", "lock": {"backup": {"held": false}}},
+        "db": [{"id": 1, "system-id": 7311234567890123456, "version": "15"}],
+        "archive": [{"id": "15-1", "min": "000000010000000000000003", "max": "00000001000000000000000A"}],
+        "backup": []}])";
+
+// Replies the daemon sent one client, in order.
+struct Replies {
+  std::mutex mutex;
+  std::vector<nlohmann::json> messages;
+  bool closed = false;
+  ControlReply sink() {
+    return [this](const nlohmann::json& message, bool last) {
+      std::lock_guard lock(mutex);
+      messages.push_back(message);
+      closed = closed || last;
+    };
+  }
+  bool has_event(const std::string& event) {
+    std::lock_guard lock(mutex);
+    for (const auto& m : messages)
+      if (m.value("event", "") == event) return true;
+    return false;
+  }
+  nlohmann::json last() {
+    std::lock_guard lock(mutex);
+    return messages.empty() ? nlohmann::json() : messages.back();
+  }
+};
+
+class Orchestration : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    runner.allow(kInfo, exited(0, kInfoJson));
+    // 10:59:30 UTC: the hourly schedule below is due in 30 s.
+    time.set_wall(date::sys_days{date::year{2026} / 11 / 30} + 10h + 59min + 30s);
+  }
+  void TearDown() override {
+    runner.release();  // a job still held ends, so its thread can be joined
+    daemon.reset();
+  }
+
+  void start(const std::string& extra = "") {
+    const auto load =
+        load_config_text("state_dir: " + dir.path +
+                             "/state\n"
+                             "schedules:\n  timezone: UTC\n  full: \"\"\n  incr: \"0 * * * *\"\n"
+                             "manual:\n  annotations_file: \"\"\n"
+                             "http:\n  listen: \"\"\n" +
+                             extra,
+                         "test.yaml", {});
+    ASSERT_TRUE(load.issues.empty());
+    DaemonSeams seams;
+    seams.runner = &runner;
+    seams.connector = &connector;
+    seams.make_copier = [] { return std::unique_ptr<CopyConnector>(); };
+    seams.clock = &time;
+    seams.timers = &time;
+    seams.exit_now = [this](int code) { exit_codes.push_back(code); };
+    seams.handle_signals = false;
+    daemon = std::make_unique<AgentDaemon>(load.config, seams);
+    auto started = daemon->start();
+    ASSERT_TRUE(started.ok()) << started.error().describe();
+  }
+
+  // Turns the loop until `done` holds (up to 10 s of real time).
+  bool turn_until(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      daemon->io().poll();
+      if (done()) return true;
+      std::this_thread::sleep_for(2ms);
+    }
+    return false;
+  }
+  void advance(std::chrono::milliseconds by) {
+    time.advance(by);
+    daemon->io().poll();
+  }
+  void backup(BackupType type, bool wait, Replies& replies) {
+    daemon->backup(BackupCommand{type, wait}, replies.sink());
+  }
+  std::string scrape() { return daemon->metrics().scrape(time.now()); }
+  // The value of the first sample of `name` whose labels contain every one of `labels`.
+  std::optional<double> sample(const std::string& name, const std::vector<std::string>& labels) {
+    std::istringstream lines(scrape());
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind(name + "{", 0) != 0) continue;
+      bool all = true;
+      for (const auto& label : labels) all = all && line.find(label) != std::string::npos;
+      if (all) return std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return std::nullopt;
+  }
+
+  TempDirectory dir{"agent-orchestration"};
+  FakeProcessRunner runner;
+  FakePgScript pg;
+  FakePgConnector connector{pg};
+  FakeLoopTime time;
+  std::vector<int> exit_codes;
+  std::unique_ptr<AgentDaemon> daemon;
+};
+
+TEST_F(Orchestration, ScheduleFiresOnTimeAndAManualRequestWaitsForTheRunningBackup) {
+  runner.expect(backup_argv("incr"), exited(0), FakeProcessRunner::Hold::until_released);
+  runner.expect(backup_argv("full"), exited(0));
+  start();
+  EXPECT_EQ(daemon->status()["schedules"][0]["next"], "2026-11-30T11:00:00Z");
+
+  advance(29s);
+  EXPECT_TRUE(runner.started().empty()) << "fired before its minute";
+  advance(1s);
+  ASSERT_TRUE(runner.wait_running());
+  EXPECT_EQ(runner.started().at(0), backup_argv("incr"));
+
+  Replies manual;
+  backup(BackupType::full, true, manual);
+  ASSERT_TRUE(manual.has_event("accepted"));
+  EXPECT_EQ(manual.last()["admission"], "queued");
+  auto status = daemon->status();
+  EXPECT_EQ(status["running"]["trigger"], "schedule");
+  ASSERT_EQ(status["queue"].size(), 1u);
+  EXPECT_EQ(status["queue"][0]["type"], "full");
+
+  runner.release();
+  ASSERT_TRUE(turn_until([&] { return manual.has_event("finished"); }));
+  EXPECT_EQ(manual.last()["result"]["outcome"], "succeeded");
+  EXPECT_EQ(manual.last()["result"]["type"], "full");
+  EXPECT_EQ(runner.started(), (std::vector<Argv>{backup_argv("incr"), backup_argv("full")}));
+  EXPECT_TRUE(runner.all_used());
+  // Both results are in the metrics, by trigger.
+  EXPECT_EQ(sample("agent_backups_total", {"trigger=\"schedule\"", "type=\"incr\"", "result=\"succeeded\""}),
+            1);
+  EXPECT_EQ(sample("agent_backups_total", {"trigger=\"manual\"", "type=\"full\"", "result=\"succeeded\""}),
+            1);
+  EXPECT_EQ(daemon->status()["schedules"][0]["next"], "2026-11-30T12:00:00Z");
+}
+
+TEST_F(Orchestration, AFailedBackupGoesIntoTheMetricsAndTheStatus) {
+  runner.expect(backup_argv("full"), exited(50, "", {"ERROR: [050]: unable to acquire lock on file"}));
+  start();
+  Replies manual;
+  backup(BackupType::full, true, manual);
+  ASSERT_TRUE(turn_until([&] { return manual.has_event("finished"); }));
+  const auto result = manual.last()["result"];
+  EXPECT_EQ(result["outcome"], "failed");
+  EXPECT_EQ(result["pgbackrest_exit_code"], 50);
+  EXPECT_NE(result["message"].get<std::string>().find("unable to acquire lock"), std::string::npos);
+  EXPECT_EQ(sample("agent_backups_total", {"type=\"full\"", "result=\"failed\""}), 1);
+  const double now = std::chrono::duration<double>(time.now().time_since_epoch()).count();
+  EXPECT_EQ(sample("agent_backup_last_failure_timestamp_seconds", {"type=\"full\""}), now);
+  EXPECT_FALSE(sample("agent_backup_last_success_timestamp_seconds", {"type=\"full\""}).has_value());
+}
+
+TEST_F(Orchestration, AStandbySkipsWithItsReasonAndRunsNothing) {
+  pg.in_recovery = true;
+  start();
+  Replies manual;
+  backup(BackupType::incr, true, manual);
+  ASSERT_TRUE(turn_until([&] { return manual.has_event("finished"); }));
+  EXPECT_EQ(manual.last()["result"]["outcome"], "skipped");
+  EXPECT_TRUE(runner.started().empty());
+  EXPECT_EQ(sample("agent_jobs_skipped_total", {"reason=\"standby\""}), 1);
+}
+
+TEST_F(Orchestration, DrainLetsTheRunningBackupFinishAndRefusesNewWork) {
+  runner.expect(backup_argv("full"), exited(0), FakeProcessRunner::Hold::until_released);
+  start("run:\n  grace_seconds: 20\n");
+  Replies first;
+  backup(BackupType::full, true, first);
+  ASSERT_TRUE(runner.wait_running());
+
+  daemon->request_stop(SIGTERM);
+  Replies late;
+  backup(BackupType::incr, false, late);
+  ASSERT_TRUE(late.has_event("refused"));
+  EXPECT_EQ(late.last()["reason"], "the agent is shutting down");
+  EXPECT_TRUE(daemon->status()["stopping"].get<bool>());
+
+  advance(19s);  // within the grace period: the job goes on
+  EXPECT_FALSE(daemon->io().stopped());
+  runner.release();
+  ASSERT_TRUE(turn_until([&] { return daemon->io().stopped(); }));
+  EXPECT_EQ(first.last()["result"]["outcome"], "succeeded");
+  EXPECT_TRUE(exit_codes.empty());
+  EXPECT_EQ(sample("agent_jobs_skipped_total", {"reason=\"shutting-down\""}), 1);
+}
+
+TEST_F(Orchestration, GraceOverStopsTheBackupAndItsRequestRunsAfterTheRestart) {
+  runner.expect(backup_argv("full"), exited(0), FakeProcessRunner::Hold::until_released);
+  start("run:\n  grace_seconds: 20\n");
+  Replies client;
+  backup(BackupType::full, true, client);
+  ASSERT_TRUE(runner.wait_running());
+  daemon->request_stop(SIGTERM);
+  advance(20s);  // the grace period is over: the job is told to stop, and does
+  ASSERT_TRUE(turn_until([&] { return daemon->io().stopped(); }));
+  EXPECT_EQ(client.last()["event"], "abandoned");
+  EXPECT_TRUE(exit_codes.empty()) << "the hard stop fired for a job that stopped";
+  daemon.reset();
+
+  // The request is still in the journal: the next run takes the backup.
+  runner.expect(backup_argv("full"), exited(0));
+  start();
+  ASSERT_TRUE(turn_until([&] { return !daemon->status()["recent"].empty(); }));
+  EXPECT_EQ(daemon->status()["recent"][0]["outcome"], "succeeded");
+  EXPECT_EQ(daemon->status()["recent"][0]["trigger"], "manual");
+  EXPECT_TRUE(runner.all_used());
+}
+
+TEST_F(Orchestration, AJobThatIgnoresItsStopEndsTheProcessAfterTheHardStop) {
+  runner.expect(backup_argv("full"), exited(0), FakeProcessRunner::Hold::ignoring_cancel);
+  start("run:\n  grace_seconds: 5\n");
+  Replies client;
+  backup(BackupType::full, false, client);
+  ASSERT_TRUE(runner.wait_running());
+  daemon->request_stop(SIGTERM);
+  advance(5s);
+  EXPECT_TRUE(exit_codes.empty());
+  advance(JobRunner::kHardStopAfter - 1s);
+  EXPECT_TRUE(exit_codes.empty()) << "the hard stop fired early";
+  advance(1s);
+  EXPECT_EQ(exit_codes, std::vector<int>{exit_code_for(ErrorKind::interrupted)});
+}
+
+TEST_F(Orchestration, ASecondSignalStopsTheJobWithoutWaitingForTheGracePeriod) {
+  runner.expect(backup_argv("full"), exited(0), FakeProcessRunner::Hold::until_released);
+  start("run:\n  grace_seconds: 600\n");
+  Replies client;
+  backup(BackupType::full, true, client);
+  ASSERT_TRUE(runner.wait_running());
+  daemon->request_stop(SIGTERM);
+  daemon->request_stop(SIGINT);
+  ASSERT_TRUE(turn_until([&] { return daemon->io().stopped(); }));
+  EXPECT_EQ(client.last()["event"], "abandoned");
+  EXPECT_TRUE(exit_codes.empty());
+}
+
+TEST_F(Orchestration, ADumpIsRefusedThroughTheSocketWithItsReasonAndExitCode) {
+  start();
+  const std::string socket = dir.path + "/state/control.sock";
+  std::atomic<bool> done{false};
+  std::vector<nlohmann::json> lines;
+  std::string failure;
+  std::thread client([&] {
+    auto fd = connect_control_socket(socket);
+    if (!fd || !*fd) {
+      failure = "cannot connect";
+    } else {
+      DumpCommand command;
+      command.arguments.target = "2026-11-30 10:00:00+00";
+      command.arguments.output = "-";
+      if (auto sent = send_json_line(**fd, control_request_json(command)); !sent)
+        failure = sent.error().message;
+      std::string buffer;
+      for (;;) {
+        auto line = read_json_line(**fd, buffer, 10s);
+        if (!line || !*line) break;
+        lines.push_back(**line);
+      }
+      close(**fd);
+    }
+    done = true;
+  });
+  const bool finished = turn_until([&] { return done.load(); });
+  client.join();
+  ASSERT_TRUE(finished);
+  ASSERT_EQ(failure, "");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["ok"], false);
+  EXPECT_NE(lines[0]["error"].get<std::string>().find("standard output"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[0]["exit_code"], exit_code_for(ErrorKind::usage));
+  EXPECT_TRUE(daemon->status()["dump"]["running"].is_null());
+  EXPECT_TRUE(runner.started().empty());
+}
+
+}  // namespace
+}  // namespace agent::testing
