@@ -49,7 +49,7 @@ int run_cli(int argc, char** argv) {
       "run",
       "Run as the sidecar: scheduled backups (schedules.*), backups triggered by a pod annotation "
       "(manual.*), one queue so backups never collide, and a control socket for `agent backup`, "
-      "`agent status`. Stops gracefully on SIGTERM.");
+      "`agent status` and `agent dump`. Stops gracefully on SIGTERM.");
   run_cmd->add_option("--config", run.config_path,
                       "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
   run_cmd->add_option("--log-format", run.log_format, "text or json (config log.format)");
@@ -60,7 +60,7 @@ int run_cli(int argc, char** argv) {
       "Take a backup now: through the running agent's queue when one runs (control.socket), "
       "otherwise directly. Exit 0 when queued (or, with --wait, when it succeeded), 5 when skipped "
       "on a standby, 6 when pgBackRest failed.");
-  backup_cmd->add_option("--type", backup.type, "full, diff or incr")
+  backup_cmd->add_option("--type", backup.type, "full, diff or incr (default full)")
       ->check(CLI::IsMember({"full", "diff", "incr"}));
   backup_cmd->add_flag("--wait", backup.wait, "Wait for the result");
   backup_cmd->add_option("--config", backup.config_path,
@@ -71,7 +71,8 @@ int run_cli(int argc, char** argv) {
   auto* status_cmd = app.add_subcommand(
       "status", "Show the running agent's state: the running job, the queue, schedules, recent results.");
   status_cmd->add_flag("--json", status.json, "Print JSON");
-  status_cmd->add_option("--config", status.config_path, "Config file");
+  status_cmd->add_option("--config", status.config_path,
+                         "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
 
   auto* config_cmd = app.add_subcommand("config", "Check or print the configuration.");
   config_cmd->require_subcommand(1);

@@ -58,7 +58,8 @@ const std::vector<OptionSpec> kOptions = {
    "pgBackRest stanza of the live cluster.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.stanza = v.text; }},
   {"state_dir", OptionType::path, "/pgdata/agent-state",
-   "Where `agent run` keeps what must survive a restart (handled annotation values).", 0, 0, {},
+   "Where `agent run` keeps what must survive a restart: handled annotation values, requests not "
+   "yet done, and by default the control socket.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.state_dir = v.text; }},
 
   {"pgbackrest.bin", OptionType::path, "pgbackrest",
@@ -72,8 +73,7 @@ const std::vector<OptionSpec> kOptions = {
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.repo = static_cast<int>(v.integer); }},
   {"pgbackrest.process_max", OptionType::integer, "2",
    "Parallel processes for the restore of `agent dump` (--process-max); backups keep the "
-   "repository's own setting. On 2 vCPUs, 4 was no faster at 3 GB and slower on a small copy "
-   "restored with --delta (README).",
+   "repository's own setting.",
    1, 64, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.process_max = static_cast<int>(v.integer); }},
   {"pgbackrest.timeout_seconds", OptionType::integer, "60",
@@ -83,9 +83,8 @@ const std::vector<OptionSpec> kOptions = {
    "Deadline for one `pgbackrest backup`.", 60, 604800, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.backup_timeout_seconds = static_cast<int>(v.integer); }},
   {"pgbackrest.backup_nice", OptionType::integer, "10",
-   "Niceness of `pgbackrest backup` and its processes. Within the sidecar's share of the CPU, "
-   "the agent's health probes and /metrics go first; a backup still takes all the CPU nobody "
-   "else wants, so it is no slower on its own. 0 runs it at the agent's priority.",
+   "Niceness of `pgbackrest backup` and its processes, so that the agent's probes and /metrics "
+   "go first within the sidecar's CPU. 0: the agent's own priority.",
    0, 19, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.backup_nice = static_cast<int>(v.integer); }},
 
@@ -120,20 +119,18 @@ const std::vector<OptionSpec> kOptions = {
    5, 86400, {},
    [](AgentConfig& c, const OptionValue& v) { c.restore.restore_timeout_seconds = static_cast<int>(v.integer); }},
   {"restore.shared_buffers", OptionType::string, "128MB",
-   "shared_buffers of the temporary server (the live value may not fit the sidecar).", 0, 0, {},
+   "shared_buffers of the temporary server (not the live server's setting).", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.restore.shared_buffers = v.text; }},
   {"restore.fsync", OptionType::choice, "off",
-   "off: the restore into the scratch directory skips its fsync calls (through libeatmydata, "
-   "Debian package libeatmydata1, when installed): the copy is thrown away after the dump and a "
-   "crash only means dumping again. on: the restore waits for the disk after every file.",
+   "off: the restore into the scratch directory runs with libeatmydata preloaded (Debian package "
+   "libeatmydata1, when installed), which skips its fsync calls. on: the restore syncs as usual.",
    0, 0, {"off", "on"},
    [](AgentConfig& c, const OptionValue& v) { c.restore.fsync = v.text == "on"; }},
   {"restore.keep_scratch", OptionType::choice, "auto",
    "Whether the restored copy stays in the scratch directory after the dump, so that the next "
-   "dump restores with --delta and copies only what changed. auto: only when the scratch "
-   "directory is on a filesystem the live cluster does not use (a volume of its own); on the "
-   "live volume the copy, as large as the database, is removed. always: keep it (not after "
-   "free space there fell below the disk reserve). never: remove it.",
+   "dump restores with --delta. auto: only when the scratch directory is on a filesystem the live "
+   "cluster does not use. always: keep it, unless the dump was stopped because free space there "
+   "fell below the disk reserve. never: remove it.",
    0, 0, {"auto", "always", "never"},
    [](AgentConfig& c, const OptionValue& v) { c.restore.keep_scratch = v.text; }},
 
@@ -144,17 +141,14 @@ const std::vector<OptionSpec> kOptions = {
    "Dump file; '-' writes the dump to standard output.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.dump.output = v.text; }},
   {"dump.checksum", OptionType::choice, "xxh128",
-   "Checksum in the dump's manifest, to verify copies of the file with xxh128sum or sha256sum. "
-   "xxh128 catches corruption in transfer at a twentieth of SHA-256's CPU, which on a busy "
-   "sidecar adds seconds per gigabyte to the dump; sha256 for a cryptographic digest.",
+   "Checksum of the dump written to its manifest: xxh128 (check a copy with xxh128sum), sha256 "
+   "(sha256sum, a cryptographic digest) or none.",
    0, 0, {"xxh128", "sha256", "none"},
    [](AgentConfig& c, const OptionValue& v) { c.dump.checksum = v.text; }},
   {"dump.connections", OptionType::integer, "2",
-   "Connections that copy the rows of the largest tables at once, one row range each, while "
-   "pg_dump writes the rest of the dump (schema, other tables, indexes) as usual. pg_dump's "
-   "plain format copies every table through one connection, and the server's side of that "
-   "copy is the dump's bottleneck. Rows copied ahead of their turn wait in an unnamed file in "
-   "the scratch directory. 1: a single pg_dump, exactly as the runbook.",
+   "Connections that copy the rows of tables of at least dump.split_table_mb at once, one row "
+   "range each, while pg_dump writes the rest of the dump. Rows received ahead of their turn "
+   "wait in an unnamed file in the scratch directory. 1: a single pg_dump writes everything.",
    1, 16, {},
    [](AgentConfig& c, const OptionValue& v) { c.dump.connections = static_cast<int>(v.integer); }},
   {"dump.split_table_mb", OptionType::integer, "256",
@@ -163,8 +157,8 @@ const std::vector<OptionSpec> kOptions = {
    0, 1048576, {},
    [](AgentConfig& c, const OptionValue& v) { c.dump.split_table_mb = static_cast<int>(v.integer); }},
   {"dump.lock_timeout_seconds", OptionType::integer, "30",
-   "Every session on the paused copy (pg_dump's too) gives up on a lock it has waited this long "
-   "for: on a copy paused for good, only recovery can hold one, and it never lets go. 0: wait.",
+   "Lock timeout on the temporary server, in seconds: its lock_timeout setting and pg_dump's "
+   "--lock-wait-timeout. 0: no limit.",
    0, 86400, {},
    [](AgentConfig& c, const OptionValue& v) { c.dump.lock_timeout_seconds = static_cast<int>(v.integer); }},
   {"dump.recovery_locks", OptionType::choice, "refuse",
@@ -176,16 +170,15 @@ const std::vector<OptionSpec> kOptions = {
    [](AgentConfig& c, const OptionValue& v) { c.dump.recovery_locks = v.text; }},
 
   {"disk.reserve_percent", OptionType::integer, "10",
-   "Free space `agent dump` leaves on every filesystem it writes to that the live cluster also "
-   "uses (data directory, WAL, tablespaces, disk.live_paths), as a share of its size: the dump "
-   "is refused when its estimate would cut into it, and stopped (copy and partial dump "
-   "removed) when free space falls below it while it runs. The larger of this and "
-   "disk.reserve_mb applies. 10% is where the kubelet starts evicting pods (nodefs.available).",
+   "Free space, in percent of the filesystem's size, that `agent dump` leaves on every filesystem "
+   "it writes to that the live cluster also uses (data directory, WAL, tablespaces, "
+   "disk.live_paths): a dump whose estimate would cut into it is refused, and a dump during "
+   "which free space falls below it is stopped and its files removed. The larger of this and "
+   "disk.reserve_mb applies.",
    0, 90, {},
    [](AgentConfig& c, const OptionValue& v) { c.disk.reserve_percent = static_cast<int>(v.integer); }},
   {"disk.reserve_mb", OptionType::integer, "1024",
-   "The reserve in MiB at least, for small volumes: a live server needs room for WAL between "
-   "checkpoints (max_wal_size is 1 GB by default), temporary files and growth.",
+   "The disk reserve's minimum in MiB (see disk.reserve_percent; the larger applies).",
    0, 16777216, {},
    [](AgentConfig& c, const OptionValue& v) { c.disk.reserve_mb = static_cast<int>(v.integer); }},
   {"disk.live_paths", OptionType::string, "",
@@ -220,27 +213,26 @@ const std::vector<OptionSpec> kOptions = {
 
   {"control.socket", OptionType::path, "",
    "Unix socket through which `agent backup`, `status` and `dump` reach `agent run`; empty: "
-   "control.sock in state_dir, a directory only the agent's user can enter. Either side talks "
-   "only to a peer of its own user.", 0, 0, {},
+   "control.sock in state_dir. Either side talks only to a peer of its own user.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.control.socket = v.text; }, true},
 
   {"run.grace_seconds", OptionType::integer, "20",
-   "On SIGTERM, how long a running pgBackRest job may finish before it is stopped; the agent "
-   "ends a few seconds later whatever it waits on. Keep it under the pod's "
-   "terminationGracePeriodSeconds (PGO: 30).", 0, 3600, {},
+   "On SIGTERM or SIGINT, how long a running backup may go on before it is stopped; if it has "
+   "not ended 8 s later, the agent exits anyway. Keep it plus 8 s under the pod's "
+   "terminationGracePeriodSeconds.", 0, 3600, {},
    [](AgentConfig& c, const OptionValue& v) { c.run.grace_seconds = static_cast<int>(v.integer); }},
   {"run.stuck_seconds", OptionType::integer, "1800",
-   "A running job that shows no progress (no output line, no step) for this long is stuck: "
-   "/healthz fails so that the kubelet restarts the agent.", 10, 86400, {},
+   "A running backup that shows no progress (no line of pgBackRest output) for this long is "
+   "stuck: /healthz fails, so that the kubelet restarts the agent.", 10, 86400, {},
    [](AgentConfig& c, const OptionValue& v) { c.run.stuck_seconds = static_cast<int>(v.integer); }},
   {"run.queue_capacity", OptionType::integer, "8",
    "Backups that may wait behind the running one.", 1, 100, {},
    [](AgentConfig& c, const OptionValue& v) { c.run.queue_capacity = static_cast<int>(v.integer); }},
 
   {"http.listen", OptionType::string, "0.0.0.0:9451",
-   "Address of /metrics, /healthz and /readyz (host:port); empty: no HTTP endpoint. In a pod, "
-   "every interface means the pod IP and loopback: the kubelet's probes and Prometheus connect "
-   "to the pod IP. Outside a pod, use 127.0.0.1:9451.", 0, 0, {},
+   "Address of /metrics, /healthz and /readyz (host:port); empty: no HTTP endpoint. The default "
+   "listens on every IPv4 interface, as the kubelet's probes and Prometheus reach the pod IP; "
+   "outside a pod, use 127.0.0.1:9451.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.http.listen = v.text; }, true, validate_listen},
 
   {"metrics.refresh_seconds", OptionType::integer, "300",
