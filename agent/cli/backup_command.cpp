@@ -25,43 +25,34 @@ int backup_through_agent(int fd, const BackupOptions& options) {
   const Status sent = send_json_line(fd, control_request_json(command));
   std::string buffer;
   for (;;) {
-    auto line = read_json_line(fd, buffer);
-    if (!line) return fail(sent ? line.error() : sent.error());
-    if (!*line)
+    auto reply = read_control_reply(fd, buffer);
+    if (!reply) return fail(sent ? reply.error() : sent.error());
+    if (!*reply)
       return fail(make_error(ErrorKind::environment,
                              "the agent closed the connection before the backup finished",
                              "see `agent status`; the job may still run"));
-    const auto& message = **line;
-    const std::string event = message.value("event", "");
-    if (!message.value("ok", true)) {
-      logger->error("the agent refused: {}", message.value("error", "no reason given"));
-      if (!message.value("hint", "").empty()) logger->error("HINT: {}", message.value("hint", ""));
-      const int code = message.value("exit_code", exit_code_for(ErrorKind::usage));
-      logger->error("exit code {}", code);
-      return code;
-    }
-    if (event == "accepted") {
-      const std::string admission = message.value("admission", "");
-      const auto job = message.value("job_id", std::uint64_t{0});
-      if (admission == "refused")
-        return fail(make_error(ErrorKind::environment,
-                               "the agent refused the backup: " + message.value("reason", ""),
+    if (const auto* refused = std::get_if<RefusedReply>(&**reply)) return fail(refused->error);
+    if (const auto* accepted = std::get_if<BackupAcceptedReply>(&**reply)) {
+      if (accepted->admission == "refused")
+        return fail(make_error(ErrorKind::environment, "the agent refused the backup: " + accepted->reason,
                                "try again when the queue has room (agent status)"));
-      if (admission == "merged")
-        logger->info("answered by job {}: {}", job, message.value("reason", ""));
+      if (accepted->admission == "merged")
+        logger->info("answered by job {}: {}", accepted->job_id, accepted->reason);
       else
-        logger->info("job {} {}{}", job, admission,
-                     message.value("reason", "").empty() ? "" : ": " + message.value("reason", ""));
+        logger->info("job {} {}{}", accepted->job_id, accepted->admission,
+                     accepted->reason.empty() ? "" : ": " + accepted->reason);
       if (!options.wait) return kExitSuccess;
-    } else if (event == "finished") {
-      const auto result = message.value("result", nlohmann::json::object());
-      const std::string outcome = result.value("outcome", "failed");
-      logger->info("job {} {} in {:.1f} s{}", result.value("job_id", 0), outcome,
-                   result.value("seconds", 0.0),
-                   result.value("message", "").empty() ? "" : ": " + result.value("message", ""));
-      return exit_code_for_outcome(outcome);
-    } else if (event == "abandoned" || event == "refused") {
-      return fail(make_error(ErrorKind::interrupted, "the agent stopped: " + message.value("reason", "")));
+    } else if (const auto* finished = std::get_if<BackupFinishedReply>(&**reply)) {
+      const auto& result = finished->result;
+      logger->info("job {} {} in {:.1f} s{}", result.job_id, result.outcome, result.seconds,
+                   result.message.empty() ? "" : ": " + result.message);
+      return exit_code_for_outcome(result.outcome);
+    } else if (const auto* abandoned = std::get_if<AbandonedReply>(&**reply)) {
+      return fail(make_error(ErrorKind::interrupted, "the agent stopped: " + abandoned->reason));
+    } else if (!std::holds_alternative<HeartbeatReply>(**reply)) {
+      return fail(make_error(
+          ErrorKind::external_tool, "the agent answered a backup request with a reply for another command",
+          "the running agent and this command must be the same version (restart the container)"));
     }
   }
 }

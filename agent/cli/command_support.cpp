@@ -21,6 +21,13 @@ int fail(const Error& error) {
   return code;
 }
 
+int fail(const ReplyError& error) {
+  log::get("agent")->error("{}", error.error);
+  if (!error.hint.empty()) log::get("agent")->error("HINT: {}", error.hint);
+  log::get("agent")->error("exit code {}", error.exit_code);
+  return error.exit_code;
+}
+
 namespace {
 spdlog::level::level_enum level_from(const std::string& name) {
   if (name == "debug") return spdlog::level::debug;

@@ -6,6 +6,7 @@
 
 #include "config/config.hpp"
 #include "core/error.hpp"
+#include "daemon/control_replies.hpp"
 #include "pipelines/dump_job.hpp"
 
 namespace agent {
@@ -50,5 +51,7 @@ std::optional<AgentConfig> load_command_config(const std::string& flag,
                                                const std::vector<ConfigOverride>& overrides, int& exit_code);
 // Logs an error with its hint and returns its exit code.
 int fail(const Error& error);
+// An error the running agent replied with: its message, hint and exit code.
+int fail(const ReplyError& error);
 
 }  // namespace agent

@@ -29,36 +29,31 @@ int dump_through_agent(int fd, const DumpArguments& arguments) {
   if (auto s = send_json_line(fd, control_request_json(DumpCommand{arguments})); !s) return fail(s.error());
   std::string buffer;
   for (;;) {
-    auto line = read_json_line(fd, buffer);
-    if (!line) return fail(line.error());
-    if (!*line)
+    auto reply = read_control_reply(fd, buffer);
+    if (!reply) return fail(reply.error());
+    if (!*reply)
       return fail(make_error(ErrorKind::environment,
                              "the agent closed the connection before the dump finished",
                              "see `agent status`"));
-    const auto& message = **line;
-    const std::string event = message.value("event", "");
-    if (event == "step") {
-      const std::string state = message.value("state", "");
-      if (state == "started")
-        logger->info("{}: started", message.value("step", ""));
+    if (const auto* step = std::get_if<DumpStepReply>(&**reply)) {
+      if (step->state == "started")
+        logger->info("{}: started", step->step);
       else
-        logger->info("{}: {} after {:.2f} s", message.value("step", ""), state,
-                     message.value("seconds", 0.0));
-    } else if (event == "accepted") {
-      logger->info("the running agent took the dump (job {})", message.value("job_id", 0));
-    } else if (event == "finished" || !message.value("ok", true)) {
-      if (!message.value("ok", false)) {
-        const int code = message.value("exit_code", exit_code_for(ErrorKind::usage));
-        logger->error("{}", message.value("error", "the dump failed"));
-        if (!message.value("hint", "").empty()) logger->error("HINT: {}", message.value("hint", ""));
-        logger->error("exit code {}", code);
-        return code;
-      }
-      const auto summary = message.value("summary", nlohmann::json::object());
-      logger->info("dump written: {} ({} bytes, checksum {}), manifest {}", summary.value("output", ""),
-                   summary.value("bytes", 0ULL), summary.value("checksum", "none"),
-                   summary.value("manifest", ""));
+        logger->info("{}: {} after {:.2f} s", step->step, step->state, step->seconds);
+    } else if (const auto* accepted = std::get_if<DumpAcceptedReply>(&**reply)) {
+      logger->info("the running agent took the dump (job {})", accepted->job_id);
+    } else if (const auto* refused = std::get_if<RefusedReply>(&**reply)) {
+      return fail(refused->error);
+    } else if (const auto* finished = std::get_if<DumpFinishedReply>(&**reply)) {
+      if (const auto* error = std::get_if<ReplyError>(&finished->outcome)) return fail(*error);
+      const auto& written = std::get<DumpWritten>(finished->outcome);
+      logger->info("dump written: {} ({} bytes, checksum {}), manifest {}", written.output, written.bytes,
+                   written.checksum.empty() ? "none" : written.checksum, written.manifest);
       return kExitSuccess;
+    } else if (!std::holds_alternative<HeartbeatReply>(**reply)) {
+      return fail(make_error(
+          ErrorKind::external_tool, "the agent answered a dump request with a reply for another command",
+          "the running agent and this command must be the same version (restart the container)"));
     }
   }
 }

@@ -89,20 +89,29 @@ int command_status(const StatusOptions& options) {
   const int fd = **connected;
   std::string buffer;
   Status sent = send_json_line(fd, control_request_json(StatusCommand{}));
-  auto reply = sent ? read_json_line(fd, buffer, std::chrono::seconds(15))
-                    : Result<std::optional<nlohmann::json>>(sent.error());
+  auto reply = sent ? read_control_reply(fd, buffer, std::chrono::seconds(15))
+                    : Result<std::optional<ControlReplyMessage>>(sent.error());
   close(fd);
   if (!reply) return fail(reply.error());
-  if (*reply && !(**reply).value("ok", true))
-    return fail(make_error(ErrorKind::environment, "the agent refused: " + (**reply).value("error", ""),
-                           (**reply).value("hint", "")));
-  if (!*reply || !(**reply).contains("status") || !(**reply)["status"].is_object())
-    return fail(make_error(ErrorKind::environment, "the agent did not answer the status request"));
-  const auto& status = (**reply)["status"];
-  if (options.json)
-    std::printf("%s\n", status.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-  else
-    print_human(status);
+  if (!*reply) return fail(make_error(ErrorKind::environment, "the agent did not answer the status request"));
+  if (const auto* refused = std::get_if<RefusedReply>(&**reply)) return fail(refused->error);
+  const auto* answer = std::get_if<StatusReply>(&**reply);
+  if (!answer)
+    return fail(
+        make_error(ErrorKind::external_tool, "the agent answered the status request with another reply",
+                   "the running agent and this command must be the same version (restart the container)"));
+  if (options.json) {
+    std::printf("%s\n", answer->status.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return kExitSuccess;
+  }
+  // The document's parts are read leniently for people; a part of the wrong type is named.
+  try {
+    print_human(answer->status);
+  } catch (const nlohmann::json::exception& e) {
+    return fail(make_error(ErrorKind::external_tool,
+                           std::string("the agent's status could not be shown: ") + e.what(),
+                           "`agent status --json` prints it as it came"));
+  }
   return kExitSuccess;
 }
 

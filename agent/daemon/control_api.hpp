@@ -5,7 +5,6 @@
 // is one JSON object, the command, every key known to that command, each value's type and
 // range. A request that fails any check is refused with a message naming the field.
 #include <cstddef>
-#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -34,9 +33,6 @@ struct DumpCommand {
 };
 
 using ControlRequest = std::variant<StatusCommand, BackupCommand, DumpCommand>;
-
-// Sends one reply line to the client; `last` closes the connection after it.
-using ControlReply = std::function<void(const nlohmann::json& message, bool last)>;
 
 // Parses one request line. Errors are ErrorKind::usage and name the offending field.
 Result<ControlRequest> parse_control_request(std::string_view line);

@@ -130,4 +130,14 @@ Result<std::optional<nlohmann::json>> read_json_line(int fd, std::string& buffer
   }
 }
 
+Result<std::optional<ControlReplyMessage>> read_control_reply(int fd, std::string& buffer,
+                                                              std::chrono::seconds timeout) {
+  auto line = read_json_line(fd, buffer, timeout);
+  if (!line) return line.error();
+  if (!*line) return std::optional<ControlReplyMessage>();
+  auto reply = parse_control_reply(**line);
+  if (!reply) return reply.error();
+  return std::optional<ControlReplyMessage>(std::move(*reply));
+}
+
 }  // namespace agent

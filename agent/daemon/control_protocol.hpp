@@ -16,6 +16,7 @@
 
 #include "config/config.hpp"
 #include "core/error.hpp"
+#include "daemon/control_replies.hpp"
 
 namespace agent {
 
@@ -47,5 +48,8 @@ Status send_json_line(int fd, const nlohmann::json& message);
 // The next line as JSON; nothing at end of stream. Gives up after `timeout` without a byte.
 Result<std::optional<nlohmann::json>> read_json_line(int fd, std::string& buffer,
                                                      std::chrono::seconds timeout = kControlReplyTimeout);
+// The next reply, typed (control_replies.hpp); nothing at end of stream.
+Result<std::optional<ControlReplyMessage>> read_control_reply(
+    int fd, std::string& buffer, std::chrono::seconds timeout = kControlReplyTimeout);
 
 }  // namespace agent

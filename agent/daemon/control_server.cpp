@@ -19,13 +19,6 @@ using boost::asio::local::stream_protocol;
 
 namespace {
 
-nlohmann::json refusal_json(const Error& error) {
-  return {{"ok", false},
-          {"error", error.message},
-          {"hint", error.hint},
-          {"exit_code", exit_code_for(error.kind)}};
-}
-
 // Replies waiting to be written beyond this mean the client does not read: it is dropped.
 constexpr std::size_t kMaxOutbox = 256;
 
@@ -56,7 +49,8 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   bool idle() const { return !got_request_ && !closed_; }
   bool closed() const { return closed_; }
 
-  void reply(const nlohmann::json& message, bool last) {
+  void reply(const ControlReplyMessage& reply_message, bool last) {
+    const nlohmann::json message = control_reply_json(reply_message);
     if (closed_ || close_after_) return;
     if (outbox_.size() >= kMaxOutbox) return close();
     // Replies may quote annotation values, which may be any bytes: invalid UTF-8 is replaced,
@@ -67,7 +61,7 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
     if (outbox_.size() == 1) write_next();
   }
 
-  void refuse(const Error& error) { reply(refusal_json(error), true); }
+  void refuse(const Error& error) { reply(RefusedReply{reply_error(error)}, true); }
 
   void close() {
     if (closed_) return;
@@ -134,11 +128,11 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
       return refuse(request.error());
     }
     auto self = shared_from_this();
-    const ControlReply send = [self](const nlohmann::json& message, bool last) {
+    const ControlReply send = [self](const ControlReplyMessage& message, bool last) {
       self->reply(message, last);
     };
     if (std::holds_alternative<StatusCommand>(*request))
-      reply({{"ok", true}, {"status", handler_.status()}}, true);
+      reply(StatusReply{handler_.status()}, true);
     else if (const auto* backup = std::get_if<BackupCommand>(&*request))
       handler_.backup(*backup, send);
     else
@@ -154,7 +148,7 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
     heartbeat_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       self->heartbeat_armed_ = false;
       if (ec || self->closed_ || self->close_after_) return;
-      self->reply({{"event", "heartbeat"}}, false);
+      self->reply(HeartbeatReply{}, false);
     });
   }
 

@@ -23,6 +23,7 @@
 
 #include "core/error.hpp"
 #include "daemon/control_api.hpp"
+#include "daemon/control_replies.hpp"
 
 namespace agent {
 

@@ -40,31 +40,7 @@ BackupResult failed_by_exception(const QueuedBackup& job, const std::string& wha
   return result;
 }
 
-nlohmann::json error_reply(const Error& error) {
-  return {{"ok", false},
-          {"error", error.message},
-          {"hint", error.hint},
-          {"exit_code", exit_code_for(error.kind)}};
-}
 }  // namespace
-
-nlohmann::json backup_request_json(std::uint64_t id, const BackupRequest& request) {
-  return {{"job_id", id},
-          {"type", backup_type_name(request.type)},
-          {"trigger", trigger_name(request.trigger)},
-          {"reason", request.reason},
-          {"requested_at", iso(request.requested_at)}};
-}
-
-nlohmann::json backup_result_json(const BackupResult& result) {
-  auto json = backup_request_json(result.job_id, result.request);
-  json["outcome"] = backup_outcome_name(result.outcome);
-  json["message"] = result.message;
-  json["pgbackrest_exit_code"] = result.pgbackrest_exit_code;
-  json["started_at"] = iso(result.started);
-  json["seconds"] = result.seconds;
-  return json;
-}
 
 JobRunner::JobRunner(boost::asio::io_context& io, const AgentConfig& config, JobServices services,
                      AgentMetrics& metrics, RequestJournal* journal)
@@ -120,7 +96,10 @@ void JobRunner::enqueue(const BackupRequest& request, std::optional<ControlReply
   if (stopping_) {
     logger->warn("{} ignored: the agent is shutting down", request.reason);
     count_skip("shutting-down");
-    if (waiter) (*waiter)({{"event", "refused"}, {"reason", "the agent is shutting down"}}, true);
+    if (waiter)
+      (*waiter)(RefusedReply{reply_error(make_error(ErrorKind::interrupted, "the agent is shutting down",
+                                                    "ask again when the agent is back"))},
+                true);
     return;
   }
   // A triggered request is written down before it is queued, so that a restart cannot lose it.
@@ -173,10 +152,7 @@ void JobRunner::enqueue(const BackupRequest& request, std::optional<ControlReply
   }
   if (waiter) {
     const bool last = !wait_for_result || admission.admission == Admission::refused;
-    (*waiter)({{"event", "accepted"},
-               {"admission", admission_name(admission.admission)},
-               {"job_id", admission.job_id},
-               {"reason", admission.reason}},
+    (*waiter)(BackupAcceptedReply{admission_name(admission.admission), admission.job_id, admission.reason},
               last);
     if (!last) waiters_[admission.job_id].push_back(*waiter);
   }
@@ -225,15 +201,14 @@ void JobRunner::on_backup_finished(BackupResult result) {
     journal_ids_by_job_.erase(result.job_id);
     answer_waiters(
         result.job_id,
-        {{"event", "abandoned"},
-         {"reason", "the agent stopped the backup to shut down; it runs again when the agent is back"}});
+        AbandonedReply{"the agent stopped the backup to shut down; it runs again when the agent is back"});
   } else {
     journal_finished(result.job_id);
   }
   if (result.outcome == BackupOutcome::skipped) count_skip(result.skip_reason_code);
   metrics_.record_backup(result, services_.clock.now());
   if (result.info) metrics_.record_repository_read(*result.info, services_.clock.now(), result.info_seconds);
-  answer_waiters(result.job_id, {{"event", "finished"}, {"result", backup_result_json(result)}});
+  answer_waiters(result.job_id, BackupFinishedReply{backup_report(result)});
   recent_.push_front(std::move(result));
   if (recent_.size() > kRecentResults) recent_.pop_back();
   update_queue_metrics();
@@ -241,28 +216,25 @@ void JobRunner::on_backup_finished(BackupResult result) {
   start_next_job();
 }
 
-void JobRunner::answer_waiters(std::uint64_t job_id, const nlohmann::json& message) {
+void JobRunner::answer_waiters(std::uint64_t job_id, const ControlReplyMessage& message) {
   auto waiters = waiters_.extract(job_id);
   if (waiters.empty()) return;
   for (auto& reply : waiters.mapped()) reply(message, true);
 }
 
 void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
-  if (stopping_)
-    return reply(error_reply(make_error(ErrorKind::interrupted, "the agent is shutting down")), true);
+  const auto refuse = [&reply](const Error& error) { reply(RefusedReply{reply_error(error)}, true); };
+  if (stopping_) return refuse(make_error(ErrorKind::interrupted, "the agent is shutting down"));
   if (dump_running_)
-    return reply(
-        error_reply(make_error(ErrorKind::environment,
-                               "a dump is already running (job " + std::to_string(dump_running_->id) + ")",
-                               "wait for it to finish (agent status)")),
-        true);
+    return refuse(make_error(ErrorKind::environment,
+                             "a dump is already running (job " + std::to_string(dump_running_->id) + ")",
+                             "wait for it to finish (agent status)"));
   auto job = build_dump_job(config_, command.arguments);
-  if (!job) return reply(error_reply(job.error()), true);
+  if (!job) return refuse(job.error());
   if (job->to_stdout())
-    return reply(error_reply(make_error(
-                     ErrorKind::usage, "the running agent cannot write a dump to your standard output",
-                     "give --output a file, or run `agent dump --output -` (it runs in your process)")),
-                 true);
+    return refuse(
+        make_error(ErrorKind::usage, "the running agent cannot write a dump to your standard output",
+                   "give --output a file, or run `agent dump --output -` (it runs in your process)"));
 
   DumpRecord record{next_dump_id_, format_iso_utc(job->target.instant), job->output, services_.clock.now(),
                     nullptr};
@@ -274,7 +246,7 @@ void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
         services.on_step = [this, reply](const std::string& step, const std::string& state, double seconds) {
           dump_slot_.mark_progress();
           boost::asio::post(io_, [reply, step, state, seconds] {
-            reply({{"event", "step"}, {"step", step}, {"state", state}, {"seconds", seconds}}, false);
+            reply(DumpStepReply{step, state, seconds}, false);
           });
         };
         return run_dump(job, services);
@@ -284,38 +256,30 @@ void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
                           "this is a bug in the agent; the agent goes on running");
       },
       [this, reply](Result<DumpSummary> summary) { on_dump_finished(std::move(summary), reply); });
-  if (!started) return reply(error_reply(started.error()), true);
+  if (!started) return refuse(started.error());
   ++next_dump_id_;
   dump_running_ = std::move(record);
   log::get("dump")->info("dump job {}: target {}, output {}", dump_running_->id, dump_running_->target,
                          dump_running_->output);
-  reply({{"event", "accepted"}, {"job_id", dump_running_->id}}, false);
+  reply(DumpAcceptedReply{dump_running_->id}, false);
 }
 
 void JobRunner::on_dump_finished(Result<DumpSummary> summary, ControlReply reply) {
-  nlohmann::json message;
+  DumpFinishedReply finished{ReplyError{}};
   if (summary) {
-    message = {{"event", "finished"},
-               {"ok", true},
-               {"summary",
-                {{"output", summary->output},
-                 {"manifest", summary->manifest_path},
-                 {"bytes", summary->bytes},
-                 {"checksum", summary->checksum},
-                 {"backup_set", summary->backup_label},
-                 {"gap_seconds", summary->gap_seconds}}}};
+    finished.outcome = DumpWritten{summary->output,   summary->manifest_path, summary->bytes,
+                                   summary->checksum, summary->backup_label,  summary->gap_seconds};
     double seconds = 0;
     for (const auto& timing : summary->timings) seconds += timing.seconds;
     metrics_.record_dump(DumpResult{services_.clock.now(), seconds, summary->bytes, summary->gap_seconds});
   } else {
     log::get("dump")->error("dump job {}: {}", dump_running_->id, summary.error().describe());
-    message = error_reply(summary.error());
-    message["event"] = "finished";
+    finished.outcome = reply_error(summary.error());
   }
-  dump_running_->outcome = message;
+  dump_running_->outcome = control_reply_json(finished);
   dump_last_ = std::move(dump_running_);
   dump_running_.reset();
-  reply(message, true);
+  reply(finished, true);
   if (stopping_) finish_if_idle();
 }
 
@@ -361,9 +325,8 @@ void JobRunner::finish_if_idle() {
   hard_stop_timer_->cancel();
   for (auto& [id, replies] : waiters_)
     for (auto& reply : replies)
-      reply({{"event", "abandoned"},
-             {"reason", journal_ ? "the agent stopped before the job ran; it runs when the agent is back"
-                                 : "the agent stopped before the job ran"}},
+      reply(AbandonedReply{journal_ ? "the agent stopped before the job ran; it runs when the agent is back"
+                                    : "the agent stopped before the job ran"},
             true);
   waiters_.clear();
   auto on_idle = std::move(on_idle_);

@@ -18,6 +18,7 @@
 #include "config/config.hpp"
 #include "core/clock.hpp"
 #include "daemon/control_api.hpp"
+#include "daemon/control_replies.hpp"
 #include "daemon/job_slot.hpp"
 #include "daemon/loop_timers.hpp"
 #include "exec/process.hpp"
@@ -74,7 +75,7 @@ class JobRunner {
     std::string target;
     std::string output;
     std::chrono::system_clock::time_point started{};
-    nlohmann::json outcome;  // set when it ends
+    nlohmann::json outcome;  // its dump-finished reply, when it ends
   };
   const JobQueue& queue() const { return queue_; }
   std::optional<std::chrono::system_clock::time_point> running_since() const { return running_since_; }
@@ -94,7 +95,7 @@ class JobRunner {
   void update_queue_metrics();
   void exit_if_still_busy();
   void finish_if_idle();
-  void answer_waiters(std::uint64_t job_id, const nlohmann::json& message);
+  void answer_waiters(std::uint64_t job_id, const ControlReplyMessage& message);
 
   boost::asio::io_context& io_;
   const AgentConfig& config_;
@@ -121,8 +122,5 @@ class JobRunner {
   bool hard_stop_armed_ = false;          // armed once, never pushed back
   std::function<void()> on_idle_;
 };
-
-nlohmann::json backup_result_json(const BackupResult& result);
-nlohmann::json backup_request_json(std::uint64_t id, const BackupRequest& request);
 
 }  // namespace agent

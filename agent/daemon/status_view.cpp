@@ -10,6 +10,14 @@ std::string iso(std::chrono::system_clock::time_point t) {
   return format_iso_utc(std::chrono::floor<Microseconds>(t));
 }
 
+nlohmann::json backup_request_json(std::uint64_t id, const BackupRequest& request) {
+  return {{"job_id", id},
+          {"type", backup_type_name(request.type)},
+          {"trigger", trigger_name(request.trigger)},
+          {"reason", request.reason},
+          {"requested_at", iso(request.requested_at)}};
+}
+
 nlohmann::json text_or_null(const std::string& text) {
   return text.empty() ? nlohmann::json(nullptr) : nlohmann::json(text);
 }
@@ -49,7 +57,7 @@ nlohmann::json status_json(const StatusSources& s) {
     if (const auto since = s.jobs.running_since()) running["started_at"] = iso(*since);
   }
   nlohmann::json recent = nlohmann::json::array();
-  for (const auto& result : s.jobs.recent()) recent.push_back(backup_result_json(result));
+  for (const auto& result : s.jobs.recent()) recent.push_back(backup_report_json(backup_report(result)));
   nlohmann::json schedules = nlohmann::json::array();
   for (const auto& schedule : s.triggers.schedules()) {
     schedules.push_back(

@@ -5,7 +5,9 @@
 //  - an accepted request, written the way the clients write it (control_request_json), reads
 //    back as the same request;
 //  - a dump request's port is within 1..65535, and the request then goes through
-//    build_dump_job, as the daemon does, without a crash.
+//    build_dump_job, as the daemon does, without a crash;
+//  - the same bytes read as a reply line by a client (parse_control_reply): refused with a
+//    message, or a reply that the server's mapping writes back as one that reads the same.
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -13,13 +15,14 @@
 
 #include "config/config.hpp"
 #include "daemon/control_api.hpp"
+#include "daemon/control_replies.hpp"
 #include "fuzz_check.hpp"
 #include "pipelines/dump_job.hpp"
 
 namespace {
 
 void check_reply_serializes(const agent::Error& error) {
-  const nlohmann::json reply = {{"ok", false}, {"error", error.message}, {"hint", error.hint}};
+  const nlohmann::json reply = agent::control_reply_json(agent::RefusedReply{agent::reply_error(error)});
   try {
     (void)reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } catch (const nlohmann::json::exception& e) {
@@ -36,9 +39,32 @@ const agent::AgentConfig& config() {
   return loaded;
 }
 
+void check_reply_line(const std::string& text) {
+  const auto json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return;
+  const auto reply = agent::parse_control_reply(json);
+  if (!reply) {
+    agent::fuzz::check(!reply.error().message.empty(), "a reply refused without a message");
+    return;
+  }
+  std::string written;
+  try {
+    written =
+        agent::control_reply_json(*reply).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  } catch (const nlohmann::json::exception& e) {
+    agent::fuzz::fail("an understood reply cannot be written back", e.what());
+  }
+  const auto again = agent::parse_control_reply(nlohmann::json::parse(written, nullptr, false));
+  agent::fuzz::check(again.ok(), "a reply as the server writes it is not understood", written);
+  agent::fuzz::check(agent::control_reply_json(*again).dump(
+                         -1, ' ', false, nlohmann::json::error_handler_t::replace) == written,
+                     "a reply reads back as another one", written);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  check_reply_line(std::string(agent::fuzz::as_text(data, size)));
   const auto request = agent::parse_control_request(agent::fuzz::as_text(data, size));
   if (!request) {
     agent::fuzz::check(!request.error().message.empty(), "a refusal without a message");

@@ -22,12 +22,12 @@ class ScriptedHandler final : public ControlHandler {
   void backup(const BackupCommand& command, ControlReply reply) override {
     if (throw_on_backup) throw std::runtime_error("scripted failure");
     requested.push_back(command.type);
-    reply({{"event", "accepted"}, {"admission", "queued"}, {"job_id", 7}}, !command.wait);
+    reply(BackupAcceptedReply{"queued", 7, ""}, !command.wait);
     if (command.wait) pending = reply;
   }
   void dump(const DumpCommand& command, ControlReply reply) override {
     dumps.push_back(command.arguments);
-    reply({{"event", "finished"}, {"ok", true}}, true);
+    reply(DumpFinishedReply{DumpWritten{"/out.sql", "/out.sql.manifest.json", 1, "", "set", 0}}, true);
   }
   bool throw_on_backup = false;
   std::vector<BackupType> requested;
@@ -105,14 +105,17 @@ TEST_F(ControlServerTest, BackupWithWaitStreamsTheResult) {
   std::thread finisher([this] {
     while (!handler_.pending) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     boost::asio::post(io_, [this] {
-      (*handler_.pending)({{"event", "finished"}, {"result", {{"outcome", "succeeded"}}}}, true);
+      BackupReport report;
+      report.outcome = "succeeded";
+      (*handler_.pending)(BackupFinishedReply{report}, true);
     });
   });
   const auto replies = exchange("{\"command\":\"backup\",\"type\":\"incr\",\"wait\":true}\n");
   finisher.join();
   ASSERT_EQ(replies.size(), 2u);
-  EXPECT_EQ(replies[0]["event"], "accepted");
-  EXPECT_EQ(replies[1]["event"], "finished");
+  EXPECT_EQ(replies[0]["event"], "backup-accepted");
+  EXPECT_EQ(replies[1]["event"], "backup-finished");
+  EXPECT_EQ(replies[1]["result"]["outcome"], "succeeded");
   ASSERT_EQ(handler_.requested.size(), 1u);
   EXPECT_EQ(handler_.requested[0], BackupType::incr);
 }
@@ -185,7 +188,7 @@ TEST_F(ControlServerTest, AHandlerThatThrowsFailsOnlyItsRequest) {
   handler_.throw_on_backup = false;
   replies = exchange("{\"command\":\"backup\",\"type\":\"incr\"}\n");
   ASSERT_EQ(replies.size(), 1u);
-  EXPECT_EQ(replies[0].value("event", ""), "accepted");
+  EXPECT_EQ(replies[0].value("event", ""), "backup-accepted");
 }
 
 // A burst of connections that never say anything: the server keeps at most kMaxSessions,

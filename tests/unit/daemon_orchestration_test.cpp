@@ -50,9 +50,9 @@ struct Replies {
   std::vector<nlohmann::json> messages;
   bool closed = false;
   ControlReply sink() {
-    return [this](const nlohmann::json& message, bool last) {
+    return [this](const ControlReplyMessage& message, bool last) {
       std::lock_guard lock(mutex);
-      messages.push_back(message);
+      messages.push_back(control_reply_json(message));
       closed = closed || last;
     };
   }
@@ -156,7 +156,7 @@ TEST_F(Orchestration, ScheduleFiresOnTimeAndAManualRequestWaitsForTheRunningBack
 
   Replies manual;
   backup(BackupType::full, true, manual);
-  ASSERT_TRUE(manual.has_event("accepted"));
+  ASSERT_TRUE(manual.has_event("backup-accepted"));
   EXPECT_EQ(manual.last()["admission"], "queued");
   auto status = daemon->status();
   EXPECT_EQ(status["running"]["trigger"], "schedule");
@@ -164,7 +164,7 @@ TEST_F(Orchestration, ScheduleFiresOnTimeAndAManualRequestWaitsForTheRunningBack
   EXPECT_EQ(status["queue"][0]["type"], "full");
 
   runner.release();
-  ASSERT_TRUE(turn_until([&] { return manual.has_event("finished"); }));
+  ASSERT_TRUE(turn_until([&] { return manual.has_event("backup-finished"); }));
   EXPECT_EQ(manual.last()["result"]["outcome"], "succeeded");
   EXPECT_EQ(manual.last()["result"]["type"], "full");
   EXPECT_EQ(runner.started(), (std::vector<Argv>{backup_argv("incr"), backup_argv("full")}));
@@ -182,7 +182,7 @@ TEST_F(Orchestration, AFailedBackupGoesIntoTheMetricsAndTheStatus) {
   start();
   Replies manual;
   backup(BackupType::full, true, manual);
-  ASSERT_TRUE(turn_until([&] { return manual.has_event("finished"); }));
+  ASSERT_TRUE(turn_until([&] { return manual.has_event("backup-finished"); }));
   const auto result = manual.last()["result"];
   EXPECT_EQ(result["outcome"], "failed");
   EXPECT_EQ(result["pgbackrest_exit_code"], 50);
@@ -198,7 +198,7 @@ TEST_F(Orchestration, AStandbySkipsWithItsReasonAndRunsNothing) {
   start();
   Replies manual;
   backup(BackupType::incr, true, manual);
-  ASSERT_TRUE(turn_until([&] { return manual.has_event("finished"); }));
+  ASSERT_TRUE(turn_until([&] { return manual.has_event("backup-finished"); }));
   EXPECT_EQ(manual.last()["result"]["outcome"], "skipped");
   EXPECT_TRUE(runner.started().empty());
   EXPECT_EQ(sample("agent_jobs_skipped_total", {"reason=\"standby\""}), 1);
@@ -215,7 +215,8 @@ TEST_F(Orchestration, DrainLetsTheRunningBackupFinishAndRefusesNewWork) {
   Replies late;
   backup(BackupType::incr, false, late);
   ASSERT_TRUE(late.has_event("refused"));
-  EXPECT_EQ(late.last()["reason"], "the agent is shutting down");
+  EXPECT_EQ(late.last()["error"], "the agent is shutting down");
+  EXPECT_EQ(late.last()["exit_code"], exit_code_for(ErrorKind::interrupted));
   EXPECT_TRUE(daemon->status()["stopping"].get<bool>());
 
   advance(19s);  // within the grace period: the job goes on

@@ -1,0 +1,256 @@
+#include "daemon/control_replies.hpp"
+
+#include <limits>
+
+#include "daemon/control_protocol.hpp"
+#include "daemon/json_fields.hpp"
+#include "time/target_time.hpp"
+
+namespace agent {
+
+namespace {
+
+constexpr std::int64_t kMaxId = std::numeric_limits<std::int64_t>::max();
+
+Error not_understood(const std::string& message) {
+  return make_error(ErrorKind::external_tool, "the agent's reply is not understood: " + message,
+                    "the running agent and this command must be the same version (restart the container)");
+}
+
+JsonFields reply_fields(const nlohmann::json& object) {
+  return JsonFields(object, kControlMaxLine, not_understood);
+}
+
+std::string iso(std::chrono::system_clock::time_point t) {
+  return format_iso_utc(std::chrono::floor<Microseconds>(t));
+}
+
+nlohmann::json error_json(const char* event, const ReplyError& error) {
+  return {{"event", event},
+          {"ok", false},
+          {"error", error.error},
+          {"hint", error.hint},
+          {"exit_code", error.exit_code}};
+}
+
+Result<ReplyError> parse_error(JsonFields& fields) {
+  ReplyError error;
+  auto message = fields.required_text("error");
+  if (!message) return message.error();
+  error.error = *message;
+  auto hint = fields.text("hint");
+  if (!hint) return hint.error();
+  error.hint = hint->value_or("");
+  auto code = fields.required_integer("exit_code", 1, 255);
+  if (!code) return code.error();
+  error.exit_code = static_cast<int>(*code);
+  auto ok = fields.flag("ok");
+  if (!ok) return ok.error();
+  if (*ok && **ok) return not_understood("an error reply says \"ok\": true");
+  return error;
+}
+
+Result<BackupReport> parse_report(const nlohmann::json& object) {
+  auto fields = reply_fields(object);
+  BackupReport r;
+  auto id = fields.required_integer("job_id", 0, kMaxId);
+  if (!id) return id.error();
+  r.job_id = static_cast<std::uint64_t>(*id);
+  for (auto [key, into] :
+       {std::pair{"type", &r.type}, std::pair{"trigger", &r.trigger}, std::pair{"reason", &r.reason},
+        std::pair{"requested_at", &r.requested_at}, std::pair{"outcome", &r.outcome},
+        std::pair{"message", &r.message}, std::pair{"started_at", &r.started_at}}) {
+    auto value = fields.required_text(key);
+    if (!value) return value.error();
+    *into = *value;
+  }
+  auto code = fields.required_integer("pgbackrest_exit_code", -1, 255);
+  if (!code) return code.error();
+  r.pgbackrest_exit_code = static_cast<int>(*code);
+  auto seconds = fields.required_number("seconds");
+  if (!seconds) return seconds.error();
+  r.seconds = *seconds;
+  if (auto s = fields.no_unknown_keys("a backup report"); !s) return s.error();
+  return r;
+}
+
+Result<DumpWritten> parse_written(const nlohmann::json& object) {
+  auto fields = reply_fields(object);
+  DumpWritten w;
+  for (auto [key, into] : {std::pair{"output", &w.output}, std::pair{"manifest", &w.manifest},
+                           std::pair{"checksum", &w.checksum}, std::pair{"backup_set", &w.backup_set}}) {
+    auto value = fields.required_text(key);
+    if (!value) return value.error();
+    *into = *value;
+  }
+  auto bytes = fields.required_integer("bytes", 0, kMaxId);
+  if (!bytes) return bytes.error();
+  w.bytes = static_cast<std::uint64_t>(*bytes);
+  auto gap = fields.required_number("gap_seconds");
+  if (!gap) return gap.error();
+  w.gap_seconds = *gap;
+  if (auto s = fields.no_unknown_keys("a dump summary"); !s) return s.error();
+  return w;
+}
+
+// Overloaded lambdas for std::visit.
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
+}  // namespace
+
+ReplyError reply_error(const Error& error) {
+  return {error.message, error.hint, exit_code_for(error.kind)};
+}
+
+BackupReport backup_report(const BackupResult& result) {
+  return {result.job_id,         backup_type_name(result.request.type), trigger_name(result.request.trigger),
+          result.request.reason, iso(result.request.requested_at),      backup_outcome_name(result.outcome),
+          result.message,        result.pgbackrest_exit_code,           iso(result.started),
+          result.seconds};
+}
+
+nlohmann::json backup_report_json(const BackupReport& r) {
+  return {{"job_id", r.job_id},
+          {"type", r.type},
+          {"trigger", r.trigger},
+          {"reason", r.reason},
+          {"requested_at", r.requested_at},
+          {"outcome", r.outcome},
+          {"message", r.message},
+          {"pgbackrest_exit_code", r.pgbackrest_exit_code},
+          {"started_at", r.started_at},
+          {"seconds", r.seconds}};
+}
+
+nlohmann::json control_reply_json(const ControlReplyMessage& reply) {
+  return std::visit(
+      Overloaded{
+          [](const HeartbeatReply&) -> nlohmann::json {
+            return {{"event", "heartbeat"}};
+          },
+          [](const RefusedReply& r) { return error_json("refused", r.error); },
+          [](const StatusReply& r) -> nlohmann::json {
+            return {{"event", "status"}, {"ok", true}, {"status", r.status}};
+          },
+          [](const BackupAcceptedReply& r) -> nlohmann::json {
+            return {{"event", "backup-accepted"},
+                    {"admission", r.admission},
+                    {"job_id", r.job_id},
+                    {"reason", r.reason}};
+          },
+          [](const BackupFinishedReply& r) -> nlohmann::json {
+            return {{"event", "backup-finished"}, {"result", backup_report_json(r.result)}};
+          },
+          [](const AbandonedReply& r) -> nlohmann::json {
+            return {{"event", "abandoned"}, {"reason", r.reason}};
+          },
+          [](const DumpAcceptedReply& r) -> nlohmann::json {
+            return {{"event", "dump-accepted"}, {"job_id", r.job_id}};
+          },
+          [](const DumpStepReply& r) -> nlohmann::json {
+            return {{"event", "dump-step"}, {"step", r.step}, {"state", r.state}, {"seconds", r.seconds}};
+          },
+          [](const DumpFinishedReply& r) -> nlohmann::json {
+            if (const auto* error = std::get_if<ReplyError>(&r.outcome))
+              return error_json("dump-finished", *error);
+            const auto& w = std::get<DumpWritten>(r.outcome);
+            return {{"event", "dump-finished"},
+                    {"ok", true},
+                    {"summary",
+                     {{"output", w.output},
+                      {"manifest", w.manifest},
+                      {"bytes", w.bytes},
+                      {"checksum", w.checksum},
+                      {"backup_set", w.backup_set},
+                      {"gap_seconds", w.gap_seconds}}}};
+          },
+      },
+      reply);
+}
+
+Result<ControlReplyMessage> parse_control_reply(const nlohmann::json& line) {
+  if (!line.is_object()) return not_understood("not a JSON object");
+  auto fields = reply_fields(line);
+  auto event = fields.required_text("event");
+  if (!event) return event.error();
+  Result<ControlReplyMessage> parsed = not_understood("unknown event \"" + shortened(*event) + "\"");
+  if (*event == "heartbeat") {
+    parsed = ControlReplyMessage(HeartbeatReply{});
+  } else if (*event == "refused") {
+    auto error = parse_error(fields);
+    if (!error) return error.error();
+    parsed = ControlReplyMessage(RefusedReply{*error});
+  } else if (*event == "status") {
+    auto ok = fields.flag("ok");
+    if (!ok) return ok.error();
+    auto status = fields.object("status");
+    if (!status) return status.error();
+    if (!*status) return not_understood("a status reply without \"status\"");
+    parsed = ControlReplyMessage(StatusReply{**status});
+  } else if (*event == "backup-accepted") {
+    BackupAcceptedReply r;
+    auto admission = fields.required_text("admission");
+    if (!admission) return admission.error();
+    if (*admission != "queued" && *admission != "merged" && *admission != "superseded" &&
+        *admission != "refused")
+      return not_understood("unknown admission \"" + shortened(*admission) + "\"");
+    r.admission = *admission;
+    auto id = fields.required_integer("job_id", 0, kMaxId);
+    if (!id) return id.error();
+    r.job_id = static_cast<std::uint64_t>(*id);
+    auto reason = fields.required_text("reason");
+    if (!reason) return reason.error();
+    r.reason = *reason;
+    parsed = ControlReplyMessage(r);
+  } else if (*event == "backup-finished") {
+    auto result = fields.object("result");
+    if (!result) return result.error();
+    if (!*result) return not_understood("a backup-finished reply without \"result\"");
+    auto report = parse_report(**result);
+    if (!report) return report.error();
+    parsed = ControlReplyMessage(BackupFinishedReply{*report});
+  } else if (*event == "abandoned") {
+    auto reason = fields.required_text("reason");
+    if (!reason) return reason.error();
+    parsed = ControlReplyMessage(AbandonedReply{*reason});
+  } else if (*event == "dump-accepted") {
+    auto id = fields.required_integer("job_id", 0, kMaxId);
+    if (!id) return id.error();
+    parsed = ControlReplyMessage(DumpAcceptedReply{static_cast<std::uint64_t>(*id)});
+  } else if (*event == "dump-step") {
+    auto step = fields.required_text("step");
+    if (!step) return step.error();
+    auto state = fields.required_text("state");
+    if (!state) return state.error();
+    auto seconds = fields.required_number("seconds");
+    if (!seconds) return seconds.error();
+    parsed = ControlReplyMessage(DumpStepReply{*step, *state, *seconds});
+  } else if (*event == "dump-finished") {
+    auto ok = fields.flag("ok");
+    if (!ok) return ok.error();
+    if (!*ok) return not_understood("a dump-finished reply without \"ok\"");
+    if (**ok) {
+      auto summary = fields.object("summary");
+      if (!summary) return summary.error();
+      if (!*summary) return not_understood("a dump-finished reply without \"summary\"");
+      auto written = parse_written(**summary);
+      if (!written) return written.error();
+      parsed = ControlReplyMessage(DumpFinishedReply{*written});
+    } else {
+      auto error = parse_error(fields);
+      if (!error) return error.error();
+      parsed = ControlReplyMessage(DumpFinishedReply{*error});
+    }
+  } else {
+    return parsed;
+  }
+  if (auto s = fields.no_unknown_keys("a " + *event + " reply"); !s) return s.error();
+  return parsed;
+}
+
+}  // namespace agent

@@ -1,0 +1,101 @@
+#pragma once
+// The control socket's replies as types, with one strict JSON mapping shared by the server
+// (`agent run`) and its clients. Every reply line is one JSON object with an "event":
+//
+//   heartbeat        a waiting client still has an agent
+//   refused          nothing was done: error, hint, exit_code (also "ok": false)
+//   status           `agent status`: the status document
+//   backup-accepted  admission (queued | merged | superseded | refused), job_id, reason
+//   backup-finished  result: the job's report
+//   abandoned        the agent stopped before the job ended (it runs again after the restart)
+//   dump-accepted    job_id
+//   dump-step        step, state, seconds
+//   dump-finished    ok and summary, or not ok and error, hint, exit_code
+//
+// A client reads each line with parse_control_reply: a line that is not one of these, a field
+// missing or of the wrong type, is an error naming it, never a default or a crash.
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "core/error.hpp"
+#include "jobs/job_result.hpp"
+
+namespace agent {
+
+struct ReplyError {
+  std::string error;
+  std::string hint;
+  int exit_code = 1;
+};
+ReplyError reply_error(const Error& error);
+
+struct HeartbeatReply {};
+struct RefusedReply {
+  ReplyError error;
+};
+struct StatusReply {
+  nlohmann::json status;  // the status document (daemon/status_view.hpp)
+};
+struct BackupAcceptedReply {
+  std::string admission;  // queued | merged | superseded | refused
+  std::uint64_t job_id = 0;
+  std::string reason;
+};
+// A finished backup as clients and `agent status` show it.
+struct BackupReport {
+  std::uint64_t job_id = 0;
+  std::string type;
+  std::string trigger;
+  std::string reason;
+  std::string requested_at;
+  std::string outcome;  // succeeded | failed | skipped
+  std::string message;
+  int pgbackrest_exit_code = -1;
+  std::string started_at;
+  double seconds = 0;
+};
+BackupReport backup_report(const BackupResult& result);
+nlohmann::json backup_report_json(const BackupReport& report);
+
+struct BackupFinishedReply {
+  BackupReport result;
+};
+struct AbandonedReply {
+  std::string reason;
+};
+struct DumpAcceptedReply {
+  std::uint64_t job_id = 0;
+};
+struct DumpStepReply {
+  std::string step;
+  std::string state;  // started | done | failed
+  double seconds = 0;
+};
+struct DumpWritten {
+  std::string output;
+  std::string manifest;
+  std::uint64_t bytes = 0;
+  std::string checksum;
+  std::string backup_set;
+  double gap_seconds = 0;
+};
+struct DumpFinishedReply {
+  std::variant<DumpWritten, ReplyError> outcome;
+};
+
+using ControlReplyMessage =
+    std::variant<HeartbeatReply, RefusedReply, StatusReply, BackupAcceptedReply, BackupFinishedReply,
+                 AbandonedReply, DumpAcceptedReply, DumpStepReply, DumpFinishedReply>;
+
+nlohmann::json control_reply_json(const ControlReplyMessage& reply);
+// One reply line (its JSON). Errors are ErrorKind::external_tool and name the field.
+Result<ControlReplyMessage> parse_control_reply(const nlohmann::json& line);
+
+// Sends one reply to the client; `last` closes the connection after it.
+using ControlReply = std::function<void(const ControlReplyMessage& reply, bool last)>;
+
+}  // namespace agent
