@@ -1,6 +1,7 @@
 #include "core/files.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,34 +45,35 @@ Status publish_file(int fd, const std::string& partial, const std::string& final
   return {};
 }
 
-namespace {
-// At `offset`, or at the file's position when it is negative.
-bool write_all_at(int fd, const char* data, std::size_t size, off_t offset) {
+int write_all(int fd, const char* data, std::size_t size, const WriteTarget& target) {
+  std::uint64_t offset = target.offset.value_or(0);
   while (size > 0) {
-    const ssize_t n = offset < 0 ? write(fd, data, size) : pwrite(fd, data, size, offset);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return false;
+    ssize_t n = 0;
+    if (target.socket)
+      n = send(fd, data, size, MSG_NOSIGNAL);
+    else if (target.offset)
+      n = pwrite(fd, data, size, static_cast<off_t>(offset));
+    else
+      n = write(fd, data, size);
+    if (n < 0 && errno == EINTR) {
+      if (target.cancel != nullptr && target.cancel->cancelled()) return EINTR;
+      continue;
+    }
+    if (n < 0) return errno;
+    if (n == 0) return EIO;  // nothing written and no error: never spin
     data += n;
     size -= static_cast<std::size_t>(n);
-    if (offset >= 0) offset += n;
+    offset += static_cast<std::uint64_t>(n);
   }
-  return true;
-}
-}  // namespace
-
-bool write_fully(int fd, const char* data, std::size_t size) {
-  return write_all_at(fd, data, size, -1);
-}
-
-bool pwrite_fully(int fd, const char* data, std::size_t size, std::uint64_t offset) {
-  return write_all_at(fd, data, size, static_cast<off_t>(offset));
+  return 0;
 }
 
 Status write_file_atomically(const std::string& path, const std::string& content) {
   const std::string partial = path + ".partial";
   auto fd = create_private_file(partial);
   if (!fd) return fd.error();
-  if (!write_fully(*fd, content.data(), content.size())) {
+  if (const int written = write_all(*fd, content.data(), content.size()); written != 0) {
+    errno = written;
     auto error = file_error("write", partial);
     close(*fd);
     unlink(partial.c_str());

@@ -3,8 +3,10 @@
 // (mode 0600), flushed, then renamed, and the directory flushed too.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "core/cancel.hpp"
 #include "core/error.hpp"
 
 namespace agent {
@@ -13,10 +15,31 @@ namespace agent {
 Result<int> create_private_file(const std::string& path);
 // fsyncs and closes `fd`, renames `partial` to `final_path`, fsyncs the directory.
 Status publish_file(int fd, const std::string& partial, const std::string& final_path);
-// Writes all of `data` to `fd`, going on after signals; false with errno set on failure.
-bool write_fully(int fd, const char* data, std::size_t size);
-// The same at `offset`, leaving the file's position alone.
-bool pwrite_fully(int fd, const char* data, std::size_t size, std::uint64_t offset);
+// The agent's one write loop: writes all of `size` bytes to `fd`, going on after short writes
+// and signals. 0 when all is written, else the errno (EINTR once `cancel` has fired; EAGAIN
+// from a non-blocking descriptor that is full).
+struct WriteTarget {
+  std::optional<std::uint64_t> offset;  // pwrite at this offset, the file's position left alone
+  bool socket = false;                  // send() with MSG_NOSIGNAL: a gone peer is EPIPE, not SIGPIPE
+  const CancelToken* cancel = nullptr;
+
+  static WriteTarget at(std::uint64_t where) {
+    WriteTarget t;
+    t.offset = where;
+    return t;
+  }
+  static WriteTarget to_socket() {
+    WriteTarget t;
+    t.socket = true;
+    return t;
+  }
+  static WriteTarget until_cancelled(const CancelToken& token) {
+    WriteTarget t;
+    t.cancel = &token;
+    return t;
+  }
+};
+int write_all(int fd, const char* data, std::size_t size, const WriteTarget& target = {});
 // Writes `content` to `path` through `path.partial`, mode 0600.
 Status write_file_atomically(const std::string& path, const std::string& content);
 // Creates a directory (and its parents) with mode 0700, or checks an existing one.

@@ -46,7 +46,10 @@ Result<std::uint64_t> SpillFile::append(const char* data, std::size_t size) {
   if (fd_ < 0)
     if (auto s = open_unnamed(); !s) return s.error();
   // pwrite at a known offset: a concurrent read_back never moves it.
-  if (!pwrite_fully(fd_, data, size, end_)) return spill_error("write", directory_);
+  if (const int error = write_all(fd_, data, size, WriteTarget::at(end_)); error != 0) {
+    errno = error;
+    return spill_error("write", directory_);
+  }
   const std::uint64_t at = end_;
   end_ += size;
   return at;

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/files.hpp"
+
 namespace agent {
 
 namespace {
@@ -83,17 +85,12 @@ Result<std::optional<int>> connect_control_socket(const std::string& path, std::
 
 Status send_json_line(int fd, const nlohmann::json& message) {
   const std::string line = message.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  std::size_t done = 0;
-  while (done < line.size()) {
-    const ssize_t n = send(fd, line.data() + done, line.size() - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-      return make_error(ErrorKind::environment, "the agent does not read its control socket",
-                        "it may be stuck; see its log and /healthz");
-    if (n < 0)
-      return make_error(ErrorKind::environment, std::string("control socket: ") + std::strerror(errno));
-    done += static_cast<std::size_t>(n);
-  }
+  const int error = write_all(fd, line.data(), line.size(), WriteTarget::to_socket());
+  if (error == EAGAIN || error == EWOULDBLOCK)
+    return make_error(ErrorKind::environment, "the agent does not read its control socket",
+                      "it may be stuck; see its log and /healthz");
+  if (error != 0)
+    return make_error(ErrorKind::environment, std::string("control socket: ") + std::strerror(error));
   return {};
 }
 

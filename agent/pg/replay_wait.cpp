@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/log.hpp"
+#include "core/log_throttle.hpp"
 
 namespace agent {
 
@@ -106,7 +107,7 @@ Result<RecoveryStatus> wait_for_recovery_target(const ReplayWaitSettings& settin
   std::uint64_t last_lsn = 0;
   std::uint64_t last_lines = 0;
   std::string last_connect_error;
-  auto last_report = clock.steady_now();
+  LogThrottle progress_line(clock.steady_now());
   auto interval = std::min(settings.first_poll_interval, settings.poll_interval);
   const ConnectionSubject subject{settings.user, settings.database, "", "the copy at the target"};
 
@@ -158,10 +159,8 @@ Result<RecoveryStatus> wait_for_recovery_target(const ReplayWaitSettings& settin
                         "read the postgres lines in the log; raise restore.wait_timeout_seconds "
                         "if the archive is slow");
     }
-    if (now - last_report >= std::chrono::seconds(10)) {
+    if (progress_line.due(now))
       logger->info("still replaying: replay position {} bytes, {} lines from recovery", last_lsn, last_lines);
-      last_report = now;
-    }
     if (!clock.sleep_for(interval, cancel))
       return make_error(ErrorKind::interrupted, "interrupted while waiting for recovery");
     interval = std::min(interval * 2, settings.poll_interval);

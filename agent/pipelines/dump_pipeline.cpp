@@ -18,6 +18,7 @@
 
 #include "core/files.hpp"
 #include "core/log.hpp"
+#include "core/log_throttle.hpp"
 #include "core/version.hpp"
 #include "exec/commands.hpp"
 #include "exec/no_sync.hpp"
@@ -25,11 +26,11 @@
 #include "pgbackrest/info.hpp"
 #include "pipelines/disk_watch.hpp"
 #include "pipelines/dump_preflight.hpp"
+#include "pipelines/dump_sink.hpp"
 #include "pipelines/parallel_copy.hpp"
 #include "pipelines/recovery_locks.hpp"
 #include "pipelines/scratch_server.hpp"
 #include "pipelines/split_tables.hpp"
-#include "pipelines/stream_copy.hpp"
 
 namespace agent {
 namespace {
@@ -73,7 +74,7 @@ struct DumpContext {
   }
 };
 
-// Logs "<what> NN%" at most every ten seconds from lines that end in "NN.NN%)".
+// Logs "<what> NN%" from lines that end in "NN.NN%)", at most one line per LogThrottle interval.
 class ThrottledProgress {
  public:
   ThrottledProgress(std::shared_ptr<spdlog::logger> logger, std::string what)
@@ -83,16 +84,14 @@ class ThrottledProgress {
     if (percent_end == std::string_view::npos) return;
     const auto start = line.find_last_of(" (", percent_end);
     if (start == std::string_view::npos) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_ < std::chrono::seconds(10)) return;
-    last_ = now;
+    if (!throttle_.due(std::chrono::steady_clock::now())) return;
     logger_->info("{} {}%", what_, line.substr(start + 1, percent_end - start - 1));
   }
 
  private:
   std::shared_ptr<spdlog::logger> logger_;
   std::string what_;
-  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+  LogThrottle throttle_{std::chrono::steady_clock::now()};
 };
 
 Error combine(const std::vector<Error>& errors) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "core/files.hpp"
 #include "core/log.hpp"
 
 namespace agent {
@@ -32,10 +33,10 @@ namespace {
 Status write_private_file(const std::string& path, const std::string& content) {
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return make_error(ErrorKind::environment, "cannot write " + path + ": " + std::strerror(errno));
-  const auto written = write(fd, content.data(), content.size());
+  const int error = write_all(fd, content.data(), content.size());
   close(fd);
-  if (written != static_cast<ssize_t>(content.size()))
-    return make_error(ErrorKind::environment, "cannot write " + path);
+  if (error != 0)
+    return make_error(ErrorKind::environment, "cannot write " + path + ": " + std::strerror(error));
   return {};
 }
 

@@ -1,4 +1,5 @@
 #include "core/files.hpp"
+#include "core/log_throttle.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -170,6 +171,41 @@ TEST(FilesTypeName, EachKind) {
   EXPECT_EQ(file_type_name(S_IFSOCK), "a socket");
   EXPECT_EQ(file_type_name(S_IFCHR), "a character device");
   EXPECT_EQ(file_type_name(S_IFBLK), "a block device");
+}
+
+TEST(WriteAll, WritesEverythingAtTheOffsetOrThePositionAndReportsErrno) {
+  char pattern[] = "/tmp/agent-write-all-XXXXXX";
+  const int fd = mkstemp(pattern);
+  ASSERT_GE(fd, 0);
+  unlink(pattern);
+  const std::string big(1 << 20, 'x');
+  EXPECT_EQ(write_all(fd, big.data(), big.size()), 0);
+  EXPECT_EQ(write_all(fd, "ab", 2, WriteTarget::at(3)), 0);
+  EXPECT_EQ(lseek(fd, 0, SEEK_CUR), static_cast<off_t>(big.size())) << "pwrite moved the position";
+  char head[6] = {};
+  ASSERT_EQ(pread(fd, head, 5, 0), 5);
+  EXPECT_STREQ(head, "xxxab");
+  close(fd);
+  EXPECT_EQ(write_all(fd, "a", 1), EBADF);
+}
+
+TEST(WriteAll, AGonePeerIsEpipeNotSigpipe) {
+  int pair[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+  close(pair[1]);
+  EXPECT_EQ(write_all(pair[0], "hello", 5, WriteTarget::to_socket()), EPIPE);  // the test lives on
+  close(pair[0]);
+}
+
+TEST(LogThrottle, OneLinePerIntervalCountedFromTheLastLine) {
+  const std::chrono::steady_clock::time_point start{};
+  LogThrottle throttle(start, 10s);
+  EXPECT_FALSE(throttle.due(start + 9s));
+  EXPECT_TRUE(throttle.due(start + 10s));
+  EXPECT_FALSE(throttle.due(start + 19s));
+  EXPECT_TRUE(throttle.due(start + 25s));
+  EXPECT_FALSE(throttle.due(start + 34s));
+  EXPECT_TRUE(throttle.due(start + 35s));
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "pipelines/stream_copy.hpp"
+#include "pipelines/dump_sink.hpp"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -12,7 +12,9 @@
 #include <memory>
 #include <vector>
 
+#include "core/files.hpp"
 #include "core/log.hpp"
+#include "core/log_throttle.hpp"
 
 // The implementation is compiled in: nothing to install at run time.
 #define XXH_INLINE_ALL
@@ -37,23 +39,13 @@ std::string hex(const unsigned char* data, std::size_t size) {
   return out;
 }
 
-Status write_all(int fd, const char* data, std::size_t size, const CancelToken& cancel) {
-  while (size > 0) {
-    const ssize_t n = write(fd, data, size);
-    if (n > 0) {
-      data += n;
-      size -= static_cast<std::size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) {
-      if (cancel.cancelled()) return make_error(ErrorKind::interrupted, "interrupted while writing the dump");
-      continue;
-    }
-    return make_error(ErrorKind::environment, std::string("cannot write the dump: ") + std::strerror(errno),
-                      errno == ENOSPC ? "free disk space where the dump goes"
-                                      : "check the output path (or the reader of standard output)");
-  }
-  return {};
+Status write_dump(int fd, const char* data, std::size_t size, const CancelToken& cancel) {
+  const int error = write_all(fd, data, size, WriteTarget::until_cancelled(cancel));
+  if (error == 0) return {};
+  if (error == EINTR) return make_error(ErrorKind::interrupted, "interrupted while writing the dump");
+  return make_error(ErrorKind::environment, std::string("cannot write the dump: ") + std::strerror(error),
+                    error == ENOSPC ? "free disk space where the dump goes"
+                                    : "check the output path (or the reader of standard output)");
 }
 
 // A dump as large as the database would otherwise sit in the page cache as dirty pages until
@@ -198,7 +190,7 @@ std::uint64_t DumpSink::bytes() const {
 }
 
 Status DumpSink::write(const char* data, std::size_t size) {
-  if (auto s = write_all(state_->fd, data, size, state_->cancel); !s) return s;
+  if (auto s = write_dump(state_->fd, data, size, state_->cancel); !s) return s;
   state_->counted(data, size);
   state_->clock.maybe_report(state_->bytes);
   return {};
@@ -219,7 +211,8 @@ Status DumpSink::pump(int from) {
       for (;;) {
         const ssize_t n = read(from, buffer, kBufferBytes);
         if (n > 0) {
-          if (auto s = write_all(st.fd, buffer, static_cast<std::size_t>(n), st.cancel); !s) return s.error();
+          if (auto s = write_dump(st.fd, buffer, static_cast<std::size_t>(n), st.cancel); !s)
+            return s.error();
           st.counted(buffer, static_cast<std::size_t>(n));
           continue;
         }
@@ -297,10 +290,10 @@ std::optional<ChecksumAlgorithm> parse_checksum_algorithm(const std::string& nam
 CopyProgress dump_progress_reporter() {
   const bool terminal = isatty(STDERR_FILENO) == 1;
   auto start = std::chrono::steady_clock::now();
-  auto last_log = start;
+  LogThrottle progress_line(start);
   CopyProgress progress;
   progress.interval = std::chrono::milliseconds(500);
-  progress.report = [terminal, start, last_log](std::uint64_t bytes, bool final) mutable {
+  progress.report = [terminal, start, progress_line](std::uint64_t bytes, bool final) mutable {
     const auto now = std::chrono::steady_clock::now();
     const double seconds = std::chrono::duration<double>(now - start).count();
     const double mib = static_cast<double>(bytes) / (1024.0 * 1024.0);
@@ -308,9 +301,8 @@ CopyProgress dump_progress_reporter() {
     if (terminal) {
       std::fprintf(stderr, "\r  dumped %.1f MiB (%.1f MiB/s)%s", mib, rate, final ? "\n" : "   ");
       std::fflush(stderr);
-    } else if (!final && now - last_log >= std::chrono::seconds(10)) {
+    } else if (!final && progress_line.due(now)) {
       log::get("dump")->info("dumped {:.1f} MiB so far ({:.1f} MiB/s)", mib, rate);
-      last_log = now;
     }
   };
   return progress;

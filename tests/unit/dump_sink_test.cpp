@@ -1,4 +1,4 @@
-#include "pipelines/stream_copy.hpp"
+#include "pipelines/dump_sink.hpp"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -29,7 +29,7 @@ Result<CopyStats> follow_file(int fd, const std::function<bool()>& writer_done, 
   return sink.finish();
 }
 
-TEST(StreamCopy, CopiesAndHashes) {
+TEST(DumpSink, CopiesAndHashes) {
   int in[2], out[2];
   ASSERT_EQ(pipe2(in, O_NONBLOCK), 0);
   ASSERT_EQ(pipe(out), 0);
@@ -55,7 +55,7 @@ TEST(StreamCopy, CopiesAndHashes) {
   for (int fd : {in[0], out[0], out[1]}) close(fd);
 }
 
-TEST(StreamCopy, CancelStopsAWaitingCopy) {
+TEST(DumpSink, CancelStopsAWaitingCopy) {
   int in[2];
   ASSERT_EQ(pipe2(in, O_NONBLOCK), 0);
   const int null_fd = open("/dev/null", O_WRONLY);

@@ -1,7 +1,7 @@
 #pragma once
-// Copies a child's output to its destination through one fixed buffer, or follows a file the
-// child writes itself, hashing as it goes, so the agent's memory stays flat however large the
-// dump is.
+// DumpSink: where the dump's bytes go. It copies a child's output through one fixed buffer,
+// or follows a file the child writes itself, hashing as it goes, so the agent's memory stays
+// flat however large the dump is.
 #include <chrono>
 #include <cstdint>
 #include <functional>
