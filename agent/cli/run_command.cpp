@@ -9,7 +9,13 @@ int command_run(const RunOptions& options) {
   int exit_code = 0;
   auto config = load_command_config(options.config_path, overrides, exit_code);
   if (!config) return exit_code;
-  AgentDaemon daemon(std::move(*config));
+  DaemonSeams seams;
+  bool must_exist = true;
+  seams.config_file = resolve_config_path(options.config_path, must_exist);
+  seams.reload_config = [path = seams.config_file, must_exist, overrides] {
+    return load_config(path, must_exist, overrides);
+  };
+  AgentDaemon daemon(std::move(*config), std::move(seams));
   return daemon.run();
 }
 

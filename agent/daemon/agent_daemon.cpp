@@ -21,7 +21,9 @@ void exit_process_now(int exit_code) {
 }  // namespace
 
 AgentDaemon::AgentDaemon(AgentConfig config, DaemonSeams seams)
-    : config_(std::move(config)), signals_(io_), seams_(std::move(seams)) {
+    : config_(std::make_shared<const AgentConfig>(std::move(config))),
+      signals_(io_),
+      seams_(std::move(seams)) {
   if (!seams_.runner) seams_.runner = (own_runner_ = make_posix_process_runner()).get();
   if (!seams_.connector) seams_.connector = (own_connector_ = make_pqxx_connector()).get();
   if (!seams_.make_copier) seams_.make_copier = [] { return make_libpq_copy_connector(); };
@@ -29,8 +31,8 @@ AgentDaemon::AgentDaemon(AgentConfig config, DaemonSeams seams)
   if (!seams_.timers) seams_.timers = (own_timers_ = make_asio_timers(io_)).get();
   if (!seams_.exit_now) seams_.exit_now = exit_process_now;
   metrics_ = std::make_unique<AgentMetrics>(
-      config_.stanza, config_.pgbackrest.repo > 0 ? std::to_string(config_.pgbackrest.repo) : "1",
-      config_.metrics.crunchy_compat);
+      config_->stanza, config_->pgbackrest.repo > 0 ? std::to_string(config_->pgbackrest.repo) : "1",
+      config_->metrics.crunchy_compat);
   heartbeat_timer_ = seams_.timers->make_timer();
 }
 
@@ -55,39 +57,44 @@ Status AgentDaemon::start() {
                     exit_now(code);
                   }},
       *metrics_, journal_ ? &*journal_ : nullptr);
-  triggers_ = std::make_unique<Triggers>(io_, config_, *seams_.clock, *seams_.timers,
-                                         [this](BackupRequest request) { jobs_->enqueue(request); });
-  if (auto s = triggers_->open(state_problem_); !s) return s;
-
-  if (!state_problem_.empty() && config_.control.socket.empty()) {
+  auto triggers = open_triggers(config_);
+  if (!triggers) return triggers.error();
+  triggers_ = std::move(*triggers);
+  if (!state_problem_.empty() && config_->control.socket.empty()) {
     log::get("agent")->error(
         "the control socket is off: its default place is in state_dir ({}); set control.socket "
         "to use it anyway",
         state_problem_);
     metrics_->set_component_ok("control_socket", false);
   } else {
-    control_ = std::make_unique<ControlServer>(io_, control_socket_path(config_), *this);
+    control_ = std::make_unique<ControlServer>(io_, control_socket_path(*config_), *this);
     if (auto s = control_->start(); !s) return s;
   }
-  if (!config_.http.listen.empty()) {
+  if (!config_->http.listen.empty()) {
     http_ = std::make_unique<HttpServer>(
-        io_, config_.http.listen,
+        io_, config_->http.listen,
         [this](std::string_view method, std::string_view target) { return answer_http(method, target); });
     if (auto s = http_->start(); !s) return s;
   }
-  collector_ = std::make_unique<RepositoryCollector>(config_, *seams_.runner, *seams_.connector, *metrics_);
+  collector_ = std::make_unique<RepositoryCollector>(*config_, *seams_.runner, *seams_.connector, *metrics_);
   collector_->start();
   beat();
   if (auto s = triggers_->start(); !s) return s;
   if (seams_.handle_signals) {
     signals_.add(SIGTERM);
     signals_.add(SIGINT);
+    signals_.add(SIGHUP);
     signals_.async_wait([this](const boost::system::error_code& ec, int signal_number) {
-      if (!ec) request_stop(signal_number);
+      if (!ec) on_signal(signal_number);
     });
   }
+  if (!seams_.config_file.empty() && seams_.reload_config) {
+    config_watch_ = std::make_unique<ConfigFileWatch>(*seams_.timers, seams_.config_file,
+                                                      [this] { reload("the config file changed"); });
+    config_watch_->start();
+  }
   started_at_ = seams_.clock->now();
-  log::get("agent")->info("agent {} running for stanza '{}'", kAgentVersion, config_.stanza);
+  log::get("agent")->info("agent {} running for stanza '{}'", kAgentVersion, config_->stanza);
   jobs_->rerun_leftovers();
   return {};
 }
@@ -97,16 +104,16 @@ Status AgentDaemon::start() {
 void AgentDaemon::open_state() {
   auto logger = log::get("agent");
   metrics_->set_component_ok("state_dir", true);
-  if (auto s = ensure_private_directory(config_.state_dir); !s) {
+  if (auto s = ensure_private_directory(config_->state_dir); !s) {
     state_problem_ = s.error().message;
     logger->error(
         "state_dir {} is unusable ({}); running without the annotation trigger and durable "
         "requests. HINT: give state_dir a directory the agent's user can create and write",
-        config_.state_dir, state_problem_);
+        config_->state_dir, state_problem_);
     metrics_->set_component_ok("state_dir", false);
     return;
   }
-  auto journal = RequestJournal::open(config_.state_dir + "/requests.json");
+  auto journal = RequestJournal::open(config_->state_dir + "/requests.json");
   if (!journal) {
     logger->error("requests are not durable: {}", journal.error().describe());
     metrics_->set_component_ok("request_journal", false);
@@ -138,12 +145,18 @@ int AgentDaemon::run() {
   return kExitSuccess;
 }
 
+void AgentDaemon::on_signal(int signal_number) {
+  signals_.async_wait([this](const boost::system::error_code& ec, int again) {
+    if (!ec) on_signal(again);
+  });
+  if (signal_number == SIGHUP)
+    reload("SIGHUP");
+  else
+    request_stop(signal_number);
+}
+
 void AgentDaemon::request_stop(int signal_number) {
   auto logger = log::get("agent");
-  if (seams_.handle_signals)
-    signals_.async_wait([this](const boost::system::error_code& ec, int again) {
-      if (!ec) request_stop(again);
-    });
   if (stopping_) {
     logger->warn("second signal {}: stopping the running job now", signal_number);
     jobs_->stop_now("a second signal");
@@ -151,15 +164,16 @@ void AgentDaemon::request_stop(int signal_number) {
   }
   stopping_ = true;
   logger->info("signal {}: draining (no new jobs; a running job gets {} s)", signal_number,
-               config_.run.grace_seconds);
+               config_->run.grace_seconds);
   // Whatever happens below (a join, a write to stalled storage), the process ends in time.
-  arm_shutdown_watchdog(std::chrono::seconds(config_.run.grace_seconds) + JobRunner::kHardStopAfter +
+  arm_shutdown_watchdog(std::chrono::seconds(config_->run.grace_seconds) + JobRunner::kHardStopAfter +
                         std::chrono::seconds(5));
   triggers_->stop();
+  if (config_watch_) config_watch_->stop();
   // The control socket stays open while draining: clients are told "shutting down" instead of
   // finding no agent and running a backup of their own beside the one still running.
   if (http_) http_->stop();
-  jobs_->drain(std::chrono::seconds(config_.run.grace_seconds), [this] { finish_shutdown(); });
+  jobs_->drain(std::chrono::seconds(config_->run.grace_seconds), [this] { finish_shutdown(); });
 }
 
 void AgentDaemon::arm_shutdown_watchdog(std::chrono::seconds deadline) {
@@ -184,8 +198,48 @@ void AgentDaemon::finish_shutdown() {
   io_.stop();
 }
 
+Result<std::unique_ptr<Triggers>> AgentDaemon::open_triggers(std::shared_ptr<const AgentConfig> config) {
+  auto triggers = std::make_unique<Triggers>(io_, std::move(config), *seams_.clock, *seams_.timers,
+                                             [this](BackupRequest request) { jobs_->enqueue(request); });
+  if (auto s = triggers->open(state_problem_); !s) return s.error();
+  return triggers;
+}
+
+void AgentDaemon::reload(const std::string& why) {
+  auto logger = log::get("agent");
+  if (stopping_) return;
+  if (!seams_.reload_config) {
+    logger->warn("{}: this agent has no config file to read again", why);
+    return;
+  }
+  const auto refuse = [&](const std::string& reason) {
+    logger->error("{}: the config was not reloaded: {}; the running config stays", why, reason);
+    metrics_->record_config_reload(false, seams_.clock->now());
+  };
+  ConfigLoad load = seams_.reload_config();
+  if (!load.issues.empty()) return refuse(config_error(load.issues).message);
+  if (const auto fixed = restart_only_changes(*config_, load.config); !fixed.empty())
+    return refuse("these settings change only with a restart: " + fixed);
+  auto next = std::make_shared<const AgentConfig>(std::move(load.config));
+  // Built before anything is replaced: a new schedule that cannot run leaves the old ones.
+  auto triggers = open_triggers(next);
+  if (!triggers) return refuse(triggers.error().message);
+
+  triggers_->stop();
+  collector_.reset();  // stops its thread, which reads the config being replaced
+  config_ = next;
+  jobs_->set_config(config_);
+  collector_ = std::make_unique<RepositoryCollector>(*config_, *seams_.runner, *seams_.connector, *metrics_);
+  collector_->start();
+  triggers_ = std::move(*triggers);
+  if (auto s = triggers_->start(); !s)
+    logger->error("{}: a trigger did not start: {}", why, s.error().describe());
+  metrics_->record_config_reload(true, seams_.clock->now());
+  logger->info("{}: config reloaded", why);
+}
+
 nlohmann::json AgentDaemon::status() {
-  return status_json(StatusSources{config_, *jobs_, *triggers_, journal_ ? &*journal_ : nullptr,
+  return status_json(StatusSources{*config_, *jobs_, *triggers_, journal_ ? &*journal_ : nullptr,
                                    state_problem_, started_at_});
 }
 

@@ -17,6 +17,7 @@
 
 #include "config/config.hpp"
 #include "core/clock.hpp"
+#include "daemon/config_reload.hpp"
 #include "daemon/control_server.hpp"
 #include "daemon/job_runner.hpp"
 #include "daemon/loop_timers.hpp"
@@ -40,7 +41,11 @@ struct DaemonSeams {
   Clock* clock = nullptr;
   LoopTimers* timers = nullptr;
   std::function<void(int exit_code)> exit_now;  // default: flush the log, std::_Exit
-  bool handle_signals = true;                   // SIGTERM/SIGINT drain the daemon
+  bool handle_signals = true;                   // SIGTERM/SIGINT drain the daemon, SIGHUP reloads
+  // Reads the config file again (`agent run`: the file it started with, and its overrides);
+  // none: the config cannot be reloaded. `config_file`: watched for changes when not empty.
+  std::function<ConfigLoad()> reload_config;
+  std::string config_file;
 };
 
 class AgentDaemon final : public ControlHandler {
@@ -53,6 +58,8 @@ class AgentDaemon final : public ControlHandler {
   // and a signal do.
   Status start();
   void request_stop(int signal_number);
+  // Reads the config again and applies it, or keeps the running one and says why.
+  void reload(const std::string& why);
   boost::asio::io_context& io() { return io_; }
   AgentMetrics& metrics() { return *metrics_; }
 
@@ -63,13 +70,15 @@ class AgentDaemon final : public ControlHandler {
 
  private:
   void open_state();
+  void on_signal(int signal_number);
+  Result<std::unique_ptr<Triggers>> open_triggers(std::shared_ptr<const AgentConfig> config);
   void finish_shutdown();
   void arm_shutdown_watchdog(std::chrono::seconds deadline);
   void beat();
   void refresh_component_metrics();
   HttpAnswer answer_http(std::string_view method, std::string_view target);
 
-  AgentConfig config_;
+  std::shared_ptr<const AgentConfig> config_;  // replaced whole by a reload; jobs keep their own
   boost::asio::io_context io_;
   boost::asio::signal_set signals_;
   // The real seams, when not given.
@@ -87,6 +96,7 @@ class AgentDaemon final : public ControlHandler {
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<RepositoryCollector> collector_;  // after metrics_: stops before it goes
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<ConfigFileWatch> config_watch_;
   std::unique_ptr<LoopTimer> heartbeat_timer_;
   std::chrono::steady_clock::time_point last_heartbeat_{};  // loop thread only
   std::chrono::system_clock::time_point started_at_;

@@ -42,14 +42,14 @@ BackupResult failed_by_exception(const QueuedBackup& job, const std::string& wha
 
 }  // namespace
 
-JobRunner::JobRunner(boost::asio::io_context& io, const AgentConfig& config, JobServices services,
-                     AgentMetrics& metrics, RequestJournal* journal)
+JobRunner::JobRunner(boost::asio::io_context& io, std::shared_ptr<const AgentConfig> config,
+                     JobServices services, AgentMetrics& metrics, RequestJournal* journal)
     : io_(io),
-      config_(config),
+      config_(std::move(config)),
       services_(std::move(services)),
       metrics_(metrics),
       journal_(journal),
-      queue_(static_cast<std::size_t>(config.run.queue_capacity)),
+      queue_(static_cast<std::size_t>(config_->run.queue_capacity)),
       backup_slot_(io, "backup"),
       dump_slot_(io, "dump"),
       grace_timer_(services_.timers.make_timer()),
@@ -171,10 +171,10 @@ void JobRunner::start_next_job() {
   }
   const QueuedBackup queued = *job;
   auto started = backup_slot_.start<BackupResult>(
-      [this, queued](const CancelToken& cancel) {
+      [this, queued, config = config_](const CancelToken& cancel) {
         BackupServices services{services_.runner, services_.connector, services_.clock, cancel};
         services.on_progress = [this] { backup_slot_.mark_progress(); };
-        return run_backup(config_, queued, services);
+        return run_backup(*config, queued, services);
       },
       [queued](const std::string& what) { return failed_by_exception(queued, what); },
       [this](BackupResult result) { on_backup_finished(std::move(result)); });
@@ -229,7 +229,7 @@ void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
     return refuse(make_error(ErrorKind::environment,
                              "a dump is already running (job " + std::to_string(dump_running_->id) + ")",
                              "wait for it to finish (agent status)"));
-  auto job = build_dump_job(config_, command.arguments);
+  auto job = build_dump_job(*config_, command.arguments);
   if (!job) return refuse(job.error());
   if (job->to_stdout())
     return refuse(
@@ -362,7 +362,7 @@ std::vector<probes::RunningJob> JobRunner::running_jobs() const {
   if (const auto& job = queue_.running())
     jobs.push_back(probes::RunningJob{
         "backup job " + std::to_string(job->id) + " (" + backup_type_name(job->request.type) + ")",
-        backup_slot_.last_progress(), std::chrono::seconds(config_.run.stuck_seconds)});
+        backup_slot_.last_progress(), std::chrono::seconds(config_->run.stuck_seconds)});
   return jobs;
 }
 

@@ -51,8 +51,10 @@ class JobRunner {
   static constexpr std::chrono::seconds kHardStopAfter{8};
 
   // `journal`: where triggered requests are written down; null when state_dir is unusable.
-  JobRunner(boost::asio::io_context& io, const AgentConfig& config, JobServices services,
+  JobRunner(boost::asio::io_context& io, std::shared_ptr<const AgentConfig> config, JobServices services,
             AgentMetrics& metrics, RequestJournal* journal);
+  // A reloaded configuration: jobs started from now on use it; a running job keeps its own.
+  void set_config(std::shared_ptr<const AgentConfig> config) { config_ = std::move(config); }
 
   // A trigger's or a client's request. `waiter` hears "accepted" (and "finished" when
   // `wait_for_result`); `journal_id`: already in the journal (a leftover of a previous run).
@@ -98,7 +100,7 @@ class JobRunner {
   void answer_waiters(std::uint64_t job_id, const ControlReplyMessage& message);
 
   boost::asio::io_context& io_;
-  const AgentConfig& config_;
+  std::shared_ptr<const AgentConfig> config_;
   JobServices services_;
   AgentMetrics& metrics_;
   RequestJournal* journal_;

@@ -4,20 +4,21 @@
 
 namespace agent {
 
-Triggers::Triggers(boost::asio::io_context& io, const AgentConfig& config, Clock& clock, LoopTimers& timers,
-                   std::function<void(BackupRequest)> enqueue)
-    : io_(io), config_(config), clock_(clock), timers_(timers), enqueue_(std::move(enqueue)) {}
+Triggers::Triggers(boost::asio::io_context& io, std::shared_ptr<const AgentConfig> config, Clock& clock,
+                   LoopTimers& timers, std::function<void(BackupRequest)> enqueue)
+    : io_(io), config_(std::move(config)), clock_(clock), timers_(timers), enqueue_(std::move(enqueue)) {}
 
 Status Triggers::open(const std::string& state_problem) {
   const date::time_zone* zone = nullptr;
   try {
-    zone = date::locate_zone(config_.schedules.timezone);
+    zone = date::locate_zone(config_->schedules.timezone);
   } catch (const std::exception&) {
-    return make_error(ErrorKind::usage, "unknown time zone '" + config_.schedules.timezone + "'");
+    return make_error(ErrorKind::usage, "unknown time zone '" + config_->schedules.timezone + "'");
   }
-  const std::pair<BackupType, const std::string*> schedules[] = {{BackupType::full, &config_.schedules.full},
-                                                                 {BackupType::diff, &config_.schedules.diff},
-                                                                 {BackupType::incr, &config_.schedules.incr}};
+  const std::pair<BackupType, const std::string*> schedules[] = {
+      {BackupType::full, &config_->schedules.full},
+      {BackupType::diff, &config_->schedules.diff},
+      {BackupType::incr, &config_->schedules.incr}};
   for (const auto& [type, text] : schedules) {
     if (text->empty()) continue;
     auto cron = parse_cron(*text);
@@ -26,18 +27,18 @@ Status Triggers::open(const std::string& state_problem) {
   }
   if (schedules_.empty()) log::get("agent")->info("no schedules configured; backups run only on request");
 
-  if (!config_.manual.annotations_file.empty()) {
+  if (!config_->manual.annotations_file.empty()) {
     // Without usable state the trigger could run an old value again: it is disabled (and says
     // so) until the state is usable, and looks again on every read, so a fix needs no restart.
-    const std::string path = config_.state_dir + "/handled-annotations.json";
+    const std::string path = config_->state_dir + "/handled-annotations.json";
     handled_.emplace(state_problem.empty() ? HandledValues::open(path)
                                            : HandledValues::unusable(
                                                  path, make_error(ErrorKind::environment, state_problem,
                                                                   "create state_dir, writable by the agent's "
                                                                   "user, or set state_dir elsewhere")));
     annotation_ =
-        std::make_unique<AnnotationTrigger>(io_, config_.manual.annotations_file, config_.manual.annotation,
-                                            *parse_backup_type(config_.manual.type), *handled_, enqueue_);
+        std::make_unique<AnnotationTrigger>(io_, config_->manual.annotations_file, config_->manual.annotation,
+                                            *parse_backup_type(config_->manual.type), *handled_, enqueue_);
   }
   return {};
 }

@@ -21,8 +21,8 @@ namespace agent {
 
 class Triggers {
  public:
-  Triggers(boost::asio::io_context& io, const AgentConfig& config, Clock& clock, LoopTimers& timers,
-           std::function<void(BackupRequest)> enqueue);
+  Triggers(boost::asio::io_context& io, std::shared_ptr<const AgentConfig> config, Clock& clock,
+           LoopTimers& timers, std::function<void(BackupRequest)> enqueue);
   // Builds the schedules and the annotation watcher. `state_problem`: why state_dir cannot be
   // used ("" when it can); the annotation trigger is then disabled and says so.
   Status open(const std::string& state_problem);
@@ -38,7 +38,7 @@ class Triggers {
 
  private:
   boost::asio::io_context& io_;
-  const AgentConfig& config_;
+  std::shared_ptr<const AgentConfig> config_;
   Clock& clock_;
   LoopTimers& timers_;
   std::function<void(BackupRequest)> enqueue_;

@@ -150,7 +150,17 @@ struct AgentMetrics::Families {
                          .Name("agent_component_ok")
                          .Help("1 when a part of the agent works, 0 when it is off because of broken state "
                                "or config (state_dir, request_journal, annotation_trigger, control_socket)")
-                         .Register(r)) {}
+                         .Register(r)),
+        config_reload_success(
+            BuildGauge()
+                .Name("agent_config_last_reload_success")
+                .Help("1 when the last reload of the config file was applied, 0 when it was "
+                      "refused (the running config stays; the log says why)")
+                .Register(r)),
+        config_reload_time(BuildGauge()
+                               .Name("agent_config_last_reload_timestamp_seconds")
+                               .Help("When the config file was last read again (applied or refused)")
+                               .Register(r)) {}
 
   Family<Gauge>& last_completion;
   Family<Gauge>& age;
@@ -180,6 +190,8 @@ struct AgentMetrics::Families {
   Family<Gauge>& last_failed;
   Family<Gauge>& build_info;
   Family<Gauge>& component_ok;
+  Family<Gauge>& config_reload_success;
+  Family<Gauge>& config_reload_time;
   Gauge* archive_range_series = nullptr;
 };
 
@@ -300,6 +312,12 @@ void AgentMetrics::record_backup(const BackupResult& result, std::chrono::system
 void AgentMetrics::record_skip(const std::string& reason, std::uint64_t count) {
   const GenerationBump bump(generation_);  // after the change, on every return
   families_->skipped.Add({{"stanza", stanza_}, {"reason", reason}}).Increment(static_cast<double>(count));
+}
+
+void AgentMetrics::record_config_reload(bool applied, std::chrono::system_clock::time_point at) {
+  const GenerationBump bump(generation_);  // after the change, on every return
+  families_->config_reload_success.Add({}).Set(applied ? 1 : 0);
+  families_->config_reload_time.Add({}).Set(epoch_seconds(at));
 }
 
 void AgentMetrics::set_component_ok(const std::string& component, bool ok) {

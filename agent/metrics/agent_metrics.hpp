@@ -40,6 +40,8 @@ class AgentMetrics {
   void record_skip(const std::string& reason, std::uint64_t count = 1);
   // A part that degraded (state_dir unusable, annotation trigger off) rather than stop the agent.
   void set_component_ok(const std::string& component, bool ok);
+  // The config file read again (SIGHUP, or a change seen on disk): applied or refused.
+  void record_config_reload(bool applied, std::chrono::system_clock::time_point at);
   void set_queue(std::size_t waiting, std::optional<BackupType> running);
   void record_dump(const DumpResult& dump);
 

@@ -21,30 +21,28 @@ class DaemonIntegration : public ClusterSuite<DaemonIntegration> {
 
  protected:
   // An `agent run` config for the test cluster; `extra` adds YAML sections.
+  // The text of an `agent run` config for the test cluster; `extra` adds YAML sections.
+  static std::string config_text(const std::string& dir, const std::string& extra,
+                                 const std::string& host = "", const std::string& port = "",
+                                 int http_port = 0) {
+    return "stanza: db\nstate_dir: " + dir +
+           "/state\npgbackrest:\n  config: " + cluster_->get("PGBACKREST_CONFIG") +
+           "\npostgres:\n  bindir: " + cluster_->get("BINDIR") + "\n  data: " + cluster_->get("DATA") +
+           "\n  host: " + (host.empty() ? cluster_->get("SOCKET_DIR") : host) +
+           "\n  port: " + (port.empty() ? cluster_->get("PORT") : port) +
+           "\n  user: postgres\ncontrol:\n  socket: " + dir +
+           "/agent.sock\n"
+           // A free loopback port, not the default 0.0.0.0:9451 that something else may hold.
+           "http:\n  listen: 127.0.0.1:" +
+           std::to_string(http_port > 0 ? http_port : free_port()) + "\n" + extra;
+  }
+  // An `agent run` config file for the test cluster, in a directory of its own.
   static std::string run_config(const std::string& name, const std::string& extra,
                                 const std::string& host = "", const std::string& port = "") {
     const std::string dir = cluster_->dir() + "/" + name;
     mkdir(dir.c_str(), 0700);
     const std::string path = dir + "/agent.yaml";
-    write_file(path,
-               "stanza: db\n"
-               "state_dir: " +
-                   dir +
-                   "/state\n"
-                   "pgbackrest:\n  config: " +
-                   cluster_->get("PGBACKREST_CONFIG") +
-                   "\n"
-                   "postgres:\n  bindir: " +
-                   cluster_->get("BINDIR") + "\n  data: " + cluster_->get("DATA") +
-                   "\n  host: " + (host.empty() ? cluster_->get("SOCKET_DIR") : host) +
-                   "\n  port: " + (port.empty() ? cluster_->get("PORT") : port) +
-                   "\n  user: postgres\n"
-                   "control:\n  socket: " +
-                   dir +
-                   "/agent.sock\n"
-                   // A free loopback port, not the default 0.0.0.0:9451 that something else may hold.
-                   "http:\n  listen: 127.0.0.1:" +
-                   std::to_string(free_port()) + "\n" + extra);
+    write_file(path, config_text(dir, extra, host, port));
     return path;
   }
 
@@ -283,6 +281,52 @@ TEST_F(DaemonIntegration, SigtermDuringABackupEndsWithinTheGracePeriod) {
       std::chrono::seconds(5)))
       << "a pgBackRest backup process outlived the agent";
   EXPECT_TRUE(agent.log_contains("grace period over")) << agent.log();
+}
+
+}  // namespace
+}  // namespace agent::testing
+
+namespace agent::testing {
+namespace {
+
+// The config as PGO's ConfigMap volume delivers it: edited through the kubelet's `..data`
+// swap, it is applied without a restart; a broken edit is refused and the running one stays.
+TEST_F(DaemonIntegration, AConfigEditedLikeTheKubeletChangesTheScheduleWithoutARestart) {
+  const std::string dir = cluster_->dir() + "/configmap";
+  mkdir(dir.c_str(), 0700);
+  const std::string settings = "manual:\n  annotations_file: \"\"\nschedules:\n  incr: ";
+  const int http_port = free_port();  // the same in every edit: http.listen changes only at a restart
+  const std::string state = cluster_->dir() + "/configmap-state";
+  mkdir(state.c_str(), 0700);
+  write_like_kubelet(dir, "agent.yaml", config_text(state, settings + "\"0 3 * * *\"\n", "", "", http_port));
+  const std::string config = dir + "/agent.yaml";
+  RunningAgent agent(config);
+  // `agent status` reads the config for the socket's path: a copy that stays valid.
+  const std::string client = state + "/client.yaml";
+  write_file(client, config_text(state, settings + "\"0 3 * * *\"\n", "", "", http_port));
+  const auto cron = [&] {
+    const auto status = status_of(client);
+    return status.contains("schedules") && !status["schedules"].empty()
+               ? status["schedules"][0].value("cron", "")
+               : std::string();
+  };
+  ASSERT_TRUE(eventually([&] { return cron() == "0 3 * * *"; }, std::chrono::seconds(20))) << agent.log();
+
+  write_like_kubelet(dir, "agent.yaml", config_text(state, settings + "\"0 4 * * *\"\n", "", "", http_port));
+  EXPECT_TRUE(eventually([&] { return cron() == "0 4 * * *"; }, std::chrono::seconds(30))) << agent.log();
+  EXPECT_TRUE(agent.log_contains("the config file changed: config reloaded")) << agent.log();
+
+  write_like_kubelet(dir, "agent.yaml", config_text(state, settings + "\"every hour\"\n", "", "", http_port));
+  EXPECT_TRUE(
+      eventually([&] { return agent.log_contains("the config was not reloaded"); }, std::chrono::seconds(30)))
+      << agent.log();
+  EXPECT_EQ(cron(), "0 4 * * *");
+
+  // SIGHUP reads it again at once.
+  write_like_kubelet(dir, "agent.yaml", config_text(state, settings + "\"0 5 * * *\"\n", "", "", http_port));
+  ASSERT_EQ(kill(agent.process().pid(), SIGHUP), 0);
+  EXPECT_TRUE(eventually([&] { return cron() == "0 5 * * *"; }, std::chrono::seconds(10))) << agent.log();
+  EXPECT_FALSE(agent.process().poll().has_value()) << "the agent restarted or ended";
 }
 
 }  // namespace

@@ -58,20 +58,24 @@ std::map<std::string, std::string> copy_blocks(const std::string& dump) {
   return blocks;
 }
 
-void write_annotations_like_kubelet(const std::string& dir, const std::string& content) {
+void write_like_kubelet(const std::string& dir, const std::string& file, const std::string& content) {
   static int generation = 0;
   const std::string name =
       "..2026_11_23_10_00_00." + std::to_string(getpid()) + "_" + std::to_string(++generation);
   fs::create_directories(dir + "/" + name);
-  write_file(dir + "/" + name + "/annotations", content);
+  write_file(dir + "/" + name + "/" + file, content);
   std::error_code ec;
   const auto old_target = fs::read_symlink(dir + "/..data", ec);
   fs::remove(dir + "/..data_tmp", ec);
   fs::create_directory_symlink(name, dir + "/..data_tmp");
   fs::rename(dir + "/..data_tmp", dir + "/..data");
-  if (!fs::exists(fs::symlink_status(dir + "/annotations")))
-    fs::create_symlink("..data/annotations", dir + "/annotations");
+  if (!fs::exists(fs::symlink_status(dir + "/" + file)))
+    fs::create_symlink("..data/" + file, dir + "/" + file);
   if (!old_target.empty()) fs::remove_all(dir + "/" + old_target.string(), ec);
+}
+
+void write_annotations_like_kubelet(const std::string& dir, const std::string& content) {
+  write_like_kubelet(dir, "annotations", content);
 }
 
 bool eventually(const std::function<bool()>& condition, std::chrono::seconds timeout) {

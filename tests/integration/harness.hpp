@@ -91,6 +91,9 @@ std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);
 // Replaces the annotations in a Downward API volume directory the way the kubelet does: a new
 // timestamped directory, `..data` swapped to it by rename, the old one removed.
+// Writes `file` in `dir` as the kubelet updates a ConfigMap or Downward API volume: a new
+// timestamped directory, the `..data` link swapped to it, `file` a link into `..data`.
+void write_like_kubelet(const std::string& dir, const std::string& file, const std::string& content);
 void write_annotations_like_kubelet(const std::string& dir, const std::string& content);
 // Polls `condition` every 200 ms until it holds or `timeout` passes.
 bool eventually(const std::function<bool()>& condition, std::chrono::seconds timeout);

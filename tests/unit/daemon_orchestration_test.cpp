@@ -80,15 +80,16 @@ class Orchestration : public ::testing::Test {
     daemon.reset();
   }
 
+  // The test's config: an hourly incremental schedule unless `incr` says otherwise.
+  ConfigLoad config_text(const std::string& extra, const std::string& incr = "0 * * * *") {
+    return load_config_text("state_dir: " + dir.path +
+                                "/state\nschedules:\n  timezone: UTC\n  full: \"\"\n  incr: \"" + incr +
+                                "\"\nmanual:\n  annotations_file: \"\"\nhttp:\n  listen: \"\"\n" + extra,
+                            "test.yaml", {});
+  }
+
   void start(const std::string& extra = "") {
-    const auto load =
-        load_config_text("state_dir: " + dir.path +
-                             "/state\n"
-                             "schedules:\n  timezone: UTC\n  full: \"\"\n  incr: \"0 * * * *\"\n"
-                             "manual:\n  annotations_file: \"\"\n"
-                             "http:\n  listen: \"\"\n" +
-                             extra,
-                         "test.yaml", {});
+    const auto load = config_text(extra);
     ASSERT_TRUE(load.issues.empty());
     DaemonSeams seams;
     seams.runner = &runner;
@@ -98,6 +99,7 @@ class Orchestration : public ::testing::Test {
     seams.timers = &time;
     seams.exit_now = [this](int code) { exit_codes.push_back(code); };
     seams.handle_signals = false;
+    seams.reload_config = [this] { return next_config; };
     daemon = std::make_unique<AgentDaemon>(load.config, seams);
     auto started = daemon->start();
     ASSERT_TRUE(started.ok()) << started.error().describe();
@@ -125,7 +127,7 @@ class Orchestration : public ::testing::Test {
   std::optional<double> sample(const std::string& name, const std::vector<std::string>& labels) {
     std::istringstream lines(scrape());
     for (std::string line; std::getline(lines, line);) {
-      if (line.rfind(name + "{", 0) != 0) continue;
+      if (line.rfind(name + "{", 0) != 0 && line.rfind(name + " ", 0) != 0) continue;
       bool all = true;
       for (const auto& label : labels) all = all && line.find(label) != std::string::npos;
       if (all) return std::stod(line.substr(line.rfind(' ') + 1));
@@ -139,6 +141,7 @@ class Orchestration : public ::testing::Test {
   FakePgConnector connector{pg};
   FakeLoopTime time;
   std::vector<int> exit_codes;
+  ConfigLoad next_config;  // what a reload reads
   std::unique_ptr<AgentDaemon> daemon;
 };
 
@@ -314,6 +317,43 @@ TEST_F(Orchestration, ADumpIsRefusedThroughTheSocketWithItsReasonAndExitCode) {
   EXPECT_EQ(lines[0]["exit_code"], exit_code_for(ErrorKind::usage));
   EXPECT_TRUE(daemon->status()["dump"]["running"].is_null());
   EXPECT_TRUE(runner.started().empty());
+}
+
+TEST_F(Orchestration, AReloadChangesAScheduleWithoutARestart) {
+  start();
+  EXPECT_EQ(daemon->status()["schedules"][0]["next"], "2026-11-30T11:00:00Z");
+  next_config = config_text("", "30 * * * *");
+  daemon->reload("test");
+  EXPECT_EQ(daemon->status()["schedules"][0]["next"], "2026-11-30T11:30:00Z");
+  EXPECT_EQ(sample("agent_config_last_reload_success", {}), 1);
+  // The old schedule no longer fires; the new one does.
+  runner.expect(backup_argv("incr"), exited(0));
+  advance(30s);
+  EXPECT_TRUE(runner.started().empty()) << "the replaced schedule fired";
+  advance(30min);
+  ASSERT_TRUE(turn_until([&] { return !daemon->status()["recent"].empty(); }));
+  EXPECT_EQ(daemon->status()["recent"][0]["trigger"], "schedule");
+}
+
+TEST_F(Orchestration, ABrokenOrRestartOnlyReloadKeepsTheRunningConfigAndSaysWhy) {
+  start();
+  next_config = config_text("", "61 * * * *");  // no such minute
+  ASSERT_FALSE(next_config.issues.empty());
+  daemon->reload("test");
+  EXPECT_EQ(daemon->status()["schedules"][0]["next"], "2026-11-30T11:00:00Z");
+  EXPECT_EQ(sample("agent_config_last_reload_success", {}), 0);
+
+  next_config = config_text("", "30 * * * *");
+  ASSERT_TRUE(next_config.issues.empty());
+  next_config.config.http.listen = "127.0.0.1:9999";  // only at a restart
+  daemon->reload("test");
+  EXPECT_EQ(daemon->status()["schedules"][0]["next"], "2026-11-30T11:00:00Z") << "a half-applied reload";
+  EXPECT_EQ(sample("agent_config_last_reload_success", {}), 0);
+
+  next_config = config_text("", "30 * * * *");  // fixed: applies
+  daemon->reload("test");
+  EXPECT_EQ(daemon->status()["schedules"][0]["next"], "2026-11-30T11:30:00Z");
+  EXPECT_EQ(sample("agent_config_last_reload_success", {}), 1);
 }
 
 }  // namespace
