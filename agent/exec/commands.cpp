@@ -116,7 +116,8 @@ std::vector<std::string> scratch_postgres_argv(const ScratchServerSettings& s) {
       {"hba_file", s.socket_dir + "/pg_hba.conf"},
       {"ident_file", s.socket_dir + "/pg_ident.conf"},
       {"ssl", "off"},
-      {"external_pid_file", ""},
+      // Not empty: PostgreSQL would try to write a file named "" and log that it cannot.
+      {"external_pid_file", s.socket_dir + "/external.pid"},
       {"cluster_name", "agent-scratch"},
       // Nothing leaves the copy: no archiving, no streaming from the live primary.
       {"archive_mode", "off"},
