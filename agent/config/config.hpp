@@ -20,6 +20,7 @@ struct AgentConfig {
     int timeout_seconds = 0;
     int backup_timeout_seconds = 0;
     int backup_nice = 0;
+    int lock_wait_seconds = 0;  // another backup holds the lock: try again for this long
   } pgbackrest;
   struct {
     std::string bindir;

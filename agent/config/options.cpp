@@ -87,6 +87,12 @@ const std::vector<OptionSpec> kOptions = {
    "go first within the sidecar's CPU. 0: the agent's own priority.",
    0, 19, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.backup_nice = static_cast<int>(v.integer); }},
+  {"pgbackrest.lock_wait_seconds", OptionType::integer, "900",
+   "When another process holds the stanza's backup lock (pgBackRest error 050, e.g. the "
+   "operator's own backup schedule), how long a backup keeps trying again (after 15 s, then "
+   "twice as long each time, at most 120 s apart) before it fails. 0: fail at once.",
+   0, 86400, {},
+   [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.lock_wait_seconds = static_cast<int>(v.integer); }},
 
   {"postgres.bindir", OptionType::path, "/usr/lib/postgresql/15/bin",
    "Directory with postgres and pg_dump of the cluster's major version.", 0, 0, {},

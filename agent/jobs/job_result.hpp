@@ -22,6 +22,7 @@ struct BackupResult {
   std::string skip_reason_code;   // "standby", "server-unreachable" (for counters)
   int pgbackrest_exit_code = -1;  // pgBackRest's error code when it failed
   bool cancelled = false;         // failed because it was told to stop (shutdown), not on its own
+  int lock_waits = 0;             // times it found the backup lock held by another process and waited
   std::chrono::system_clock::time_point started{};
   double seconds = 0;
   std::optional<StanzaInfo> info;  // the repository after the job, when it could be read

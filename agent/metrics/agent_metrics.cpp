@@ -106,6 +106,11 @@ struct AgentMetrics::Families {
                          .Name("agent_backup_last_failure_timestamp_seconds")
                          .Help("When the agent's last failed backup of this type finished")
                          .Register(r)),
+        lock_waits(BuildCounter()
+                       .Name("agent_backup_lock_waits_total")
+                       .Help("Times a backup found the stanza's backup lock held by another process "
+                             "(pgBackRest 050, e.g. the operator's own schedule) and waited for it")
+                       .Register(r)),
         skipped(BuildCounter()
                     .Name("agent_jobs_skipped_total")
                     .Help("Backup requests skipped, by reason")
@@ -177,6 +182,7 @@ struct AgentMetrics::Families {
   Family<Counter>& backups;
   Family<Gauge>& last_success;
   Family<Gauge>& last_failure;
+  Family<Counter>& lock_waits;
   Family<Counter>& skipped;
   Family<Gauge>& queue_length;
   Family<Gauge>& running;
@@ -305,6 +311,8 @@ void AgentMetrics::record_backup(const BackupResult& result, std::chrono::system
             {"result", backup_outcome_name(result.outcome)}})
       .Increment();
   const prometheus::Labels labels{{"stanza", stanza_}, {"type", type}};
+  auto& lock_waits = f.lock_waits.Add({{"stanza", stanza_}});
+  if (result.lock_waits > 0) lock_waits.Increment(static_cast<double>(result.lock_waits));
   if (result.outcome == BackupOutcome::succeeded) f.last_success.Add(labels).Set(epoch_seconds(finished));
   if (result.outcome == BackupOutcome::failed) f.last_failure.Add(labels).Set(epoch_seconds(finished));
 }

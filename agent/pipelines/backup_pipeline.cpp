@@ -15,6 +15,9 @@ PgBackRestTarget pgbackrest_target(const AgentConfig& config) {
                           config.pgbackrest.repo};
 }
 
+// pgBackRest's LockAcquireError: another process holds the stanza's backup lock.
+constexpr int kPgBackRestLockHeld = 50;
+
 struct BackupContext {
   const AgentConfig& config;
   const QueuedBackup& job;
@@ -39,6 +42,23 @@ Status backup_step(BackupContext& c) {
     return line.find(" DETAIL: ") == std::string_view::npos ? spdlog::level::info : spdlog::level::debug;
   };
   auto result = c.services.runner.run(spec, c.services.cancel);
+  // Another process holds the stanza's backup lock (the operator's own schedule, a backup by
+  // hand): wait for it rather than fail, within pgbackrest.lock_wait_seconds.
+  std::chrono::seconds waited{0};
+  std::chrono::seconds pause{15};
+  const std::chrono::seconds budget{c.config.pgbackrest.lock_wait_seconds};
+  while (result && result->exit_code == kPgBackRestLockHeld && !result->cancelled &&
+         waited + pause <= budget) {
+    ++c.result.lock_waits;
+    log::get("backup")->warn(
+        "job {}: another process holds the stanza's backup lock ({}); trying again in {} s", c.job.id,
+        result->error_excerpt(1), pause.count());
+    if (!c.services.clock.sleep_for(pause, c.services.cancel))
+      return make_error(ErrorKind::interrupted, "stopped while waiting for the backup lock");
+    waited += pause;
+    pause = std::min(pause * 2, std::chrono::seconds(120));
+    result = c.services.runner.run(spec, c.services.cancel);
+  }
   if (!result) return result.error();
   c.result.pgbackrest_exit_code = result->exit_code;
   if (result->cancelled) return make_error(ErrorKind::interrupted, "pgbackrest backup was stopped");

@@ -181,15 +181,17 @@ TEST_F(Orchestration, ScheduleFiresOnTimeAndAManualRequestWaitsForTheRunningBack
 }
 
 TEST_F(Orchestration, AFailedBackupGoesIntoTheMetricsAndTheStatus) {
-  runner.expect(backup_argv("full"), exited(50, "", {"ERROR: [050]: unable to acquire lock on file"}));
+  runner.expect(backup_argv("full"), exited(82, "",
+                                            {"ERROR: [082]: WAL segment 000000010000000000000007 was not "
+                                             "archived before the 60000ms timeout"}));
   start();
   Replies manual;
   backup(BackupType::full, true, manual);
   ASSERT_TRUE(turn_until([&] { return manual.has_event("backup-finished"); }));
   const auto result = manual.last()["result"];
   EXPECT_EQ(result["outcome"], "failed");
-  EXPECT_EQ(result["pgbackrest_exit_code"], 50);
-  EXPECT_NE(result["message"].get<std::string>().find("unable to acquire lock"), std::string::npos);
+  EXPECT_EQ(result["pgbackrest_exit_code"], 82);
+  EXPECT_NE(result["message"].get<std::string>().find("was not archived"), std::string::npos);
   EXPECT_EQ(sample("agent_backups_total", {"type=\"full\"", "result=\"failed\""}), 1);
   const double now = std::chrono::duration<double>(time.now().time_since_epoch()).count();
   EXPECT_EQ(sample("agent_backup_last_failure_timestamp_seconds", {"type=\"full\""}), now);
@@ -354,6 +356,38 @@ TEST_F(Orchestration, ABrokenOrRestartOnlyReloadKeepsTheRunningConfigAndSaysWhy)
   daemon->reload("test");
   EXPECT_EQ(daemon->status()["schedules"][0]["next"], "2026-11-30T11:30:00Z");
   EXPECT_EQ(sample("agent_config_last_reload_success", {}), 1);
+}
+
+TEST_F(Orchestration, ABackupLockHeldByAnotherProcessIsWaitedForAndCounted) {
+  const std::vector<std::string> held = {
+      "ERROR: [050]: unable to acquire lock on file '/tmp/pgbackrest/db-backup.lock'"};
+  runner.expect(backup_argv("full"), exited(50, "", held));
+  runner.expect(backup_argv("full"), exited(50, "", held));
+  runner.expect(backup_argv("full"), exited(0));
+  start();
+  Replies manual;
+  backup(BackupType::full, true, manual);
+  ASSERT_TRUE(turn_until([&] { return manual.has_event("backup-finished"); }));
+  EXPECT_EQ(manual.last()["result"]["outcome"], "succeeded");
+  EXPECT_TRUE(runner.all_used());
+  EXPECT_EQ(sample("agent_backup_lock_waits_total", {}), 2);
+}
+
+TEST_F(Orchestration, ABackupLockHeldPastTheWaitFailsNamingTheLock) {
+  const std::vector<std::string> held = {
+      "ERROR: [050]: unable to acquire lock on file '/tmp/pgbackrest/db-backup.lock'"};
+  // 15 + 30 s fit in 60 s; the next pause (60 s) does not: three runs, then it fails.
+  for (int i = 0; i < 3; ++i) runner.expect(backup_argv("full"), exited(50, "", held));
+  start("pgbackrest:\n  lock_wait_seconds: 60\n");
+  Replies manual;
+  backup(BackupType::full, true, manual);
+  ASSERT_TRUE(turn_until([&] { return manual.has_event("backup-finished"); }));
+  EXPECT_EQ(manual.last()["result"]["outcome"], "failed");
+  EXPECT_EQ(manual.last()["result"]["pgbackrest_exit_code"], 50);
+  EXPECT_NE(manual.last()["result"]["message"].get<std::string>().find("unable to acquire lock"),
+            std::string::npos);
+  EXPECT_TRUE(runner.all_used());
+  EXPECT_EQ(sample("agent_backup_lock_waits_total", {}), 2);
 }
 
 }  // namespace
