@@ -123,6 +123,16 @@ class Orchestration : public ::testing::Test {
     daemon->backup(BackupCommand{type, wait}, replies.sink());
   }
   std::string scrape() { return daemon->metrics().scrape(time.now()); }
+  // Starts the daemon with run.grace_seconds `grace` and a manual full backup that runs until
+  // released (`hold`), then sends it SIGTERM; `client` hears about the backup.
+  void stop_during_a_backup(int grace, Replies& client, bool wait,
+                            FakeProcessRunner::Hold hold = FakeProcessRunner::Hold::until_released) {
+    runner.expect(backup_argv("full"), exited(0), hold);
+    start("run:\n  grace_seconds: " + std::to_string(grace) + "\n");
+    backup(BackupType::full, wait, client);
+    ASSERT_TRUE(runner.wait_running());
+    daemon->request_stop(SIGTERM);
+  }
   // The value of the first sample of `name` whose labels contain every one of `labels`.
   std::optional<double> sample(const std::string& name, const std::vector<std::string>& labels) {
     std::istringstream lines(scrape());
@@ -210,13 +220,8 @@ TEST_F(Orchestration, AStandbySkipsWithItsReasonAndRunsNothing) {
 }
 
 TEST_F(Orchestration, DrainLetsTheRunningBackupFinishAndRefusesNewWork) {
-  runner.expect(backup_argv("full"), exited(0), FakeProcessRunner::Hold::until_released);
-  start("run:\n  grace_seconds: 20\n");
   Replies first;
-  backup(BackupType::full, true, first);
-  ASSERT_TRUE(runner.wait_running());
-
-  daemon->request_stop(SIGTERM);
+  stop_during_a_backup(20, first, true);
   Replies late;
   backup(BackupType::incr, false, late);
   ASSERT_TRUE(late.has_event("refused"));
@@ -234,12 +239,8 @@ TEST_F(Orchestration, DrainLetsTheRunningBackupFinishAndRefusesNewWork) {
 }
 
 TEST_F(Orchestration, GraceOverStopsTheBackupAndItsRequestRunsAfterTheRestart) {
-  runner.expect(backup_argv("full"), exited(0), FakeProcessRunner::Hold::until_released);
-  start("run:\n  grace_seconds: 20\n");
   Replies client;
-  backup(BackupType::full, true, client);
-  ASSERT_TRUE(runner.wait_running());
-  daemon->request_stop(SIGTERM);
+  stop_during_a_backup(20, client, true);
   advance(20s);  // the grace period is over: the job is told to stop, and does
   ASSERT_TRUE(turn_until([&] { return daemon->io().stopped(); }));
   EXPECT_EQ(client.last()["event"], "abandoned");
@@ -256,12 +257,8 @@ TEST_F(Orchestration, GraceOverStopsTheBackupAndItsRequestRunsAfterTheRestart) {
 }
 
 TEST_F(Orchestration, AJobThatIgnoresItsStopEndsTheProcessAfterTheHardStop) {
-  runner.expect(backup_argv("full"), exited(0), FakeProcessRunner::Hold::ignoring_cancel);
-  start("run:\n  grace_seconds: 5\n");
   Replies client;
-  backup(BackupType::full, false, client);
-  ASSERT_TRUE(runner.wait_running());
-  daemon->request_stop(SIGTERM);
+  stop_during_a_backup(5, client, false, FakeProcessRunner::Hold::ignoring_cancel);
   advance(5s);
   EXPECT_TRUE(exit_codes.empty());
   advance(JobRunner::kHardStopAfter - 1s);
@@ -271,12 +268,8 @@ TEST_F(Orchestration, AJobThatIgnoresItsStopEndsTheProcessAfterTheHardStop) {
 }
 
 TEST_F(Orchestration, ASecondSignalStopsTheJobWithoutWaitingForTheGracePeriod) {
-  runner.expect(backup_argv("full"), exited(0), FakeProcessRunner::Hold::until_released);
-  start("run:\n  grace_seconds: 600\n");
   Replies client;
-  backup(BackupType::full, true, client);
-  ASSERT_TRUE(runner.wait_running());
-  daemon->request_stop(SIGTERM);
+  stop_during_a_backup(600, client, true);
   daemon->request_stop(SIGINT);
   ASSERT_TRUE(turn_until([&] { return daemon->io().stopped(); }));
   EXPECT_EQ(client.last()["event"], "abandoned");
