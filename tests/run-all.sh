@@ -49,7 +49,7 @@ print_failure_digest() {
         /^<end of output>$/ { in_output = 0; next }
         in_output {
             tail[n++ % 15] = $0
-            if ($0 ~ /: Failure$|^\[  FAILED  \]|^\*\*\* integration_tests|terminate called/) { keep = 12 }
+            if ($0 ~ /: Failure$|^\[  FAILED  \]|^\*\*\* integration_tests|terminate called|ERROR: [A-Za-z]+Sanitizer|runtime error: /) { keep = 12 }
             if (keep > 0) { digest = digest "    " $0 "\n"; keep-- }
             next
         }
