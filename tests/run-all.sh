@@ -65,7 +65,8 @@ print_failure_digest() {
 
 log "running ctest"
 rc=0
-ctest --test-dir "${AGENT_REPO_ROOT}/build" --output-on-failure --timeout 900 --no-tests=error "$@" || rc=$?
+# Two at a time: the integration suites still run alone (RUN_SERIAL); builds and fuzz runs pair up.
+ctest --test-dir "${AGENT_REPO_ROOT}/build" --output-on-failure --timeout 900 --no-tests=error --parallel 2 "$@" || rc=$?
 if [[ ${rc} -eq 0 ]]; then
     log "all tests passed"
 else

@@ -35,7 +35,7 @@ class JobSlot {
   Status start(std::function<Outcome(const CancelToken&)> work,
                std::function<Outcome(const std::string& what)> on_exception,
                std::function<void(Outcome)> on_done) {
-    return launch([this, work = std::move(work), on_exception = std::move(on_exception),
+    return launch([work = std::move(work), on_exception = std::move(on_exception),
                    on_done = std::move(on_done)](const CancelToken& cancel) mutable {
       std::optional<Outcome> outcome;
       try {
