@@ -56,7 +56,7 @@ class JobRunner {
   // A reloaded configuration: jobs started from now on use it; a running job keeps its own.
   void set_config(std::shared_ptr<const AgentConfig> config) { config_ = std::move(config); }
 
-  // A trigger's or a client's request. `waiter` hears "accepted" (and "finished" when
+  // A trigger's or a client's request. `waiter` hears backup-accepted (and backup-finished when
   // `wait_for_result`); `journal_id`: already in the journal (a leftover of a previous run).
   void enqueue(const BackupRequest& request, std::optional<ControlReply> waiter = std::nullopt,
                bool wait_for_result = false, std::optional<std::uint64_t> journal_id = std::nullopt);
