@@ -47,11 +47,14 @@ std::vector<std::string> pgbackrest_restore_argv(const PgBackRestTarget& target,
                               "--process-max=" + std::to_string(request.process_max),
                           });
   if (request.backup_set) argv.push_back("--set=" + *request.backup_set);
-  // The restore's own lock and log files stay in the scratch directory. (Not --spool-path:
-  // pgBackRest would copy it into the restore_command it writes, and archive-get refuses it
-  // when archive-async is off.)
+  // The restore's own lock and log files stay in the scratch directory.
   if (!request.lock_dir.empty()) argv.push_back("--lock-path=" + request.lock_dir);
   if (!request.log_dir.empty()) argv.push_back("--log-path=" + request.log_dir);
+  // A restore empties the spool's archive queue of the stanza: with the live spool-path (and
+  // archive-async=y, PGO's setting) that removes the live archive-push's acknowledgements, and
+  // the live archive_command waits for them until archive-timeout, fails and pushes again. The
+  // restore_command pgBackRest writes then names this spool too; the copy runs the agent's own.
+  if (!request.spool_dir.empty()) argv.push_back("--spool-path=" + request.spool_dir);
   argv.push_back("restore");
   return argv;
 }

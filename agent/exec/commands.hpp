@@ -30,6 +30,9 @@ struct RestoreRequest {
   // --log-path); empty: not passed.
   std::string lock_dir{};
   std::string log_dir{};
+  // --spool-path: a restore removes SPOOL/archive/STANZA, which in the live spool-path (PGO:
+  // /pgdata/pgbackrest-spool) holds the live archive-push's acknowledgements; empty: not passed.
+  std::string spool_dir{};
 };
 
 std::vector<std::string> pgbackrest_restore_argv(const PgBackRestTarget& target,

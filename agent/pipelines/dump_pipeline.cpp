@@ -263,7 +263,7 @@ Status prepare(DumpContext& c) {
   c.layout = ScratchLayout::under(c.facts.scratch);
   for (const auto& dir :
        {c.layout.root, c.layout.data, c.layout.run, c.layout.tablespaces, c.layout.pgbackrest,
-        c.layout.pgbackrest_lock, c.layout.pgbackrest_log, c.layout.wal_scan})
+        c.layout.pgbackrest_lock, c.layout.pgbackrest_log, c.layout.pgbackrest_spool, c.layout.wal_scan})
     if (auto s = dir == c.layout.root ? ensure_scratch_root(dir) : ensure_private_directory(dir); !s)
       return s;
   if (auto s = write_file_atomically(c.layout.marker, "created by agent for point-in-time copies\n"); !s)
@@ -363,6 +363,7 @@ Status restore(DumpContext& c) {
   request.backup_set = c.job.backup_set;
   request.lock_dir = c.layout.pgbackrest_lock;
   request.log_dir = c.layout.pgbackrest_log;
+  request.spool_dir = c.layout.pgbackrest_spool;
   ProcessSpec spec;
   spec.argv = pgbackrest_restore_argv(c.pgbackrest(), request);
   spec.tag = "pgbackrest";

@@ -25,6 +25,7 @@ ScratchLayout ScratchLayout::under(const std::string& scratch) {
                        root + "/pgbackrest",
                        root + "/pgbackrest/lock",
                        root + "/pgbackrest/log",
+                       root + "/pgbackrest/spool",
                        root + "/wal-scan"};
 }
 

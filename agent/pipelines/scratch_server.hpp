@@ -19,15 +19,16 @@ namespace agent {
 // What the agent keeps under the scratch directory.
 struct ScratchLayout {
   std::string root;
-  std::string data;             // the restored PGDATA (--pg1-path)
-  std::string run;              // socket, pg_hba.conf, pg_ident.conf (mode 0700)
-  std::string tablespaces;      // --tablespace-map-all
-  std::string marker;           // proves the directory is the agent's before --delta touches it
-  std::string lock;             // one job per scratch directory
-  std::string pgbackrest;       // pgBackRest's files for the copy: nothing goes to the live paths
-  std::string pgbackrest_lock;  // --lock-path of the restore and the copy's archive-get
-  std::string pgbackrest_log;   // --log-path
-  std::string wal_scan;         // WAL segments fetched to read which transaction holds a lock
+  std::string data;              // the restored PGDATA (--pg1-path)
+  std::string run;               // socket, pg_hba.conf, pg_ident.conf (mode 0700)
+  std::string tablespaces;       // --tablespace-map-all
+  std::string marker;            // proves the directory is the agent's before --delta touches it
+  std::string lock;              // one job per scratch directory
+  std::string pgbackrest;        // pgBackRest's files for the copy: nothing goes to the live paths
+  std::string pgbackrest_lock;   // --lock-path of the restore and the copy's archive-get
+  std::string pgbackrest_log;    // --log-path
+  std::string pgbackrest_spool;  // --spool-path of the restore, which empties the spool it is given
+  std::string wal_scan;          // WAL segments fetched to read which transaction holds a lock
 
   static ScratchLayout under(const std::string& scratch);
 };

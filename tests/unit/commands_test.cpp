@@ -49,12 +49,14 @@ TEST(Commands, RestoreKeepsItsLockAndLogFilesInTheScratchDirectory) {
   RestoreRequest request{"2024-11-04 17:40:00+00", "/s/data", "/s/tablespaces", 2, std::nullopt};
   request.lock_dir = "/s/pgbackrest/lock";
   request.log_dir = "/s/pgbackrest/log";
+  EXPECT_THAT(pgbackrest_restore_argv(kTarget, request),
+              Not(Contains(::testing::StartsWith("--spool-path"))));
+  // A restore empties the stanza's queue in the spool it is given: never the live one.
+  request.spool_dir = "/s/pgbackrest/spool";
   const auto argv = pgbackrest_restore_argv(kTarget, request);
   EXPECT_THAT(argv, Contains("--lock-path=/s/pgbackrest/lock"));
   EXPECT_THAT(argv, Contains("--log-path=/s/pgbackrest/log"));
-  // Not --spool-path: pgBackRest copies it into the restore_command it writes, and archive-get
-  // refuses it when archive-async is off.
-  EXPECT_THAT(argv, Not(Contains(::testing::StartsWith("--spool-path"))));
+  EXPECT_THAT(argv, Contains("--spool-path=/s/pgbackrest/spool"));
   EXPECT_EQ(argv.back(), "restore");
 }
 
