@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <limits>
+#include <regex>
 #include <stdexcept>
 #include <utility>
 
@@ -110,10 +111,27 @@ Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
   return stanzas;
 }
 
+std::optional<Error> version_mismatch_refusal(std::string_view text) {
+  static const std::regex greeting(
+      R"(expected value '([0-9][0-9A-Za-z.]*)' for greeting key 'version' but got '([0-9][0-9A-Za-z.]*)')");
+  std::match_results<std::string_view::const_iterator> match;
+  if (!std::regex_search(text.begin(), text.end(), match, greeting)) return std::nullopt;
+  const std::string local = match[1].str();
+  const std::string remote = match[2].str();
+  return make_error(ErrorKind::environment,
+                    "pgBackRest versions differ: pgbackrest.bin is pgBackRest " + local +
+                        ", the remote pgBackRest it connects to (the repository host, over TLS or SSH) is " +
+                        remote + "; pgBackRest talks only to its own exact version",
+                    "set pgbackrest.bin to a pgBackRest " + remote +
+                        " (the version of the operator's pgBackRest image; PGO 5.8 and 6.0 ship 2.56.0), "
+                        "or upgrade both sides to one version");
+}
+
 Status check_stanza_readable(const StanzaInfo& stanza) {
   if (stanza.status_code == 0 || stanza.status_code == 2) return {};
   std::string detail = stanza.status_message;
   for (const auto& problem : stanza.repo_problems) detail += "; " + problem;
+  if (auto refusal = version_mismatch_refusal(detail)) return *refusal;
   return make_error(ErrorKind::external_tool,
                     "pgbackrest info reports stanza '" + stanza.name + "' as unreadable (status " +
                         std::to_string(stanza.status_code) + ": " + detail + ")",

@@ -42,7 +42,13 @@ struct StanzaInfo {
 // pgBackRest reports an unreadable repository inside its JSON and still exits 0: this turns
 // status 1 (missing stanza path), 3 (missing stanza data) and 99 (other) into an error.
 // Status 2 (no valid backups) is a readable repository.
+// A version mismatch (see version_mismatch_refusal) is refused as such.
 Status check_stanza_readable(const StanzaInfo& stanza);
+
+// pgBackRest talks over TLS or SSH only to its own exact version, and says so in a status message
+// or an ERROR line: "expected value 'LOCAL' for greeting key 'version' but got 'REMOTE'". When
+// `text` holds that, the refusal naming both versions and the fix (ErrorKind::environment).
+std::optional<Error> version_mismatch_refusal(std::string_view text);
 
 Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json);
 

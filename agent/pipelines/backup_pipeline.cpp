@@ -18,6 +18,13 @@ PgBackRestTarget pgbackrest_target(const AgentConfig& config) {
 // pgBackRest's LockAcquireError: another process holds the stanza's backup lock.
 constexpr int kPgBackRestLockHeld = 50;
 
+// A process's last lines as one text, for a pattern that may span them.
+std::string joined_lines(const ProcessResult& result) {
+  std::string text;
+  for (const auto& line : result.last_lines) text += line + "\n";
+  return text;
+}
+
 struct BackupContext {
   const AgentConfig& config;
   const QueuedBackup& job;
@@ -62,10 +69,19 @@ Status backup_step(BackupContext& c) {
   if (!result) return result.error();
   c.result.pgbackrest_exit_code = result->exit_code;
   if (result->cancelled) return make_error(ErrorKind::interrupted, "pgbackrest backup was stopped");
-  if (!result->succeeded())
-    return make_error(ErrorKind::external_tool,
-                      "pgbackrest backup " + result->describe() + ": " + result->error_excerpt(),
-                      "read the pgbackrest lines above in the log");
+  if (!result->succeeded()) {
+    if (auto refusal = version_mismatch_refusal(joined_lines(*result))) return *refusal;
+    const std::string excerpt = result->error_excerpt();
+    // pgBackRest before 2.55 backs up only where the repository is (PGO's repository host).
+    const bool needs_repository_host =
+        excerpt.find("backup command must be run on the repository host") != std::string::npos;
+    return make_error(ErrorKind::external_tool, "pgbackrest backup " + result->describe() + ": " + excerpt,
+                      needs_repository_host
+                          ? "pgBackRest before 2.55 backs up only on the repository host; from the database "
+                            "pod, pgbackrest.bin must be the repository host's own version (2.55 or later; "
+                            "PGO 5.8 and 6.0 ship 2.56.0)"
+                          : "read the pgbackrest lines above in the log");
+  }
   return {};
 }
 
@@ -80,9 +96,11 @@ Result<StanzaInfo> read_stanza_info(const AgentConfig& config, ProcessRunner& ru
   spec.timeout = std::chrono::seconds(config.pgbackrest.timeout_seconds);
   auto result = runner.run(spec, cancel);
   if (!result) return result.error();
-  if (!result->succeeded())
+  if (!result->succeeded()) {
+    if (auto refusal = version_mismatch_refusal(joined_lines(*result))) return *refusal;
     return make_error(ErrorKind::external_tool,
                       "pgbackrest info " + result->describe() + ": " + result->error_excerpt());
+  }
   auto stanzas = parse_info_json(result->stdout_text);
   if (!stanzas) return stanzas.error();
   for (auto& stanza : *stanzas) {

@@ -125,6 +125,8 @@ std::string pgbackrest_reason(const ProcessResult& result) {
 Error tool_failure(const std::string& what, const ProcessResult& result) {
   const bool pgbackrest = what.rfind("pgbackrest", 0) == 0;
   std::string excerpt = pgbackrest ? pgbackrest_reason(result) : "";
+  if (pgbackrest)
+    if (auto refusal = version_mismatch_refusal(excerpt)) return *refusal;
   if (excerpt.empty()) excerpt = result.error_excerpt();
   ErrorKind kind = ErrorKind::external_tool;
   std::string hint = "read the " + what + " lines above in the log";

@@ -70,6 +70,36 @@ TEST(Info, UnreadableRepositoryIsAnErrorThoughPgBackRestExitsZero) {
   EXPECT_TRUE(check_stanza_readable(no_backups).ok());
 }
 
+TEST(Info, AVersionMismatchWithTheRepositoryHostIsRefusedNamingBothVersions) {
+  // pgBackRest 2.45 against PGO's 2.56.0 repository host (tests/integration/pgo_topology_test.cpp).
+  auto parsed = parse_info_json(
+      R"([{"archive":[],"backup":[],"cipher":"none","db":[],"name":"db","repo":[{"cipher":"none","key":1,)"
+      R"("status":{"code":99,"message":"[ProtocolError] expected value '2.45' for greeting key 'version' )"
+      R"(but got '2.56.0'\nHINT: is the same version of pgBackRest installed on the local and remote host?"}}],)"
+      R"("status":{"code":99,"lock":{"backup":{"held":false}},"message":"other"}}])");
+  ASSERT_TRUE(parsed.ok());
+  const auto readable = check_stanza_readable(parsed->front());
+  ASSERT_FALSE(readable.ok());
+  EXPECT_EQ(readable.error().kind, ErrorKind::environment);
+  EXPECT_NE(
+      readable.error().message.find("pgBackRest versions differ: pgbackrest.bin is pgBackRest 2.45, the "
+                                    "remote pgBackRest it connects to (the repository host, over TLS or "
+                                    "SSH) is 2.56.0"),
+      std::string::npos)
+      << readable.error().message;
+  EXPECT_NE(readable.error().hint.find("set pgbackrest.bin to a pgBackRest 2.56.0"), std::string::npos);
+
+  // A command's ERROR line says the same without the error's name.
+  const auto from_check = version_mismatch_refusal(
+      "ERROR: [039]: expected value '2.53.1' for greeting key 'version' but got '2.56.0'\n"
+      "       HINT: is the same version of pgBackRest installed on the local and remote host?");
+  ASSERT_TRUE(from_check.has_value());
+  EXPECT_NE(from_check->message.find("is pgBackRest 2.53.1,"), std::string::npos) << from_check->message;
+  EXPECT_FALSE(
+      version_mismatch_refusal("ERROR: [039]: expected value 'x' for greeting key 'name'").has_value());
+  EXPECT_FALSE(version_mismatch_refusal("[PathOpenError] unable to list file info").has_value());
+}
+
 TEST(Info, MissingStanzaHasNoBackups) {
   auto parsed = parse_info_json(
       R"([{"name":"db","status":{"code":1,"message":"missing stanza path"},"backup":[],"db":[]}])");
