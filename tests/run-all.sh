@@ -13,6 +13,15 @@ AGENT_LOG_TAG="run-all"
 source "${HERE}/lib/common.sh"
 
 ensure_packages
+# integration.pgo-topology needs the pgBackRest PGO ships (2.56.0), built from source once per
+# version: as root into /var/cache/agent-pgbackrest, where agentci finds it (ctest's
+# pgbackrest.build only checks it then); an ordinary user's first run builds it into
+# ~/.cache/agent/pgbackrest instead. A failure here fails that test, not the others.
+if [[ ${EUID} -eq 0 ]]; then
+    log "pgBackRest for the PGO topology test (tests/support/build-pgbackrest.sh, cached per version)"
+    bash "${AGENT_REPO_ROOT}/tests/support/build-pgbackrest.sh" >/dev/null \
+        || log "warning: building pgBackRest failed (above); integration.pgo-topology will fail"
+fi
 # The container image smoke test needs root (buildah, podman); everything else must not run as
 # root, so it runs first, before the drop. AGENT_SKIP_IMAGE_TEST=1 leaves it out.
 if [[ ${EUID} -eq 0 && "${AGENT_SKIP_IMAGE_TEST:-0}" != "1" ]]; then

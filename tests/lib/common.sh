@@ -20,6 +20,12 @@ AGENT_CI_USER="agentci"
 AGENT_CI_HOME="/home/${AGENT_CI_USER}"
 AGENT_SAFE_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+# pgBackRest from source (tests/support/build-pgbackrest.sh): PGO ships 2.56.0, Debian 2.45.
+AGENT_PGBACKREST_BUILD_PACKAGES=(
+    meson ninja-build libpq-dev libssl-dev libxml2-dev libyaml-dev zlib1g-dev liblz4-dev
+    libzstd-dev libbz2-dev libssh2-1-dev
+)
+
 AGENT_PACKAGES=(
     build-essential cmake pkg-config postgresql-15 pgbackrest libpqxx-dev libpq-dev
     prometheus-cpp-dev libyaml-cpp-dev libspdlog-dev libboost-dev
@@ -29,6 +35,8 @@ AGENT_PACKAGES=(
     clang-format tzdata util-linux procps prometheus
     kubectl nodejs  # the manifests test: kubectl kustomize, then schema checks with node (and its npm)
     clang libclang-rt-14-dev llvm-14  # the fuzz tests: clang++, libFuzzer and the sanitizers, llvm-symbolizer
+    openssl  # the PGO topology test makes its TLS certificates
+    "${AGENT_PGBACKREST_BUILD_PACKAGES[@]}"
 )
 
 log() { printf '[%s] %s\n' "${AGENT_LOG_TAG:-agent-tests}" "$*" >&2; }

@@ -3,10 +3,13 @@
 #
 #   tests/support/stop-cluster.sh --dir DIR [--remove]
 #
-# 1. pg_ctl -m fast stop on DIR/data if it has a postmaster.pid;
+# 1. pg_ctl -m fast stop on every data directory under DIR with a
+#    postmaster.pid (DIR/data; make-pgo-topology.sh's DIR/db/pgdata/pg15),
+#    while the pgBackRest servers it may archive through still run;
 # 2. any postgres/pgbackrest process whose command line mentions DIR (e.g.
-#    scratch restores under DIR, a stuck archive-push) gets SIGINT/SIGTERM,
-#    then SIGQUIT, then SIGKILL;
+#    scratch restores under DIR, a stuck archive-push, `pgbackrest server`)
+#    gets SIGINT/SIGTERM, then SIGQUIT, then SIGKILL; again, until none is
+#    left (an asynchronous archive-push can start while the first ones stop);
 # 3. with --remove, deletes DIR (only if it was made by make-cluster.sh or is
 #    empty).
 # Idempotent: succeeds when nothing runs or DIR does not exist.
@@ -47,10 +50,13 @@ pg_ctl_stop() {
     "${as_owner[@]}" "${BINDIR}/pg_ctl" -D "${data}" -m fast -w -t 30 stop >/dev/null 2>&1
 }
 
-if [[ -f "${DIR}/data/postmaster.pid" ]]; then
-    if pg_ctl_stop "${DIR}/data"; then
-        log "stopped server of ${DIR}/data"
-    fi
+if [[ -d "${DIR}" ]]; then
+    while IFS= read -r pid_file; do
+        data="$(dirname -- "${pid_file}")"
+        if pg_ctl_stop "${data}"; then
+            log "stopped server of ${data}"
+        fi
+    done < <(find "${DIR}" -maxdepth 5 -name postmaster.pid -type f 2>/dev/null | sort)
 fi
 
 # PIDs of postgres/pgbackrest processes whose command line contains DIR as a
@@ -100,8 +106,9 @@ wait_gone() {
     done
 }
 
-mapfile -t found < <(matching_pids)
-if [[ ${#found[@]} -gt 0 ]]; then
+for ((round = 1; round <= 5; round++)); do
+    mapfile -t found < <(matching_pids)
+    [[ ${#found[@]} -gt 0 ]] || break
     pids=()
     for entry in "${found[@]}"; do
         pid="${entry%% *}"
@@ -122,7 +129,7 @@ if [[ ${#found[@]} -gt 0 ]]; then
             wait_gone 5 "${pids[@]}" || log "warning: some processes survived SIGKILL: ${pids[*]}"
         fi
     fi
-fi
+done
 
 if [[ ${REMOVE} -eq 1 && -e "${DIR}" ]]; then
     if [[ ! -d "${DIR}" ]]; then

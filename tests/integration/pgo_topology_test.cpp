@@ -1,0 +1,243 @@
+// Crunchy PGO's repository-host topology on loopback (tests/support/make-pgo-topology.sh): a
+// database pod and a repository host, each running `pgbackrest server` over TLS with PGO's config
+// layout, both with the pgBackRest PGO 5.8 and 6.0 ship (2.56.0, built from source by
+// tests/support/build-pgbackrest.sh, cached), and the real agent on the database pod.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "exec/process.hpp"
+#include "harness.hpp"
+#include "pgbackrest/info.hpp"
+
+namespace agent::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kExitEnvironment = 5;
+constexpr int kExitExternalTool = 6;
+
+std::string trim(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+// Runs a program with its stdout captured (stderr goes to the log); fails the test if it cannot
+// be started.
+ProcessResult capture(const std::vector<std::string>& argv, std::chrono::minutes timeout) {
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = argv;
+  spec.tag = fs::path(argv.size() > 1 && argv[0] == "bash" ? argv[1] : argv[0]).filename().string();
+  spec.stdout_mode = StdoutMode::capture;
+  spec.timeout = timeout;
+  auto result = runner->run(spec, CancelToken::never());
+  EXPECT_TRUE(result.ok()) << (result.ok() ? "" : result.error().describe());
+  return result.ok() ? *result : ProcessResult{};
+}
+
+class PgoTopologyIntegration : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (geteuid() == 0) {
+      ADD_FAILURE() << "PostgreSQL refuses root: run the integration tests as an ordinary user "
+                       "(tests/run-all.sh drops to agentci)";
+      return;
+    }
+    // Reuses the cached build (tests/run-all.sh makes it as root first; ctest's pgbackrest.build
+    // fixture otherwise), so this takes milliseconds, or about a minute on a cold cache.
+    const auto built =
+        capture({"bash", AGENT_SOURCE_DIR "/tests/support/build-pgbackrest.sh"}, std::chrono::minutes(30));
+    if (!built.succeeded()) {
+      ADD_FAILURE() << "build-pgbackrest.sh " << built.describe() << ": " << built.error_excerpt(10);
+      return;
+    }
+    const std::string pgbackrest = trim(built.stdout_text);
+    char pattern[] = "/tmp/agent-pgo-XXXXXX";
+    const char* dir = mkdtemp(pattern);
+    if (dir == nullptr) {
+      ADD_FAILURE() << "mkdtemp failed";
+      return;
+    }
+    dir_ = dir;
+    const auto made = run_or_fail(
+        {AGENT_SOURCE_DIR "/tests/support/make-pgo-topology.sh", "--dir", dir_, "--pgbackrest", pgbackrest});
+    if (!made.succeeded()) {
+      ADD_FAILURE() << "make-pgo-topology.sh " << made.describe() << ": " << made.error_excerpt(10);
+      return;
+    }
+    std::ifstream env(dir_ + "/topology.env");
+    std::string line;
+    while (std::getline(env, line)) {
+      const auto eq = line.find('=');
+      if (eq != std::string::npos) env_[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+  }
+
+  static void TearDownTestSuite() {
+    if (dir_.empty()) return;
+    // Stops PostgreSQL, both pgBackRest servers and anything else running from the directory; it
+    // is removed only when the topology was built (else make-pgo-topology.sh left it to inspect).
+    std::vector<std::string> stop{AGENT_SOURCE_DIR "/tests/support/stop-cluster.sh", "--dir", dir_};
+    if (!env_.empty()) stop.push_back("--remove");
+    run_or_fail(stop);
+    EXPECT_TRUE(processes_matching(dir_ + "/").empty()) << "a process of the topology outlived the suite";
+    env_.clear();
+    dir_.clear();
+  }
+
+  void SetUp() override {
+    if (env_.empty()) GTEST_SKIP() << "the topology could not be built (see the first failure)";
+  }
+
+  static std::string get(const std::string& key) {
+    const auto it = env_.find(key);
+    return it == env_.end() ? std::string() : it->second;
+  }
+
+  // The version number `pgbackrest version` printed for the topology's binary, e.g. "2.56.0".
+  static std::string version() { return get("PGBACKREST_VERSION").substr(std::string("pgBackRest ").size()); }
+
+  // The backups `pgbackrest info` lists on the repository host, oldest first.
+  static std::vector<BackupRecord> repository_host_backups() {
+    const auto info = capture({get("PGBACKREST_BIN"), "--config-path=" + get("REPO_CONFIG_PATH"),
+                               "--stanza=" + get("STANZA"), "--output=json", "info"},
+                              std::chrono::minutes(1));
+    EXPECT_TRUE(info.succeeded()) << info.error_excerpt(5);
+    auto stanzas = parse_info_json(info.stdout_text);
+    if (!stanzas || stanzas->size() != 1) {
+      ADD_FAILURE() << "pgbackrest info on the repository host: " << info.stdout_text;
+      return {};
+    }
+    EXPECT_EQ(stanzas->front().status_code, 0) << stanzas->front().status_message;
+    return stanzas->front().backups;
+  }
+
+  static std::set<std::string> repository_archive_files() {
+    std::set<std::string> files;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(get("REPO_PATH") + "/archive", ec), end; !ec && it != end;
+         it.increment(ec))
+      files.insert(it->path().string());
+    return files;
+  }
+
+  inline static std::string dir_;
+  inline static std::map<std::string, std::string> env_;
+};
+
+TEST_F(PgoTopologyIntegration, BackupsFromTheDatabasePodLandInTheRepositoryHostsRepository) {
+  EXPECT_EQ(get("PGBACKREST_VERSION"), "pgBackRest 2.56.0");
+  // Both pods serve TLS with that version, and the live server archives through it.
+  for (const char* pod : {"/db/server.log", "/repo/server.log"})
+    EXPECT_NE(read_file(get("DIR") + pod).find("server command begin " + version()), std::string::npos)
+        << pod;
+  EXPECT_NE(
+      read_file(get("DATA") + "/postgresql.conf").find("archive_command = '" + get("PGBACKREST_BIN") + " "),
+      std::string::npos);
+
+  // stanza-create, the full and the incremental backup ran on the database pod (pgBackRest >= 2.55
+  // backs up to a remote repository)...
+  ASSERT_EQ(get("BACKUP_FROM"), "db");
+  const std::string db_log = read_file(get("DIR") + "/db/pgdata/pgbackrest/log/db-backup.log");
+  EXPECT_NE(db_log.find("backup command begin " + version()), std::string::npos);
+  EXPECT_NE(db_log.find("--repo1-host-type=tls"), std::string::npos);
+  // ...and wrote into the repository host's repository, which is where `pgbackrest info` run on
+  // the repository host finds them.
+  const auto backups = repository_host_backups();
+  ASSERT_EQ(backups.size(), 2u);
+  EXPECT_EQ(backups[0].type, "full");
+  EXPECT_EQ(backups[1].type, "incr");
+  EXPECT_TRUE(file_exists(get("REPO_PATH") + "/backup/" + get("STANZA") + "/" + backups[1].label));
+}
+
+TEST_F(PgoTopologyIntegration, DumpAtTheTargetFromTheDatabasePod) {
+  const auto archive_before = repository_archive_files();
+  // The live archive-push's queue in PGO's spool-path (archive-async=y): a restore empties the
+  // queue in the spool it is given, so the agent's must be given its own.
+  const std::string live_queue = get("DIR") + "/db/pgdata/pgbackrest-spool/archive/" + get("STANZA") + "/out";
+  ASSERT_TRUE(file_exists(live_queue));
+  const std::string output = get("OUTPUT_DIR") + "/pgo.sql";
+  const auto run =
+      run_agent({"dump", "--config", get("AGENT_CONFIG"), "--target", get("TARGET"), "--output", output});
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  // The restore and the copy's archive-get went to the repository host over TLS, with 2.56.0.
+  EXPECT_NE(run.stderr_text.find("restore command begin " + version()), std::string::npos) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("--repo1-host-type=tls"), std::string::npos);
+  expect_rows_at_target(read_file(output));
+  EXPECT_TRUE(file_exists(live_queue)) << "the restore emptied the live spool";
+  EXPECT_NE(run.stderr_text.find("--spool-path=" + get("SCRATCH") + "/pgbackrest/spool"), std::string::npos);
+  EXPECT_EQ(repository_archive_files(), archive_before) << "the copy archived into the live repository";
+  EXPECT_TRUE(processes_matching(get("SCRATCH") + "/").empty());
+}
+
+TEST_F(PgoTopologyIntegration, AgentBackupFromTheDatabasePodLandsInTheRepositoryHostsRepository) {
+  const auto before = repository_host_backups();
+  ASSERT_FALSE(before.empty());
+  // No `agent run`: the agent runs the backup itself.
+  const auto run = run_agent({"backup", "--type", "incr", "--config", get("AGENT_CONFIG")});
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("running the backup directly"), std::string::npos) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("backup command begin " + version()), std::string::npos);
+  const auto after = repository_host_backups();
+  ASSERT_EQ(after.size(), before.size() + 1);
+  EXPECT_EQ(after.back().type, "incr");
+  EXPECT_TRUE(std::none_of(before.begin(), before.end(),
+                           [&](const BackupRecord& b) { return b.label == after.back().label; }));
+  // The live server's archive_command never failed, whatever ran before (a dump's restore that
+  // emptied the live spool made it wait for archive-timeout and fail).
+  const auto archiver =
+      capture({get("BINDIR") + "/psql", "-X", "-A", "-t", "-h", get("SOCKET_DIR"), "-p", get("PORT"), "-U",
+               "postgres", "-d", "postgres", "-c", "SELECT failed_count FROM pg_stat_archiver"},
+              std::chrono::minutes(1));
+  EXPECT_EQ(trim(archiver.stdout_text), "0") << read_file(get("POSTGRES_LOG"));
+}
+
+TEST_F(PgoTopologyIntegration, DebiansPgBackRestIsRefusedAsAVersionMismatch) {
+  const std::string debian = get("DEBIAN_PGBACKREST");
+  if (!file_exists(debian)) GTEST_SKIP() << debian << " is not installed (Debian package pgbackrest)";
+  const std::string debian_version = trim(capture({debian, "version"}, std::chrono::minutes(1)).stdout_text)
+                                         .substr(std::string("pgBackRest ").size());
+  if (debian_version == version()) GTEST_SKIP() << debian << " is " << debian_version << " too";
+  const auto backups_before = repository_host_backups();
+
+  // pgBackRest answers the greeting of another version with "[ProtocolError] expected value '2.45'
+  // for greeting key 'version' but got '2.56.0'": the agent names both versions and the fix.
+  const std::string output = get("OUTPUT_DIR") + "/debian.sql";
+  const auto dump = run_agent(
+      {"dump", "--config", get("AGENT_CONFIG_DEBIAN"), "--target", get("TARGET"), "--output", output});
+  EXPECT_EQ(dump.exit_code, kExitEnvironment) << dump.stderr_text;
+  EXPECT_NE(
+      dump.stderr_text.find("pgBackRest versions differ: pgbackrest.bin is pgBackRest " + debian_version +
+                            ", the remote pgBackRest it connects to (the repository host, over TLS or SSH) "
+                            "is " +
+                            version()),
+      std::string::npos)
+      << dump.stderr_text;
+  EXPECT_NE(dump.stderr_text.find("HINT: set pgbackrest.bin to a pgBackRest " + version()),
+            std::string::npos);
+  EXPECT_FALSE(file_exists(output));
+
+  // 2.45 refuses a backup from the database pod before it connects (2.55 lifted that).
+  const auto backup = run_agent({"backup", "--type", "incr", "--config", get("AGENT_CONFIG_DEBIAN")});
+  EXPECT_EQ(backup.exit_code, kExitExternalTool) << backup.stderr_text;
+  EXPECT_NE(backup.stderr_text.find("ERROR: [072]: backup command must be run on the repository host"),
+            std::string::npos)
+      << backup.stderr_text;
+  EXPECT_NE(backup.stderr_text.find("HINT: pgBackRest before 2.55 backs up only on the repository host"),
+            std::string::npos)
+      << backup.stderr_text;
+  EXPECT_EQ(repository_host_backups().size(), backups_before.size());
+}
+
+}  // namespace
+}  // namespace agent::testing
