@@ -66,7 +66,8 @@ matching_pids() {
     for proc in /proc/[0-9]*; do
         pid="${proc#/proc/}"
         [[ "${pid}" != "$$" && "${pid}" != "${BASHPID}" ]] || continue
-        comm="$(cat "${proc}/comm" 2>/dev/null)" || continue
+        comm=""
+        read -r comm <"${proc}/comm" 2>/dev/null || continue  # a builtin: no fork per process
         case "${comm}" in
             postgres|postmaster|pgbackrest) ;;
             *) continue ;;
