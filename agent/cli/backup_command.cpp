@@ -11,12 +11,6 @@ namespace agent {
 
 namespace {
 
-int exit_code_for_outcome(const std::string& outcome) {
-  if (outcome == "succeeded") return kExitSuccess;
-  if (outcome == "skipped") return exit_code_for(ErrorKind::environment);  // a standby, an unreachable server
-  return exit_code_for(ErrorKind::external_tool);
-}
-
 // Through the running agent, so the backup joins its queue and never collides with another.
 int backup_through_agent(int fd, const BackupOptions& options) {
   auto logger = log::get("backup");
@@ -46,7 +40,7 @@ int backup_through_agent(int fd, const BackupOptions& options) {
       const auto& result = finished->result;
       logger->info("job {} {} in {:.1f} s{}", result.job_id, result.outcome, result.seconds,
                    result.message.empty() ? "" : ": " + result.message);
-      return exit_code_for_outcome(result.outcome);
+      return result.exit_code;
     } else if (const auto* abandoned = std::get_if<AbandonedReply>(&**reply)) {
       return fail(make_error(ErrorKind::interrupted, "the agent stopped: " + abandoned->reason));
     } else if (!std::holds_alternative<HeartbeatReply>(**reply)) {
@@ -73,7 +67,7 @@ int backup_here(const AgentConfig& config, const BackupOptions& options) {
                          {}};
   const BackupResult result = run_backup(config, job, services);
   if (result.outcome != BackupOutcome::succeeded) log::get("backup")->error("{}", result.message);
-  return exit_code_for_outcome(backup_outcome_name(result.outcome));
+  return backup_exit_code(result);
 }
 
 }  // namespace

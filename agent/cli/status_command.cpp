@@ -31,6 +31,8 @@ void print_human(nlohmann::json status) {
     std::printf("schedule: %s '%s' (%s), next %s\n", schedule.value("type", "").c_str(),
                 schedule.value("cron", "").c_str(), schedule.value("timezone", "").c_str(),
                 schedule["next"].is_string() ? schedule["next"].get<std::string>().c_str() : "never");
+  if (status.contains("schedules_refused") && status["schedules_refused"].is_string())
+    std::printf("schedules: refused: %s\n", status["schedules_refused"].get<std::string>().c_str());
   std::printf("recent:\n");
   for (auto& result : status["recent"])
     std::printf("  job %llu, %s %s backup, %s at %s (%.1f s)%s%s\n",

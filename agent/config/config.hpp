@@ -14,8 +14,10 @@ struct AgentConfig {
   std::string state_dir;
   struct {
     std::string bin;
-    std::string config;
-    int repo = 0;  // 0: let pgBackRest choose
+    std::string config_path;          // empty: pgBackRest's own discovery
+    std::string config;               // empty: pgBackRest's own discovery
+    std::string config_include_path;  // empty: conf.d beside the config, when it exists
+    int repo = 0;                     // 0: let pgBackRest choose
     int process_max = 0;
     int timeout_seconds = 0;
     int backup_timeout_seconds = 0;

@@ -65,9 +65,23 @@ const std::vector<OptionSpec> kOptions = {
   {"pgbackrest.bin", OptionType::path, "pgbackrest",
    "pgBackRest executable (a name is looked up in PATH).", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.bin = v.text; }},
-  {"pgbackrest.config", OptionType::path, "/etc/pgbackrest/pgbackrest.conf",
-   "pgBackRest config file, passed as --config.", 0, 0, {},
-   [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.config = v.text; }},
+  {"pgbackrest.config_path", OptionType::path, "",
+   "pgBackRest's --config-path: the directory of pgbackrest.conf and conf.d. Empty: not passed "
+   "(/etc/pgbackrest).",
+   0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.config_path = v.text; }, true},
+  {"pgbackrest.config", OptionType::path, "",
+   "pgBackRest's --config: its main config file. Empty: not passed, so pgBackRest finds its "
+   "files itself (/etc/pgbackrest/pgbackrest.conf if it exists, and conf.d/*.conf, as in PGO's "
+   "pods).",
+   0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.config = v.text; }, true},
+  {"pgbackrest.config_include_path", OptionType::path, "",
+   "pgBackRest's --config-include-path: a directory whose *.conf files are read after the main "
+   "file. Empty: with pgbackrest.config set, conf.d beside the default config when it exists "
+   "(--config alone would make pgBackRest skip it).",
+   0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.config_include_path = v.text; }, true},
   {"pgbackrest.repo", OptionType::integer, "0",
    "Repository to use (--repo); 0 lets pgBackRest choose.", 0, 256, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.repo = static_cast<int>(v.integer); }},

@@ -9,6 +9,7 @@
 #include "daemon/control_protocol.hpp"
 #include "daemon/status_view.hpp"
 #include "http/router.hpp"
+#include "pipelines/pgbackrest_access.hpp"
 
 namespace agent {
 
@@ -199,9 +200,14 @@ void AgentDaemon::finish_shutdown() {
 }
 
 Result<std::unique_ptr<Triggers>> AgentDaemon::open_triggers(std::shared_ptr<const AgentConfig> config) {
+  // Asked only when there are schedules to refuse: it runs `pgbackrest version`.
+  const std::string backup_problem =
+      config->schedules.full.empty() && config->schedules.diff.empty() && config->schedules.incr.empty()
+          ? ""
+          : backup_placement_problem(*config, *seams_.runner, CancelToken::never());
   auto triggers = std::make_unique<Triggers>(io_, std::move(config), *seams_.clock, *seams_.timers,
                                              [this](BackupRequest request) { jobs_->enqueue(request); });
-  if (auto s = triggers->open(state_problem_); !s) return s.error();
+  if (auto s = triggers->open(state_problem_, backup_problem); !s) return s.error();
   return triggers;
 }
 
@@ -258,6 +264,7 @@ void AgentDaemon::dump(const DumpCommand& command, ControlReply reply) {
 void AgentDaemon::refresh_component_metrics() {
   if (const auto trigger = triggers_->annotation_status())
     metrics_->set_component_ok("annotation_trigger", trigger->state == TriggerState::watching);
+  metrics_->set_component_ok("schedules", triggers_->schedules_refused().empty());
 }
 
 // The loop proves it still turns; /healthz fails when these beats stop.

@@ -67,6 +67,9 @@ Result<BackupReport> parse_report(const nlohmann::json& object) {
   auto code = fields.required_integer("pgbackrest_exit_code", -1, 255);
   if (!code) return code.error();
   r.pgbackrest_exit_code = static_cast<int>(*code);
+  auto exit_code = fields.required_integer("exit_code", 0, 255);
+  if (!exit_code) return exit_code.error();
+  r.exit_code = static_cast<int>(*exit_code);
   auto seconds = fields.required_number("seconds");
   if (!seconds) return seconds.error();
   r.seconds = *seconds;
@@ -108,9 +111,16 @@ ReplyError reply_error(const Error& error) {
 }
 
 BackupReport backup_report(const BackupResult& result) {
-  return {result.job_id,         backup_type_name(result.request.type), trigger_name(result.request.trigger),
-          result.request.reason, iso(result.request.requested_at),      backup_outcome_name(result.outcome),
-          result.message,        result.pgbackrest_exit_code,           iso(result.started),
+  return {result.job_id,
+          backup_type_name(result.request.type),
+          trigger_name(result.request.trigger),
+          result.request.reason,
+          iso(result.request.requested_at),
+          backup_outcome_name(result.outcome),
+          result.message,
+          result.pgbackrest_exit_code,
+          backup_exit_code(result),
+          iso(result.started),
           result.seconds};
 }
 
@@ -123,6 +133,7 @@ nlohmann::json backup_report_json(const BackupReport& r) {
           {"outcome", r.outcome},
           {"message", r.message},
           {"pgbackrest_exit_code", r.pgbackrest_exit_code},
+          {"exit_code", r.exit_code},
           {"started_at", r.started_at},
           {"seconds", r.seconds}};
 }

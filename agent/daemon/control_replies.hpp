@@ -55,6 +55,7 @@ struct BackupReport {
   std::string outcome;  // succeeded | failed | skipped
   std::string message;
   int pgbackrest_exit_code = -1;
+  int exit_code = 0;  // what `agent backup` exits with for this outcome
   std::string started_at;
   double seconds = 0;
 };

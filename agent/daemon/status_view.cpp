@@ -77,6 +77,7 @@ nlohmann::json status_json(const StatusSources& s) {
           {"recent", recent},
           {"skipped", s.jobs.skipped()},
           {"schedules", schedules},
+          {"schedules_refused", text_or_null(s.triggers.schedules_refused())},
           {"annotation", annotation_json(s)},
           {"state",
            {{"dir", s.config.state_dir},

@@ -8,7 +8,7 @@ Triggers::Triggers(boost::asio::io_context& io, std::shared_ptr<const AgentConfi
                    LoopTimers& timers, std::function<void(BackupRequest)> enqueue)
     : io_(io), config_(std::move(config)), clock_(clock), timers_(timers), enqueue_(std::move(enqueue)) {}
 
-Status Triggers::open(const std::string& state_problem) {
+Status Triggers::open(const std::string& state_problem, const std::string& backup_problem) {
   const date::time_zone* zone = nullptr;
   try {
     zone = date::locate_zone(config_->schedules.timezone);
@@ -25,7 +25,16 @@ Status Triggers::open(const std::string& state_problem) {
     if (!cron) return cron.error();
     schedules_.push_back(std::make_unique<ScheduleTimer>(timers_, clock_, type, *cron, *zone, enqueue_));
   }
-  if (schedules_.empty()) log::get("agent")->info("no schedules configured; backups run only on request");
+  if (!schedules_.empty() && !backup_problem.empty()) {
+    schedules_.clear();
+    schedules_refused_ = backup_problem;
+    log::get("agent")->error(
+        "the backup schedules are refused: {}. HINT: give the agent pgBackRest 2.55 or later (the repository "
+        "host's own version; PGO 5.8 and 6.0 ship 2.56.0), or leave the schedules to the operator",
+        backup_problem);
+  } else if (schedules_.empty()) {
+    log::get("agent")->info("no schedules configured; backups run only on request");
+  }
 
   if (!config_->manual.annotations_file.empty()) {
     // Without usable state the trigger could run an old value again: it is disabled (and says
@@ -61,6 +70,7 @@ std::optional<AnnotationTriggerStatus> Triggers::annotation_status() const {
 
 std::vector<std::string> Triggers::degraded() const {
   std::vector<std::string> parts;
+  if (!schedules_refused_.empty()) parts.push_back("schedules: refused: " + schedules_refused_);
   if (const auto trigger = annotation_status();
       trigger && (trigger->state == TriggerState::disabled || !trigger->problem.empty()))
     parts.push_back(std::string("annotation_trigger: ") + trigger_state_name(trigger->state) +

@@ -25,11 +25,14 @@ class Triggers {
            LoopTimers& timers, std::function<void(BackupRequest)> enqueue);
   // Builds the schedules and the annotation watcher. `state_problem`: why state_dir cannot be
   // used ("" when it can); the annotation trigger is then disabled and says so.
-  Status open(const std::string& state_problem);
+  // `backup_problem`: why backups cannot run from here ("" when they can); the schedules are
+  // then refused, once, with the reason, rather than failing on every tick.
+  Status open(const std::string& state_problem, const std::string& backup_problem = "");
   Status start();
   void stop();
 
   const std::vector<std::unique_ptr<ScheduleTimer>>& schedules() const { return schedules_; }
+  const std::string& schedules_refused() const { return schedules_refused_; }
   // Nothing when no annotations file is configured.
   std::optional<AnnotationTriggerStatus> annotation_status() const;
   const HandledValues* handled_values() const { return handled_ ? &*handled_ : nullptr; }
@@ -43,6 +46,7 @@ class Triggers {
   LoopTimers& timers_;
   std::function<void(BackupRequest)> enqueue_;
   std::vector<std::unique_ptr<ScheduleTimer>> schedules_;
+  std::string schedules_refused_;  // why the configured schedules do not run
   std::optional<HandledValues> handled_;
   std::unique_ptr<AnnotationTrigger> annotation_;
 };

@@ -8,7 +8,9 @@ namespace {
 std::vector<std::string> pgbackrest_common(const PgBackRestTarget& target) {
   // No --log-timestamp=n, although the agent's log line carries the time: it would also take
   // the timestamps out of pgBackRest's own log files.
-  std::vector<std::string> argv{target.bin, "--config=" + target.config, "--stanza=" + target.stanza};
+  std::vector<std::string> argv{target.bin};
+  argv.insert(argv.end(), target.config_args.begin(), target.config_args.end());
+  argv.push_back("--stanza=" + target.stanza);
   if (target.repo > 0) argv.push_back("--repo=" + std::to_string(target.repo));
   return argv;
 }
@@ -20,6 +22,10 @@ std::vector<std::string> pgbackrest_info_argv(const PgBackRestTarget& target) {
   argv.push_back("--log-level-console=warn");
   argv.push_back("info");
   return argv;
+}
+
+std::vector<std::string> pgbackrest_version_argv(const std::string& bin) {
+  return {bin, "version"};
 }
 
 std::vector<std::string> pgbackrest_backup_argv(const PgBackRestTarget& target, const std::string& type) {

@@ -10,12 +10,14 @@ namespace agent {
 
 struct PgBackRestTarget {
   std::string bin;
-  std::string config;  // --config
+  std::vector<std::string> config_args;  // --config-path, --config, --config-include-path (as configured)
   std::string stanza;
   int repo = 0;  // 0: not passed
 };
 
 std::vector<std::string> pgbackrest_info_argv(const PgBackRestTarget& target);
+// `pgbackrest version`: it reads no config.
+std::vector<std::string> pgbackrest_version_argv(const std::string& bin);
 
 // `pgbackrest backup --type=TYPE`; type is "full", "diff" or "incr" (never user text).
 std::vector<std::string> pgbackrest_backup_argv(const PgBackRestTarget& target, const std::string& type);

@@ -22,12 +22,19 @@ struct BackupResult {
   std::string skip_reason_code;   // "standby", "server-unreachable" (for counters)
   int pgbackrest_exit_code = -1;  // pgBackRest's error code when it failed
   bool cancelled = false;         // failed because it was told to stop (shutdown), not on its own
-  int lock_waits = 0;             // times it found the backup lock held by another process and waited
+  // What kind of failure (its exit code for `agent backup`): a refusal in the check step is the
+  // environment's (a version mismatch), a failed `pgbackrest backup` the tool's.
+  ErrorKind failure_kind = ErrorKind::external_tool;
+  int lock_waits = 0;  // times it found the backup lock held by another process and waited
   std::chrono::system_clock::time_point started{};
   double seconds = 0;
   std::optional<StanzaInfo> info;  // the repository after the job, when it could be read
   double info_seconds = 0;         // how long that read took
 };
+
+// What `agent backup` exits with for `result`: 0, the environment's code for a skip (a
+// standby, an unreachable server), else the code of its failure's kind.
+int backup_exit_code(const BackupResult& result);
 
 // A dump that ended well, as the metrics see it.
 struct DumpResult {

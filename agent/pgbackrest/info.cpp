@@ -76,6 +76,9 @@ Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
             record.repo_bytes = whole_number_or(b["info"]["repository"], "size", std::uint64_t{0});
         }
         record.error = b.value("error", false);
+        if (b.contains("backrest") && b["backrest"].is_object() && b["backrest"].contains("version") &&
+            b["backrest"]["version"].is_string())
+          record.backrest_version = b["backrest"]["version"].get<std::string>();
         if (b.contains("archive") && b["archive"].is_object()) {
           const auto& archive = b["archive"];
           auto& range = stanza.backup_wal[record.label];

@@ -20,6 +20,7 @@ struct BackupRecord {
   std::uint64_t database_bytes = 0;  // info.size: the size of the restored cluster
   std::uint64_t repo_bytes = 0;      // info.repository.size
   bool error = false;
+  std::string backrest_version = {};  // backrest.version: the pgBackRest that wrote it
 };
 
 // A backup's archive.start and archive.stop: the first and last WAL segment it needs.

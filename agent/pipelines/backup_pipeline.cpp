@@ -4,16 +4,12 @@
 
 #include "core/log.hpp"
 #include "exec/commands.hpp"
+#include "pipelines/pgbackrest_access.hpp"
 #include "pipelines/pipeline.hpp"
 
 namespace agent {
 
 namespace {
-
-PgBackRestTarget pgbackrest_target(const AgentConfig& config) {
-  return PgBackRestTarget{config.pgbackrest.bin, config.pgbackrest.config, config.stanza,
-                          config.pgbackrest.repo};
-}
 
 // pgBackRest's LockAcquireError: another process holds the stanza's backup lock.
 constexpr int kPgBackRestLockHeld = 50;
@@ -32,6 +28,21 @@ struct BackupContext {
   BackupResult& result;
   std::vector<StepTiming> timings;
 };
+
+// Before pgBackRest writes anything: its config is there, the repository answers (a repository
+// host of another pgBackRest version refuses the greeting, named as such), and the local
+// pgBackRest is not older than the newest that wrote the repository's backups: a backup is
+// written on top of them (an incremental reads its prior's manifest).
+Status check_step(BackupContext& c) {
+  if (auto s = check_pgbackrest_config_files(c.config); !s) return s;
+  auto version = read_pgbackrest_version(c.config, c.services.runner, c.services.cancel);
+  if (!version) return version.error();
+  auto info = read_stanza_info(c.config, c.services.runner, c.services.cancel);
+  if (!info) return info.error();
+  for (const auto& backup : info->backups)
+    if (auto refusal = older_than_writer_refusal(*version, backup, "back up on top of")) return *refusal;
+  return {};
+}
 
 Status backup_step(BackupContext& c) {
   ProcessSpec spec;
@@ -146,12 +157,14 @@ BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, Back
   logger->info("job {}: {} backup ({}) started", job.id, backup_type_name(job.request.type),
                job.request.reason);
   BackupContext context{config, job, services, result, {}};
-  static const std::vector<Step<BackupContext>> steps = {{"backup", backup_step, nullptr}};
+  static const std::vector<Step<BackupContext>> steps = {{"check", check_step, nullptr},
+                                                         {"backup", backup_step, nullptr}};
   const Status status = run_steps<BackupContext>(steps, context, services.cancel, *logger);
   result.outcome = status ? BackupOutcome::succeeded : BackupOutcome::failed;
   if (!status) {
     result.message = status.error().describe();
     result.cancelled = status.error().kind == ErrorKind::interrupted;
+    result.failure_kind = status.error().kind;
   }
 
   // The repository is the source of truth for what exists now, success or not.

@@ -1,5 +1,6 @@
 #pragma once
-// One backup job: primary check -> `pgbackrest backup` -> a fresh `pgbackrest info`.
+// One backup job: primary check -> pgBackRest's config, version and repository checked ->
+// `pgbackrest backup` -> a fresh `pgbackrest info`.
 // Every pod runs the same agent; only the primary backs up, so a standby (or a server that
 // cannot be reached) turns the job into a skip with its reason, never a failure.
 #include <chrono>

@@ -28,6 +28,7 @@
 #include "pipelines/dump_preflight.hpp"
 #include "pipelines/dump_sink.hpp"
 #include "pipelines/parallel_copy.hpp"
+#include "pipelines/pgbackrest_access.hpp"
 #include "pipelines/recovery_locks.hpp"
 #include "pipelines/scratch_server.hpp"
 #include "pipelines/split_tables.hpp"
@@ -61,10 +62,7 @@ struct DumpContext {
     SysMicros checkpoint{};  // a checkpoint in that WAL that began after the target
   } end_of_wal;
 
-  PgBackRestTarget pgbackrest() const {
-    return PgBackRestTarget{job.config.pgbackrest.bin, job.config.pgbackrest.config, job.config.stanza,
-                            job.config.pgbackrest.repo};
-  }
+  PgBackRestTarget pgbackrest() const { return pgbackrest_target(job.config); }
   std::string scratch_conninfo(const std::string& database) const {
     return conninfo(layout.run, job.port, job.config.postgres.user, database);
   }
@@ -233,6 +231,9 @@ Status check(DumpContext& c) {
   c.facts = gather_local_facts(c.job);
   if (auto errors = check_local_facts(c.facts, c.job); !errors.empty()) return combine(errors);
   if (auto s = check_live_role(c); !s) return s;
+  if (auto s = check_pgbackrest_config_files(c.job.config); !s) return s;
+  auto version = read_pgbackrest_version(c.job.config, c.services.runner, c.services.cancel);
+  if (!version) return version.error();
 
   ProcessSpec spec;
   spec.argv = pgbackrest_info_argv(c.pgbackrest());
@@ -253,6 +254,7 @@ Status check(DumpContext& c) {
   auto backup = check_against_repository(*found, c.job, c.facts, c.services.clock.now());
   if (!backup) return backup.error();
   c.backup = *backup;
+  if (auto refusal = older_than_writer_refusal(*version, c.backup, "restore from")) return *refusal;
   watch_live_filesystems(c);
   c.logger->info("target {} ({}) will be restored from backup set {} ({}, finished {})",
                  format_iso_utc(c.job.target.instant), c.job.target.as_typed, c.backup.label, c.backup.type,

@@ -268,6 +268,19 @@ TEST_F(DumpIntegration, RefusesAMalformedConfig) {
       << check.stderr_text;
   const auto good = run_agent({"config", "check", cluster_->get("AGENT_CONFIG")});
   EXPECT_EQ(good.exit_code, 0) << good.stderr_text;
+  // It names the files pgBackRest will read, and refuses a named one that is not there.
+  EXPECT_NE(good.stdout_text.find("pgBackRest reads: " + cluster_->get("PGBACKREST_CONFIG")),
+            std::string::npos)
+      << good.stdout_text;
+  const std::string no_pgbackrest_config = cluster_->dir() + "/no-pgbackrest-config.yaml";
+  std::ofstream(no_pgbackrest_config)
+      << "stanza: db\npgbackrest:\n  config: " << cluster_->dir() << "/missing/pgbackrest.conf\n";
+  const auto missing = run_agent({"config", "check", no_pgbackrest_config});
+  EXPECT_EQ(missing.exit_code, kExitUsage);
+  EXPECT_NE(missing.stderr_text.find("the pgBackRest config file " + cluster_->dir() +
+                                     "/missing/pgbackrest.conf (pgbackrest.config) does not exist"),
+            std::string::npos)
+      << missing.stderr_text;
 }
 
 TEST_F(DumpIntegration, RefusesAScratchWithAServerItDidNotStart) {

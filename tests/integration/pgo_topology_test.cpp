@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "exec/process.hpp"
 #include "harness.hpp"
 #include "pgbackrest/info.hpp"
@@ -131,9 +133,35 @@ class PgoTopologyIntegration : public ::testing::Test {
     return files;
   }
 
+  // An `agent run` config for the database pod in a directory of its own: PGO's layout found by
+  // pgBackRest itself (pgbackrest.config_path is the pod's /etc/pgbackrest), `extra` appended.
+  static std::string run_config(const std::string& name, const std::string& pgbackrest_bin,
+                                const std::string& extra) {
+    const std::string dir = get("DIR") + "/" + name;
+    fs::create_directories(dir);
+    const std::string path = dir + "/agent.yaml";
+    write_file(
+        path, "stanza: " + get("STANZA") + "\nstate_dir: " + dir +
+                  "/state\npgbackrest:\n  bin: " + pgbackrest_bin +
+                  "\n  config_path: " + get("DB_CONFIG_PATH") + "\npostgres:\n  bindir: " + get("BINDIR") +
+                  "\n  data: " + get("DATA") + "\n  host: " + get("SOCKET_DIR") + "\n  port: " + get("PORT") +
+                  "\n  user: postgres\ncontrol:\n  socket: " + dir +
+                  "/agent.sock\nhttp:\n  listen: 127.0.0.1:" + std::to_string(free_port()) + "\n" + extra);
+    return path;
+  }
+
+  static nlohmann::json status_of(const std::string& config) {
+    const auto run = run_agent({"status", "--json", "--config", config});
+    EXPECT_EQ(run.exit_code, 0) << run.stderr_text;
+    auto parsed = nlohmann::json::parse(run.stdout_text, nullptr, false);
+    return parsed.is_discarded() ? nlohmann::json::object() : parsed;
+  }
+
   inline static std::string dir_;
   inline static std::map<std::string, std::string> env_;
 };
+
+constexpr const char* kBackupAnnotation = "postgres-operator.crunchydata.com/pgbackrest-backup";
 
 TEST_F(PgoTopologyIntegration, BackupsFromTheDatabasePodLandInTheRepositoryHostsRepository) {
   EXPECT_EQ(get("PGBACKREST_VERSION"), "pgBackRest 2.56.0");
@@ -227,16 +255,81 @@ TEST_F(PgoTopologyIntegration, DebiansPgBackRestIsRefusedAsAVersionMismatch) {
             std::string::npos);
   EXPECT_FALSE(file_exists(output));
 
-  // 2.45 refuses a backup from the database pod before it connects (2.55 lifted that).
+  // A backup too is refused in its first step (the repository check), before pgBackRest writes.
+  const auto archive_before = repository_archive_files();
   const auto backup = run_agent({"backup", "--type", "incr", "--config", get("AGENT_CONFIG_DEBIAN")});
-  EXPECT_EQ(backup.exit_code, kExitExternalTool) << backup.stderr_text;
-  EXPECT_NE(backup.stderr_text.find("ERROR: [072]: backup command must be run on the repository host"),
-            std::string::npos)
+  EXPECT_EQ(backup.exit_code, kExitEnvironment) << backup.stderr_text;
+  EXPECT_NE(
+      backup.stderr_text.find("pgBackRest versions differ: pgbackrest.bin is pgBackRest " + debian_version),
+      std::string::npos)
       << backup.stderr_text;
-  EXPECT_NE(backup.stderr_text.find("HINT: pgBackRest before 2.55 backs up only on the repository host"),
-            std::string::npos)
-      << backup.stderr_text;
+  EXPECT_EQ(backup.stderr_text.find("backup command begin"), std::string::npos) << backup.stderr_text;
   EXPECT_EQ(repository_host_backups().size(), backups_before.size());
+  EXPECT_EQ(repository_archive_files(), archive_before);
+
+  // `agent run` refuses its schedules at start, with the reason, instead of failing every tick:
+  // 2.45 backs up only on the repository host.
+  const std::string config = run_config("run-debian", debian,
+                                        "schedules:\n  timezone: UTC\n  full: \"\"\n  incr: \"* * * * "
+                                        "*\"\nmanual:\n  annotations_file: \"\"\n");
+  RunningAgent agent(config);
+  nlohmann::json status;
+  ASSERT_TRUE(eventually(
+      [&] {
+        status = status_of(config);
+        return status.contains("schedules_refused");
+      },
+      std::chrono::seconds(30)))
+      << agent.log();
+  ASSERT_TRUE(status["schedules_refused"].is_string()) << status.dump();
+  const std::string reason = status["schedules_refused"];
+  EXPECT_NE(reason.find("pgbackrest.bin is pgBackRest " + debian_version), std::string::npos) << reason;
+  EXPECT_NE(reason.find("repo1-host is 127.0.0.1"), std::string::npos) << reason;
+  EXPECT_TRUE(status["schedules"].empty()) << status.dump();
+  EXPECT_TRUE(agent.log_contains("the backup schedules are refused")) << agent.log();
+}
+
+// `agent run` on the database pod with the matched pgBackRest: a scheduled backup and one the
+// operator's annotation asks for both land in the repository host's repository.
+TEST_F(PgoTopologyIntegration, ScheduledAndAnnotationBackupsFromTheDatabasePodLandOnTheRepositoryHost) {
+  const auto before = repository_host_backups();
+  const std::string podinfo = get("DIR") + "/podinfo";
+  write_annotations_like_kubelet(podinfo, std::string(kBackupAnnotation) + "=\"first\"\n");
+  // Every minute: the one wait on the wall clock in the suite (at most a minute), overlapping
+  // the annotation's full backup.
+  const std::string config = run_config(
+      "run", get("PGBACKREST_BIN"),
+      "schedules:\n  timezone: UTC\n  full: \"\"\n  incr: \"* * * * *\"\nmanual:\n  annotations_file: " +
+          podinfo + "/annotations\n  annotation: " + kBackupAnnotation + "\n  type: full\n");
+  RunningAgent agent(config);
+  ASSERT_TRUE(eventually([&] { return status_of(config).contains("schedules"); }, std::chrono::seconds(30)))
+      << agent.log();
+  write_annotations_like_kubelet(podinfo, std::string(kBackupAnnotation) + "=\"second\"\n");
+  const auto succeeded = [&](const std::string& trigger) {
+    const auto status = status_of(config);
+    if (!status.contains("recent")) return false;
+    return std::any_of(status["recent"].begin(), status["recent"].end(), [&](const nlohmann::json& r) {
+      return r.value("trigger", "") == trigger && r.value("outcome", "") == "succeeded";
+    });
+  };
+  EXPECT_TRUE(eventually([&] { return succeeded("annotation"); }, std::chrono::seconds(180))) << agent.log();
+  EXPECT_TRUE(eventually([&] { return succeeded("schedule"); }, std::chrono::seconds(180))) << agent.log();
+  const auto status = status_of(config);
+  EXPECT_TRUE(status["schedules_refused"].is_null()) << status.dump();
+
+  // Both are in the repository host's repository: a new full and a new incremental.
+  const auto after = repository_host_backups();
+  std::vector<BackupRecord> added;
+  for (const auto& backup : after)
+    if (std::none_of(before.begin(), before.end(),
+                     [&](const BackupRecord& b) { return b.label == backup.label; }))
+      added.push_back(backup);
+  EXPECT_TRUE(std::any_of(added.begin(), added.end(), [](const BackupRecord& b) { return b.type == "full"; }))
+      << after.size();
+  EXPECT_TRUE(std::any_of(added.begin(), added.end(), [](const BackupRecord& b) { return b.type == "incr"; }))
+      << after.size();
+  for (const auto& backup : added) EXPECT_EQ(backup.backrest_version, version()) << backup.label;
+  EXPECT_TRUE(agent.log_contains("backup command begin " + version())) << agent.log();
 }
 
 }  // namespace

@@ -279,6 +279,8 @@ for (const { name, file } of renders) {
   }
   const cm = byKind(objs, "ConfigMap").find((m) => m.metadata.name === configMapName);
   if (!check(cm && cm.data && typeof cm.data["agent.yaml"] === "string", `the agent's ConfigMap ${configMapName} with key agent.yaml is not in the render`)) continue;
+  // No content-hash suffix: on PGO the name is in the pod template, and a new one rolls every instance.
+  check(String(configMapName).endsWith("agent-config"), `the agent's ConfigMap must keep a stable name (no hash suffix), got ${configMapName}`);
 
   // 5. the PodMonitor scrapes these pods as job="agent"
   const pms = byKind(objs, "PodMonitor");
@@ -301,7 +303,8 @@ for (const { name, file } of renders) {
   check(path.posix.dirname(get(conf, "manual", "annotations_file") || "") === "/etc/podinfo", "manual.annotations_file must be in /etc/podinfo");
   for (const k of [["state_dir"], ["restore", "scratch"], ["postgres", "data"], ["dump", "output"]])
     check(String(get(conf, ...k)).startsWith("/pgdata/"), `agent.yaml ${k.join(".")} must be on the data volume (/pgdata/...)`);
-  check(String(get(conf, "pgbackrest", "config")).startsWith("/etc/pgbackrest/conf.d/"), "pgbackrest.config must be in /etc/pgbackrest/conf.d");
+  // pgBackRest's own discovery reads every file of conf.d; --config alone would skip them.
+  check(!get(conf, "pgbackrest", "config") && !get(conf, "pgbackrest", "config_path"), "agent.yaml must leave pgbackrest.config and config_path unset: pgBackRest finds /etc/pgbackrest/conf.d itself");
   if (agentBin) {
     const f = path.join(scratch, `${name.replace(/\//g, "-")}-agent.yaml`);
     writeFileSync(f, cm.data["agent.yaml"]);

@@ -400,8 +400,8 @@ stanza: ${STANZA}
 state_dir: ${DB}/agent-state
 pgbackrest:
   bin: $2
-  # PGO has no pgbackrest.conf: the agent's --config names the instance file itself.
-  config: ${DB_CONFIG}
+  # As in PGO's pods (there /etc/pgbackrest): no pgbackrest.conf, pgBackRest reads conf.d itself.
+  config_path: ${DB_CONFIG_PATH}
 postgres:
   bindir: ${BINDIR}
   data: ${DATA}

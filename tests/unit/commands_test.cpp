@@ -10,7 +10,7 @@ using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::Not;
 
-const PgBackRestTarget kTarget{"pgbackrest", "/etc/pgbackrest/pgbackrest.conf", "db", 0};
+const PgBackRestTarget kTarget{"pgbackrest", {"--config=/etc/pgbackrest/pgbackrest.conf"}, "db", 0};
 
 TEST(Commands, InfoAsksForJson) {
   EXPECT_THAT(pgbackrest_info_argv(kTarget),

@@ -36,11 +36,12 @@ TEST(ControlReplies, EveryReplySurvivesItsMapping) {
   EXPECT_EQ(accepted.reason, "same");
 
   const BackupReport report{
-      3, "full", "manual", "r", "2026-11-30T10:00:00Z", "failed", "m", 50, "2026-11-30T10:00:01Z", 1.5};
+      3, "full", "manual", "r", "2026-11-30T10:00:00Z", "failed", "m", 50, 6, "2026-11-30T10:00:01Z", 1.5};
   const auto finished = std::get<BackupFinishedReply>(round_trip(BackupFinishedReply{report}));
   EXPECT_EQ(finished.result.job_id, 3u);
   EXPECT_EQ(finished.result.outcome, "failed");
   EXPECT_EQ(finished.result.pgbackrest_exit_code, 50);
+  EXPECT_EQ(finished.result.exit_code, 6);
   EXPECT_DOUBLE_EQ(finished.result.seconds, 1.5);
 
   EXPECT_EQ(std::get<AbandonedReply>(round_trip(AbandonedReply{"stopped"})).reason, "stopped");

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <regex>
 #include <sstream>
@@ -27,16 +29,10 @@ namespace {
 using namespace std::chrono_literals;
 using Argv = std::vector<std::string>;
 
-const Argv kInfo = {"pgbackrest",
-                    "--config=/etc/pgbackrest/pgbackrest.conf",
-                    "--stanza=db",
-                    "--output=json",
-                    "--log-level-console=warn",
-                    "info"};
+// pgBackRest finds its own config files: no --config unless the agent's config names one.
+const Argv kInfo = {"pgbackrest", "--stanza=db", "--output=json", "--log-level-console=warn", "info"};
 Argv backup_argv(const std::string& type) {
-  return {"pgbackrest",     "--config=/etc/pgbackrest/pgbackrest.conf",
-          "--stanza=db",    "--log-level-console=detail",
-          "--type=" + type, "backup"};
+  return {"pgbackrest", "--stanza=db", "--log-level-console=detail", "--type=" + type, "backup"};
 }
 const char* const kInfoJson =
     R"([{"name": "db", "status": {"code": 0, "message": "ok", "lock": {"backup": {"held": false}}},
@@ -72,6 +68,7 @@ class Orchestration : public ::testing::Test {
  protected:
   void SetUp() override {
     runner.allow(kInfo, exited(0, kInfoJson));
+    runner.allow({"pgbackrest", "version"}, exited(0, "pgBackRest 2.56.0\n"));
     // 10:59:30 UTC: the hourly schedule below is due in 30 s.
     time.set_wall(date::sys_days{date::year{2026} / 11 / 30} + 10h + 59min + 30s);
   }
@@ -201,6 +198,7 @@ TEST_F(Orchestration, AFailedBackupGoesIntoTheMetricsAndTheStatus) {
   const auto result = manual.last()["result"];
   EXPECT_EQ(result["outcome"], "failed");
   EXPECT_EQ(result["pgbackrest_exit_code"], 82);
+  EXPECT_EQ(result["exit_code"], exit_code_for(ErrorKind::external_tool));
   EXPECT_NE(result["message"].get<std::string>().find("was not archived"), std::string::npos);
   EXPECT_EQ(sample("agent_backups_total", {"type=\"full\"", "result=\"failed\""}), 1);
   const double now = std::chrono::duration<double>(time.now().time_since_epoch()).count();
@@ -381,6 +379,41 @@ TEST_F(Orchestration, ABackupLockHeldPastTheWaitFailsNamingTheLock) {
             std::string::npos);
   EXPECT_TRUE(runner.all_used());
   EXPECT_EQ(sample("agent_backup_lock_waits_total", {}), 2);
+}
+
+// PGO's layout: the repository is on a repository host (repo1-host in conf.d). pgBackRest
+// before 2.55 backs up only there, so the schedules are refused at start with the reason
+// instead of failing with [072] on every tick; 2.55 and later back up from here.
+TEST_F(Orchestration, SchedulesAreRefusedWherePgBackRestCannotBackUp) {
+  const std::string config_path = dir.path + "/etc/pgbackrest";
+  std::filesystem::create_directories(config_path + "/conf.d");
+  std::ofstream(config_path + "/conf.d/pgbackrest_instance.conf")
+      << "[global]\nrepo1-host = repo-host-0\nrepo1-host-type = tls\n[db]\npg1-path = /pgdata/pg15\n";
+  const Argv info_245 = {"pgbackrest-2.45", "--config-path=" + config_path, "--stanza=db",
+                         "--output=json",   "--log-level-console=warn",     "info"};
+  runner.allow(info_245, exited(0, kInfoJson));
+  runner.allow({"pgbackrest-2.45", "version"}, exited(0, "pgBackRest 2.45\n"));
+  start("pgbackrest:\n  bin: pgbackrest-2.45\n  config_path: " + config_path + "\n");
+  auto status = daemon->status();
+  EXPECT_TRUE(status["schedules"].empty()) << status.dump();
+  ASSERT_TRUE(status["schedules_refused"].is_string()) << status.dump();
+  const std::string reason = status["schedules_refused"];
+  EXPECT_NE(reason.find("pgBackRest 2.45"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("repo1-host is repo-host-0"), std::string::npos) << reason;
+  EXPECT_EQ(sample("agent_component_ok", {"component=\"schedules\""}), 0);
+  advance(1h);  // nothing fires: a run would be an unexpected argv
+  EXPECT_TRUE(runner.started().empty());
+
+  // The same layout with pgBackRest 2.56.0 (the setup's `pgbackrest version`): armed.
+  daemon.reset();
+  const Argv info_256 = {"pgbackrest",    "--config-path=" + config_path, "--stanza=db",
+                         "--output=json", "--log-level-console=warn",     "info"};
+  runner.allow(info_256, exited(0, kInfoJson));
+  start("pgbackrest:\n  config_path: " + config_path + "\n");
+  status = daemon->status();
+  EXPECT_TRUE(status["schedules_refused"].is_null()) << status.dump();
+  ASSERT_EQ(status["schedules"].size(), 1u);
+  EXPECT_EQ(sample("agent_component_ok", {"component=\"schedules\""}), 1);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@ const char* const kInfo = R"([{
   "archive": [{"id": "15-1", "min": "000000010000000000000003", "max": "00000001000000000000000A"}],
   "backup": [
     {"label": "20241104-020000F", "type": "full", "error": false,
+     "backrest": {"format": 5, "version": "2.45"},
      "timestamp": {"start": 1730685600, "stop": 1730685660},
      "info": {"size": 1000000, "delta": 1000000, "repository": {"size": 400000, "delta": 400000}}},
     {"label": "20241104-020000F_20241104-091500I", "type": "incr", "error": false,
@@ -36,6 +37,8 @@ TEST(Info, ParsesStanzaBackupsAndArchive) {
   EXPECT_EQ(stanza.backups[1].stop_epoch, 1730711710);
   EXPECT_EQ(stanza.backups[1].database_bytes, 1200000u);
   EXPECT_EQ(stanza.archive_max, "00000001000000000000000A");
+  EXPECT_EQ(stanza.backups[0].backrest_version, "2.45");
+  EXPECT_EQ(stanza.backups[1].backrest_version, "");  // not said: no version check
 }
 
 TEST(Info, ChoosesTheNewestSetThatEndedBeforeTheTarget) {
