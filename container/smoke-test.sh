@@ -2,13 +2,16 @@
 # Smoke test of the agent's container image, offline, as root: the pod's topology, with the
 # sidecar inside the manifest's own CPU and memory limits.
 #
-#   container/smoke-test.sh [--image-archive PATH] [--keep-logs DIR]
+#   container/smoke-test.sh [--image-archive PATH] [--keep-logs DIR] [--pgbackrest-version V]
 #
 #   --image-archive PATH  test this OCI archive (from build-image.sh --output-archive) instead
 #                         of building the image (build: container/build-image.sh, same storage)
 #   --keep-logs DIR       copy the build log, the agent's log (podman logs), the postgres and
 #                         pgBackRest logs, the dump's manifest and the measurements to DIR, on
 #                         success and on failure
+#   --pgbackrest-version V  the pgBackRest the image must carry (default
+#                         $AGENT_PGBACKREST_VERSION, else 2.56.0); passed to build-image.sh,
+#                         which builds it from source (cached per version) into the image
 #
 # Two containers of the image (podman, runc, cgroupfs, --network=none: each its own loopback),
 # sharing two host directories as the pod's containers share volumes: /pgdata (uid 26, gid 0)
@@ -27,7 +30,8 @@
 #      /healthz, /readyz and /metrics must answer from inside the container; then
 #      `agent dump --target TARGET --database api` through the running agent's control socket:
 #      it restores the copy into /pgdata/restore and dumps it, all inside the sidecar's cgroup.
-# Checks: the dump holds events ids 1..100 and none of 101..200 (tests/support/check-dump.sh)
+# Checks: `pgbackrest version` in the image is V (every pgBackRest command here runs with it);
+# the dump holds events ids 1..100 and none of 101..200 (tests/support/check-dump.sh)
 # and every row of api.big; the sidecar's cgroup saw no OOM kill; the dump is at least 3 times
 # the memory limit. Prints the measurements (peak memory of the cgroup, with and without page
 # cache, OOM kills, CPU throttling, dump size and duration) and one "SMOKE TEST: PASS|FAIL"
@@ -63,11 +67,13 @@ die() { printf '%s: error: %s\n' "${PROG}" "$*" >&2; exit 1; }
 
 IMAGE_ARCHIVE=""
 KEEP_LOGS=""
+PGBR_VERSION="${AGENT_PGBACKREST_VERSION:-2.56.0}"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --image-archive) [[ $# -ge 2 ]] || die "--image-archive needs a value"; IMAGE_ARCHIVE="$2"; shift 2 ;;
         --keep-logs) [[ $# -ge 2 ]] || die "--keep-logs needs a value"; KEEP_LOGS="$2"; shift 2 ;;
-        -h|--help) sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+        --pgbackrest-version) [[ $# -ge 2 ]] || die "--pgbackrest-version needs a value"; PGBR_VERSION="$2"; shift 2 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 0 ;;
         *) die "unknown argument: $1" ;;
     esac
 done
@@ -335,7 +341,8 @@ if [[ -n "${IMAGE_ARCHIVE}" ]]; then
 else
     step "build-image"
     IMAGE="localhost/agent:latest"
-    AGENT_BUILD_LOG="${WORK}/build.log" bash "${HERE}/build-image.sh" --storage-root "${STORAGE}" --tag "${IMAGE}" >&2
+    AGENT_BUILD_LOG="${WORK}/build.log" bash "${HERE}/build-image.sh" --storage-root "${STORAGE}" --tag "${IMAGE}" \
+        --pgbackrest-version "${PGBR_VERSION}" >&2
     ctr_storage_init "${STORAGE}"   # the child's exports do not reach us; same values anyway
 fi
 size_bytes="$(podman_s image inspect --format '{{.Size}}' "${IMAGE}")"
@@ -364,6 +371,11 @@ podman_s exec "${DB_CONTAINER}" agent config check /etc/agent/agent.yaml >&2
 podman_s exec "${DB_CONTAINER}" bash -c \
     'command -v pg_dump >/dev/null && command -v postgres >/dev/null && command -v pgbackrest >/dev/null && test -w /pgdata && test -w /tmp/postgres' \
     || die "image lacks postgres/pg_dump/pgbackrest on PATH or cannot write /pgdata, /tmp/postgres"
+# The operator's repository host refuses any other pgBackRest version, so the image's must be V.
+pgbr_seen="$(podman_s exec "${DB_CONTAINER}" pgbackrest version)" || die "pgbackrest version failed in the image"
+log "image pgBackRest: ${pgbr_seen} ($(podman_s exec "${DB_CONTAINER}" bash -c 'command -v pgbackrest'))"
+[[ "${pgbr_seen}" == "pgBackRest ${PGBR_VERSION}" ]] \
+    || die "the image carries '${pgbr_seen}', not pgBackRest ${PGBR_VERSION}"
 
 step "make-cluster"
 log "api.big: ${BIG_ROWS} rows of ${PAYLOAD_CHARS} characters (${DUMP_FACTOR} x the memory limit as dump text), the last ${REPLAY_ROWS} after the full backup"
@@ -641,7 +653,7 @@ ratio="$(awk -v d="${dump_bytes}" -v m="${MEMORY_BYTES}" 'BEGIN { printf "%.2f",
 dump_steps="$(sed -nE 's/.*\[dump\] ([a-z]+): done after ([0-9.]+) s$/\1 \2 s/p' "${WORK}/dump.log" | paste -sd, - | sed 's/,/, /g')"
 measure "dump: ${dump_bytes} bytes ($(mib "${dump_bytes}") MiB) = ${ratio} x the memory limit, in ${dump_seconds} s" \
     "dump steps: ${dump_steps:-?}"
-SUMMARY="sidecar ${CPU_TEXT} CPU / ${MEMORY_TEXT}: peak ${PEAK_USAGE} incl. cache, $(mib "${PEAK_ANON_SHMEM}") MiB ${RSS_KEY}+${SHMEM_KEY}, 0 OOM kills; dump $(mib "${dump_bytes}") MiB (${ratio} x limit) in ${dump_seconds} s"
+SUMMARY="${pgbr_seen}; sidecar ${CPU_TEXT} CPU / ${MEMORY_TEXT}: peak ${PEAK_USAGE} incl. cache, $(mib "${PEAK_ANON_SHMEM}") MiB ${RSS_KEY}+${SHMEM_KEY}, 0 OOM kills; dump $(mib "${dump_bytes}") MiB (${ratio} x limit) in ${dump_seconds} s"
 ((dump_bytes >= MIN_DUMP_FACTOR * MEMORY_BYTES)) \
     || die "the dump (${dump_bytes} bytes) is not ${MIN_DUMP_FACTOR} times the memory limit (${MEMORY_BYTES} bytes)"
 
@@ -670,4 +682,4 @@ metrics="$(http_get /metrics)"
 grep -Eq '^agent_dump_last_completion_timestamp_seconds\{[^}]*\} [0-9]' <<<"${metrics}" \
     || log "note: agent_dump_last_completion_timestamp_seconds not exported (dump ran outside agent run?)"
 step "done"
-log "image ${IMAGE}: ${SIZE_MB} MB"
+log "image ${IMAGE}: ${SIZE_MB} MB, ${pgbr_seen}"
