@@ -356,6 +356,9 @@ T_PGBR=$((SECONDS - T0))
 
 # --- the image ----------------------------------------------------------------------------------
 T0=${SECONDS}
+# The build stage's compiler cache (the Containerfile's /ccache), kept between builds.
+CCACHE_DIR_HOST="${CACHE_DIR}/ccache"
+mkdir -p -- "${CCACHE_DIR_HOST}"
 bi_log "building ${IMAGE} (compiles the agent: several minutes on 2 cores; copies pgBackRest from ${PGBR_IMAGE})"
 # The named context replaces the Containerfile's stage "pgbackrest" (and so pgbackrest-build,
 # which only it uses): buildah 1.28 skips both.
@@ -364,6 +367,7 @@ bi_log "building ${IMAGE} (compiles the agent: several minutes on 2 cores; copie
     bud_logged "${WORK}/bud.log" --pull=never --isolation chroot --layers=false \
         --build-arg BASE_IMAGE="${BASE_IMAGE}" \
         --build-arg PGBACKREST_VERSION="${PGBR_VERSION}" \
+        --volume "${CCACHE_DIR_HOST}:/ccache" \
         --build-context pgbackrest="container-image://${PGBR_IMAGE}" \
         -f container/Containerfile -t "${IMAGE}" .
 )

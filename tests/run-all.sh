@@ -13,6 +13,8 @@ AGENT_LOG_TAG="run-all"
 source "${HERE}/lib/common.sh"
 
 ensure_packages
+use_compiler_cache
+cache_counts_at_start="$(compiler_cache_counts)"
 # integration.pgo-topology needs the pgBackRest PGO ships (2.56.0), built from source once per
 # version: as root into /var/cache/agent-pgbackrest, where agentci finds it (ctest's
 # pgbackrest.build only checks it then); an ordinary user's first run builds it into
@@ -76,6 +78,7 @@ log "running ctest"
 rc=0
 # Two at a time: the integration suites still run alone (RUN_SERIAL); builds and fuzz runs pair up.
 ctest --test-dir "${AGENT_REPO_ROOT}/build" --output-on-failure --timeout 900 --no-tests=error --parallel 2 "$@" || rc=$?
+compiler_cache_summary "${cache_counts_at_start}"
 if [[ ${rc} -eq 0 ]]; then
     log "all tests passed"
 else

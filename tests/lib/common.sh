@@ -36,6 +36,7 @@ AGENT_PACKAGES=(
     kubectl nodejs  # the manifests test: kubectl kustomize, then schema checks with node (and its npm)
     clang libclang-rt-14-dev llvm-14  # the fuzz tests: clang++, libFuzzer and the sanitizers, llvm-symbolizer
     openssl  # the PGO topology test makes its TLS certificates
+    ccache  # every build the tests make recompiles only what changed since the last run
     "${AGENT_PGBACKREST_BUILD_PACKAGES[@]}"
 )
 
@@ -70,6 +71,37 @@ ensure_packages() {
         || die "apt-get update failed"
     "${elevate[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" \
         || die "apt-get install failed for: ${missing[*]}"
+}
+
+# use_compiler_cache: every build the tests make (build/, build/asan, build/fuzz) goes through
+# ccache. CMake takes a fresh build directory's compiler launcher from these variables, so a
+# clean clone recompiles only what changed since the last run. Paths are taken relative to the
+# checkout, so a clone elsewhere hits the same entries. AGENT_CCACHE=0 turns it off.
+use_compiler_cache() {
+    [[ "${AGENT_CCACHE:-1}" != "0" ]] && command -v ccache >/dev/null 2>&1 || return 0
+    export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_C_COMPILER_LAUNCHER=ccache
+    export CCACHE_BASEDIR="${AGENT_REPO_ROOT}" CCACHE_NOHASHDIR=1
+}
+
+# compiler_cache_counts: "HITS MISSES" of the compiler cache so far ("0 0" without one).
+compiler_cache_counts() {
+    if [[ -z "${CMAKE_CXX_COMPILER_LAUNCHER:-}" ]]; then
+        echo "0 0"
+        return 0
+    fi
+    ccache --print-stats 2>/dev/null | awk -F'\t' '
+        $1 == "direct_cache_hit" || $1 == "preprocessed_cache_hit" { hits += $2 }
+        $1 == "cache_miss" { misses += $2 }
+        END { printf "%d %d\n", hits, misses }'
+}
+
+# compiler_cache_summary "HITS MISSES": one line on what the cache saved since those counts.
+compiler_cache_summary() {
+    [[ -n "${CMAKE_CXX_COMPILER_LAUNCHER:-}" ]] || return 0
+    local before_hits before_misses hits misses
+    read -r before_hits before_misses <<<"$1"
+    read -r hits misses < <(compiler_cache_counts)
+    log "compiler cache $(ccache --get-config cache_dir): $((hits - before_hits)) compilations reused, $((misses - before_misses)) compiled"
 }
 
 # ensure_ci_user: as root, creates the unprivileged user the tests run as.
