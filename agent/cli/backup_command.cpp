@@ -14,7 +14,8 @@ namespace {
 // Through the running agent, so the backup joins its queue and never collides with another.
 int backup_through_agent(int fd, const BackupOptions& options) {
   auto logger = log::get("backup");
-  const BackupCommand command{parse_backup_type(options.type).value_or(BackupType::full), options.wait};
+  const BackupCommand command{parse_backup_type(options.type).value_or(BackupType::full), options.wait,
+                              options.repo};
   // A failed send may still leave the agent's refusal to read (it answers before it reads all).
   const Status sent = send_json_line(fd, control_request_json(command));
   std::string buffer;
@@ -38,8 +39,8 @@ int backup_through_agent(int fd, const BackupOptions& options) {
       if (!options.wait) return kExitSuccess;
     } else if (const auto* finished = std::get_if<BackupFinishedReply>(&**reply)) {
       const auto& result = finished->result;
-      logger->info("job {} {} in {:.1f} s{}", result.job_id, result.outcome, result.seconds,
-                   result.message.empty() ? "" : ": " + result.message);
+      logger->info("job {} ({}) {} in {:.1f} s{}", result.job_id, repo_name(result.repo), result.outcome,
+                   result.seconds, result.message.empty() ? "" : ": " + result.message);
       return result.exit_code;
     } else if (const auto* abandoned = std::get_if<AbandonedReply>(&**reply)) {
       return fail(make_error(ErrorKind::interrupted, "the agent stopped: " + abandoned->reason));
@@ -63,7 +64,7 @@ int backup_here(const AgentConfig& config, const BackupOptions& options) {
   BackupServices services{*runner, *connector, clock, cancel, /*read_repository_after=*/false};
   const QueuedBackup job{0,
                          BackupRequest{*parse_backup_type(options.type), Trigger::manual,
-                                       "agent backup --type " + options.type, clock.now()},
+                                       "agent backup --type " + options.type, clock.now(), options.repo},
                          {}};
   const BackupResult result = run_backup(config, job, services);
   if (result.outcome != BackupOutcome::succeeded) log::get("backup")->error("{}", result.message);

@@ -39,6 +39,12 @@ int run_cli(int argc, char** argv) {
       ->check(CLI::Range(1, 65535));
   dump_cmd->add_option("--set", dump.arguments.backup_set,
                        "Restore from this backup set label instead of the automatic choice");
+  dump_cmd
+      ->add_option("--repo", dump.arguments.repo,
+                   "Restore from this repository (pgBackRest's --repo; config pgbackrest.repo); without "
+                   "it, pgBackRest's choice: the first repository in key order with a backup set for the "
+                   "target")
+      ->check(CLI::Range(1, 256));
   dump_cmd->add_option("--config", dump.config_path,
                        "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
   dump_cmd->add_option("--log-format", dump.log_format, "text or json (config log.format)");
@@ -63,6 +69,11 @@ int run_cli(int argc, char** argv) {
   backup_cmd->add_option("--type", backup.type, "full, diff or incr (default full)")
       ->check(CLI::IsMember({"full", "diff", "incr"}));
   backup_cmd->add_flag("--wait", backup.wait, "Wait for the result");
+  backup_cmd
+      ->add_option("--repo", backup.repo,
+                   "Back up into this repository (pgBackRest's --repo; default pgbackrest.repo, else "
+                   "pgBackRest's lowest-numbered one)")
+      ->check(CLI::Range(1, 256));
   backup_cmd->add_option("--config", backup.config_path,
                          "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
   backup_cmd->add_option("--log-format", backup.log_format, "text or json (config log.format)");

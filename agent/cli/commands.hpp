@@ -30,6 +30,7 @@ struct BackupOptions {
   std::optional<std::string> log_format;
   std::string type = "full";
   bool wait = false;
+  int repo = 0;  // --repo; 0: the default repository
 };
 int command_backup(const BackupOptions& options);
 

@@ -47,8 +47,9 @@ int dump_through_agent(int fd, const DumpArguments& arguments) {
     } else if (const auto* finished = std::get_if<DumpFinishedReply>(&**reply)) {
       if (const auto* error = std::get_if<ReplyError>(&finished->outcome)) return fail(*error);
       const auto& written = std::get<DumpWritten>(finished->outcome);
-      logger->info("dump written: {} ({} bytes, checksum {}), manifest {}", written.output, written.bytes,
-                   written.checksum.empty() ? "none" : written.checksum, written.manifest);
+      logger->info("dump written: {} ({} bytes, checksum {}) from backup set {} in repo{}, manifest {}",
+                   written.output, written.bytes, written.checksum.empty() ? "none" : written.checksum,
+                   written.backup_set, written.repo, written.manifest);
       return kExitSuccess;
     } else if (!std::holds_alternative<HeartbeatReply>(**reply)) {
       return fail(make_error(
@@ -71,10 +72,12 @@ int dump_here(const DumpJob& job) {
   auto logger = log::get("dump");
   const std::string checksum = summary->checksum.empty() ? "none" : summary->checksum;
   if (summary->output == "-")
-    logger->info("dump written to standard output: {} bytes, checksum {}", summary->bytes, checksum);
+    logger->info("dump written to standard output: {} bytes, checksum {}, from backup set {} in repo{}",
+                 summary->bytes, checksum, summary->backup_label, summary->repo);
   else
-    logger->info("dump written: {} ({} bytes, checksum {}), manifest {}", summary->output, summary->bytes,
-                 checksum, summary->manifest_path);
+    logger->info("dump written: {} ({} bytes, checksum {}) from backup set {} in repo{}, manifest {}",
+                 summary->output, summary->bytes, checksum, summary->backup_label, summary->repo,
+                 summary->manifest_path);
   return kExitSuccess;
 }
 

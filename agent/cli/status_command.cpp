@@ -9,6 +9,13 @@
 namespace agent {
 
 namespace {
+// " into repo2" for a job or schedule with a repository, "" for the default one.
+std::string into_repo(nlohmann::json& item) {
+  auto& repo = item["repo"];
+  return repo.is_number_integer() && repo.get<int>() > 0 ? " into repo" + std::to_string(repo.get<int>())
+                                                         : "";
+}
+
 // By value, and non-const access throughout: a key an agent of another version leaves out reads
 // as null instead of being undefined behaviour.
 void print_human(nlohmann::json status) {
@@ -17,30 +24,46 @@ void print_human(nlohmann::json status) {
               status.value("stopping", false) ? " (stopping)" : "");
   auto& running = status["running"];
   if (running.is_object())
-    std::printf("running: job %llu, %s backup (%s), since %s\n",
+    std::printf("running: job %llu, %s backup%s (%s), since %s\n",
                 static_cast<unsigned long long>(running.value("job_id", 0ULL)),
-                running.value("type", "").c_str(), running.value("reason", "").c_str(),
-                running.value("started_at", "").c_str());
+                running.value("type", "").c_str(), into_repo(running).c_str(),
+                running.value("reason", "").c_str(), running.value("started_at", "").c_str());
   else
     std::printf("running: nothing\n");
   std::printf("queued: %zu\n", status["queue"].size());
   for (auto& job : status["queue"])
-    std::printf("  job %llu, %s backup (%s)\n", static_cast<unsigned long long>(job.value("job_id", 0ULL)),
-                job.value("type", "").c_str(), job.value("reason", "").c_str());
+    std::printf("  job %llu, %s backup%s (%s)\n", static_cast<unsigned long long>(job.value("job_id", 0ULL)),
+                job.value("type", "").c_str(), into_repo(job).c_str(), job.value("reason", "").c_str());
   for (auto& schedule : status["schedules"])
-    std::printf("schedule: %s '%s' (%s), next %s\n", schedule.value("type", "").c_str(),
-                schedule.value("cron", "").c_str(), schedule.value("timezone", "").c_str(),
+    std::printf("schedule: %s%s '%s' (%s), next %s\n", schedule.value("type", "").c_str(),
+                into_repo(schedule).c_str(), schedule.value("cron", "").c_str(),
+                schedule.value("timezone", "").c_str(),
                 schedule["next"].is_string() ? schedule["next"].get<std::string>().c_str() : "never");
   if (status.contains("schedules_refused") && status["schedules_refused"].is_string())
     std::printf("schedules: refused: %s\n", status["schedules_refused"].get<std::string>().c_str());
+  if (status["repository_read_error"].is_string())
+    std::printf("pgbackrest info failed: %s\n", status["repository_read_error"].get<std::string>().c_str());
+  for (auto& repo : status["repositories"]) {
+    std::string newest;
+    for (const char* type : {"full", "diff", "incr"}) {
+      auto& backup = repo["newest"][type];
+      if (backup.is_object())
+        newest += std::string(", newest ") + type + " " + backup.value("label", "") + " (" +
+                  backup.value("stop", "") + ")";
+    }
+    std::printf("repo%d: %s%s, %llu backups%s\n", repo.value("repo", 0),
+                repo.value("readable", false) ? "readable" : "unreadable: ",
+                repo["problem"].is_string() ? repo["problem"].get<std::string>().c_str() : "",
+                static_cast<unsigned long long>(repo.value("backups", 0ULL)), newest.c_str());
+  }
   std::printf("recent:\n");
   for (auto& result : status["recent"])
-    std::printf("  job %llu, %s %s backup, %s at %s (%.1f s)%s%s\n",
+    std::printf("  job %llu, %s %s backup%s, %s at %s (%.1f s)%s%s\n",
                 static_cast<unsigned long long>(result.value("job_id", 0ULL)),
                 result.value("trigger", "").c_str(), result.value("type", "").c_str(),
-                result.value("outcome", "").c_str(), result.value("started_at", "").c_str(),
-                result.value("seconds", 0.0), result.value("message", "").empty() ? "" : ": ",
-                result.value("message", "").c_str());
+                into_repo(result).c_str(), result.value("outcome", "").c_str(),
+                result.value("started_at", "").c_str(), result.value("seconds", 0.0),
+                result.value("message", "").empty() ? "" : ": ", result.value("message", "").c_str());
   auto& dump = status["dump"];
   if (dump.is_object()) {
     if (dump["running"].is_object())

@@ -64,11 +64,12 @@ std::string suggestion_for(std::string_view key) {
                       : "did you mean '" + best + "'?";
 }
 
+// A section is what comes before a dot of some key: "schedules", and "schedules.repo2" for the
+// indexed "schedules.repo<N>.full".
 bool is_section(std::string_view prefix) {
   for (const auto& option : option_table()) {
-    if (option.key.size() > prefix.size() && option.key.substr(0, prefix.size()) == prefix &&
-        option.key[prefix.size()] == '.')
-      return true;
+    for (auto dot = option.key.find('.'); dot != std::string_view::npos; dot = option.key.find('.', dot + 1))
+      if (option_key_matches(option.key.substr(0, dot), prefix)) return true;
   }
   return false;
 }
@@ -78,12 +79,13 @@ class Loader {
   Loader(AgentConfig& config, std::vector<ConfigIssue>& issues) : config_(config), issues_(issues) {}
 
   void set(const std::string& source, int line, const std::string& key, const std::string& text) {
-    const OptionSpec* spec = find_option(key);
+    int index = 0;
+    const OptionSpec* spec = find_option(key, &index);
     if (spec == nullptr) {
       issue(source, line, "unknown key '" + key + "'", suggestion_for(key));
       return;
     }
-    OptionValue value{text, 0};
+    OptionValue value{text, 0, index};
     switch (spec->type) {
       case OptionType::integer: {
         long long parsed = 0;
@@ -176,7 +178,8 @@ class Loader {
 
 void apply_defaults(AgentConfig& config) {
   for (const auto& option : option_table()) {
-    OptionValue value{std::string(option.default_value), 0};
+    if (option.key.find("<N>") != std::string_view::npos) continue;  // set or absent, no default
+    OptionValue value{std::string(option.default_value), 0, 0};
     if (option.type == OptionType::integer) value.integer = std::stoll(value.text);
     option.apply(config, value);
   }
@@ -287,18 +290,31 @@ std::string example_config_yaml() {
       "# Generated from the agent's option table: `agent config example` prints this file.\n"
       "# Check a file with `agent config check FILE`; unknown keys are errors.\n";
   std::string current_section;
+  std::string current_subsection;
   for (const auto& option : option_table()) {
-    const auto dot = option.key.find('.');
-    const std::string section = dot == std::string_view::npos ? "" : std::string(option.key.substr(0, dot));
-    const std::string name(dot == std::string_view::npos ? option.key : option.key.substr(dot + 1));
+    const std::string key(option.key);
+    const auto dot = key.find('.');
+    const auto second_dot = dot == std::string::npos ? std::string::npos : key.find('.', dot + 1);
+    const std::string section = dot == std::string::npos ? "" : key.substr(0, dot);
+    // An indexed subsection (schedules.repo<N>) is shown once, commented out, for N = 2.
+    std::string subsection = second_dot == std::string::npos ? "" : key.substr(dot + 1, second_dot - dot - 1);
+    const bool indexed = key.find("<N>") != std::string::npos;
+    if (indexed) subsection.replace(subsection.find("<N>"), 3, "2");
+    const std::string name = key.substr((second_dot != std::string::npos ? second_dot : dot) + 1);
     if (section != current_section) {
       out += "\n";
       if (!section.empty()) out += section + ":\n";
       current_section = section;
+      current_subsection.clear();
     } else if (section.empty()) {
       out += "\n";
     }
-    const std::string indent = section.empty() ? "" : "  ";
+    const std::string comment = indexed ? "# " : "";
+    std::string indent = section.empty() ? "" : "  ";
+    if (subsection != current_subsection && !subsection.empty())
+      out += indent + comment + subsection + ":" + (indexed ? " (an example)" : "") + "\n";
+    current_subsection = subsection;
+    if (!subsection.empty()) indent += comment + "  ";
     out += indent + "# " + std::string(option.help);
     if (option.type == OptionType::choice) {
       out += " One of:";

@@ -2,6 +2,7 @@
 // The agent's configuration as typed values. Which keys exist, their types, defaults,
 // ranges and help text live in one table (options.cpp); loading, validation, the
 // command-line overrides, `agent config check` and the example config all derive from it.
+#include <map>
 #include <string>
 #include <vector>
 
@@ -54,16 +55,24 @@ struct AgentConfig {
     int reserve_mb = 0;       // at least this much; the larger of the two applies
     std::string live_paths;   // more paths of the live cluster, comma-separated (e.g. the spool)
   } disk;
-  struct {
-    std::string timezone;
+  struct RepoSchedules {
     std::string full;  // cron expressions; empty: not scheduled
     std::string diff;
     std::string incr;
+    bool operator==(const RepoSchedules&) const = default;
+  };
+  struct {
+    std::string timezone;
+    std::string full;  // cron expressions; empty: not scheduled (into the default repository)
+    std::string diff;
+    std::string incr;
+    std::map<int, RepoSchedules> repos;  // schedules.repoN: into repository N
   } schedules;
   struct {
     std::string annotations_file;
     std::string annotation;
     std::string type;
+    int repo = 0;  // 0: the default repository
   } manual;
   struct {
     std::string socket;

@@ -83,7 +83,9 @@ const std::vector<OptionSpec> kOptions = {
    0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.config_include_path = v.text; }, true},
   {"pgbackrest.repo", OptionType::integer, "0",
-   "Repository to use (--repo); 0 lets pgBackRest choose.", 0, 256, {},
+   "The default repository (--repo) of backups and of `agent dump`; 0: pgBackRest's own choice (a "
+   "backup goes to the lowest-numbered repository, a dump restores from the first repository that "
+   "holds a backup set for the target). `pgbackrest info` always reads every repository.", 0, 256, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.repo = static_cast<int>(v.integer); }},
   {"pgbackrest.process_max", OptionType::integer, "2",
    "Parallel processes for the restore of `agent dump` (--process-max); backups keep the "
@@ -220,6 +222,17 @@ const std::vector<OptionSpec> kOptions = {
   {"schedules.incr", OptionType::string, "",
    "Cron expression for incremental backups, e.g. \"*/15 * * * *\"; empty: none.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.schedules.incr = v.text; }, true, validate_cron},
+  {"schedules.repo<N>.full", OptionType::string, "",
+   "Schedules of one repository, N from 1 to 256 (pgBackRest's repoN, backed up with --repo=N), "
+   "beside those above, which go to the default repository (pgbackrest.repo). Full backups into "
+   "repoN, a cron expression; empty: none.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.schedules.repos[v.index].full = v.text; }, true, validate_cron},
+  {"schedules.repo<N>.diff", OptionType::string, "",
+   "Differential backups into repoN; empty: none.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.schedules.repos[v.index].diff = v.text; }, true, validate_cron},
+  {"schedules.repo<N>.incr", OptionType::string, "",
+   "Incremental backups into repoN; empty: none.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.schedules.repos[v.index].incr = v.text; }, true, validate_cron},
 
   {"manual.annotations_file", OptionType::path, "/etc/podinfo/annotations",
    "Downward API file with the pod's annotations; empty: no annotation trigger.", 0, 0, {},
@@ -230,6 +243,10 @@ const std::vector<OptionSpec> kOptions = {
   {"manual.type", OptionType::choice, "full",
    "Type of the backup an annotation triggers.", 0, 0, {"full", "diff", "incr"},
    [](AgentConfig& c, const OptionValue& v) { c.manual.type = v.text; }},
+  {"manual.repo", OptionType::integer, "0",
+   "Repository the backup an annotation triggers goes to (--repo), like PGO's "
+   "spec.backups.pgbackrest.manual.repoName; 0: the default repository (pgbackrest.repo).", 0, 256, {},
+   [](AgentConfig& c, const OptionValue& v) { c.manual.repo = static_cast<int>(v.integer); }},
 
   {"control.socket", OptionType::path, "",
    "Unix socket through which `agent backup`, `status` and `dump` reach `agent run`; empty: "
@@ -278,9 +295,27 @@ std::span<const OptionSpec> option_table() {
   return kOptions;
 }
 
-const OptionSpec* find_option(std::string_view key) {
+bool option_key_matches(std::string_view pattern, std::string_view key, int* index) {
+  const auto marker = pattern.find("<N>");
+  if (marker == std::string_view::npos) return pattern == key;
+  const auto head = pattern.substr(0, marker);
+  const auto tail = pattern.substr(marker + 3);
+  if (key.size() <= head.size() + tail.size() || key.substr(0, head.size()) != head ||
+      key.substr(key.size() - tail.size()) != tail)
+    return false;
+  const auto digits = key.substr(head.size(), key.size() - head.size() - tail.size());
+  if (digits.size() > 3 || digits.front() == '0' ||
+      digits.find_first_not_of("0123456789") != std::string_view::npos)
+    return false;
+  const int n = std::stoi(std::string(digits));
+  if (n < 1 || n > kMaxOptionIndex) return false;
+  if (index != nullptr) *index = n;
+  return true;
+}
+
+const OptionSpec* find_option(std::string_view key, int* index) {
   for (const auto& option : kOptions)
-    if (option.key == key) return &option;
+    if (option_key_matches(option.key, key, index)) return &option;
   return nullptr;
 }
 

@@ -16,7 +16,15 @@ enum class OptionType { string, path, integer, choice };
 struct OptionValue {
   std::string text;
   long long integer = 0;
+  int index = 0;  // an indexed key's N ("schedules.repo2.full": 2); 0 for a plain key
 };
+
+// A key with "<N>" in it stands for one key per N from 1 to kMaxOptionIndex
+// ("schedules.repo<N>.full": schedules.repo1.full ... schedules.repo256.full, one per pgBackRest
+// repository). Such keys have no default: they are set or absent.
+constexpr int kMaxOptionIndex = 256;
+// Whether `key` is `pattern` (for an indexed pattern, with N in range, stored in `index`).
+bool option_key_matches(std::string_view pattern, std::string_view key, int* index = nullptr);
 
 struct OptionSpec {
   std::string_view key;  // dotted: "postgres.port" is `postgres: {port: ...}` in YAML
@@ -34,6 +42,7 @@ struct OptionSpec {
 };
 
 std::span<const OptionSpec> option_table();
-const OptionSpec* find_option(std::string_view key);
+// The option `key` names, and for an indexed one its N in `index`.
+const OptionSpec* find_option(std::string_view key, int* index = nullptr);
 
 }  // namespace agent

@@ -31,9 +31,7 @@ AgentDaemon::AgentDaemon(AgentConfig config, DaemonSeams seams)
   if (!seams_.clock) seams_.clock = (own_clock_ = std::make_unique<SystemClock>()).get();
   if (!seams_.timers) seams_.timers = (own_timers_ = make_asio_timers(io_)).get();
   if (!seams_.exit_now) seams_.exit_now = exit_process_now;
-  metrics_ = std::make_unique<AgentMetrics>(
-      config_->stanza, config_->pgbackrest.repo > 0 ? std::to_string(config_->pgbackrest.repo) : "1",
-      config_->metrics.crunchy_compat);
+  metrics_ = std::make_unique<AgentMetrics>(config_->stanza, config_->metrics.crunchy_compat);
   heartbeat_timer_ = seams_.timers->make_timer();
 }
 
@@ -246,13 +244,14 @@ void AgentDaemon::reload(const std::string& why) {
 
 nlohmann::json AgentDaemon::status() {
   return status_json(StatusSources{*config_, *jobs_, *triggers_, journal_ ? &*journal_ : nullptr,
-                                   state_problem_, started_at_});
+                                   state_problem_, started_at_, metrics_.get()});
 }
 
 void AgentDaemon::backup(const BackupCommand& command, ControlReply reply) {
   jobs_->enqueue(BackupRequest{command.type, Trigger::manual,
-                               std::string("agent backup --type ") + backup_type_name(command.type),
-                               seams_.clock->now()},
+                               std::string("agent backup --type ") + backup_type_name(command.type) +
+                                   (command.repo > 0 ? " --repo " + std::to_string(command.repo) : ""),
+                               seams_.clock->now(), command.repo},
                  reply, command.wait);
 }
 

@@ -18,7 +18,6 @@ std::string restart_only_changes(const AgentConfig& running, const AgentConfig& 
   note(running.log.format != next.log.format, "log.format");
   note(running.log.level != next.log.level, "log.level");
   note(running.metrics.crunchy_compat != next.metrics.crunchy_compat, "metrics.crunchy_compat");
-  note(running.pgbackrest.repo != next.pgbackrest.repo, "pgbackrest.repo");
   note(running.run.queue_capacity != next.run.queue_capacity, "run.queue_capacity");
   return changed;
 }

@@ -31,6 +31,9 @@ Result<ControlRequest> parse_backup(JsonFields& fields) {
   auto wait = fields.flag("wait");
   if (!wait) return wait.error();
   command.wait = wait->value_or(false);
+  auto repo = fields.integer("repo", 1, 256);
+  if (!repo) return repo.error();
+  if (*repo) command.repo = static_cast<int>(**repo);
   return ControlRequest(command);
 }
 
@@ -50,6 +53,9 @@ Result<ControlRequest> parse_dump(JsonFields& fields) {
   auto port = fields.integer("port", 1, 65535);
   if (!port) return port.error();
   if (*port) a.port = static_cast<int>(**port);
+  auto repo = fields.integer("repo", 1, 256);
+  if (!repo) return repo.error();
+  if (*repo) a.repo = static_cast<int>(**repo);
   auto overwrite = fields.flag("overwrite");
   if (!overwrite) return overwrite.error();
   a.overwrite = overwrite->value_or(false);
@@ -84,14 +90,19 @@ Result<ControlRequest> parse_control_request(std::string_view line) {
 
 nlohmann::json control_request_json(const ControlRequest& request) {
   if (std::holds_alternative<StatusCommand>(request)) return {{"command", "status"}};
-  if (const auto* backup = std::get_if<BackupCommand>(&request))
-    return {{"command", "backup"}, {"type", backup_type_name(backup->type)}, {"wait", backup->wait}};
+  if (const auto* backup = std::get_if<BackupCommand>(&request)) {
+    nlohmann::json json = {
+        {"command", "backup"}, {"type", backup_type_name(backup->type)}, {"wait", backup->wait}};
+    if (backup->repo > 0) json["repo"] = backup->repo;
+    return json;
+  }
   const auto& a = std::get<DumpCommand>(request).arguments;
   nlohmann::json json = {{"command", "dump"}, {"target", a.target}, {"overwrite", a.overwrite}};
   if (a.database) json["database"] = *a.database;
   if (a.output) json["output"] = *a.output;
   if (a.scratch) json["scratch"] = *a.scratch;
   if (a.port) json["port"] = *a.port;
+  if (a.repo) json["repo"] = *a.repo;
   if (a.backup_set) json["set"] = *a.backup_set;
   return json;
 }

@@ -26,6 +26,7 @@ struct StatusCommand {};
 struct BackupCommand {
   BackupType type = BackupType::full;
   bool wait = false;  // reply again when the job has finished
+  int repo = 0;       // 1..256: --repo; 0: the default repository
 };
 
 struct DumpCommand {

@@ -73,6 +73,9 @@ Result<BackupReport> parse_report(const nlohmann::json& object) {
   auto seconds = fields.required_number("seconds");
   if (!seconds) return seconds.error();
   r.seconds = *seconds;
+  auto repo = fields.required_integer("repo", 0, 256);
+  if (!repo) return repo.error();
+  r.repo = static_cast<int>(*repo);
   if (auto s = fields.no_unknown_keys("a backup report"); !s) return s.error();
   return r;
 }
@@ -89,6 +92,9 @@ Result<DumpWritten> parse_written(const nlohmann::json& object) {
   auto bytes = fields.required_integer("bytes", 0, kMaxId);
   if (!bytes) return bytes.error();
   w.bytes = static_cast<std::uint64_t>(*bytes);
+  auto repo = fields.required_integer("repo", 0, 256);
+  if (!repo) return repo.error();
+  w.repo = static_cast<int>(*repo);
   auto gap = fields.required_number("gap_seconds");
   if (!gap) return gap.error();
   w.gap_seconds = *gap;
@@ -121,7 +127,8 @@ BackupReport backup_report(const BackupResult& result) {
           result.pgbackrest_exit_code,
           backup_exit_code(result),
           iso(result.started),
-          result.seconds};
+          result.seconds,
+          result.repo};
 }
 
 nlohmann::json backup_report_json(const BackupReport& r) {
@@ -135,7 +142,8 @@ nlohmann::json backup_report_json(const BackupReport& r) {
           {"pgbackrest_exit_code", r.pgbackrest_exit_code},
           {"exit_code", r.exit_code},
           {"started_at", r.started_at},
-          {"seconds", r.seconds}};
+          {"seconds", r.seconds},
+          {"repo", r.repo}};
 }
 
 nlohmann::json control_reply_json(const ControlReplyMessage& reply) {
@@ -178,6 +186,7 @@ nlohmann::json control_reply_json(const ControlReplyMessage& reply) {
                       {"bytes", w.bytes},
                       {"checksum", w.checksum},
                       {"backup_set", w.backup_set},
+                      {"repo", w.repo},
                       {"gap_seconds", w.gap_seconds}}}};
           },
       },

@@ -58,6 +58,7 @@ struct BackupReport {
   int exit_code = 0;  // what `agent backup` exits with for this outcome
   std::string started_at;
   double seconds = 0;
+  int repo = 0;  // the repository it backed up into; 0: not known
 };
 BackupReport backup_report(const BackupResult& result);
 nlohmann::json backup_report_json(const BackupReport& report);
@@ -82,6 +83,7 @@ struct DumpWritten {
   std::uint64_t bytes = 0;
   std::string checksum;
   std::string backup_set;
+  int repo = 0;  // the repository the set was restored from
   double gap_seconds = 0;
 };
 struct DumpFinishedReply {

@@ -89,9 +89,12 @@ void JobRunner::rerun_leftovers() {
   }
 }
 
-void JobRunner::enqueue(const BackupRequest& request, std::optional<ControlReply> waiter,
-                        bool wait_for_result, std::optional<std::uint64_t> journal_id) {
+void JobRunner::enqueue(const BackupRequest& asked, std::optional<ControlReply> waiter, bool wait_for_result,
+                        std::optional<std::uint64_t> journal_id) {
   auto logger = log::get("queue");
+  // The default repository is the config's at the time of the request.
+  BackupRequest request = asked;
+  if (request.repo == 0) request.repo = config_->pgbackrest.repo;
   if (stopping_ && journal_id) return;  // stays in the journal for the next run
   if (stopping_) {
     logger->warn("{} ignored: the agent is shutting down", request.reason);
@@ -127,12 +130,12 @@ void JobRunner::enqueue(const BackupRequest& request, std::optional<ControlReply
   }
   switch (admission.admission) {
     case Admission::queued:
-      logger->info("job {}: {} backup queued ({})", admission.job_id, backup_type_name(request.type),
-                   request.reason);
+      logger->info("job {}: {} backup queued ({}), into {}", admission.job_id, backup_type_name(request.type),
+                   request.reason, repo_name(request.repo));
       break;
     case Admission::superseded:
-      logger->info("job {}: {} backup queued ({}); {}", admission.job_id, backup_type_name(request.type),
-                   request.reason, admission.reason);
+      logger->info("job {}: {} backup queued ({}), into {}; {}", admission.job_id,
+                   backup_type_name(request.type), request.reason, repo_name(request.repo), admission.reason);
       count_skip("superseded", admission.superseded_ids.size());
       for (auto id : admission.superseded_ids) {  // their waiters now wait for the larger job
         auto moved = waiters_.extract(id);
@@ -267,8 +270,9 @@ void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
 void JobRunner::on_dump_finished(Result<DumpSummary> summary, ControlReply reply) {
   DumpFinishedReply finished{ReplyError{}};
   if (summary) {
-    finished.outcome = DumpWritten{summary->output,   summary->manifest_path, summary->bytes,
-                                   summary->checksum, summary->backup_label,  summary->gap_seconds};
+    finished.outcome =
+        DumpWritten{summary->output,       summary->manifest_path, summary->bytes,      summary->checksum,
+                    summary->backup_label, summary->repo,          summary->gap_seconds};
     double seconds = 0;
     for (const auto& timing : summary->timings) seconds += timing.seconds;
     metrics_.record_dump(DumpResult{services_.clock.now(), seconds, summary->bytes, summary->gap_seconds});

@@ -60,16 +60,23 @@ void RepositoryCollector::collect() {
   auto info = read_stanza_info(config_, runner_, cancel_);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   metrics_.record_repository_read(info, std::chrono::system_clock::now(), seconds);
+  // Readable: every repository could be read. One that could not is a partial failure, named.
+  std::string problem = info ? std::string() : info.error().message;
+  if (info)
+    for (const auto& repo : repositories(*info))
+      if (!repo.readable())
+        problem +=
+            (problem.empty() ? "" : "; ") + ("repo" + std::to_string(repo.key) + ": " + repo.status_message);
   {
     std::lock_guard lock(mutex_);
-    if (info.ok() != readable_.value_or(!info.ok())) {
-      if (info)
-        logger->info("repository readable again");
+    if (problem != error_ || !readable_) {
+      if (problem.empty())
+        logger->info("repository readable{}", readable_ ? " again" : "");
       else
-        logger->warn("cannot read the repository: {}", info.error().message);
+        logger->warn("cannot read the repository: {}", problem);
     }
-    readable_ = info.ok();
-    error_ = info ? std::string() : info.error().message;
+    readable_ = problem.empty();
+    error_ = problem;
   }
   // WAL archiving of the live server; a standby or a stopped server simply has none to report.
   auto session = connector_.connect(

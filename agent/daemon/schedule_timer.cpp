@@ -12,10 +12,12 @@ constexpr auto kMaxSleep = std::chrono::seconds(30);
 }  // namespace
 
 ScheduleTimer::ScheduleTimer(LoopTimers& timers, Clock& clock, BackupType type, CronExpression cron,
-                             const date::time_zone& zone, std::function<void(BackupRequest)> enqueue)
+                             const date::time_zone& zone, std::function<void(BackupRequest)> enqueue,
+                             int repo)
     : timer_(timers.make_timer()),
       clock_(clock),
       type_(type),
+      repo_(repo),
       cron_(std::move(cron)),
       zone_(zone),
       enqueue_(std::move(enqueue)) {}
@@ -24,8 +26,8 @@ void ScheduleTimer::start() {
   next_ = next_fire(cron_, zone_, std::chrono::floor<std::chrono::seconds>(clock_.now()));
   if (next_)
     log::get("schedule")
-        ->info("{} backups at '{}' ({}); next at {}", backup_type_name(type_), cron_.text, zone_.name(),
-               format_iso_utc(SysMicros{*next_}));
+        ->info("{} backups into {} at '{}' ({}); next at {}", backup_type_name(type_), repo_name(repo_),
+               cron_.text, zone_.name(), format_iso_utc(SysMicros{*next_}));
   arm();
 }
 
@@ -47,8 +49,9 @@ void ScheduleTimer::on_timer() {
   if (clock_.now() >= *next_) {
     const auto due = *next_;
     enqueue_(BackupRequest{type_, Trigger::schedule,
-                           std::string("schedule ") + backup_type_name(type_) + " '" + cron_.text + "'",
-                           clock_.now()});
+                           std::string("schedule ") + backup_type_name(type_) + " '" + cron_.text + "'" +
+                               (repo_ > 0 ? " into repo" + std::to_string(repo_) : ""),
+                           clock_.now(), repo_});
     // From the time that fired, not from now: a slow enqueue never skips the next one.
     next_ = next_fire(cron_, zone_, due);
   }

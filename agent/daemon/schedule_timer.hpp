@@ -15,11 +15,13 @@ namespace agent {
 
 class ScheduleTimer {
  public:
+  // `repo`: the repository its backups go to (0: the default one).
   ScheduleTimer(LoopTimers& timers, Clock& clock, BackupType type, CronExpression cron,
-                const date::time_zone& zone, std::function<void(BackupRequest)> enqueue);
+                const date::time_zone& zone, std::function<void(BackupRequest)> enqueue, int repo = 0);
   void start();
   void stop();
   BackupType type() const { return type_; }
+  int repo() const { return repo_; }
   const CronExpression& cron() const { return cron_; }
   std::optional<std::chrono::sys_seconds> next() const { return next_; }
 
@@ -30,6 +32,7 @@ class ScheduleTimer {
   std::unique_ptr<LoopTimer> timer_;
   Clock& clock_;
   BackupType type_;
+  int repo_;
   CronExpression cron_;
   const date::time_zone& zone_;
   std::function<void(BackupRequest)> enqueue_;

@@ -10,8 +10,13 @@ std::string iso(std::chrono::system_clock::time_point t) {
   return format_iso_utc(std::chrono::floor<Microseconds>(t));
 }
 
+nlohmann::json repo_json(int repo) {
+  return repo > 0 ? nlohmann::json(repo) : nlohmann::json(nullptr);
+}
+
 nlohmann::json backup_request_json(std::uint64_t id, const BackupRequest& request) {
   return {{"job_id", id},
+          {"repo", repo_json(request.repo)},
           {"type", backup_type_name(request.type)},
           {"trigger", trigger_name(request.trigger)},
           {"reason", request.reason},
@@ -29,6 +34,28 @@ nlohmann::json dump_json(const std::optional<JobRunner::DumpRecord>& record) {
           {"output", record->output},
           {"started_at", iso(record->started)},
           {"outcome", record->outcome}};
+}
+
+// Each repository as the last `pgbackrest info` left it: readable or why not, and its newest
+// backup of each type.
+nlohmann::json repositories_json(const StatusSources& s) {
+  nlohmann::json list = nlohmann::json::array();
+  if (s.metrics == nullptr) return list;
+  for (const auto& repo : s.metrics->repositories()) {
+    nlohmann::json newest = nlohmann::json::object();
+    for (const auto& [type, backup] : repo.newest_by_type)
+      newest[type] = {{"label", backup.label},
+                      {"stop", format_iso_utc(SysMicros{std::chrono::seconds{backup.stop_epoch}})}};
+    list.push_back({{"repo", repo.repo},
+                    {"readable", repo.readable},
+                    {"problem", text_or_null(repo.problem)},
+                    {"last_read", repo.last_read_epoch ? nlohmann::json(format_iso_utc(SysMicros{
+                                                             std::chrono::seconds{*repo.last_read_epoch}}))
+                                                       : nlohmann::json(nullptr)},
+                    {"backups", repo.backups},
+                    {"newest", newest}});
+  }
+  return list;
 }
 
 nlohmann::json annotation_json(const StatusSources& s) {
@@ -62,6 +89,7 @@ nlohmann::json status_json(const StatusSources& s) {
   for (const auto& schedule : s.triggers.schedules()) {
     schedules.push_back(
         {{"type", backup_type_name(schedule->type())},
+         {"repo", repo_json(schedule->repo())},
          {"cron", schedule->cron().text},
          {"timezone", s.config.schedules.timezone},
          {"next", schedule->next() ? nlohmann::json(format_iso_utc(SysMicros{*schedule->next()}))
@@ -78,6 +106,9 @@ nlohmann::json status_json(const StatusSources& s) {
           {"skipped", s.jobs.skipped()},
           {"schedules", schedules},
           {"schedules_refused", text_or_null(s.triggers.schedules_refused())},
+          {"repositories", repositories_json(s)},
+          {"repository_read_error",
+           s.metrics != nullptr ? text_or_null(s.metrics->read_error()) : nlohmann::json(nullptr)},
           {"annotation", annotation_json(s)},
           {"state",
            {{"dir", s.config.state_dir},

@@ -9,6 +9,7 @@
 #include "daemon/job_runner.hpp"
 #include "daemon/triggers.hpp"
 #include "jobs/request_journal.hpp"
+#include "metrics/agent_metrics.hpp"
 
 namespace agent {
 
@@ -19,6 +20,7 @@ struct StatusSources {
   const RequestJournal* journal;  // null when requests are not durable
   const std::string& state_problem;
   std::chrono::system_clock::time_point started_at;
+  AgentMetrics* metrics = nullptr;  // the repositories as the last reads left them
 };
 
 nlohmann::json status_json(const StatusSources& sources);

@@ -15,15 +15,20 @@ Status Triggers::open(const std::string& state_problem, const std::string& backu
   } catch (const std::exception&) {
     return make_error(ErrorKind::usage, "unknown time zone '" + config_->schedules.timezone + "'");
   }
-  const std::pair<BackupType, const std::string*> schedules[] = {
-      {BackupType::full, &config_->schedules.full},
-      {BackupType::diff, &config_->schedules.diff},
-      {BackupType::incr, &config_->schedules.incr}};
-  for (const auto& [type, text] : schedules) {
-    if (text->empty()) continue;
-    auto cron = parse_cron(*text);
-    if (!cron) return cron.error();
-    schedules_.push_back(std::make_unique<ScheduleTimer>(timers_, clock_, type, *cron, *zone, enqueue_));
+  // The default repository's schedules, then each repository's (schedules.repoN), in key order.
+  std::vector<std::pair<int, AgentConfig::RepoSchedules>> by_repo{
+      {0, {config_->schedules.full, config_->schedules.diff, config_->schedules.incr}}};
+  by_repo.insert(by_repo.end(), config_->schedules.repos.begin(), config_->schedules.repos.end());
+  for (const auto& [repo, texts] : by_repo) {
+    const std::pair<BackupType, const std::string*> schedules[] = {
+        {BackupType::full, &texts.full}, {BackupType::diff, &texts.diff}, {BackupType::incr, &texts.incr}};
+    for (const auto& [type, text] : schedules) {
+      if (text->empty()) continue;
+      auto cron = parse_cron(*text);
+      if (!cron) return cron.error();
+      schedules_.push_back(
+          std::make_unique<ScheduleTimer>(timers_, clock_, type, *cron, *zone, enqueue_, repo));
+    }
   }
   if (!schedules_.empty() && !backup_problem.empty()) {
     schedules_.clear();
@@ -45,9 +50,14 @@ Status Triggers::open(const std::string& state_problem, const std::string& backu
                                                  path, make_error(ErrorKind::environment, state_problem,
                                                                   "create state_dir, writable by the agent's "
                                                                   "user, or set state_dir elsewhere")));
-    annotation_ =
-        std::make_unique<AnnotationTrigger>(io_, config_->manual.annotations_file, config_->manual.annotation,
-                                            *parse_backup_type(config_->manual.type), *handled_, enqueue_);
+    // manual.repo: the repository of the annotation's backups (0: the default one).
+    auto enqueue_into = [enqueue = enqueue_, repo = config_->manual.repo](BackupRequest request) {
+      request.repo = repo;
+      enqueue(std::move(request));
+    };
+    annotation_ = std::make_unique<AnnotationTrigger>(
+        io_, config_->manual.annotations_file, config_->manual.annotation,
+        *parse_backup_type(config_->manual.type), *handled_, enqueue_into);
   }
   return {};
 }

@@ -21,6 +21,10 @@ std::optional<BackupType> parse_backup_type(std::string_view text) {
   return std::nullopt;
 }
 
+std::string repo_name(int repo) {
+  return repo > 0 ? "repo" + std::to_string(repo) : "the default repository";
+}
+
 const char* trigger_name(Trigger trigger) {
   switch (trigger) {
     case Trigger::schedule:

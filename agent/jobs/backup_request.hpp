@@ -17,7 +17,13 @@ struct BackupRequest {
   Trigger trigger = Trigger::schedule;
   std::string reason;  // for logs and status: "schedule incr '*/15 * * * *'", "annotation value '...'"
   std::chrono::system_clock::time_point requested_at{};
+  // The repository to back up into (pgBackRest's --repo); 0: the default one (pgbackrest.repo,
+  // else pgBackRest's own default, the lowest-numbered repository).
+  int repo = 0;
 };
+
+// "repo2", or "the default repository" for 0.
+std::string repo_name(int repo);
 
 const char* backup_type_name(BackupType type);
 std::optional<BackupType> parse_backup_type(std::string_view text);

@@ -5,13 +5,16 @@
 namespace agent {
 
 namespace {
-bool covers(BackupType have, BackupType want) {
-  return static_cast<int>(have) >= static_cast<int>(want);
+// A backup answers a request of the same or a smaller type into the same repository: a full
+// into repo1 says nothing about repo2.
+bool covers(const BackupRequest& have, const BackupRequest& want) {
+  return have.repo == want.repo && static_cast<int>(have.type) >= static_cast<int>(want.type);
 }
 
 std::string describe(const QueuedBackup& job, const char* where) {
-  return std::string("a ") + backup_type_name(job.request.type) + " backup is already " + where + " (job " +
-         std::to_string(job.id) + ")";
+  return std::string("a ") + backup_type_name(job.request.type) + " backup" +
+         (job.request.repo > 0 ? " into repo" + std::to_string(job.request.repo) : "") + " is already " +
+         where + " (job " + std::to_string(job.id) + ")";
 }
 }  // namespace
 
@@ -19,12 +22,12 @@ AdmissionResult JobQueue::offer(const BackupRequest& request) {
   const bool scheduled = request.trigger == Trigger::schedule;
   const std::uint64_t id = next_id_++;
 
-  if (scheduled && running_ && covers(running_->request.type, request.type)) {
+  if (scheduled && running_ && covers(running_->request, request)) {
     running_->merged_ids.push_back(id);
     return {Admission::merged, running_->id, describe(*running_, "running"), {}};
   }
   for (auto& job : pending_) {
-    if (covers(job.request.type, request.type)) {
+    if (covers(job.request, request)) {
       job.merged_ids.push_back(id);
       return {Admission::merged, job.id, describe(job, "queued"), {}};
     }
@@ -33,7 +36,8 @@ AdmissionResult JobQueue::offer(const BackupRequest& request) {
   AdmissionResult result;
   // Smaller scheduled jobs still waiting are covered by this one.
   for (auto it = pending_.begin(); it != pending_.end();) {
-    if (it->request.trigger == Trigger::schedule && !covers(it->request.type, request.type)) {
+    if (it->request.trigger == Trigger::schedule && it->request.repo == request.repo &&
+        !covers(it->request, request)) {
       result.superseded_ids.push_back(it->id);
       it = pending_.erase(it);
     } else {

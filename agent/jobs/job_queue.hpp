@@ -3,11 +3,12 @@
 // fail the second with "[050] unable to acquire lock"). Pure bookkeeping: the daemon owns the
 // thread that runs jobs; this decides what runs next and what a new request turns into.
 //
-// Rules:
-//  - a scheduled request that a running or queued backup of the same or a larger type already
-//    covers is merged (counted as skipped, with the reason);
-//  - a request of a larger type replaces queued scheduled backups of smaller types (a full due
-//    while an incremental waits supersedes it);
+// Rules (backups into different repositories never answer for each other; they only wait in
+// the same line, as pgBackRest's backup lock is the stanza's, whatever the repository):
+//  - a scheduled request that a running or queued backup of the same or a larger type into the
+//    same repository already covers is merged (counted as skipped, with the reason);
+//  - a request of a larger type replaces queued scheduled backups of smaller types into the same
+//    repository (a full due while an incremental waits supersedes it);
 //  - a manual request (annotation or CLI) is never merged into a running backup, which started
 //    before it was asked for: it waits its turn, or joins a queued backup that covers it;
 //  - the queue is bounded: beyond its capacity a request is refused.

@@ -28,6 +28,9 @@ struct BackupResult {
   int lock_waits = 0;  // times it found the backup lock held by another process and waited
   std::chrono::system_clock::time_point started{};
   double seconds = 0;
+  // The repository it backed up into: the request's, else the lowest-numbered one pgbackrest
+  // info lists after the job (pgBackRest's default); 0 when not known.
+  int repo = 0;
   std::optional<StanzaInfo> info;  // the repository after the job, when it could be read
   double info_seconds = 0;         // how long that read took
 };

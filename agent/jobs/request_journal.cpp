@@ -54,11 +54,18 @@ Result<std::pair<std::uint64_t, std::vector<JournaledRequest>>> parse(const std:
     const auto parsed_type = parse_backup_type(type->get<std::string>());
     const auto parsed_trigger = parse_trigger(trigger->get<std::string>());
     if (!parsed_type || !parsed_trigger) return bad("a request has an unknown type or trigger");
+    // "repo" is optional: a journal written before backups named their repository has none.
+    int repo = 0;
+    if (const auto found = item.find("repo"); found != item.end()) {
+      if (!found->is_number_integer() || found->get<std::int64_t>() < 0 || found->get<std::int64_t>() > 256)
+        return bad("a request has a repo that is not 0..256");
+      repo = static_cast<int>(found->get<std::int64_t>());
+    }
     JournaledRequest entry;
     entry.id = id->get<std::uint64_t>();
     entry.request = BackupRequest{
         *parsed_type, *parsed_trigger, reason->get<std::string>(),
-        std::chrono::system_clock::time_point(std::chrono::microseconds(at->get<std::int64_t>()))};
+        std::chrono::system_clock::time_point(std::chrono::microseconds(at->get<std::int64_t>())), repo};
     entry.attempts = static_cast<int>(std::clamp<std::int64_t>(attempts->get<std::int64_t>(), 0, 1000));
     requests.push_back(std::move(entry));
   }
@@ -160,7 +167,8 @@ Status RequestJournal::save() const {
                     {"requested_at_us", std::chrono::duration_cast<std::chrono::microseconds>(
                                             entry.request.requested_at.time_since_epoch())
                                             .count()},
-                    {"attempts", entry.attempts}});
+                    {"attempts", entry.attempts},
+                    {"repo", entry.request.repo}});
   }
   const nlohmann::json json = {{"version", kFormatVersion}, {"next_id", next_id_}, {"requests", list}};
   // Reasons carry annotation values, which may be any bytes: never throw on invalid UTF-8.

@@ -9,7 +9,8 @@
 // The file is JSON, written atomically:
 //   {"version": 1, "next_id": 8,
 //    "requests": [{"id": 7, "type": "full", "trigger": "annotation", "reason": "...",
-//                  "requested_at_us": 1795428000000000, "attempts": 1}]}
+//                  "requested_at_us": 1795428000000000, "attempts": 1, "repo": 2}]}
+// ("repo": the repository, 0 for the default one; absent in files of earlier versions)
 //
 // One window stays open: an annotation value is remembered as handled a moment before its
 // request is journaled; a kill between the two writes loses that request.

@@ -47,7 +47,7 @@ struct AgentMetrics::Families {
   explicit Families(prometheus::Registry& r)
       : last_completion(BuildGauge()
                             .Name("agent_backup_last_completion_timestamp_seconds")
-                            .Help("Stop time of the newest backup of this type in the repository")
+                            .Help("Stop time of the newest backup of this type in the repository `repo`")
                             .Register(r)),
         age(BuildGauge()
                 .Name("agent_backup_age_seconds")
@@ -68,23 +68,26 @@ struct AgentMetrics::Families {
                            .Register(r)),
         count(BuildGauge()
                   .Name("agent_repository_backups")
-                  .Help("Backups in the repository, by type")
+                  .Help("Backups in the repository `repo`, by type")
                   .Register(r)),
-        oldest(BuildGauge()
-                   .Name("agent_backup_oldest_completion_timestamp_seconds")
-                   .Help("Stop time of the oldest backup: the start of the recoverable window")
-                   .Register(r)),
+        oldest(
+            BuildGauge()
+                .Name("agent_backup_oldest_completion_timestamp_seconds")
+                .Help("Stop time of the oldest backup in the repository `repo`: the start of its recoverable "
+                      "window")
+                .Register(r)),
         archive_range(BuildGauge()
                           .Name("agent_repository_wal_archive_info")
-                          .Help("The WAL range in the repository's archive (min and max segment)")
+                          .Help("The WAL range in the archive of the repository `repo` (min and max segment)")
                           .Register(r)),
         info_success(BuildGauge()
                          .Name("agent_repository_info_success")
-                         .Help("1 if the last `pgbackrest info` read succeeded, 0 if it failed")
+                         .Help("1 if the last `pgbackrest info` could read the repository `repo`, 0 if not "
+                               "(repo=\"\": it failed before any repository was known)")
                          .Register(r)),
         info_last_success(BuildGauge()
                               .Name("agent_repository_info_last_success_timestamp_seconds")
-                              .Help("When `pgbackrest info` last succeeded")
+                              .Help("When `pgbackrest info` last read the repository `repo`")
                               .Register(r)),
         info_duration(BuildGauge()
                           .Name("agent_repository_info_duration_seconds")
@@ -92,19 +95,19 @@ struct AgentMetrics::Families {
                           .Register(r)),
         info_errors(BuildCounter()
                         .Name("agent_repository_info_errors_total")
-                        .Help("Failed `pgbackrest info` reads")
+                        .Help("`pgbackrest info` reads that could not read the repository `repo`")
                         .Register(r)),
         backups(BuildCounter()
                     .Name("agent_backups_total")
-                    .Help("Backup jobs the agent ran, by type, trigger and result")
+                    .Help("Backup jobs the agent ran, by repository, type, trigger and result")
                     .Register(r)),
         last_success(BuildGauge()
                          .Name("agent_backup_last_success_timestamp_seconds")
-                         .Help("When the agent's last successful backup of this type finished")
+                         .Help("When the agent's last successful backup of this type into `repo` finished")
                          .Register(r)),
         last_failure(BuildGauge()
                          .Name("agent_backup_last_failure_timestamp_seconds")
-                         .Help("When the agent's last failed backup of this type finished")
+                         .Help("When the agent's last failed backup of this type into `repo` finished")
                          .Register(r)),
         lock_waits(BuildCounter()
                        .Name("agent_backup_lock_waits_total")
@@ -201,16 +204,14 @@ struct AgentMetrics::Families {
   Gauge* archive_range_series = nullptr;
 };
 
-AgentMetrics::AgentMetrics(std::string stanza, std::string repo, bool crunchy_compat)
+AgentMetrics::AgentMetrics(std::string stanza, bool crunchy_compat)
     : stanza_(std::move(stanza)),
-      repo_(std::move(repo)),
       crunchy_compat_(crunchy_compat),
       registry_(std::make_shared<prometheus::Registry>()),
       families_(std::make_unique<Families>(*registry_)) {
   families_->build_info.Add({{"version", kAgentVersion}}).Set(1);
   families_->queue_length.Add({{"stanza", stanza_}}).Set(0);
   for (const char* type : kTypes) families_->running.Add({{"stanza", stanza_}, {"type", type}}).Set(0);
-  families_->info_errors.Add({{"stanza", stanza_}});
   if (crunchy_compat_) {
     auto& r = *registry_;
     const auto age_family = [&r](const char* name, const char* help) -> Family<Gauge>* {
@@ -237,6 +238,12 @@ AgentMetrics::AgentMetrics(std::string stanza, std::string repo, bool crunchy_co
 
 AgentMetrics::~AgentMetrics() = default;
 
+namespace {
+std::string repo_label(int repo) {
+  return repo > 0 ? std::to_string(repo) : std::string();
+}
+}  // namespace
+
 void AgentMetrics::record_repository_read(const Result<StanzaInfo>& info,
                                           std::chrono::system_clock::time_point at, double seconds) {
   const GenerationBump bump(generation_);  // after the change, on every return
@@ -244,47 +251,136 @@ void AgentMetrics::record_repository_read(const Result<StanzaInfo>& info,
   auto& f = *families_;
   const prometheus::Labels stanza{{"stanza", stanza_}};
   f.info_duration.Add(stanza).Set(seconds);
+  const auto failed = [&](const std::string& repo) {
+    const prometheus::Labels labels{{"stanza", stanza_}, {"repo", repo}};
+    f.info_success.Add(labels).Set(0);
+    f.info_errors.Add(labels).Increment();
+  };
   if (!info) {
-    // The freshness series keep their last known values: a broken repository must not look
-    // like missing data to the alerts.
-    f.info_success.Add(stanza).Set(0);
-    f.info_errors.Add(stanza).Increment();
+    // Every repository failed with it. The freshness series keep their last known values: a
+    // broken repository must not look like missing data to the alerts.
+    read_error_ = info.error().message;
+    for (auto& [key, repo] : repos_) {
+      repo.readable = false;
+      repo.problem = read_error_;
+      failed(repo_label(key));
+    }
+    if (repos_.empty()) {
+      failed_unknown_ = true;
+      failed("");
+    }
     return;
   }
-  f.info_success.Add(stanza).Set(1);
-  f.info_last_success.Add(stanza).Set(epoch_seconds(at));
+  read_error_.clear();
+  if (failed_unknown_) {
+    const prometheus::Labels unknown{{"stanza", stanza_}, {"repo", ""}};
+    f.info_success.Remove(&f.info_success.Add(unknown));
+    f.info_errors.Remove(&f.info_errors.Add(unknown));
+    failed_unknown_ = false;
+  }
+  const auto statuses = agent::repositories(*info);
+  // A repository no longer in pgBackRest's config: its series go, rather than age forever.
+  std::vector<int> gone;
+  for (const auto& [key, repo] : repos_)
+    if (std::none_of(statuses.begin(), statuses.end(),
+                     [key = key](const RepoStatus& s) { return s.key == key; }))
+      gone.push_back(key);
+  for (const int key : gone) forget_repo(key);
 
-  newest_by_type_.clear();
-  oldest_full_.reset();
-  std::map<std::string, int> counts;
-  std::optional<std::int64_t> oldest;
-  for (const auto& backup : info->backups) {
-    if (backup.error) continue;
-    ++counts[backup.type];
-    auto& newest = newest_by_type_[backup.type];
-    if (backup.stop_epoch >= newest.stop_epoch) newest = backup;
-    if (!oldest || backup.stop_epoch < *oldest) oldest = backup.stop_epoch;
-    if (backup.type == "full" && (!oldest_full_ || backup.stop_epoch < *oldest_full_))
-      oldest_full_ = backup.stop_epoch;
+  for (const auto& status : statuses) {
+    const std::string label = repo_label(status.key);
+    const prometheus::Labels labels{{"stanza", stanza_}, {"repo", label}};
+    auto& repo = repos_[status.key];
+    f.info_errors.Add(labels);  // present from the start, so that rate() sees the first error
+    repo.readable = status.readable();
+    if (!repo.readable) {
+      // Partial: this repository failed, the others are read as usual.
+      repo.problem = status.status_message;
+      failed(label);
+      continue;
+    }
+    repo.problem.clear();
+    repo.last_read_epoch = std::chrono::floor<std::chrono::seconds>(at).time_since_epoch().count();
+    f.info_success.Add(labels).Set(1);
+    f.info_last_success.Add(labels).Set(epoch_seconds(at));
+
+    const StanzaInfo view = repository_view(*info, status.key);
+    repo.newest_by_type.clear();
+    repo.oldest_full.reset();
+    repo.backups = 0;
+    std::map<std::string, int> counts;
+    std::optional<std::int64_t> oldest;
+    for (const auto& backup : view.backups) {
+      if (backup.error) continue;
+      ++repo.backups;
+      ++counts[backup.type];
+      auto& newest = repo.newest_by_type[backup.type];
+      if (backup.stop_epoch >= newest.stop_epoch) newest = backup;
+      if (!oldest || backup.stop_epoch < *oldest) oldest = backup.stop_epoch;
+      if (backup.type == "full" && (!repo.oldest_full || backup.stop_epoch < *repo.oldest_full))
+        repo.oldest_full = backup.stop_epoch;
+    }
+    for (const char* type : kTypes) {
+      const prometheus::Labels typed{{"stanza", stanza_}, {"repo", label}, {"type", type}};
+      f.count.Add(typed).Set(counts[type]);
+      const auto it = repo.newest_by_type.find(type);
+      if (it == repo.newest_by_type.end()) continue;
+      const auto& b = it->second;
+      f.last_completion.Add(typed).Set(static_cast<double>(b.stop_epoch));
+      f.last_duration.Add(typed).Set(static_cast<double>(b.stop_epoch - b.start_epoch));
+      f.last_size.Add(typed).Set(static_cast<double>(b.database_bytes));
+      f.last_repo_size.Add(typed).Set(static_cast<double>(b.repo_bytes));
+    }
+    if (oldest) f.oldest.Add(labels).Set(static_cast<double>(*oldest));
+    if (repo.archive_range_series) f.archive_range.Remove(repo.archive_range_series);
+    repo.archive_range_series = nullptr;
+    if (!view.archive_min.empty()) {
+      repo.archive_range_series = &f.archive_range.Add(
+          {{"stanza", stanza_}, {"repo", label}, {"min", view.archive_min}, {"max", view.archive_max}});
+      repo.archive_range_series->Set(1);
+    }
   }
+}
+
+// Every series of a repository, removed when pgBackRest no longer lists it.
+void AgentMetrics::forget_repo(int key) {
+  auto& f = *families_;
+  const std::string label = repo_label(key);
+  const prometheus::Labels labels{{"stanza", stanza_}, {"repo", label}};
+  for (auto* family : {&f.oldest, &f.info_success, &f.info_last_success})
+    family->Remove(&family->Add(labels));
+  f.info_errors.Remove(&f.info_errors.Add(labels));
   for (const char* type : kTypes) {
-    const prometheus::Labels labels{{"stanza", stanza_}, {"type", type}};
-    f.count.Add(labels).Set(counts[type]);
-    const auto it = newest_by_type_.find(type);
-    if (it == newest_by_type_.end()) continue;
-    const auto& b = it->second;
-    f.last_completion.Add(labels).Set(static_cast<double>(b.stop_epoch));
-    f.last_duration.Add(labels).Set(static_cast<double>(b.stop_epoch - b.start_epoch));
-    f.last_size.Add(labels).Set(static_cast<double>(b.database_bytes));
-    f.last_repo_size.Add(labels).Set(static_cast<double>(b.repo_bytes));
+    const prometheus::Labels typed{{"stanza", stanza_}, {"repo", label}, {"type", type}};
+    for (auto* family :
+         {&f.count, &f.last_completion, &f.last_duration, &f.last_size, &f.last_repo_size, &f.age})
+      family->Remove(&family->Add(typed));
   }
-  if (oldest) f.oldest.Add(stanza).Set(static_cast<double>(*oldest));
-  if (f.archive_range_series) f.archive_range.Remove(f.archive_range_series);
-  f.archive_range_series = nullptr;
-  if (!info->archive_min.empty())
-    f.archive_range_series =
-        &f.archive_range.Add({{"stanza", stanza_}, {"min", info->archive_min}, {"max", info->archive_max}});
-  if (f.archive_range_series) f.archive_range_series->Set(1);
+  if (auto* series = repos_[key].archive_range_series) f.archive_range.Remove(series);
+  if (crunchy_compat_) {
+    const prometheus::Labels ccp{{"stanza", stanza_}, {"repo", label}};
+    for (auto* family : {ccp_full_age_, ccp_diff_age_, ccp_incr_age_, ccp_oldest_full_})
+      family->Remove(&family->Add(ccp));
+    for (const char* type : kTypes) {
+      const prometheus::Labels typed{{"backup_type", type}, {"stanza", stanza_}, {"repo", label}};
+      for (auto* family : {ccp_runtime_, ccp_repo_size_}) family->Remove(&family->Add(typed));
+    }
+  }
+  repos_.erase(key);
+}
+
+std::vector<RepositorySummary> AgentMetrics::repositories() {
+  std::lock_guard lock(mutex_);
+  std::vector<RepositorySummary> summaries;
+  for (const auto& [key, repo] : repos_)
+    summaries.push_back(RepositorySummary{key, repo.readable, repo.problem, repo.last_read_epoch,
+                                          repo.newest_by_type, repo.backups});
+  return summaries;
+}
+
+std::string AgentMetrics::read_error() {
+  std::lock_guard lock(mutex_);
+  return read_error_;
 }
 
 void AgentMetrics::record_archiver(const ArchiverStats& stats) {
@@ -304,13 +400,15 @@ void AgentMetrics::record_backup(const BackupResult& result, std::chrono::system
   const GenerationBump bump(generation_);  // after the change, on every return
   auto& f = *families_;
   const std::string type = backup_type_name(result.request.type);
+  const std::string repo = repo_label(result.repo);
   f.backups
       .Add({{"stanza", stanza_},
+            {"repo", repo},
             {"type", type},
             {"trigger", trigger_name(result.request.trigger)},
             {"result", backup_outcome_name(result.outcome)}})
       .Increment();
-  const prometheus::Labels labels{{"stanza", stanza_}, {"type", type}};
+  const prometheus::Labels labels{{"stanza", stanza_}, {"repo", repo}, {"type", type}};
   auto& lock_waits = f.lock_waits.Add({{"stanza", stanza_}});
   if (result.lock_waits > 0) lock_waits.Increment(static_cast<double>(result.lock_waits));
   if (result.outcome == BackupOutcome::succeeded) f.last_success.Add(labels).Set(epoch_seconds(finished));
@@ -361,40 +459,43 @@ std::string AgentMetrics::scrape(std::chrono::system_clock::time_point now) {
   if (cached_text_ && cached_second_ == second && cached_generation_ == generation) return *cached_text_;
   auto& f = *families_;
   const double now_seconds = epoch_seconds(now);
-  // Ages from the stored stop times, for this very moment.
-  std::map<std::string, std::int64_t> covering;
-  for (const auto& [newest_type, backup] : newest_by_type_)
-    for (const char* asked : kTypes)
-      if (covers(newest_type, asked)) covering[asked] = std::max(covering[asked], backup.stop_epoch);
-  for (const auto& [type, stop] : covering)
-    f.age.Add({{"stanza", stanza_}, {"type", type}}).Set(now_seconds - static_cast<double>(stop));
-
-  if (crunchy_compat_) {
-    const prometheus::Labels labels{{"stanza", stanza_}, {"repo", repo_}};
+  // Ages from the stored stop times, for this very moment, per repository.
+  for (const auto& [key, repo] : repos_) {
+    const std::string label = repo_label(key);
+    std::map<std::string, std::int64_t> covering;
+    for (const auto& [newest_type, backup] : repo.newest_by_type)
+      for (const char* asked : kTypes)
+        if (covers(newest_type, asked)) covering[asked] = std::max(covering[asked], backup.stop_epoch);
+    for (const auto& [type, stop] : covering)
+      f.age.Add({{"stanza", stanza_}, {"repo", label}, {"type", type}})
+          .Set(now_seconds - static_cast<double>(stop));
+    if (!crunchy_compat_) continue;
+    // pgMonitor's `repo` is the backup's repo-key, as here.
+    const prometheus::Labels labels{{"stanza", stanza_}, {"repo", label}};
     const auto set_age = [&](Family<Gauge>* family, const char* type) {
       if (covering.count(type)) family->Add(labels).Set(now_seconds - static_cast<double>(covering[type]));
     };
     set_age(ccp_full_age_, "full");
     set_age(ccp_diff_age_, "diff");
     set_age(ccp_incr_age_, "incr");
-    for (const auto& [type, backup] : newest_by_type_) {
-      const prometheus::Labels typed{{"backup_type", type}, {"stanza", stanza_}, {"repo", repo_}};
+    for (const auto& [type, backup] : repo.newest_by_type) {
+      const prometheus::Labels typed{{"backup_type", type}, {"stanza", stanza_}, {"repo", label}};
       ccp_runtime_->Add(typed).Set(static_cast<double>(backup.stop_epoch - backup.start_epoch));
       ccp_repo_size_->Add(typed).Set(static_cast<double>(backup.repo_bytes));
     }
-    if (oldest_full_) ccp_oldest_full_->Add(labels).Set(static_cast<double>(*oldest_full_));
-    if (archiver_) {
-      if (archiver_->last_archived_epoch)
-        ccp_since_archive_->Add({}).Set(now_seconds - static_cast<double>(*archiver_->last_archived_epoch));
-      // pgMonitor: how long failures have gone on past the last success, clamped at 0.
-      double failing = 0;
-      if (archiver_->last_failed_epoch && archiver_->last_archived_epoch)
-        failing = std::max<double>(
-            0, static_cast<double>(*archiver_->last_failed_epoch - *archiver_->last_archived_epoch));
-      else if (archiver_->last_failed_epoch)
-        failing = now_seconds - static_cast<double>(*archiver_->last_failed_epoch);
-      ccp_since_fail_->Add({}).Set(failing);
-    }
+    if (repo.oldest_full) ccp_oldest_full_->Add(labels).Set(static_cast<double>(*repo.oldest_full));
+  }
+  if (crunchy_compat_ && archiver_) {
+    if (archiver_->last_archived_epoch)
+      ccp_since_archive_->Add({}).Set(now_seconds - static_cast<double>(*archiver_->last_archived_epoch));
+    // pgMonitor: how long failures have gone on past the last success, clamped at 0.
+    double failing = 0;
+    if (archiver_->last_failed_epoch && archiver_->last_archived_epoch)
+      failing = std::max<double>(
+          0, static_cast<double>(*archiver_->last_failed_epoch - *archiver_->last_archived_epoch));
+    else if (archiver_->last_failed_epoch)
+      failing = now_seconds - static_cast<double>(*archiver_->last_failed_epoch);
+    ccp_since_fail_->Add({}).Set(failing);
   }
   cached_text_ = prometheus::TextSerializer().Serialize(registry_->Collect());
   cached_second_ = second;

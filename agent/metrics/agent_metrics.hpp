@@ -2,7 +2,9 @@
 // Every metric the agent exports, declared in one place and fed from job results, repository
 // reads and pg_stat_archiver. Ages are computed when scraped, from stored timestamps, so a
 // freshness series is never stale by the refresh interval; repository values come from
-// `pgbackrest info`, so they are right after a restart and the same on every pod.
+// `pgbackrest info`, so they are right after a restart and the same on every pod. Every
+// repository value carries the repository (`repo`, its key: "1" for repo1), one repository's
+// failure leaves the others' series as they are.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -11,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "jobs/backup_request.hpp"
 #include "jobs/job_result.hpp"
@@ -27,10 +30,19 @@ class Family;
 
 namespace agent {
 
+// What the last reads said about one repository, for `agent status`.
+struct RepositorySummary {
+  int repo = 0;
+  bool readable = false;                        // the last read could read it
+  std::string problem;                          // why not
+  std::optional<std::int64_t> last_read_epoch;  // the last read that could
+  std::map<std::string, BackupRecord> newest_by_type;
+  std::size_t backups = 0;
+};
+
 class AgentMetrics {
  public:
-  // `repo` is the repository label of the pgMonitor-compatible series ("1" by default).
-  AgentMetrics(std::string stanza, std::string repo, bool crunchy_compat);
+  AgentMetrics(std::string stanza, bool crunchy_compat);
   ~AgentMetrics();
 
   void record_repository_read(const Result<StanzaInfo>& info, std::chrono::system_clock::time_point at,
@@ -48,10 +60,25 @@ class AgentMetrics {
   // The Prometheus text format, with ages computed for `now`.
   std::string scrape(std::chrono::system_clock::time_point now);
 
+  // The repositories as the last reads left them, in key order.
+  std::vector<RepositorySummary> repositories();
+  // Why the last read of `pgbackrest info` failed as a whole; empty when it worked.
+  std::string read_error();
+
  private:
   struct Families;
+  // One repository's last known state.
+  struct Repo {
+    std::map<std::string, BackupRecord> newest_by_type;
+    std::optional<std::int64_t> oldest_full;
+    std::size_t backups = 0;
+    bool readable = false;
+    std::string problem;
+    std::optional<std::int64_t> last_read_epoch;
+    prometheus::Gauge* archive_range_series = nullptr;
+  };
+  void forget_repo(int key);
   std::string stanza_;
-  std::string repo_;
   bool crunchy_compat_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Families> families_;
@@ -62,8 +89,10 @@ class AgentMetrics {
   std::optional<std::string> cached_text_;
   std::int64_t cached_second_ = 0;
   std::uint64_t cached_generation_ = 0;
-  std::map<std::string, BackupRecord> newest_by_type_;  // from the repository
-  std::optional<std::int64_t> oldest_full_;
+  std::map<int, Repo> repos_;  // by key, from the repository reads
+  // A read that failed before any repository was known: its series have an empty repo label.
+  bool failed_unknown_ = false;
+  std::string read_error_;
   std::optional<ArchiverStats> archiver_;
   // pgMonitor-compatible series, when enabled.
   prometheus::Family<prometheus::Gauge>* ccp_full_age_ = nullptr;

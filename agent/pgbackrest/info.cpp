@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <limits>
 #include <regex>
 #include <stdexcept>
@@ -47,6 +48,9 @@ T whole_number_or(const nlohmann::json& object, const char* key, T fallback) {
 // duration, the second after a stop, microseconds) cannot overflow.
 constexpr std::int64_t kLastEpoch = 253402300799;
 
+// pgBackRest numbers repositories repo1 to repo256.
+constexpr int kMaxRepoKey = 256;
+
 }  // namespace
 
 Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
@@ -79,6 +83,8 @@ Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
         if (b.contains("backrest") && b["backrest"].is_object() && b["backrest"].contains("version") &&
             b["backrest"]["version"].is_string())
           record.backrest_version = b["backrest"]["version"].get<std::string>();
+        if (b.contains("database") && b["database"].is_object())
+          record.repo = whole_number_or(b["database"], "repo-key", 0);
         if (b.contains("archive") && b["archive"].is_object()) {
           const auto& archive = b["archive"];
           auto& range = stanza.backup_wal[record.label];
@@ -90,15 +96,32 @@ Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
         stanza.backups.push_back(std::move(record));
       }
       for (const auto& repo : entry.value("repo", nlohmann::json::array())) {
-        if (repo.contains("status") && whole_number_or(repo["status"], "code", 0) != 0)
-          stanza.repo_problems.push_back("repo" + std::to_string(whole_number_or(repo, "key", 0)) + ": " +
-                                         repo["status"].value("message", std::string("error")));
+        RepoStatus status;
+        status.key = whole_number<int>(repo.at("key"), "repo[].key", 1, kMaxRepoKey);
+        if (repo.contains("status")) {
+          status.status_code = whole_number_or(repo["status"], "code", 0);
+          status.status_message = repo["status"].value("message", std::string("error"));
+        }
+        if (status.status_code != 0)
+          stanza.repo_problems.push_back("repo" + std::to_string(status.key) + ": " + status.status_message);
+        stanza.repos.push_back(std::move(status));
       }
+      std::sort(stanza.repos.begin(), stanza.repos.end(),
+                [](const RepoStatus& a, const RepoStatus& b) { return a.key < b.key; });
+      // One entry per database id and repository; the current database's comes last.
       for (const auto& archive : entry.value("archive", nlohmann::json::array())) {
-        if (archive.contains("min") && archive["min"].is_string())
-          stanza.archive_min = archive["min"].get<std::string>();
-        if (archive.contains("max") && archive["max"].is_string())
-          stanza.archive_max = archive["max"].get<std::string>();
+        const bool has_min = archive.contains("min") && archive["min"].is_string();
+        const bool has_max = archive.contains("max") && archive["max"].is_string();
+        if (has_min) stanza.archive_min = archive["min"].get<std::string>();
+        if (has_max) stanza.archive_max = archive["max"].get<std::string>();
+        int key = 0;
+        if (archive.contains("database") && archive["database"].is_object())
+          key = whole_number_or(archive["database"], "repo-key", 0);
+        for (auto& repo : stanza.repos) {
+          if (repo.key != (key > 0 ? key : 1)) continue;
+          if (has_min) repo.archive_min = archive["min"].get<std::string>();
+          if (has_max) repo.archive_max = archive["max"].get<std::string>();
+        }
       }
       stanzas.push_back(std::move(stanza));
     }
@@ -130,8 +153,46 @@ std::optional<Error> version_mismatch_refusal(std::string_view text) {
                         "or upgrade both sides to one version");
 }
 
+std::vector<RepoStatus> repositories(const StanzaInfo& stanza) {
+  if (!stanza.repos.empty()) return stanza.repos;
+  RepoStatus only;
+  only.status_code = stanza.status_code;
+  only.status_message = stanza.status_message;
+  only.archive_min = stanza.archive_min;
+  only.archive_max = stanza.archive_max;
+  return {only};
+}
+
+int repo_of(const BackupRecord& backup) {
+  return backup.repo > 0 ? backup.repo : 1;
+}
+
+StanzaInfo repository_view(const StanzaInfo& stanza, int repo) {
+  StanzaInfo view;
+  view.name = stanza.name;
+  view.backup_wal = stanza.backup_wal;
+  for (const auto& backup : stanza.backups)
+    if (repo_of(backup) == repo) view.backups.push_back(backup);
+  for (const auto& status : repositories(stanza)) {
+    if (status.key != repo) continue;
+    view.status_code = status.status_code;
+    view.status_message = status.status_message;
+    view.archive_min = status.archive_min;
+    view.archive_max = status.archive_max;
+    if (status.status_code != 0)
+      view.repo_problems.push_back("repo" + std::to_string(repo) + ": " + status.status_message);
+    view.repos.push_back(status);
+  }
+  return view;
+}
+
 Status check_stanza_readable(const StanzaInfo& stanza) {
   if (stanza.status_code == 0 || stanza.status_code == 2) return {};
+  // Different across repositories: partial, as long as one of them can be read.
+  const auto repos = repositories(stanza);
+  if (stanza.status_code == 4 &&
+      std::any_of(repos.begin(), repos.end(), [](const RepoStatus& r) { return r.readable(); }))
+    return {};
   std::string detail = stanza.status_message;
   for (const auto& problem : stanza.repo_problems) detail += "; " + problem;
   if (auto refusal = version_mismatch_refusal(detail)) return *refusal;
@@ -141,12 +202,14 @@ Status check_stanza_readable(const StanzaInfo& stanza) {
                     "check the repository's path, permissions and the pgBackRest config");
 }
 
-const BackupRecord* backup_for_target(const StanzaInfo& stanza, SysMicros target,
-                                      const std::optional<std::string>& label) {
+namespace {
+// backup_for_target over the backups of one repository (0: every repository).
+const BackupRecord* newest_before(const StanzaInfo& stanza, SysMicros target,
+                                  const std::optional<std::string>& label, int repo) {
   const auto target_seconds = std::chrono::floor<std::chrono::seconds>(target).time_since_epoch().count();
   const BackupRecord* chosen = nullptr;
   for (const auto& backup : stanza.backups) {
-    if (backup.error) continue;
+    if (backup.error || (repo > 0 && repo_of(backup) != repo)) continue;
     if (label) {
       if (backup.label == *label) return backup.stop_epoch < target_seconds ? &backup : nullptr;
       continue;
@@ -155,6 +218,28 @@ const BackupRecord* backup_for_target(const StanzaInfo& stanza, SysMicros target
       chosen = &backup;
   }
   return chosen;
+}
+}  // namespace
+
+const BackupRecord* backup_for_target(const StanzaInfo& stanza, SysMicros target,
+                                      const std::optional<std::string>& label) {
+  return newest_before(stanza, target, label, 0);
+}
+
+RepoChoice choose_backup(const StanzaInfo& stanza, SysMicros target, const std::optional<std::string>& label,
+                         int repo) {
+  if (repo > 0) return {repo, newest_before(stanza, target, label, repo)};
+  for (const auto& status : repositories(stanza)) {
+    if (!status.readable()) continue;
+    // A named set: the first repository that holds it, whether or not it ends before the target.
+    if (label && std::none_of(stanza.backups.begin(), stanza.backups.end(), [&](const BackupRecord& b) {
+          return !b.error && b.label == *label && repo_of(b) == status.key;
+        }))
+      continue;
+    if (const auto* backup = newest_before(stanza, target, label, status.key); backup || label)
+      return {status.key, backup};
+  }
+  return {};
 }
 
 const BackupRecord* oldest_backup(const StanzaInfo& stanza) {

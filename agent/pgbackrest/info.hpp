@@ -20,6 +20,7 @@ struct BackupRecord {
   std::uint64_t database_bytes = 0;  // info.size: the size of the restored cluster
   std::uint64_t repo_bytes = 0;      // info.repository.size
   bool error = false;
+  int repo = 0;  // database.repo-key: the repository that holds it (0 in hand-made records: repo 1)
   std::string backrest_version = {};  // backrest.version: the pgBackRest that wrote it
 };
 
@@ -29,21 +30,45 @@ struct BackupWalRange {
   std::string stop;
 };
 
+// One repository of the stanza (`repo[]`, with its `archive[]` entry), in key order.
+struct RepoStatus {
+  int key = 1;          // repoN
+  int status_code = 0;  // as the stanza's status; never 4 (that is the stanza's "they differ")
+  std::string status_message;
+  std::string archive_min;
+  std::string archive_max;
+  // 0 ok or 2 no valid backups: pgBackRest read it. Anything else: it could not (missing path or
+  // data, an error such as permission denied or a repository host that does not answer).
+  bool readable() const { return status_code == 0 || status_code == 2; }
+};
+
 struct StanzaInfo {
   std::string name;
-  int status_code = 0;  // 0 ok, 1 missing stanza path, 2 no valid backups, 3 missing data, 99 other
+  // 0 ok, 1 missing stanza path, 2 no valid backups, 3 missing data, 4 different across repos
+  // (each repository's own status is in `repos`), 5 database mismatch across repos, 99 other
+  int status_code = 0;
   std::string status_message;
-  std::vector<BackupRecord> backups;  // oldest first, as pgBackRest lists them
-  std::string archive_min;
+  std::vector<BackupRecord> backups;  // oldest first, as pgBackRest lists them (every repository)
+  std::string archive_min;            // over every repository
   std::string archive_max;
   std::vector<std::string> repo_problems;            // per-repository status messages that are not "ok"
   std::map<std::string, BackupWalRange> backup_wal;  // by backup label
+  std::vector<RepoStatus> repos;                     // in key order; see repositories()
 };
+
+// The stanza's repositories in key order: `repos`, or for a record without them (hand-made, or
+// a pgBackRest before 2.33) one repository, key 1, with the stanza's status.
+std::vector<RepoStatus> repositories(const StanzaInfo& stanza);
+// The repository a backup is in: its repo-key, 1 when it has none.
+int repo_of(const BackupRecord& backup);
+// The stanza as one repository sees it: its backups, its archive range and its status.
+StanzaInfo repository_view(const StanzaInfo& stanza, int repo);
 
 // pgBackRest reports an unreadable repository inside its JSON and still exits 0: this turns
 // status 1 (missing stanza path), 3 (missing stanza data) and 99 (other) into an error.
-// Status 2 (no valid backups) is a readable repository.
-// A version mismatch (see version_mismatch_refusal) is refused as such.
+// Status 2 (no valid backups) is a readable repository. Status 4 (different across repos) is
+// readable when one repository is: the others are partial failures, each in its own
+// RepoStatus. A version mismatch (see version_mismatch_refusal) is refused as such.
 Status check_stanza_readable(const StanzaInfo& stanza);
 
 // pgBackRest talks over TLS or SSH only to its own exact version, and says so in a status message
@@ -53,10 +78,23 @@ std::optional<Error> version_mismatch_refusal(std::string_view text);
 
 Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json);
 
-// The backup set pgBackRest picks for a time target: the newest without error whose stop
-// time is before the target (or exactly `label`, when the user named a set).
+// The backup set for a time target: the newest without error whose stop time is before the
+// target (or exactly `label`, when the user named a set), over the backups of `stanza` (use
+// repository_view for one repository's).
 const BackupRecord* backup_for_target(const StanzaInfo& stanza, SysMicros target,
                                       const std::optional<std::string>& label);
+
+// The repository and set pgBackRest restores for a time target (restoreBackupSet in its
+// restore.c): with `repo` (--repo), that repository only; without, the first repository in key
+// order whose backup.info it can read and that holds a qualifying set (the newest whose stop
+// time is before the target, or the set named `label`); not the newest set over all of them.
+// Repositories that are not readable are skipped, as pgBackRest skips them with a warning.
+struct RepoChoice {
+  int repo = 0;
+  const BackupRecord* backup = nullptr;  // nullptr: no repository holds a qualifying set
+};
+RepoChoice choose_backup(const StanzaInfo& stanza, SysMicros target, const std::optional<std::string>& label,
+                         int repo);
 // The oldest usable backup: its stop time starts the recoverable window.
 const BackupRecord* oldest_backup(const StanzaInfo& stanza);
 

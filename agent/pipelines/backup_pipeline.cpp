@@ -11,6 +11,11 @@ namespace agent {
 
 namespace {
 
+// The repository a request backs up into: its own, else pgbackrest.repo; 0: pgBackRest's default.
+int backup_repo(const AgentConfig& config, const BackupRequest& request) {
+  return request.repo > 0 ? request.repo : config.pgbackrest.repo;
+}
+
 // pgBackRest's LockAcquireError: another process holds the stanza's backup lock.
 constexpr int kPgBackRestLockHeld = 50;
 
@@ -46,7 +51,8 @@ Status check_step(BackupContext& c) {
 
 Status backup_step(BackupContext& c) {
   ProcessSpec spec;
-  spec.argv = pgbackrest_backup_argv(pgbackrest_target(c.config), backup_type_name(c.job.request.type));
+  spec.argv = pgbackrest_backup_argv(pgbackrest_target(c.config, backup_repo(c.config, c.job.request)),
+                                     backup_type_name(c.job.request.type));
   spec.tag = "pgbackrest";
   spec.timeout = std::chrono::seconds(c.config.pgbackrest.backup_timeout_seconds);
   // pgBackRest stops a backup within a second of SIGTERM; the agent's own shutdown has to fit
@@ -101,7 +107,7 @@ Status backup_step(BackupContext& c) {
 Result<StanzaInfo> read_stanza_info(const AgentConfig& config, ProcessRunner& runner,
                                     const CancelToken& cancel) {
   ProcessSpec spec;
-  spec.argv = pgbackrest_info_argv(pgbackrest_target(config));
+  spec.argv = pgbackrest_info_argv(pgbackrest_target(config, 0));
   spec.tag = "pgbackrest";
   spec.stdout_mode = StdoutMode::capture;
   spec.timeout = std::chrono::seconds(config.pgbackrest.timeout_seconds);
@@ -128,6 +134,7 @@ BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, Back
   result.job_id = job.id;
   result.request = job.request;
   result.started = services.clock.now();
+  result.repo = backup_repo(config, job.request);
   const auto begin = services.clock.steady_now();
   const auto finish = [&] {
     result.seconds = std::chrono::duration<double>(services.clock.steady_now() - begin).count();
@@ -154,8 +161,8 @@ BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, Back
     return finish();
   }
 
-  logger->info("job {}: {} backup ({}) started", job.id, backup_type_name(job.request.type),
-               job.request.reason);
+  logger->info("job {}: {} backup ({}) started, into {}", job.id, backup_type_name(job.request.type),
+               job.request.reason, repo_name(result.repo));
   BackupContext context{config, job, services, result, {}};
   static const std::vector<Step<BackupContext>> steps = {{"check", check_step, nullptr},
                                                          {"backup", backup_step, nullptr}};
@@ -174,9 +181,11 @@ BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, Back
     auto info = read_stanza_info(config, services.runner, services.cancel);
     result.info_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - info_begin).count();
-    if (info)
+    if (info) {
       result.info = *info;
-    else
+      // pgBackRest backs up into its lowest-numbered repository when not told which.
+      if (result.repo == 0) result.repo = repositories(*info).front().key;
+    } else
       logger->warn("job {}: cannot read pgbackrest info after the backup: {}", job.id, info.error().message);
   }
   finish();

@@ -12,6 +12,11 @@ Result<DumpJob> build_dump_job(const AgentConfig& config, const DumpArguments& a
     return make_error(ErrorKind::usage, "'" + *arguments.backup_set + "' is not a backup set label",
                       "use a label from `pgbackrest info`, e.g. 20241104-020000F or "
                       "20241104-020000F_20241104-091500I");
+  if (arguments.repo && (*arguments.repo < 1 || *arguments.repo > 256))
+    return make_error(ErrorKind::usage,
+                      "repository " + std::to_string(*arguments.repo) + " is outside 1..256",
+                      "pgBackRest numbers its repositories repo1 to repo256; `pgbackrest info` lists the "
+                      "stanza's");
   if (arguments.port && (*arguments.port < 1 || *arguments.port > 65535))
     return make_error(ErrorKind::usage, "port " + std::to_string(*arguments.port) + " is outside 1..65535");
   for (const auto* text : {&arguments.database, &arguments.output, &arguments.scratch})
@@ -26,6 +31,7 @@ Result<DumpJob> build_dump_job(const AgentConfig& config, const DumpArguments& a
   job.scratch = arguments.scratch.value_or(config.restore.scratch);
   job.port = arguments.port.value_or(config.restore.port);
   job.backup_set = arguments.backup_set;
+  job.repo = arguments.repo.value_or(config.pgbackrest.repo);
   job.overwrite = arguments.overwrite;
   if (!config.restore.fsync) job.no_sync_library = find_no_sync_library().value_or("");
   if (job.database.size() > 63)

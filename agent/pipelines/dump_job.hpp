@@ -17,6 +17,9 @@ struct DumpJob {
   std::string scratch;
   int port = 0;
   std::optional<std::string> backup_set;
+  // The repository to restore from (--repo, else pgbackrest.repo); 0: pgBackRest's choice, the
+  // first repository in key order that holds a backup set for the target.
+  int repo = 0;
   bool overwrite = false;
   // libeatmydata, preloaded into the restore; empty: the restore syncs (restore.fsync: on, or
   // the library is not installed).
@@ -34,6 +37,7 @@ struct DumpArguments {
   std::optional<std::string> scratch;
   std::optional<int> port;
   std::optional<std::string> backup_set;
+  std::optional<int> repo;  // 1..256
   bool overwrite = false;
 };
 

@@ -24,6 +24,7 @@
 #include "exec/no_sync.hpp"
 #include "pg/replay_wait.hpp"
 #include "pgbackrest/info.hpp"
+#include "pgbackrest/restore_log.hpp"
 #include "pipelines/disk_watch.hpp"
 #include "pipelines/dump_preflight.hpp"
 #include "pipelines/dump_sink.hpp"
@@ -62,7 +63,9 @@ struct DumpContext {
     SysMicros checkpoint{};  // a checkpoint in that WAL that began after the target
   } end_of_wal;
 
-  PgBackRestTarget pgbackrest() const { return pgbackrest_target(job.config); }
+  // The restore and the copy's archive-get get --repo only when the job names a repository, as
+  // pgBackRest passes a restore's --repo on to the restore_command it writes.
+  PgBackRestTarget pgbackrest() const { return pgbackrest_target(job.config, job.repo); }
   std::string scratch_conninfo(const std::string& database) const {
     return conninfo(layout.run, job.port, job.config.postgres.user, database);
   }
@@ -236,7 +239,10 @@ Status check(DumpContext& c) {
   if (!version) return version.error();
 
   ProcessSpec spec;
-  spec.argv = pgbackrest_info_argv(c.pgbackrest());
+  // Every repository, each with its own status: one that cannot be read is not the end.
+  auto every_repository = c.pgbackrest();
+  every_repository.repo = 0;
+  spec.argv = pgbackrest_info_argv(every_repository);
   spec.tag = "pgbackrest";
   spec.stdout_mode = StdoutMode::capture;
   spec.timeout = std::chrono::seconds(c.job.config.pgbackrest.timeout_seconds);
@@ -255,10 +261,17 @@ Status check(DumpContext& c) {
   if (!backup) return backup.error();
   c.backup = *backup;
   if (auto refusal = older_than_writer_refusal(*version, c.backup, "restore from")) return *refusal;
+  for (const auto& repo : repositories(*found))
+    if (!repo.readable())
+      c.logger->warn("repo{} cannot be read ({}){}", repo.key, repo.status_message,
+                     c.job.repo > 0 ? "" : "; pgBackRest skips it as the agent does");
   watch_live_filesystems(c);
-  c.logger->info("target {} ({}) will be restored from backup set {} ({}, finished {})",
+  c.logger->info("target {} ({}) will be restored from backup set {} ({}, finished {}) in repo{} ({})",
                  format_iso_utc(c.job.target.instant), c.job.target.as_typed, c.backup.label, c.backup.type,
-                 format_iso_utc(SysMicros{std::chrono::seconds{c.backup.stop_epoch}}));
+                 format_iso_utc(SysMicros{std::chrono::seconds{c.backup.stop_epoch}}), c.backup.repo,
+                 c.job.repo > 0 ? "--repo"
+                                : "pgBackRest's choice: the first repository in key order with a set for the "
+                                  "target");
   return {};
 }
 
@@ -358,6 +371,31 @@ Result<ProcessResult> run_restore(DumpContext& c, ProcessSpec spec, bool& stalle
   }
 }
 
+// The set pgBackRest restored must be the one the window, disk and tablespace checks were made
+// for: with two repositories its choice (the first in key order with a set for the target)
+// differs from the newest set over all of them.
+Status check_restored_set(DumpContext& c, const std::optional<RestoredSet>& restored) {
+  const std::string expected = "backup set " + c.backup.label + " in repo" + std::to_string(c.backup.repo);
+  const std::string hint =
+      "nothing was dumped; name the repository and the set with --repo and --set (pgbackrest info lists "
+      "them), or report this";
+  if (!restored)
+    return make_error(ErrorKind::verification,
+                      "pgbackrest restore did not say which backup set it restored (no \"restore backup "
+                      "set\" line); the agent expected " +
+                          expected,
+                      hint);
+  if (restored->label != c.backup.label || restored->repo != c.backup.repo)
+    return make_error(ErrorKind::verification,
+                      "pgbackrest restore restored backup set " + restored->label + " from repo" +
+                          std::to_string(restored->repo) + ", but the agent chose and checked " + expected +
+                          (c.job.repo > 0 ? " (--repo " + std::to_string(c.job.repo) + ")"
+                                          : " (the first repository in key order with a set for the target)"),
+                      hint);
+  c.logger->info("pgBackRest restored {}, as chosen", expected);
+  return {};
+}
+
 Status restore(DumpContext& c) {
   RestoreRequest request;
   request.target_time = format_for_pgbackrest(c.job.target.instant);
@@ -402,6 +440,12 @@ Status restore(DumpContext& c) {
         "libeatmydata is not installed: the restore waits for the disk after every file "
         "(install libeatmydata1 for a faster restore)");
   }
+  // pgBackRest names the repository and set it restores; the checks were made for the ones the
+  // agent expects.
+  auto restored = std::make_shared<std::optional<RestoredSet>>();
+  spec.on_line = [restored](std::string_view line) {
+    if (!*restored) *restored = parse_restored_set(line);
+  };
   c.logger->info("running {}", display_command(spec.argv));
   bool stalled = false;
   auto result = run_restore(c, spec, stalled);
@@ -418,6 +462,7 @@ Status restore(DumpContext& c) {
         "take longer to fetch");
   }
   if (!result->succeeded()) return tool_failure("pgbackrest restore", *result);
+  if (auto s = check_restored_set(c, *restored); !s) return s;
   const auto errors = check_restored_tablespaces(c.facts.tablespaces, read_tablespace_links(c.layout.data),
                                                  c.layout.root, c.backup.label);
   if (!errors.empty()) return combine(errors);
@@ -876,10 +921,14 @@ std::string manifest_json(const DumpContext& c) {
       {"database", c.job.database},
       {"target", format_iso_utc(c.job.target.instant)},
       {"target_as_typed", c.job.target.as_typed},
+      // The set pgBackRest restored and its repository; `repo_requested`: --repo (or
+      // pgbackrest.repo), null when pgBackRest chose.
       {"backup_set",
        {{"label", c.backup.label},
+        {"repo", c.backup.repo},
         {"type", c.backup.type},
         {"stop", format_iso_utc(SysMicros{std::chrono::seconds{c.backup.stop_epoch}})}}},
+      {"repo_requested", c.job.repo > 0 ? nlohmann::json(c.job.repo) : nlohmann::json(nullptr)},
       {"replay_timestamp", c.summary.replayed_to ? nlohmann::json(format_iso_utc(*c.summary.replayed_to))
                                                  : nlohmann::json(nullptr)},
       {"gap_seconds", c.summary.gap_seconds},
@@ -906,6 +955,7 @@ Status publish(DumpContext& c) {
   c.summary.bytes = c.copy.bytes;
   c.summary.checksum = c.copy.checksum;
   c.summary.backup_label = c.backup.label;
+  c.summary.repo = c.backup.repo;
   if (c.job.to_stdout()) {
     c.summary.output = "-";
     c.logger->info("manifest: {}", nlohmann::json::parse(manifest_json(c)).dump());

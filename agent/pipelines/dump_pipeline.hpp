@@ -29,6 +29,7 @@ struct DumpServices {
 
 struct DumpSummary {
   std::string backup_label;
+  int repo = 0;  // the repository it was restored from
   std::optional<SysMicros> replayed_to;
   double gap_seconds = 0;
   std::uint64_t bytes = 0;

@@ -346,30 +346,66 @@ std::vector<Error> check_local_facts(const LocalFacts& facts, const DumpJob& job
   return errors;
 }
 
+namespace {
+std::string repo_list(const std::vector<RepoStatus>& repos) {
+  std::string names;
+  for (const auto& repo : repos) names += (names.empty() ? "repo" : ", repo") + std::to_string(repo.key);
+  return names;
+}
+}  // namespace
+
 Result<BackupRecord> check_against_repository(const StanzaInfo& stanza, const DumpJob& job,
                                               const LocalFacts& facts,
                                               std::chrono::system_clock::time_point now) {
-  const BackupRecord* oldest = oldest_backup(stanza);
+  // Where pgBackRest will look: --repo's repository, else every one it can read.
+  const auto repos = repositories(stanza);
+  StanzaInfo scope = stanza;
+  std::string where = "the repository";
+  if (job.repo > 0) {
+    const auto it =
+        std::find_if(repos.begin(), repos.end(), [&](const RepoStatus& r) { return r.key == job.repo; });
+    if (it == repos.end())
+      return make_error(ErrorKind::usage,
+                        "--repo " + std::to_string(job.repo) + ": stanza '" + stanza.name + "' has no repo" +
+                            std::to_string(job.repo) + " (pgbackrest info lists " + repo_list(repos) + ")",
+                        "choose one of those, or leave --repo out to let pgBackRest choose");
+    if (!it->readable())
+      return make_error(ErrorKind::external_tool,
+                        "repo" + std::to_string(job.repo) + " cannot be read (status " +
+                            std::to_string(it->status_code) + ": " + it->status_message + ")",
+                        "fix that repository, or leave --repo out: pgBackRest then restores from the first "
+                        "repository it can read that holds a backup set for the target");
+    scope = repository_view(stanza, job.repo);
+    where = "repo" + std::to_string(job.repo);
+  } else if (repos.size() > 1) {
+    std::erase_if(scope.backups, [&](const BackupRecord& b) {
+      return std::none_of(repos.begin(), repos.end(),
+                          [&](const RepoStatus& r) { return r.key == repo_of(b) && r.readable(); });
+    });
+    where = "any repository that can be read";
+  }
+  const BackupRecord* oldest = oldest_backup(scope);
   if (oldest == nullptr)
     return make_error(ErrorKind::target_window,
-                      "stanza '" + stanza.name + "' has no usable backup" +
-                          (stanza.status_message.empty() ? "" : " (" + stanza.status_message + ")"),
+                      "stanza '" + stanza.name + "' has no usable backup in " + where +
+                          (scope.status_message.empty() ? "" : " (" + scope.status_message + ")"),
                       "take a backup first: pgbackrest --stanza=" + stanza.name + " backup");
   // Compared in microseconds: system_clock's nanoseconds overflow past the year 2262.
   const SysMicros now_micros = std::chrono::floor<Microseconds>(now);
   const std::string window = "the recoverable window is from " + epoch_text(oldest->stop_epoch + 1) +
-                             " to now (" + format_iso_utc(now_micros) + ")";
+                             " to now (" + format_iso_utc(now_micros) + ")" +
+                             (job.repo > 0 ? " in " + where : "");
   const auto target = job.target.instant;
   if (target > now_micros)
     return make_error(ErrorKind::target_window, "target " + format_iso_utc(target) + " is in the future",
                       window + "; choose a time inside it");
-  const BackupRecord* chosen = backup_for_target(stanza, target, job.backup_set);
-  if (chosen == nullptr) {
+  const RepoChoice choice = choose_backup(stanza, target, job.backup_set, job.repo);
+  if (choice.backup == nullptr) {
     if (job.backup_set) {
-      const bool exists = std::any_of(stanza.backups.begin(), stanza.backups.end(),
+      const bool exists = std::any_of(scope.backups.begin(), scope.backups.end(),
                                       [&](const BackupRecord& b) { return b.label == *job.backup_set; });
       if (!exists)
-        return make_error(ErrorKind::usage, "backup set " + *job.backup_set + " is not in the repository",
+        return make_error(ErrorKind::usage, "backup set " + *job.backup_set + " is not in " + where,
                           "list the sets with `pgbackrest info`, or leave --set out");
       return make_error(
           ErrorKind::target_window,
@@ -380,14 +416,18 @@ Result<BackupRecord> check_against_repository(const StanzaInfo& stanza, const Du
                       "target " + format_iso_utc(target) + " is before the oldest backup finished",
                       window + "; choose a time inside it");
   }
-  const auto estimate = estimate_disk_use(stanza, *chosen, job, facts.disk.wal_segment_bytes);
-  if (auto errors = check_disk(facts, job, estimate, chosen->label); !errors.empty()) {
+  BackupRecord chosen = *choice.backup;
+  chosen.repo = choice.repo;
+  // The WAL to replay comes from the same repository as the set.
+  const auto estimate =
+      estimate_disk_use(repository_view(stanza, choice.repo), chosen, job, facts.disk.wal_segment_bytes);
+  if (auto errors = check_disk(facts, job, estimate, chosen.label); !errors.empty()) {
     if (errors.size() == 1) return errors.front();
     std::string message = "not enough disk, " + std::to_string(errors.size()) + " problems:";
     for (const auto& e : errors) message += "\n  - " + e.message;
     return make_error(ErrorKind::environment, message, errors.front().hint);
   }
-  return *chosen;
+  return chosen;
 }
 
 DiskEstimate estimate_disk_use(const StanzaInfo& stanza, const BackupRecord& chosen, const DumpJob& job,

@@ -70,9 +70,11 @@ LocalFacts gather_local_facts(const DumpJob& job);
 // Every local refusal, each with what was wrong and what to do.
 std::vector<Error> check_local_facts(const LocalFacts& facts, const DumpJob& job);
 
-// Refusals that need the repository's view: target before the oldest backup or in the
-// future, a named set that does not fit, too little disk for the chosen backup.
-// Returns the backup set pgBackRest will use.
+// Refusals that need the repository's view: --repo not configured or not readable, target
+// before the oldest backup or in the future, a named set that does not fit, too little disk for
+// the chosen backup. Returns the backup set pgBackRest will use (choose_backup: with job.repo
+// from that repository, else from the first readable one in key order that holds one), its
+// `repo` set to the repository.
 Result<BackupRecord> check_against_repository(const StanzaInfo& stanza, const DumpJob& job,
                                               const LocalFacts& facts,
                                               std::chrono::system_clock::time_point now);

@@ -8,9 +8,9 @@ PgBackRestConfigLocation pgbackrest_config_location(const AgentConfig& config) {
   return {config.pgbackrest.config_path, config.pgbackrest.config, config.pgbackrest.config_include_path};
 }
 
-PgBackRestTarget pgbackrest_target(const AgentConfig& config) {
+PgBackRestTarget pgbackrest_target(const AgentConfig& config, int repo) {
   return PgBackRestTarget{config.pgbackrest.bin, pgbackrest_config_args(pgbackrest_config_location(config)),
-                          config.stanza, config.pgbackrest.repo};
+                          config.stanza, repo};
 }
 
 Status check_pgbackrest_config_files(const AgentConfig& config) {

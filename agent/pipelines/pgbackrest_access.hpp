@@ -15,8 +15,9 @@ namespace agent {
 PgBackRestConfigLocation pgbackrest_config_location(const AgentConfig& config);
 
 // What every pgBackRest command of the agent starts with: the binary, the config options, the
-// stanza and (when configured) the repository.
-PgBackRestTarget pgbackrest_target(const AgentConfig& config);
+// stanza and the repository (`repo` 0: no --repo; `pgbackrest info` is always run without one,
+// so that it reports every repository, each with its own status).
+PgBackRestTarget pgbackrest_target(const AgentConfig& config, int repo);
 
 // A pgbackrest.config or config_include_path that does not exist: every pgBackRest command
 // would fail on it, after the agent had started the job.

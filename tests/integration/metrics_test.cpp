@@ -80,9 +80,9 @@ TEST_F(MetricsIntegration, ScrapeIsLintCleanAndEqualsTheRepositoryAcrossARestart
   std::string first;
   {
     RunningAgent agent(config_);
-    ASSERT_TRUE(
-        eventually([&] { return series(scrape(), R"(agent_repository_info_success{stanza="db"})") == 1.0; },
-                   std::chrono::seconds(20)))
+    ASSERT_TRUE(eventually(
+        [&] { return series(scrape(), R"(agent_repository_info_success{repo="1",stanza="db"})") == 1.0; },
+        std::chrono::seconds(20)))
         << agent.log();
     first = scrape();
     // promtool lints the live scrape.
@@ -99,24 +99,26 @@ TEST_F(MetricsIntegration, ScrapeIsLintCleanAndEqualsTheRepositoryAcrossARestart
   }
   for (const char* type : {"full", "incr"}) {
     const std::string name =
-        std::string(R"(agent_backup_last_completion_timestamp_seconds{stanza="db",type=")") + type + "\"}";
+        std::string(R"(agent_backup_last_completion_timestamp_seconds{repo="1",stanza="db",type=")") + type +
+        "\"}";
     ASSERT_TRUE(series(first, name).has_value()) << first;
     EXPECT_EQ(std::to_string(static_cast<std::int64_t>(*series(first, name))), stop_of_newest(type)) << type;
   }
-  EXPECT_TRUE(series(first, R"(agent_backup_age_seconds{stanza="db",type="incr"})").has_value());
+  EXPECT_TRUE(series(first, R"(agent_backup_age_seconds{repo="1",stanza="db",type="incr"})").has_value());
   EXPECT_TRUE(
       series(first, R"(ccp_backrest_last_full_backup_time_since_completion_seconds{repo="1",stanza="db"})")
           .has_value());
 
   // After a restart, before any new backup, the values equal what the repository says.
   RunningAgent restarted(config_);
-  ASSERT_TRUE(
-      eventually([&] { return series(scrape(), R"(agent_repository_info_success{stanza="db"})") == 1.0; },
-                 std::chrono::seconds(20)));
+  ASSERT_TRUE(eventually(
+      [&] { return series(scrape(), R"(agent_repository_info_success{repo="1",stanza="db"})") == 1.0; },
+      std::chrono::seconds(20)));
   const auto again = scrape();
   for (const char* type : {"full", "incr"}) {
     const std::string name =
-        std::string(R"(agent_backup_last_completion_timestamp_seconds{stanza="db",type=")") + type + "\"}";
+        std::string(R"(agent_backup_last_completion_timestamp_seconds{repo="1",stanza="db",type=")") + type +
+        "\"}";
     EXPECT_EQ(series(again, name), series(first, name)) << type;
   }
 }
@@ -125,24 +127,26 @@ TEST_F(MetricsIntegration, ScrapeIsLintCleanAndEqualsTheRepositoryAcrossARestart
 // NotReady sidecar takes the database pod out of the operator's Services.
 TEST_F(MetricsIntegration, UnreadableRepositoryIsReportedAndFreshnessStays) {
   RunningAgent agent(config_);
-  ASSERT_TRUE(
-      eventually([&] { return series(scrape(), R"(agent_repository_info_success{stanza="db"})") == 1.0; },
-                 std::chrono::seconds(20)))
+  ASSERT_TRUE(eventually(
+      [&] { return series(scrape(), R"(agent_repository_info_success{repo="1",stanza="db"})") == 1.0; },
+      std::chrono::seconds(20)))
       << agent.log();
   EXPECT_EQ(http_get(http_port_, "/healthz").status, 200);
   const std::string repo = cluster_->dir() + "/repo";
   ASSERT_EQ(chmod(repo.c_str(), 0), 0);
-  const bool reported =
-      eventually([&] { return series(scrape(), R"(agent_repository_info_success{stanza="db"})") == 0.0; },
-                 std::chrono::seconds(30));
+  const bool reported = eventually(
+      [&] { return series(scrape(), R"(agent_repository_info_success{repo="1",stanza="db"})") == 0.0; },
+      std::chrono::seconds(30));
   const auto broken = scrape();
   const auto ready = http_get(http_port_, "/readyz");
   const auto live = http_get(http_port_, "/healthz");
   chmod(repo.c_str(), 0750);
   ASSERT_TRUE(reported) << agent.log();
-  EXPECT_TRUE(series(broken, R"(agent_backup_age_seconds{stanza="db",type="full"})").has_value()) << broken;
-  EXPECT_TRUE(series(broken, R"(agent_backup_last_completion_timestamp_seconds{stanza="db",type="full"})"));
-  EXPECT_GE(series(broken, R"(agent_repository_info_errors_total{stanza="db"})").value_or(0), 1.0);
+  EXPECT_TRUE(series(broken, R"(agent_backup_age_seconds{repo="1",stanza="db",type="full"})").has_value())
+      << broken;
+  EXPECT_TRUE(
+      series(broken, R"(agent_backup_last_completion_timestamp_seconds{repo="1",stanza="db",type="full"})"));
+  EXPECT_GE(series(broken, R"(agent_repository_info_errors_total{repo="1",stanza="db"})").value_or(0), 1.0);
   EXPECT_EQ(ready.status, 200) << "a broken repository must not take the database pod out of service";
   EXPECT_NE(ready.body.find("repository: unreadable"), std::string::npos) << ready.body;
   EXPECT_EQ(live.status, 200) << "a broken repository is no reason to restart the agent";

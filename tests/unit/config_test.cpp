@@ -227,5 +227,52 @@ TEST(Config, ExampleIsValidAndMatchesTheCheckedInFile) {
       << "regenerate it with: build/bin/agent config example > config/agent.example.yaml";
 }
 
+TEST(Config, SchedulesPerRepository) {
+  const auto load = load_config_text(
+      "schedules:\n"
+      "  full: \"0 2 * * *\"\n"
+      "  repo2:\n"
+      "    full: \"0 3 * * 0\"\n"
+      "    diff: \"0 3 * * 1-6\"\n"
+      "  repo256:\n"
+      "    incr: \"*/30 * * * *\"\n"
+      "manual:\n"
+      "  repo: 2\n",
+      "repos.yaml", {});
+  EXPECT_TRUE(load.issues.empty()) << config_error(load.issues).message;
+  EXPECT_EQ(load.config.schedules.full, "0 2 * * *");
+  ASSERT_EQ(load.config.schedules.repos.size(), 2u);
+  EXPECT_EQ(load.config.schedules.repos.at(2).full, "0 3 * * 0");
+  EXPECT_EQ(load.config.schedules.repos.at(2).diff, "0 3 * * 1-6");
+  EXPECT_EQ(load.config.schedules.repos.at(2).incr, "");
+  EXPECT_EQ(load.config.schedules.repos.at(256).incr, "*/30 * * * *");
+  EXPECT_EQ(load.config.manual.repo, 2);
+  EXPECT_TRUE(load_config_text("", "empty.yaml", {}).config.schedules.repos.empty());
+}
+
+TEST(Config, ARepositorySectionOutsideOneTo256OrWithABadScheduleIsRefused) {
+  const auto load = load_config_text(
+      "schedules:\n"
+      "  repo0:\n"  // line 2
+      "    full: \"0 2 * * *\"\n"
+      "  repo257:\n"  // line 4
+      "    full: \"0 2 * * *\"\n"
+      "  repo02:\n"  // line 6
+      "    full: \"0 2 * * *\"\n"
+      "  repo3:\n"
+      "    full: \"0 0 31 2 *\"\n"    // line 9
+      "    weekly: \"0 2 * * 0\"\n",  // line 10
+      "bad.yaml", {});
+  ASSERT_EQ(load.issues.size(), 5u) << config_error(load.issues).message;
+  EXPECT_EQ(load.issues[0].line, 2);
+  EXPECT_EQ(load.issues[0].message, "unknown section 'schedules.repo0'");
+  EXPECT_EQ(load.issues[1].message, "unknown section 'schedules.repo257'");
+  EXPECT_EQ(load.issues[2].message, "unknown section 'schedules.repo02'");
+  EXPECT_EQ(load.issues[3].line, 9);
+  EXPECT_NE(
+      load.issues[3].message.find("'schedules.repo3.full': cron expression '0 0 31 2 *': it never fires"),
+      std::string::npos);
+  EXPECT_EQ(load.issues[4].message, "unknown key 'schedules.repo3.weekly'");
+}
 }  // namespace
 }  // namespace agent

@@ -21,11 +21,12 @@ TEST(ControlApi, WhatClientsSendReadsBackUnchanged) {
   a.scratch = "/scratch";
   a.port = 65535;
   a.backup_set = "20241104-020000F";
+  a.repo = 2;
   a.overwrite = true;
   for (const ControlRequest& request :
        {ControlRequest(StatusCommand{}), ControlRequest(BackupCommand{BackupType::incr, true}),
         ControlRequest(DumpCommand{a}),
-        ControlRequest(DumpCommand{DumpArguments{"t", {}, {}, {}, {}, {}, false}})}) {
+        ControlRequest(DumpCommand{DumpArguments{"t", {}, {}, {}, {}, {}, {}, false}})}) {
     const std::string line = control_request_json(request).dump();
     auto parsed = parse_control_request(line);
     ASSERT_TRUE(parsed.ok()) << line << ": " << parsed.error().message;
@@ -48,6 +49,9 @@ TEST(ControlApi, EachRefusalNamesItsField) {
             std::string::npos);
   EXPECT_NE(refusal(R"({"command":"dump","target":"t","port":0})").find("\"port\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"dump","target":"t","port":5533.5})").find("\"port\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"dump","target":"t","repo":0})").find("\"repo\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"dump","target":"t","repo":257})").find("\"repo\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"dump","target":"t","repo":"2"})").find("\"repo\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"dump","target":["t"]})").find("\"target\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"dump"})").find("\"target\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"dump","target":"t","database":null})").find("\"database\""),

@@ -51,9 +51,10 @@ TEST(ControlReplies, EveryReplySurvivesItsMapping) {
   EXPECT_DOUBLE_EQ(step.seconds, 2.25);
 
   const auto written = std::get<DumpFinishedReply>(round_trip(
-      DumpFinishedReply{DumpWritten{"/o.sql", "/o.sql.manifest.json", 42, "xxh128:ab", "set", 0.5}}));
+      DumpFinishedReply{DumpWritten{"/o.sql", "/o.sql.manifest.json", 42, "xxh128:ab", "set", 2, 0.5}}));
   ASSERT_TRUE(std::holds_alternative<DumpWritten>(written.outcome));
   EXPECT_EQ(std::get<DumpWritten>(written.outcome).bytes, 42u);
+  EXPECT_EQ(std::get<DumpWritten>(written.outcome).repo, 2);
   const auto failed =
       std::get<DumpFinishedReply>(round_trip(DumpFinishedReply{ReplyError{"disk", "free it", 5}}));
   ASSERT_TRUE(std::holds_alternative<ReplyError>(failed.outcome));

@@ -27,7 +27,7 @@ class ScriptedHandler final : public ControlHandler {
   }
   void dump(const DumpCommand& command, ControlReply reply) override {
     dumps.push_back(command.arguments);
-    reply(DumpFinishedReply{DumpWritten{"/out.sql", "/out.sql.manifest.json", 1, "", "set", 0}}, true);
+    reply(DumpFinishedReply{DumpWritten{"/out.sql", "/out.sql.manifest.json", 1, "", "set", 1, 0}}, true);
   }
   bool throw_on_backup = false;
   std::vector<BackupType> requested;

@@ -416,5 +416,66 @@ TEST(PreflightDisk, TheCopyIsKeptByDefaultOnlyOffTheLiveVolume) {
   EXPECT_FALSE(decide_scratch_keeping(facts, "auto", false).keep);
 }
 
+// Two repositories: repo1 with an older full, repo2 with a newer one, both before the target.
+StanzaInfo two_repositories() {
+  StanzaInfo stanza;
+  stanza.name = "db";
+  stanza.status_code = 0;
+  stanza.repos = {RepoStatus{1, 0, "ok", "", ""}, RepoStatus{2, 0, "ok", "", ""}};
+  stanza.backups = {{"20241104-010000F", "full", 1000, 1100, 5'000'000, 100, false, 1},
+                    {"20241104-020000F", "full", 1500, 1600, 7'000'000, 100, false, 2}};
+  return stanza;
+}
+
+TEST(PreflightRepositories, TheSetIsPgBackRestsChoiceWithItsRepository) {
+  auto job = job_for("/pgdata/restore", "/pgdata/restore.sql");
+  job.target.instant = SysMicros{std::chrono::seconds{2500}};
+  const auto now = std::chrono::system_clock::time_point{std::chrono::seconds{5000}};
+  auto chosen = check_against_repository(two_repositories(), job, healthy(), now);
+  ASSERT_TRUE(chosen.ok()) << chosen.error().describe();
+  EXPECT_EQ(chosen->label, "20241104-010000F");
+  EXPECT_EQ(chosen->repo, 1);
+  job.repo = 2;
+  chosen = check_against_repository(two_repositories(), job, healthy(), now);
+  ASSERT_TRUE(chosen.ok()) << chosen.error().describe();
+  EXPECT_EQ(chosen->label, "20241104-020000F");
+  EXPECT_EQ(chosen->repo, 2);
+  // repo1 unreadable: the dump goes on from repo2, as pgBackRest would.
+  auto broken = two_repositories();
+  broken.status_code = 4;
+  broken.repos[0] = RepoStatus{1, 99, "[PathOpenError] Permission denied", "", ""};
+  job.repo = 0;
+  chosen = check_against_repository(broken, job, healthy(), now);
+  ASSERT_TRUE(chosen.ok()) << chosen.error().describe();
+  EXPECT_EQ(chosen->repo, 2);
+  // A target before repo2's set: repo1's older set is not in reach while repo1 cannot be read.
+  job.target.instant = SysMicros{std::chrono::seconds{1200}};
+  chosen = check_against_repository(broken, job, healthy(), now);
+  ASSERT_FALSE(chosen.ok());
+  EXPECT_EQ(chosen.error().kind, ErrorKind::target_window);
+  EXPECT_NE(chosen.error().hint.find("from 1970-01-01T00:26:41Z"), std::string::npos) << chosen.error().hint;
+}
+
+TEST(PreflightRepositories, RepoMustBeConfiguredAndReadable) {
+  auto job = job_for("/pgdata/restore", "/pgdata/restore.sql");
+  job.target.instant = SysMicros{std::chrono::seconds{2500}};
+  const auto now = std::chrono::system_clock::time_point{std::chrono::seconds{5000}};
+  job.repo = 3;
+  auto chosen = check_against_repository(two_repositories(), job, healthy(), now);
+  ASSERT_FALSE(chosen.ok());
+  EXPECT_EQ(chosen.error().kind, ErrorKind::usage);
+  EXPECT_NE(
+      chosen.error().message.find("--repo 3: stanza 'db' has no repo3 (pgbackrest info lists repo1, repo2)"),
+      std::string::npos)
+      << chosen.error().message;
+  auto broken = two_repositories();
+  broken.repos[1] = RepoStatus{2, 99, "[HostConnectError] timeout", "", ""};
+  job.repo = 2;
+  chosen = check_against_repository(broken, job, healthy(), now);
+  ASSERT_FALSE(chosen.ok());
+  EXPECT_NE(chosen.error().message.find("repo2 cannot be read (status 99: [HostConnectError] timeout)"),
+            std::string::npos);
+  EXPECT_NE(chosen.error().hint.find("leave --repo out"), std::string::npos);
+}
 }  // namespace
 }  // namespace agent

@@ -111,5 +111,128 @@ TEST(Info, MissingStanzaHasNoBackups) {
   EXPECT_EQ(oldest_backup(parsed->front()), nullptr);
 }
 
+// Two repositories as pgBackRest 2.45 reports them with repo2's directory unreadable (trimmed
+// from a real run, tests/integration/repositories_test.cpp does the same for real): the stanza's
+// status is 4, "different across repos", and each repository has its own.
+const char* const kRepo2Unreadable = R"([{
+  "archive": [{"database": {"id": 1, "repo-key": 1}, "id": "15-1",
+               "max": "000000010000000000000006", "min": "000000010000000000000001"}],
+  "backup": [
+    {"archive": {"start": "000000010000000000000002", "stop": "000000010000000000000002"},
+     "database": {"id": 1, "repo-key": 1}, "error": false, "label": "20261130-232147F",
+     "timestamp": {"start": 1796080907, "stop": 1796080912}, "type": "full",
+     "info": {"size": 22992567, "repository": {"size": 3043464}}},
+    {"archive": {"start": "000000010000000000000005", "stop": "000000010000000000000006"},
+     "database": {"id": 1, "repo-key": 1}, "error": false, "label": "20261130-232147F_20261130-232157I",
+     "timestamp": {"start": 1796080917, "stop": 1796080920}, "type": "incr",
+     "info": {"size": 22992567, "repository": {"size": 3043464}}}
+  ],
+  "cipher": "none", "db": [{"id": 1, "repo-key": 1, "system-id": 7311234567890123456, "version": "15"}],
+  "name": "db",
+  "repo": [
+    {"cipher": "none", "key": 1, "status": {"code": 0, "message": "ok"}},
+    {"cipher": "none", "key": 2, "status": {"code": 99, "message":
+      "[PathOpenError] unable to list file info for path '/c/repo2/backup': [13] Permission denied"}}
+  ],
+  "status": {"code": 4, "lock": {"backup": {"held": false}}, "message": "different across repos"}
+}])";
+
+TEST(Info, EachRepositoryHasItsOwnStatusAndOneFailingIsPartial) {
+  auto parsed = parse_info_json(kRepo2Unreadable);
+  ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+  const auto& stanza = parsed->front();
+  EXPECT_EQ(stanza.status_code, 4);
+  EXPECT_EQ(stanza.status_message, "different across repos");
+  ASSERT_EQ(stanza.repos.size(), 2u);
+  EXPECT_EQ(stanza.repos[0].key, 1);
+  EXPECT_TRUE(stanza.repos[0].readable());
+  EXPECT_EQ(stanza.repos[0].archive_max, "000000010000000000000006");
+  EXPECT_EQ(stanza.repos[1].key, 2);
+  EXPECT_EQ(stanza.repos[1].status_code, 99);
+  EXPECT_FALSE(stanza.repos[1].readable());
+  EXPECT_NE(stanza.repos[1].status_message.find("Permission denied"), std::string::npos);
+  EXPECT_EQ(stanza.repos[1].archive_max, "");
+  EXPECT_EQ(stanza.backups[1].repo, 1);
+  // Readable: repo1 is. Not an error any more, a partial failure in repo2's own status.
+  EXPECT_TRUE(check_stanza_readable(stanza).ok());
+  const auto view = repository_view(stanza, 2);
+  EXPECT_TRUE(view.backups.empty());
+  EXPECT_EQ(view.status_code, 99);
+  EXPECT_EQ(repository_view(stanza, 1).backups.size(), 2u);
+}
+
+TEST(Info, DifferentAcrossRepositoriesWithNoneReadableIsAnError) {
+  auto parsed = parse_info_json(
+      R"([{"archive":[],"backup":[],"cipher":"none","db":[],"name":"db","repo":[)"
+      R"({"cipher":"none","key":1,"status":{"code":1,"message":"missing stanza path"}},)"
+      R"({"cipher":"none","key":2,"status":{"code":99,"message":"[HostConnectError] timeout"}}],)"
+      R"("status":{"code":4,"lock":{"backup":{"held":false}},"message":"different across repos"}}])");
+  ASSERT_TRUE(parsed.ok());
+  const auto readable = check_stanza_readable(parsed->front());
+  ASSERT_FALSE(readable.ok());
+  EXPECT_NE(readable.error().message.find("repo1: missing stanza path; repo2: [HostConnectError] timeout"),
+            std::string::npos)
+      << readable.error().message;
+  // A repository whose stanza has no backups yet (status 2) is readable.
+  StanzaInfo mixed;
+  mixed.status_code = 4;
+  mixed.repos = {RepoStatus{1, 2, "no valid backups", "", ""},
+                 RepoStatus{2, 1, "missing stanza path", "", ""}};
+  EXPECT_TRUE(check_stanza_readable(mixed).ok());
+}
+
+TEST(Info, WithoutARepositoryListTheStanzaIsRepositoryOne) {
+  const auto stanza = parse_info_json(kInfo)->front();
+  const auto repos = repositories(stanza);
+  ASSERT_EQ(repos.size(), 1u);
+  EXPECT_EQ(repos[0].key, 1);
+  EXPECT_EQ(repo_of(stanza.backups[0]), 1);
+  EXPECT_EQ(repository_view(stanza, 1).backups.size(), 2u);
+}
+
+// repo1 holds an older full than repo2; both ended before the target.
+StanzaInfo two_repositories() {
+  StanzaInfo stanza;
+  stanza.name = "db";
+  stanza.repos = {RepoStatus{1, 0, "ok", "", ""}, RepoStatus{2, 0, "ok", "", ""}};
+  stanza.backups = {{"20241104-010000F", "full", 100, 200, 10, 5, false, 1},
+                    {"20241104-020000F", "full", 300, 400, 10, 5, false, 2},
+                    {"20241104-030000F", "full", 500, 600, 10, 5, false, 1}};
+  return stanza;
+}
+
+TEST(Info, PgBackRestsChoiceIsTheFirstRepositoryWithASetNotTheNewestSet) {
+  const auto stanza = two_repositories();
+  // Both hold a set for 450; repo1 comes first, so its older set, not repo2's newer one.
+  auto choice = choose_backup(stanza, at(450), std::nullopt, 0);
+  EXPECT_EQ(choice.repo, 1);
+  ASSERT_NE(choice.backup, nullptr);
+  EXPECT_EQ(choice.backup->label, "20241104-010000F");
+  EXPECT_EQ(backup_for_target(stanza, at(450), std::nullopt)->label, "20241104-020000F")
+      << "the newest set over both repositories: not what pgBackRest restores";
+  // --repo 2.
+  choice = choose_backup(stanza, at(450), std::nullopt, 2);
+  EXPECT_EQ(choice.repo, 2);
+  EXPECT_EQ(choice.backup->label, "20241104-020000F");
+  // repo1 unreadable: pgBackRest skips it.
+  auto broken = stanza;
+  broken.repos[0].status_code = 99;
+  choice = choose_backup(broken, at(450), std::nullopt, 0);
+  EXPECT_EQ(choice.repo, 2);
+  EXPECT_EQ(choice.backup->label, "20241104-020000F");
+  // A named set: the first repository that holds it.
+  choice = choose_backup(stanza, at(700), std::string("20241104-020000F"), 0);
+  EXPECT_EQ(choice.repo, 2);
+  EXPECT_EQ(choice.backup->label, "20241104-020000F");
+  // A named set that ends after the target: its repository, no set.
+  choice = choose_backup(stanza, at(350), std::string("20241104-020000F"), 0);
+  EXPECT_EQ(choice.repo, 2);
+  EXPECT_EQ(choice.backup, nullptr);
+  // None before the target anywhere; --repo 2 with none before the target.
+  EXPECT_EQ(choose_backup(stanza, at(150), std::nullopt, 0).backup, nullptr);
+  EXPECT_EQ(choose_backup(stanza, at(350), std::nullopt, 2).backup, nullptr);
+  // The newest in repo1 when it has one: repo2 is not looked at.
+  EXPECT_EQ(choose_backup(stanza, at(700), std::nullopt, 0).backup->label, "20241104-030000F");
+}
 }  // namespace
 }  // namespace agent

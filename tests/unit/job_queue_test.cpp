@@ -101,5 +101,29 @@ TEST(JobQueue, IsBounded) {
   EXPECT_NE(full.reason.find("queue is full"), std::string::npos);
 }
 
+TEST(JobQueue, BackupsIntoDifferentRepositoriesNeverAnswerForEachOther) {
+  JobQueue queue(8);
+  auto into = [](BackupType type, int repo) {
+    return BackupRequest{type, Trigger::schedule, "schedule", {}, repo};
+  };
+  queue.offer(into(BackupType::full, 1));
+  ASSERT_TRUE(queue.start_next().has_value());
+  // A full into repo1 runs: an incremental into repo2 still has to run.
+  const auto repo2 = queue.offer(into(BackupType::incr, 2));
+  EXPECT_EQ(repo2.admission, Admission::queued);
+  // A full into repo2 does not supersede a queued incremental into repo1, and the reverse.
+  const auto incr1 = queue.offer(into(BackupType::incr, 1));
+  EXPECT_EQ(incr1.admission, Admission::merged) << "the running full into repo1 covers it";
+  const auto full2 = queue.offer(into(BackupType::full, 2));
+  EXPECT_EQ(full2.admission, Admission::superseded);
+  EXPECT_EQ(full2.superseded_ids, std::vector<std::uint64_t>{repo2.job_id});
+  const auto diff3 = queue.offer(into(BackupType::diff, 3));
+  EXPECT_EQ(diff3.admission, Admission::queued);
+  ASSERT_EQ(queue.pending().size(), 2u);
+  EXPECT_EQ(queue.pending()[0].request.repo, 2);
+  EXPECT_EQ(queue.pending()[1].request.repo, 3);
+  EXPECT_NE(queue.offer(into(BackupType::incr, 2)).reason.find("a full backup into repo2 is already queued"),
+            std::string::npos);
+}
 }  // namespace
 }  // namespace agent

@@ -119,5 +119,28 @@ TEST(RequestJournal, AnyBytesInAReasonAreWritten) {
   EXPECT_EQ(again->requests().size(), 1u);
 }
 
+TEST(RequestJournal, TheRepositoryIsKeptAndAnOlderFileWithoutOneIsTheDefault) {
+  testing::TempDirectory dir("agent-journal");
+  const std::string path = dir.path + "/requests.json";
+  {
+    auto journal = RequestJournal::open(path);
+    ASSERT_TRUE(journal.ok());
+    auto request = annotation("a");
+    request.repo = 2;
+    ASSERT_TRUE(journal->record(request).ok());
+  }
+  auto again = RequestJournal::open(path);
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->requests().size(), 1u);
+  EXPECT_EQ(again->requests()[0].request.repo, 2);
+
+  std::ofstream(path) << R"({"version": 1, "next_id": 8, "requests": [{"id": 7, "type": "full", )"
+                         R"("trigger": "annotation", "reason": "r", "requested_at_us": 1, "attempts": 0}]})";
+  auto older = RequestJournal::open(path);
+  ASSERT_TRUE(older.ok());
+  EXPECT_TRUE(older->recovered_from().empty());
+  ASSERT_EQ(older->requests().size(), 1u);
+  EXPECT_EQ(older->requests()[0].request.repo, 0);
+}
 }  // namespace
 }  // namespace agent
