@@ -97,7 +97,7 @@ ProcessResult run_or_fail(const std::vector<std::string>& argv) {
   return result.ok() ? *result : ProcessResult{};
 }
 
-TestCluster TestCluster::create(int bulk_mb) {
+TestCluster TestCluster::create(int bulk_mb, bool repo2) {
   TestCluster cluster;
   if (geteuid() == 0) {
     ADD_FAILURE() << "integration tests run PostgreSQL, which refuses root: run them through "
@@ -112,6 +112,7 @@ TestCluster TestCluster::create(int bulk_mb) {
   }
   std::vector<std::string> argv{AGENT_SOURCE_DIR "/tests/support/make-cluster.sh", "--dir", dir};
   if (bulk_mb > 0) argv.insert(argv.end(), {"--bulk-mb", std::to_string(bulk_mb)});
+  if (repo2) argv.emplace_back("--repo2");
   const auto result = run_or_fail(argv);
   if (!result.succeeded()) {
     ADD_FAILURE() << "make-cluster.sh " << result.describe() << ": " << result.error_excerpt(10);

@@ -22,8 +22,9 @@ namespace agent::testing {
 
 class TestCluster {
  public:
-  // Builds a cluster in a fresh temporary directory; fails the test on error.
-  static TestCluster create(int bulk_mb = 0);
+  // Builds a cluster in a fresh temporary directory; fails the test on error. `repo2`: a second
+  // repository (make-cluster.sh --repo2).
+  static TestCluster create(int bulk_mb = 0, bool repo2 = false);
   void destroy();
 
   std::string get(const std::string& key) const;  // a cluster.env value
@@ -127,11 +128,16 @@ class RunningAgent {
 };
 
 // A test suite sharing one cluster, built before its first test and removed after its last.
-// `Suite::kBulkMb` sizes the bulk table (0: none). Tests skip when the cluster could not be built.
+// `Suite::kBulkMb` sizes the bulk table (0: none); a suite with `Suite::kRepo2` true gets a
+// second repository. Tests skip when the cluster could not be built.
 template <typename Suite>
 class ClusterSuite : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { cluster_ = new TestCluster(TestCluster::create(Suite::kBulkMb)); }
+  static void SetUpTestSuite() {
+    bool repo2 = false;
+    if constexpr (requires { Suite::kRepo2; }) repo2 = Suite::kRepo2;
+    cluster_ = new TestCluster(TestCluster::create(Suite::kBulkMb, repo2));
+  }
   static void TearDownTestSuite() {
     cluster_->destroy();
     delete cluster_;

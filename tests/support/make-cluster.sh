@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a throwaway PostgreSQL 15 cluster with a real pgBackRest repository.
 #
-#   tests/support/make-cluster.sh --dir DIR [--port N] [--bulk-mb M] [--pgbench-scale S]
+#   tests/support/make-cluster.sh --dir DIR [--port N] [--bulk-mb M] [--pgbench-scale S] [--repo2]
 #
 # Creates, under DIR (absent or empty):
 #   data/            the cluster (initdb), running on 127.0.0.1:N and DIR/run
@@ -19,6 +19,8 @@
 # data at scale S, takes a second full backup holding it and runs some pgbench
 # traffic before the target; such a cluster has no tablespace, because the
 # manual runbook the benchmark runs would restore it over the live one.
+# --repo2 adds a second repository, repo2 in DIR/repo2 (WAL is archived to
+# both): the full and the incremental backup go to repo1, then to repo2.
 #
 # Progress goes to stderr; stdout stays empty. On failure the error is
 # printed, the server started here is stopped, and DIR is left for
@@ -36,11 +38,12 @@ die() { printf '%s: error: %s\n' "${PROG}" "$*" >&2; exit 1; }
 
 usage() {
     cat >&2 <<'EOF'
-usage: make-cluster.sh --dir DIR [--port N] [--bulk-mb M] [--pgbench-scale S]
+usage: make-cluster.sh --dir DIR [--port N] [--bulk-mb M] [--pgbench-scale S] [--repo2]
   --dir DIR            where to build the cluster (must be absent or empty)
   --port N             TCP port of the server (default: a free port)
   --bulk-mb M          also create api.bulk with about M MB of rows (default 0)
   --pgbench-scale S    fill api with pgbench data at scale S, no tablespace (default 0)
+  --repo2              a second repository, DIR/repo2; the backups go to repo1, then repo2
 EOF
 }
 
@@ -52,6 +55,7 @@ DIR=""
 PORT=""
 BULK_MB=0
 PGBENCH_SCALE=0
+REPO2=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dir) [[ $# -ge 2 ]] || die "--dir needs a value"; DIR="$2"; shift 2 ;;
@@ -62,6 +66,7 @@ while [[ $# -gt 0 ]]; do
         --bulk-mb=*) BULK_MB="${1#--bulk-mb=}"; shift ;;
         --pgbench-scale) [[ $# -ge 2 ]] || die "--pgbench-scale needs a value"; PGBENCH_SCALE="$2"; shift 2 ;;
         --pgbench-scale=*) PGBENCH_SCALE="${1#--pgbench-scale=}"; shift ;;
+        --repo2) REPO2=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage; die "unknown argument: $1" ;;
     esac
@@ -216,11 +221,18 @@ pgbr() {
     run "${PGBACKREST_BIN}" --config="${PGBACKREST_CONFIG}" --stanza="${STANZA}" "$@"
 }
 
+# A backup into every repository: repo1, then (--repo2) repo2.
+backup_all() {
+    pgbr --repo=1 "$@" backup
+    if ((REPO2)); then pgbr --repo=2 "$@" backup; fi
+}
+
 # --- layout -----------------------------------------------------------------
 log "building cluster in ${DIR} (port ${PORT}, scratch port ${SCRATCH_PORT})"
 mkdir -p -- "${DIR}"
 : >"${DIR}/.make-cluster"   # marker: stop-cluster.sh --remove only deletes such dirs
 mkdir -p -- "${DIR}/repo" "${DIR}/log" "${DIR}/lock" "${DIR}/spool" "${OUTPUT_DIR}"
+if ((REPO2)); then mkdir -p -- "${DIR}/repo2"; fi
 mkdir -- "${SOCKET_DIR}"
 chmod 0700 -- "${SOCKET_DIR}"
 
@@ -244,6 +256,7 @@ cat >"${PGBACKREST_CONFIG}" <<EOF
 [global]
 repo1-path=${DIR}/repo
 repo1-retention-full=10
+$( ((REPO2)) && printf 'repo2-path=%s\nrepo2-retention-full=10\n' "${DIR}/repo2" || true )
 log-path=${DIR}/log
 lock-path=${DIR}/lock
 spool-path=${DIR}/spool
@@ -280,7 +293,7 @@ if ((PGBENCH_SCALE == 0)); then
 fi
 
 log "full backup"
-pgbr --type=full backup
+backup_all --type=full
 
 # --- data ---------------------------------------------------------------------
 log "creating database api"
@@ -294,7 +307,7 @@ if ((PGBENCH_SCALE > 0)); then
     log "pgbench -i -s ${PGBENCH_SCALE} api"
     pgbench_api -i -q -s "${PGBENCH_SCALE}"
     log "full backup holding the pgbench data"
-    pgbr --type=full backup
+    backup_all --type=full
     log "pgbench traffic before the target (WAL to replay)"
     pgbench_api -n -c 2 -T 5
 fi
@@ -367,7 +380,7 @@ insert_rows $((ROWS_BEFORE + 1)) $((ROWS_BEFORE + ROWS_AFTER)) after
 AFTER_WAL="$(sql postgres -c "SELECT pg_walfile_name(pg_current_wal_lsn())")"
 
 log "incremental backup"
-pgbr --type=incr backup
+backup_all --type=incr
 
 log "checking that WAL ${AFTER_WAL} (holding the 'after' commits) is archived"
 pgbr check
@@ -402,6 +415,7 @@ OUTPUT_DIR=${OUTPUT_DIR}
 POSTGRES_LOG=${POSTGRES_LOG}
 BULK_MB=${BULK_MB}
 PGBENCH_SCALE=${PGBENCH_SCALE}
+REPO2_DIR=$( ((REPO2)) && printf '%s' "${DIR}/repo2" || true )
 EOF
 
 # The scratch directory shares a filesystem with this cluster, where restore.keep_scratch: auto
