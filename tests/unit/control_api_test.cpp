@@ -25,7 +25,7 @@ TEST(ControlApi, WhatClientsSendReadsBackUnchanged) {
   a.overwrite = true;
   for (const ControlRequest& request :
        {ControlRequest(StatusCommand{}), ControlRequest(BackupCommand{BackupType::incr, true}),
-        ControlRequest(DumpCommand{a}),
+        ControlRequest(BackupCommand{BackupType::full, false, 2}), ControlRequest(DumpCommand{a}),
         ControlRequest(DumpCommand{DumpArguments{"t", {}, {}, {}, {}, {}, {}, false}})}) {
     const std::string line = control_request_json(request).dump();
     auto parsed = parse_control_request(line);
@@ -50,6 +50,7 @@ TEST(ControlApi, EachRefusalNamesItsField) {
   EXPECT_NE(refusal(R"({"command":"dump","target":"t","port":0})").find("\"port\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"dump","target":"t","port":5533.5})").find("\"port\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"dump","target":"t","repo":0})").find("\"repo\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"backup","repo":300})").find("\"repo\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"dump","target":"t","repo":257})").find("\"repo\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"dump","target":"t","repo":"2"})").find("\"repo\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"dump","target":["t"]})").find("\"target\""), std::string::npos);

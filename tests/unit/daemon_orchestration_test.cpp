@@ -34,6 +34,11 @@ const Argv kInfo = {"pgbackrest", "--stanza=db", "--output=json", "--log-level-c
 Argv backup_argv(const std::string& type) {
   return {"pgbackrest", "--stanza=db", "--log-level-console=detail", "--type=" + type, "backup"};
 }
+Argv backup_argv(const std::string& type, int repo) {
+  auto argv = backup_argv(type);
+  argv.insert(argv.begin() + 3, "--repo=" + std::to_string(repo));
+  return argv;
+}
 const char* const kInfoJson =
     R"([{"name": "db", "status": {"code": 0, "message": "ok", "lock": {"backup": {"held": false}}},
         "db": [{"id": 1, "system-id": 7311234567890123456, "version": "15"}],
@@ -85,9 +90,9 @@ class Orchestration : public ::testing::Test {
                             "test.yaml", {});
   }
 
-  void start(const std::string& extra = "") {
-    const auto load = config_text(extra);
-    ASSERT_TRUE(load.issues.empty());
+  void start(const std::string& extra = "") { start_with(config_text(extra)); }
+  void start_with(const ConfigLoad& load) {
+    ASSERT_TRUE(load.issues.empty()) << config_error(load.issues).message;
     DaemonSeams seams;
     seams.runner = &runner;
     seams.connector = &connector;
@@ -185,6 +190,39 @@ TEST_F(Orchestration, ScheduleFiresOnTimeAndAManualRequestWaitsForTheRunningBack
   EXPECT_EQ(sample("agent_backups_total", {"trigger=\"manual\"", "type=\"full\"", "result=\"succeeded\""}),
             1);
   EXPECT_EQ(daemon->status()["schedules"][0]["next"], "2026-11-30T12:00:00Z");
+}
+
+// schedules.repo2 backs up into repo2 (--repo=2) beside the default repository's schedule, through
+// the one queue: due at the same minute, the full into repo2 does not cover the incremental into
+// the default repository, so both run, one after the other.
+TEST_F(Orchestration, EachRepositorysSchedulesBackUpIntoItThroughTheOneQueue) {
+  runner.expect(backup_argv("incr"), exited(0), FakeProcessRunner::Hold::until_released);
+  runner.expect(backup_argv("full", 2), exited(0));
+  start_with(load_config_text("state_dir: " + dir.path +
+                                  "/state\nschedules:\n  timezone: UTC\n  incr: \"0 * * * *\"\n"
+                                  "  repo2:\n    full: \"0 * * * *\"\n"
+                                  "manual:\n  annotations_file: \"\"\nhttp:\n  listen: \"\"\n",
+                              "test.yaml", {}));
+  auto status = daemon->status();
+  ASSERT_EQ(status["schedules"].size(), 2u);
+  EXPECT_TRUE(status["schedules"][0]["repo"].is_null());
+  EXPECT_EQ(status["schedules"][1]["repo"], 2);
+  EXPECT_EQ(status["schedules"][1]["type"], "full");
+  advance(30s);
+  ASSERT_TRUE(runner.wait_running());
+  status = daemon->status();
+  ASSERT_EQ(status["queue"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["queue"][0]["repo"], 2);
+  EXPECT_EQ(status["queue"][0]["type"], "full");
+  runner.release();
+  ASSERT_TRUE(turn_until([&] { return daemon->status()["recent"].size() == 2; }));
+  EXPECT_EQ(runner.started(), (std::vector<Argv>{backup_argv("incr"), backup_argv("full", 2)}));
+  EXPECT_EQ(daemon->status()["recent"][0]["repo"], 2);
+  // The default repository's backup is counted under the repository pgBackRest used: info lists
+  // one, repo1.
+  EXPECT_EQ(daemon->status()["recent"][1]["repo"], 1);
+  EXPECT_EQ(sample("agent_backups_total", {"repo=\"2\"", "type=\"full\"", "result=\"succeeded\""}), 1);
+  EXPECT_EQ(sample("agent_backups_total", {"repo=\"1\"", "type=\"incr\"", "result=\"succeeded\""}), 1);
 }
 
 TEST_F(Orchestration, AFailedBackupGoesIntoTheMetricsAndTheStatus) {
