@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -36,7 +37,7 @@ Argv backup_argv(const std::string& type) {
 }
 Argv backup_argv(const std::string& type, int repo) {
   auto argv = backup_argv(type);
-  argv.insert(argv.begin() + 3, "--repo=" + std::to_string(repo));
+  argv.insert(std::find(argv.begin(), argv.end(), "--stanza=db") + 1, "--repo=" + std::to_string(repo));
   return argv;
 }
 const char* const kInfoJson =
