@@ -39,9 +39,18 @@ int backup_through_agent(int fd, const BackupOptions& options) {
       if (!options.wait) return kExitSuccess;
     } else if (const auto* finished = std::get_if<BackupFinishedReply>(&**reply)) {
       const auto& result = finished->result;
-      logger->info("job {} ({}) {} in {:.1f} s{}", result.job_id, repo_name(result.repo), result.outcome,
-                   result.seconds, result.message.empty() ? "" : ": " + result.message);
-      return result.exit_code;
+      const int code = result.exit_code;
+      log::Fields fields;
+      fields.job_type = "backup";
+      fields.job_id = std::to_string(result.job_id);
+      fields.duration =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(result.seconds));
+      if (code != kExitSuccess) fields.exit_code = code;
+      log::write(*logger, result.outcome == "failed" ? spdlog::level::err : spdlog::level::info,
+                 fmt::format("job {} ({}) {} in {:.1f} s{}", result.job_id, repo_name(result.repo), result.outcome, result.seconds,
+                             result.message.empty() ? "" : ": " + result.message),
+                 fields);
+      return code;
     } else if (const auto* abandoned = std::get_if<AbandonedReply>(&**reply)) {
       return fail(make_error(ErrorKind::interrupted, "the agent stopped: " + abandoned->reason));
     } else if (!std::holds_alternative<HeartbeatReply>(**reply)) {
@@ -67,8 +76,16 @@ int backup_here(const AgentConfig& config, const BackupOptions& options) {
                                        "agent backup --type " + options.type, clock.now(), options.repo},
                          {}};
   const BackupResult result = run_backup(config, job, services);
-  if (result.outcome != BackupOutcome::succeeded) log::get("backup")->error("{}", result.message);
-  return backup_exit_code(result);
+  const int code = backup_exit_code(result);
+  // run_backup logged why (with the hint); this record only ends the command.
+  if (result.outcome != BackupOutcome::succeeded) {
+    log::Fields exit;
+    exit.exit_code = code;
+    log::write(*log::get("backup"),
+               result.outcome == BackupOutcome::skipped ? spdlog::level::warn : spdlog::level::err,
+               std::string("the backup ") + backup_outcome_name(result.outcome), exit);
+  }
+  return code;
 }
 
 }  // namespace

@@ -9,6 +9,11 @@
 
 namespace agent {
 
+namespace {
+constexpr const char* kLogFormatHelp =
+    "text or json (config log.format; on a terminal the log is text unless this is given)";
+}  // namespace
+
 int run_cli(int argc, char** argv) {
   CLI::App app{
       "agent: point-in-time dumps and backups for PostgreSQL with pgBackRest, as a sidecar.\n"
@@ -47,7 +52,7 @@ int run_cli(int argc, char** argv) {
       ->check(CLI::Range(1, 256));
   dump_cmd->add_option("--config", dump.config_path,
                        "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
-  dump_cmd->add_option("--log-format", dump.log_format, "text or json (config log.format)");
+  dump_cmd->add_option("--log-format", dump.log_format, kLogFormatHelp);
   dump_cmd->add_flag("--overwrite", dump.arguments.overwrite, "Replace an existing output file");
 
   RunOptions run;
@@ -76,7 +81,7 @@ int run_cli(int argc, char** argv) {
       ->check(CLI::Range(1, 256));
   backup_cmd->add_option("--config", backup.config_path,
                          "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
-  backup_cmd->add_option("--log-format", backup.log_format, "text or json (config log.format)");
+  backup_cmd->add_option("--log-format", backup.log_format, kLogFormatHelp);
 
   StatusOptions status;
   auto* status_cmd = app.add_subcommand(
@@ -84,6 +89,7 @@ int run_cli(int argc, char** argv) {
   status_cmd->add_flag("--json", status.json, "Print JSON");
   status_cmd->add_option("--config", status.config_path,
                          "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
+  status_cmd->add_option("--log-format", status.log_format, kLogFormatHelp);
 
   auto* config_cmd = app.add_subcommand("config", "Check or print the configuration.");
   config_cmd->require_subcommand(1);

@@ -36,6 +36,7 @@ int command_backup(const BackupOptions& options);
 
 struct StatusOptions {
   std::string config_path;
+  std::optional<std::string> log_format;
   bool json = false;
 };
 int command_status(const StatusOptions& options);
@@ -47,9 +48,11 @@ int command_version();
 std::string resolve_config_path(const std::string& flag, bool& must_exist);
 
 // Loads the config for a command and sets up logging; on a problem, logs it and returns the
-// exit code in `exit_code`.
+// exit code in `exit_code`. An interactive command (not `agent run`) logs text on a terminal
+// even when log.format is json, unless --log-format (an override of log.format) says otherwise.
 std::optional<AgentConfig> load_command_config(const std::string& flag,
-                                               const std::vector<ConfigOverride>& overrides, int& exit_code);
+                                               const std::vector<ConfigOverride>& overrides, int& exit_code,
+                                               bool interactive = true);
 // Logs an error with its hint and returns its exit code.
 int fail(const Error& error);
 // An error the running agent replied with: its message, hint and exit code.

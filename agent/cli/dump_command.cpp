@@ -28,6 +28,8 @@ int dump_through_agent(int fd, const DumpArguments& arguments) {
   auto logger = log::get("dump");
   if (auto s = send_json_line(fd, control_request_json(DumpCommand{arguments})); !s) return fail(s.error());
   std::string buffer;
+  log::Fields job;  // the running agent's job: its steps' records carry its id
+  job.job_type = "dump";
   for (;;) {
     auto reply = read_control_reply(fd, buffer);
     if (!reply) return fail(reply.error());
@@ -36,20 +38,31 @@ int dump_through_agent(int fd, const DumpArguments& arguments) {
                              "the agent closed the connection before the dump finished",
                              "see `agent status`"));
     if (const auto* step = std::get_if<DumpStepReply>(&**reply)) {
-      if (step->state == "started")
-        logger->info("{}: started", step->step);
-      else
-        logger->info("{}: {} after {:.2f} s", step->step, step->state, step->seconds);
+      log::Fields fields = job;
+      fields.step = step->step;
+      if (step->state == "started") {
+        log::write(*logger, spdlog::level::info, step->step + ": started", fields);
+      } else {
+        fields.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::duration<double>(step->seconds));
+        log::write(*logger, step->state == "failed" ? spdlog::level::err : spdlog::level::info,
+                   fmt::format("{}: {} after {:.2f} s", step->step, step->state, step->seconds), fields);
+      }
     } else if (const auto* accepted = std::get_if<DumpAcceptedReply>(&**reply)) {
-      logger->info("the running agent took the dump (job {})", accepted->job_id);
+      job.job_id = std::to_string(accepted->job_id);
+      log::write(*logger, spdlog::level::info,
+                 fmt::format("the running agent took the dump (job {})", accepted->job_id), job);
     } else if (const auto* refused = std::get_if<RefusedReply>(&**reply)) {
       return fail(refused->error);
     } else if (const auto* finished = std::get_if<DumpFinishedReply>(&**reply)) {
       if (const auto* error = std::get_if<ReplyError>(&finished->outcome)) return fail(*error);
       const auto& written = std::get<DumpWritten>(finished->outcome);
-      logger->info("dump written: {} ({} bytes, checksum {}) from backup set {} in repo{}, manifest {}",
-                   written.output, written.bytes, written.checksum.empty() ? "none" : written.checksum,
-                   written.backup_set, written.repo, written.manifest);
+      log::write(
+          *logger, spdlog::level::info,
+          fmt::format("dump written: {} ({} bytes, checksum {}) from backup set {} in repo{}, manifest {}",
+                      written.output, written.bytes, written.checksum.empty() ? "none" : written.checksum,
+                      written.backup_set, written.repo, written.manifest),
+          job);
       return kExitSuccess;
     } else if (!std::holds_alternative<HeartbeatReply>(**reply)) {
       return fail(make_error(

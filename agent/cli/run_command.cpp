@@ -7,7 +7,7 @@ int command_run(const RunOptions& options) {
   std::vector<ConfigOverride> overrides;
   if (options.log_format) overrides.push_back({"log.format", *options.log_format, "--log-format"});
   int exit_code = 0;
-  auto config = load_command_config(options.config_path, overrides, exit_code);
+  auto config = load_command_config(options.config_path, overrides, exit_code, /*interactive=*/false);
   if (!config) return exit_code;
   DaemonSeams seams;
   bool must_exist = true;

@@ -103,7 +103,9 @@ void print_human(nlohmann::json status) {
 
 int command_status(const StatusOptions& options) {
   int exit_code = 0;
-  const auto config = load_command_config(options.config_path, {}, exit_code);
+  std::vector<ConfigOverride> overrides;
+  if (options.log_format) overrides.push_back({"log.format", *options.log_format, "--log-format"});
+  const auto config = load_command_config(options.config_path, overrides, exit_code);
   if (!config) return exit_code;
   const std::string path = control_socket_path(*config);
   auto connected = connect_control_socket(path);

@@ -280,7 +280,9 @@ const std::vector<OptionSpec> kOptions = {
    [](AgentConfig& c, const OptionValue& v) { c.metrics.crunchy_compat = v.text == "true"; }},
 
   {"log.format", OptionType::choice, "text",
-   "Log lines on stderr: readable text, or one JSON object per line.", 0, 0, {"text", "json"},
+   "Log lines on stderr: readable text, or one Elastic Common Schema JSON object per line. On a terminal, "
+   "agent dump, backup and status log text whatever this says (their --log-format overrides).",
+   0, 0, {"text", "json"},
    [](AgentConfig& c, const OptionValue& v) { c.log.format = v.text; }},
   {"log.level", OptionType::choice, "info",
    "Least severe level logged.", 0, 0, {"debug", "info", "warn", "error"},

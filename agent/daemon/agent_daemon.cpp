@@ -105,16 +105,20 @@ void AgentDaemon::open_state() {
   metrics_->set_component_ok("state_dir", true);
   if (auto s = ensure_private_directory(config_->state_dir); !s) {
     state_problem_ = s.error().message;
-    logger->error(
-        "state_dir {} is unusable ({}); running without the annotation trigger and durable "
-        "requests. HINT: give state_dir a directory the agent's user can create and write",
-        config_->state_dir, state_problem_);
+    log::Fields hint;
+    hint.hint = "give state_dir a directory the agent's user can create and write";
+    log::write(
+        *logger, spdlog::level::err,
+        fmt::format("state_dir {} is unusable ({}); running without the annotation trigger and durable "
+                    "requests",
+                    config_->state_dir, state_problem_),
+        hint);
     metrics_->set_component_ok("state_dir", false);
     return;
   }
   auto journal = RequestJournal::open(config_->state_dir + "/requests.json");
   if (!journal) {
-    logger->error("requests are not durable: {}", journal.error().describe());
+    log::error(*logger, journal.error(), "requests are not durable");
     metrics_->set_component_ok("request_journal", false);
     return;
   }
@@ -125,8 +129,11 @@ void AgentDaemon::open_state() {
 
 int AgentDaemon::run() {
   if (auto s = start(); !s) {
-    log::get("agent")->error("{}", s.error().describe());
-    return exit_code_for(s.error().kind);
+    const int code = exit_code_for(s.error().kind);
+    log::Fields exit;
+    exit.exit_code = code;
+    log::error(*log::get("agent"), s.error(), {}, spdlog::level::err, exit);
+    return code;
   }
   // The loop's exception boundary: a handler that throws fails only itself.
   for (;;) {
@@ -180,8 +187,13 @@ void AgentDaemon::arm_shutdown_watchdog(std::chrono::seconds deadline) {
     watchdog_ = std::thread([this, deadline, exit_now = seams_.exit_now] {
       std::unique_lock lock(watchdog_mutex_);
       if (watchdog_wake_.wait_for(lock, deadline, [this] { return watchdog_cancelled_; })) return;
-      std::fprintf(stderr, "agent: shutdown did not finish within %lld s; exiting now\n",
-                   static_cast<long long>(deadline.count()));
+      // Not through the sink: the thread that is stuck may hold its lock.
+      log::Fields exit;
+      exit.exit_code = exit_code_for(ErrorKind::interrupted);
+      exit.error_type = error_kind_name(ErrorKind::interrupted);
+      log::write_unlocked("agent", spdlog::level::err,
+                          fmt::format("shutdown did not finish within {} s; exiting now", deadline.count()),
+                          exit);
       exit_now(exit_code_for(ErrorKind::interrupted));
     });
   } catch (const std::exception& e) {
@@ -236,8 +248,7 @@ void AgentDaemon::reload(const std::string& why) {
   collector_ = std::make_unique<RepositoryCollector>(*config_, *seams_.runner, *seams_.connector, *metrics_);
   collector_->start();
   triggers_ = std::move(*triggers);
-  if (auto s = triggers_->start(); !s)
-    logger->error("{}: a trigger did not start: {}", why, s.error().describe());
+  if (auto s = triggers_->start(); !s) log::error(*logger, s.error(), why + ": a trigger did not start");
   metrics_->record_config_reload(true, seams_.clock->now());
   logger->info("{}: config reloaded", why);
 }

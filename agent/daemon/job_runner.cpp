@@ -62,16 +62,19 @@ void JobRunner::rerun_leftovers() {
   auto logger = log::get("queue");
   auto leftovers = journal_->take_leftovers();
   if (!leftovers) {
-    logger->error("cannot read what the previous run left: {}", leftovers.error().describe());
+    log::error(*logger, leftovers.error(), "cannot read what the previous run left");
     return;
   }
   if (!leftovers->save_problem.empty()) logger->warn("request journal: {}", leftovers->save_problem);
   for (const auto& entry : leftovers->abandoned) {
-    logger->error(
-        "request {} abandoned: {} (requested {}) was started {} times and never ended; the agent "
-        "was stopped or killed each time. HINT: take the backup with `agent backup`, and look for "
-        "out-of-memory kills",
-        entry.id, entry.request.reason, iso(entry.request.requested_at), entry.attempts);
+    log::Fields hint;
+    hint.hint = "take the backup with `agent backup`, and look for out-of-memory kills";
+    log::write(
+        *logger, spdlog::level::err,
+        fmt::format("request {} abandoned: {} (requested {}) was started {} times and never ended; the "
+                    "agent was stopped or killed each time",
+                    entry.id, entry.request.reason, iso(entry.request.requested_at), entry.attempts),
+        hint);
     count_skip("abandoned");
     abandoned_.push_front({{"request", entry.id},
                            {"type", backup_type_name(entry.request.type)},
@@ -242,7 +245,9 @@ void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
   DumpRecord record{next_dump_id_, format_iso_utc(job->target.instant), job->output, services_.clock.now(),
                     nullptr};
   auto started = dump_slot_.start<Result<DumpSummary>>(
-      [this, job = std::move(*job), reply](const CancelToken& cancel) -> Result<DumpSummary> {
+      [this, job = std::move(*job), reply,
+       id = next_dump_id_](const CancelToken& cancel) -> Result<DumpSummary> {
+        log::ScopedJob in_job("dump", std::to_string(id));
         auto copier = services_.make_copier();
         DumpServices services{services_.runner, services_.connector, *copier, services_.clock, cancel, {}};
         // Progress goes to the client from the loop thread, which owns the connection.
@@ -277,7 +282,10 @@ void JobRunner::on_dump_finished(Result<DumpSummary> summary, ControlReply reply
     for (const auto& timing : summary->timings) seconds += timing.seconds;
     metrics_.record_dump(DumpResult{services_.clock.now(), seconds, summary->bytes, summary->gap_seconds});
   } else {
-    log::get("dump")->error("dump job {}: {}", dump_running_->id, summary.error().describe());
+    log::Fields job;
+    job.job_type = "dump";
+    job.job_id = std::to_string(dump_running_->id);
+    log::error(*log::get("dump"), summary.error(), "dump job " + job.job_id, spdlog::level::err, job);
     finished.outcome = reply_error(summary.error());
   }
   dump_running_->outcome = control_reply_json(finished);

@@ -1,5 +1,5 @@
 // fork + execve with a process group, a parent-death signal, and a reader thread that turns
-// the child's output into log lines. The reader notices the child's exit through a pidfd,
+// the child's output into log records. The reader notices the child's exit through a pidfd,
 // so a grandchild that keeps our pipe open (a server forked by the child) cannot hang us.
 #include <fcntl.h>
 #include <poll.h>
@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "core/log.hpp"
+#include "exec/child_lines.hpp"
 #include "exec/process.hpp"
 
 extern char** environ;
@@ -69,6 +70,11 @@ namespace {
 
 constexpr std::size_t kTailLines = 20;
 constexpr std::size_t kMaxLineLength = 8192;
+// Lines that continue a record (pgBackRest's indented HINT, PostgreSQL's DETAIL) join it when
+// they come within this long of it; pgBackRest writes each line of a message separately.
+constexpr std::chrono::milliseconds kContinuationWait{50};
+constexpr std::size_t kMaxRecordLines = 64;
+constexpr std::size_t kMaxRecordLength = 64 * 1024;
 
 Result<std::string> resolve_program(const std::string& program) {
   if (program.find('/') != std::string::npos) {
@@ -98,7 +104,11 @@ class PosixProcess final : public RunningProcess {
   PosixProcess(const ProcessSpec& spec, pid_t pid, int pidfd, int stdout_read, int stderr_read)
       : spec_(spec), pid_(pid), pidfd_(pidfd), stdout_read_(stdout_read), stderr_read_(stderr_read) {
     logger_ = log::get(spec_.tag.empty() ? "process" : spec_.tag);
-    reader_ = std::thread([this] { read_until_exit(); });
+    // The child's lines carry the job and step of the thread that started it.
+    reader_ = std::thread([this, context = log::current_context()] {
+      log::ScopedContext scope(context);
+      read_until_exit();
+    });
   }
 
   ~PosixProcess() override {
@@ -155,16 +165,59 @@ class PosixProcess final : public RunningProcess {
     return done_;
   }
 
-  void handle_line(std::string_view line) {
+  // The record being gathered from one stream: a line and the lines that continue it.
+  struct Pending {
+    std::string text;
+    spdlog::level::level_enum level = spdlog::level::info;
+    std::size_t lines = 0;                                // 0: nothing pending
+    std::optional<spdlog::level::level_enum> last_level;  // of the record logged before
+  };
+
+  void flush(Pending& pending) {
+    if (pending.lines == 0) return;
+    logger_->log(pending.level, spdlog::string_view_t(pending.text.data(), pending.text.size()));
+    pending.last_level = pending.level;
+    pending.lines = 0;
+    pending.text.clear();
+  }
+
+  void handle_line(std::string_view line, Pending& pending) {
     if (spec_.on_line) spec_.on_line(line);
-    logger_->log(spec_.level_for_line ? spec_.level_for_line(line) : spec_.log_level, "{}", line);
-    std::lock_guard lock(mutex_);
-    result_.last_lines.emplace_back(line);
-    if (result_.last_lines.size() > kTailLines) result_.last_lines.erase(result_.last_lines.begin());
+    {
+      std::lock_guard lock(mutex_);
+      result_.last_lines.emplace_back(line);
+      if (result_.last_lines.size() > kTailLines) result_.last_lines.erase(result_.last_lines.begin());
+    }
+    const ChildLine kind = classify_child_line(spec_.tag, line);
+    if (kind.continues) {
+      if (pending.lines > 0 && pending.lines < kMaxRecordLines &&
+          pending.text.size() + line.size() < kMaxRecordLength) {
+        pending.text.push_back('\n');
+        pending.text.append(line);
+        ++pending.lines;
+        return;
+      }
+      // Too late or too long to join: its own record, at the level of the one it continues.
+      const auto level =
+          pending.lines > 0 ? pending.level : pending.last_level.value_or(level_of(line, kind));
+      flush(pending);
+      pending.text.assign(line);
+      pending.level = level;
+      pending.lines = 1;
+      return;
+    }
+    flush(pending);
+    pending.text.assign(line);
+    pending.level = level_of(line, kind);
+    pending.lines = 1;
+  }
+
+  spdlog::level::level_enum level_of(std::string_view line, const ChildLine& kind) const {
+    return spec_.level_for_line ? spec_.level_for_line(line) : kind.level.value_or(spec_.log_level);
   }
 
   // Splits a stream into lines; returns false at EOF or error.
-  bool drain(int fd, std::string& partial, bool as_text_capture) {
+  bool drain(int fd, std::string& partial, Pending& pending, bool as_text_capture) {
     char buffer[65536];
     for (;;) {
       const ssize_t n = read(fd, buffer, sizeof buffer);
@@ -178,11 +231,11 @@ class PosixProcess final : public RunningProcess {
         partial.append(buffer, static_cast<std::size_t>(n));
         std::size_t newline;
         while ((newline = partial.find('\n')) != std::string::npos) {
-          handle_line(std::string_view(partial).substr(0, newline));
+          handle_line(std::string_view(partial).substr(0, newline), pending);
           partial.erase(0, newline + 1);
         }
         if (partial.size() > kMaxLineLength) {
-          handle_line(partial);
+          handle_line(partial, pending);
           partial.clear();
         }
         continue;
@@ -199,6 +252,7 @@ class PosixProcess final : public RunningProcess {
     int out_fd = read_stdout ? stdout_read_ : -1;
     int err_fd = stderr_read_;
     std::string out_partial, err_partial;
+    Pending out_pending, err_pending;
     bool exited = false;
     while (!exited || out_fd >= 0 || err_fd >= 0) {
       pollfd fds[3];
@@ -209,22 +263,33 @@ class PosixProcess final : public RunningProcess {
       const nfds_t err_index = count;
       if (err_fd >= 0) fds[count++] = {err_fd, POLLIN, 0};
       // After the exit, drain what is buffered but do not wait for descendants that
-      // inherited the pipes.
-      const int rc = ::poll(fds, count, exited ? 0 : -1);
+      // inherited the pipes. A gathered record waits a moment for its continuation lines.
+      const bool gathering = out_pending.lines > 0 || err_pending.lines > 0;
+      const int rc = ::poll(fds, count,
+                            exited      ? 0
+                            : gathering ? static_cast<int>(kContinuationWait.count())
+                                        : -1);
       if (rc < 0 && errno == EINTR) continue;
       if (rc == 0 && exited) break;
+      if (rc == 0) {
+        flush(out_pending);
+        flush(err_pending);
+        continue;
+      }
       if (!exited && (fds[0].revents & POLLIN)) exited = true;
-      if (out_fd >= 0 && fds[out_index].revents != 0 && !drain(out_fd, out_partial, capture)) {
+      if (out_fd >= 0 && fds[out_index].revents != 0 && !drain(out_fd, out_partial, out_pending, capture)) {
         close(out_fd);
         out_fd = -1;
       }
-      if (err_fd >= 0 && fds[err_index].revents != 0 && !drain(err_fd, err_partial, false)) {
+      if (err_fd >= 0 && fds[err_index].revents != 0 && !drain(err_fd, err_partial, err_pending, false)) {
         close(err_fd);
         err_fd = -1;
       }
     }
-    if (!out_partial.empty()) handle_line(out_partial);
-    if (!err_partial.empty()) handle_line(err_partial);
+    if (!out_partial.empty()) handle_line(out_partial, out_pending);
+    if (!err_partial.empty()) handle_line(err_partial, err_pending);
+    flush(out_pending);
+    flush(err_pending);
     if (out_fd >= 0) close(out_fd);
     if (err_fd >= 0) close(err_fd);
 

@@ -2,7 +2,8 @@
 // The process seam. Programs are started from argv vectors, never through a shell. Each
 // child runs in its own process group (so cancelling ends the whole group), gets a death
 // signal when the agent dies, reads /dev/null, and has its output streamed into the log
-// line by line under the program's tag.
+// under the program's tag: a record per line, at the level the program printed
+// (exec/child_lines.hpp), with the lines that continue it (an indented HINT) in the same record.
 #include <signal.h>
 
 #include <chrono>
@@ -42,8 +43,11 @@ struct ProcessSpec {
   std::chrono::milliseconds timeout{0};        // run(): 0 means no deadline
   std::chrono::milliseconds kill_grace{5000};  // SIGTERM to SIGKILL, on cancel or timeout
   int death_signal = SIGTERM;                  // what the child gets if the agent dies first
+  // The level of lines that name none (pgBackRest's ERROR, PostgreSQL's FATAL, pg_dump's
+  // "error:" and the like name theirs: exec/child_lines.hpp).
   spdlog::level::level_enum log_level = spdlog::level::info;
-  // When set, picks the level of each line instead of log_level (chatty programs).
+  // When set, picks the level of each line that starts a record instead (chatty programs, or
+  // lines whose level words mislead). Lines that continue a record keep its level.
   std::function<spdlog::level::level_enum(std::string_view line)> level_for_line;
   // Sees every output line (stderr, and stdout in log mode) before it is logged. Runs on the
   // process's reader thread.

@@ -59,12 +59,10 @@ Status backup_step(BackupContext& c) {
   // the pod's termination grace.
   spec.kill_grace = std::chrono::seconds(5);
   spec.nice = c.config.pgbackrest.backup_nice;
-  // Each file copied prints a DETAIL line (logged at debug): a sign of life for the stuck-job
-  // check, even in a backup that takes hours.
+  // Each file copied prints a DETAIL line (logged at debug, exec/child_lines.cpp): a sign of
+  // life for the stuck-job check, even in a backup that takes hours. ERROR and WARN lines keep
+  // their level.
   if (c.services.on_progress) spec.on_line = [&c](std::string_view) { c.services.on_progress(); };
-  spec.level_for_line = [](std::string_view line) {
-    return line.find(" DETAIL: ") == std::string_view::npos ? spdlog::level::info : spdlog::level::debug;
-  };
   auto result = c.services.runner.run(spec, c.services.cancel);
   // Another process holds the stanza's backup lock (the operator's own schedule, a backup by
   // hand): wait for it rather than fail, within pgbackrest.lock_wait_seconds.
@@ -129,6 +127,8 @@ Result<StanzaInfo> read_stanza_info(const AgentConfig& config, ProcessRunner& ru
 }
 
 BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, BackupServices& services) {
+  // Every record of the job, pgBackRest's lines included, carries job.type and job.id.
+  log::ScopedJob in_job("backup", std::to_string(job.id));
   auto logger = log::get("backup");
   BackupResult result;
   result.job_id = job.id;
@@ -189,12 +189,18 @@ BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, Back
       logger->warn("job {}: cannot read pgbackrest info after the backup: {}", job.id, info.error().message);
   }
   finish();
+  log::Fields timing;
+  timing.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(services.clock.steady_now() - begin);
   if (status)
-    logger->info("job {}: {} backup succeeded in {:.1f} s", job.id, backup_type_name(job.request.type),
-                 result.seconds);
+    log::write(*logger, spdlog::level::info,
+               fmt::format("job {}: {} backup succeeded in {:.1f} s", job.id,
+                           backup_type_name(job.request.type), result.seconds),
+               timing);
   else
-    logger->error("job {}: {} backup failed after {:.1f} s: {}", job.id, backup_type_name(job.request.type),
-                  result.seconds, result.message);
+    log::error(*logger, status.error(),
+               fmt::format("job {}: {} backup failed after {:.1f} s", job.id,
+                           backup_type_name(job.request.type), result.seconds),
+               spdlog::level::err, timing);
   return result;
 }
 

@@ -410,27 +410,13 @@ Status restore(DumpContext& c) {
   spec.argv = pgbackrest_restore_argv(c.pgbackrest(), request);
   spec.tag = "pgbackrest";
   spec.kill_grace = std::chrono::seconds(10);
-  // One DETAIL line per restored file ends in "(SIZE, NN.NN%)": log those at debug and
-  // report the percentage every ten seconds instead. ERROR and WARN lines keep their level,
-  // and so do the indented lines that continue them (the file and the system error).
+  // One DETAIL line per restored file ends in "(SIZE, NN.NN%)": those are logged at debug
+  // (exec/child_lines.cpp), and the percentage is reported every ten seconds instead. ERROR
+  // and WARN lines keep their level, and the runner joins the indented lines that continue
+  // them (the file and the system error) to their record.
   auto progress = std::make_shared<ThrottledProgress>(c.logger, "restored");
-  auto previous = std::make_shared<spdlog::level::level_enum>(spdlog::level::info);
-  spec.level_for_line = [progress, previous](std::string_view line) {
-    if (!line.empty() && (line.front() == ' ' || line.front() == '\t')) return *previous;
-    auto level = spdlog::level::info;
-    if (line.find("ERROR:") != std::string_view::npos) {
-      level = spdlog::level::err;
-    } else if (line.find(" WARN: ") != std::string_view::npos || line.rfind("WARN: ", 0) == 0) {
-      level = spdlog::level::warn;
-    } else if (line.find(" DETAIL: ") != std::string_view::npos) {
-      if (line.find(" DETAIL: restore file ") != std::string_view::npos) progress->update(line);
-      level = spdlog::level::debug;
-    } else if (line.find(" DEBUG: ") != std::string_view::npos ||
-               line.find(" TRACE: ") != std::string_view::npos) {
-      level = spdlog::level::debug;
-    }
-    *previous = level;
-    return level;
+  spec.on_line = [progress](std::string_view line) {
+    if (line.find(" DETAIL: restore file ") != std::string_view::npos) progress->update(line);
   };
   if (!c.job.no_sync_library.empty()) {
     preload_no_sync(spec, c.job.no_sync_library);
@@ -544,7 +530,8 @@ Status recover_to_end_of_archive(DumpContext& c, const RecoveryLogFacts& facts, 
   if (!reached) return reached.error();
   auto checkpoint = replayed_checkpoint_time(c);
   if (!checkpoint) {
-    c.logger->warn("could not read the copy's last checkpoint: {}", checkpoint.error().describe());
+    log::error(*c.logger, checkpoint.error(), "could not read the copy's last checkpoint",
+               spdlog::level::warn);
     return ended;
   }
   const auto target = c.job.target.instant;
@@ -612,7 +599,7 @@ Status check_recovery_locks(DumpContext& c, std::uint64_t replay_lsn) {
                                      c.server->log_facts().restored_segments);
   if (!origin) {
     if (origin.error().kind == ErrorKind::interrupted) return origin.error();
-    c.logger->warn("could not read the archived WAL: {}", origin.error().describe());
+    log::error(*c.logger, origin.error(), "could not read the archived WAL", spdlog::level::warn);
   }
   return recovery_lock_error(*locks, origin ? *origin : std::nullopt, c.job.target.instant);
 }

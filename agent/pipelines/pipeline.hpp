@@ -1,7 +1,9 @@
 #pragma once
 // A job is a list of steps. Steps run in order until one fails or the job is cancelled;
 // then the teardown of every step that started runs, in reverse order, whatever happened.
-// Each step is logged as it starts and ends, with its duration; a failure names its step.
+// Each step is logged as it starts and ends, with its duration (event.duration); a failure
+// names its step. While a step runs, every record of the thread, and of the programs it
+// starts, carries the step's name (job.step).
 #include <chrono>
 #include <exception>
 #include <functional>
@@ -62,12 +64,16 @@ Status run_steps(std::span<const Step<Context>> steps, Context& context, const C
                            "nothing more was started; the scratch server is stopped");
       break;
     }
+    log::ScopedStep in_step(step.name);
     logger.info("{}: started", step.name);
     if (observer) observer(step.name, "started", 0);
     const auto begin = Steady::now();
     ++started;
     Status status = detail::execute_step(step, context);
-    const double seconds = std::chrono::duration<double>(Steady::now() - begin).count();
+    const auto took = Steady::now() - begin;
+    const double seconds = std::chrono::duration<double>(took).count();
+    log::Fields timing;
+    timing.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(took);
     context.timings.push_back(StepTiming{step.name, seconds});
     if (!status) {
       Error error = status.error();
@@ -75,15 +81,17 @@ Status run_steps(std::span<const Step<Context>> steps, Context& context, const C
         error = make_error(ErrorKind::interrupted, "interrupted during " + step.name,
                            "the job was stopped by a signal; nothing was left under its final name");
       outcome = error.with_context(step.name);
-      logger.error("{}: failed after {:.2f} s", step.name, seconds);
+      log::write(logger, spdlog::level::err, fmt::format("{}: failed after {:.2f} s", step.name, seconds),
+                 timing);
       if (observer) observer(step.name, "failed", seconds);
       break;
     }
-    logger.info("{}: done in {:.2f} s", step.name, seconds);
+    log::write(logger, spdlog::level::info, fmt::format("{}: done in {:.2f} s", step.name, seconds), timing);
     if (observer) observer(step.name, "done", seconds);
   }
   for (std::size_t i = started; i-- > 0;) {
     if (!steps[i].teardown) continue;
+    log::ScopedStep in_step(steps[i].name);
     const auto begin = Steady::now();
     try {
       steps[i].teardown(context);
@@ -92,8 +100,13 @@ Status run_steps(std::span<const Step<Context>> steps, Context& context, const C
     } catch (...) {
       logger.error("{}: teardown failed with an unexpected exception", steps[i].name);
     }
-    const double seconds = std::chrono::duration<double>(Steady::now() - begin).count();
-    logger.debug("{}: teardown done in {:.2f} s", steps[i].name, seconds);
+    const auto took = Steady::now() - begin;
+    log::Fields timing;
+    timing.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(took);
+    log::write(logger, spdlog::level::debug,
+               fmt::format("{}: teardown done in {:.2f} s", steps[i].name,
+                           std::chrono::duration<double>(took).count()),
+               timing);
   }
   return outcome;
 }

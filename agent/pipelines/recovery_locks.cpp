@@ -287,7 +287,8 @@ Result<std::optional<LockOrigin>> scan_for_lock_origin(ProcessRunner& runner, co
     dump.tag = "pg_waldump";
     dump.env = {{"TZ", "UTC"}};
     dump.stdout_mode = StdoutMode::capture;
-    dump.log_level = spdlog::level::debug;  // "first record is after ...", the end of the WAL
+    // "first record is after ...", and "error: error in WAL record" where the WAL ends: expected.
+    dump.level_for_line = [](std::string_view) { return spdlog::level::debug; };
     dump.timeout = settings.fetch_timeout;
     auto dumped = runner.run(dump, cancel);
     if (!dumped) return dumped.error();

@@ -176,17 +176,30 @@ TEST_F(DumpIntegration, DumpToStandardOutputCarriesOnlyTheDump) {
   args.insert(args.end(), {"--log-format", "json"});
   const auto run = run_agent(args);
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
-  // Logs stay on stderr, one JSON object per line, so a machine can read them.
+  // Logs stay on stderr, one ECS JSON object per line, so Elasticsearch can read them: steps end
+  // with their event.duration, pgBackRest's lines name the step they were printed in, and a
+  // dump that succeeded logged no error.
   std::istringstream lines(run.stderr_text);
   std::string line;
-  int parsed = 0;
+  int parsed = 0, timed_steps = 0, restore_lines = 0;
   while (std::getline(lines, line)) {
     const auto json = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     ASSERT_TRUE(json.is_object()) << line;
-    for (const char* key : {"ts", "level", "component", "msg"}) EXPECT_TRUE(json.contains(key)) << line;
+    for (const char* key : {"@timestamp", "log.level", "message", "log.logger", "process.pid", "ecs.version"})
+      EXPECT_TRUE(json.contains(key)) << line;
+    EXPECT_NE(json.value("log.level", ""), "error") << line;
+    if (json.contains("event.duration")) {
+      EXPECT_TRUE(json["event.duration"].is_number_integer()) << line;
+      EXPECT_TRUE(json.contains("job.step")) << line;
+      ++timed_steps;
+    }
+    if (json.value("log.logger", "") == "pgbackrest" && json.value("job.step", "") == "restore")
+      ++restore_lines;
     ++parsed;
   }
   EXPECT_GT(parsed, 10);
+  EXPECT_GE(timed_steps, 9) << "check, prepare, restore, start, wait, verify, dump, publish, stop";
+  EXPECT_GT(restore_lines, 0) << run.stderr_text;
   ASSERT_EQ(run.stdout_text.rfind("--\n-- PostgreSQL database dump\n--", 0), 0u)
       << run.stdout_text.substr(0, 200);
   expect_rows_at_target(run.stdout_text);
