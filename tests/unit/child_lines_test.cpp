@@ -185,6 +185,40 @@ TEST_F(ChildRecords, PgBackRestErrorAndItsIndentedHintAreOneErrorRecord) {
   EXPECT_EQ(by_level["info"]["message"], "P00   INFO: restore command end: aborted with exception [075]");
 }
 
+// What pgBackRest 2.45 printed on stderr for a backup of a stanza that was never created
+// (exit code 55), line by line as it writes them.
+TEST_F(ChildRecords, PgBackRestsOwnBackupFailureIsAWarningAndAnErrorRecord) {
+  const std::vector<std::string> stderr_lines = {
+      "WARN: option 'repo1-retention-full' is not set for 'repo1-retention-full-type=count', the repository "
+      "may "
+      "run out of space",
+      "      HINT: to retain full backups indefinitely (without warning), set option 'repo1-retention-full' "
+      "to the "
+      "maximum.",
+      "ERROR: [055]: unable to load info file '/r/backup/x/backup.info' or '/r/backup/x/backup.info.copy':",
+      "       FileMissingError: unable to open missing file '/r/backup/x/backup.info' for read",
+      "       FileMissingError: unable to open missing file '/r/backup/x/backup.info.copy' for read",
+      "       HINT: backup.info cannot be opened and is required to perform a backup.",
+      "       HINT: has a stanza-create been performed?"};
+  std::string script =
+      "printf '2026-12-01 00:07:32.319 P00   INFO: backup command begin 2.45: --stanza=x\\n'; ";
+  for (const auto& line : stderr_lines) script += "printf '%s\\n' \"" + line + "\" >&2; ";
+  script +=
+      "printf '2026-12-01 00:07:32.319 P00   INFO: backup command end: aborted with exception [055]\\n'";
+  const auto records = run("pgbackrest", script);
+  std::vector<nlohmann::json> problems;
+  for (const auto& r : records)
+    if (r["log.level"] != "info") problems.push_back(r);
+  ASSERT_EQ(records.size(), 4u);
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[0]["log.level"], "warn");
+  EXPECT_EQ(problems[0]["message"], stderr_lines[0] + "\n" + stderr_lines[1]);
+  EXPECT_EQ(problems[1]["log.level"], "error");
+  std::string error = stderr_lines[2];
+  for (std::size_t i = 3; i < stderr_lines.size(); ++i) error += "\n" + stderr_lines[i];
+  EXPECT_EQ(problems[1]["message"], error);
+}
+
 TEST_F(ChildRecords, PostgresAndPgDumpLinesKeepTheirLevels) {
   const auto server = run("postgres",
                           "printf '[12] LOG:  redo starts at 0/2000028\\n"
