@@ -28,6 +28,15 @@ const char* admission_name(Admission admission) {
   return "queued";
 }
 
+// job.type and job.id for a record the loop logs about a job (the job's own thread sets them
+// for everything it logs).
+log::Fields job_fields(const char* type, std::uint64_t id) {
+  log::Fields fields;
+  fields.job_type = type;
+  fields.job_id = std::to_string(id);
+  return fields;
+}
+
 // A result for a job whose pipeline threw: a bug, never a reason for the daemon to end.
 BackupResult failed_by_exception(const QueuedBackup& job, const std::string& what) {
   BackupResult result;
@@ -36,7 +45,8 @@ BackupResult failed_by_exception(const QueuedBackup& job, const std::string& wha
   result.outcome = BackupOutcome::failed;
   result.message = "the backup job failed with an unexpected exception: " + what;
   result.started = std::chrono::system_clock::now();
-  log::get("backup")->error("job {}: {}", job.id, result.message);
+  log::write(*log::get("backup"), spdlog::level::err, fmt::format("job {}: {}", job.id, result.message),
+             job_fields("backup", job.id));
   return result;
 }
 
@@ -133,12 +143,17 @@ void JobRunner::enqueue(const BackupRequest& asked, std::optional<ControlReply> 
   }
   switch (admission.admission) {
     case Admission::queued:
-      logger->info("job {}: {} backup queued ({}), into {}", admission.job_id, backup_type_name(request.type),
-                   request.reason, repo_name(request.repo));
+      log::write(*logger, spdlog::level::info,
+                 fmt::format("job {}: {} backup queued ({}), into {}", admission.job_id,
+                             backup_type_name(request.type), request.reason, repo_name(request.repo)),
+                 job_fields("backup", admission.job_id));
       break;
     case Admission::superseded:
-      logger->info("job {}: {} backup queued ({}), into {}; {}", admission.job_id,
-                   backup_type_name(request.type), request.reason, repo_name(request.repo), admission.reason);
+      log::write(*logger, spdlog::level::info,
+                 fmt::format("job {}: {} backup queued ({}), into {}; {}", admission.job_id,
+                             backup_type_name(request.type), request.reason, repo_name(request.repo),
+                             admission.reason),
+                 job_fields("backup", admission.job_id));
       count_skip("superseded", admission.superseded_ids.size());
       for (auto id : admission.superseded_ids) {  // their waiters now wait for the larger job
         auto moved = waiters_.extract(id);
@@ -202,8 +217,10 @@ void JobRunner::on_backup_finished(BackupResult result) {
   job_stopped_by_shutdown_ = false;
   if (run_again) {
     // Stopped by us, not failed on its own: its requests run again after the restart.
-    log::get("queue")->info("job {} was stopped by the shutdown; its request runs again after the restart",
-                            result.job_id);
+    log::write(*log::get("queue"), spdlog::level::info,
+               fmt::format("job {} was stopped by the shutdown; its request runs again after the restart",
+                           result.job_id),
+               job_fields("backup", result.job_id));
     journal_ids_by_job_.erase(result.job_id);
     answer_waiters(
         result.job_id,
@@ -267,8 +284,10 @@ void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
   if (!started) return refuse(started.error());
   ++next_dump_id_;
   dump_running_ = std::move(record);
-  log::get("dump")->info("dump job {}: target {}, output {}", dump_running_->id, dump_running_->target,
-                         dump_running_->output);
+  log::write(*log::get("dump"), spdlog::level::info,
+             fmt::format("dump job {}: target {}, output {}", dump_running_->id, dump_running_->target,
+                         dump_running_->output),
+             job_fields("dump", dump_running_->id));
   reply(DumpAcceptedReply{dump_running_->id}, false);
 }
 
@@ -282,10 +301,8 @@ void JobRunner::on_dump_finished(Result<DumpSummary> summary, ControlReply reply
     for (const auto& timing : summary->timings) seconds += timing.seconds;
     metrics_.record_dump(DumpResult{services_.clock.now(), seconds, summary->bytes, summary->gap_seconds});
   } else {
-    log::Fields job;
-    job.job_type = "dump";
-    job.job_id = std::to_string(dump_running_->id);
-    log::error(*log::get("dump"), summary.error(), "dump job " + job.job_id, spdlog::level::err, job);
+    log::error(*log::get("dump"), summary.error(), "dump job " + std::to_string(dump_running_->id),
+               spdlog::level::err, job_fields("dump", dump_running_->id));
     finished.outcome = reply_error(summary.error());
   }
   dump_running_->outcome = control_reply_json(finished);
