@@ -167,8 +167,18 @@ TEST_F(DaemonIntegration, StandbySkipsItsBackupWithAReason) {
   server.tag = "standby";
   auto started = runner->start(server);
   ASSERT_TRUE(started.ok());
-  ASSERT_TRUE(eventually([&] { return file_exists(socket_dir + "/.s.PGSQL." + std::to_string(port)); },
-                         std::chrono::seconds(30)));
+  // Accepting connections, not only listening: a backup asked for while the standby still says
+  // "the database system is starting up" is skipped as server-unreachable, not as a standby.
+  ASSERT_TRUE(eventually(
+      [&] {
+        ProcessSpec ready;
+        ready.argv = {
+            cluster_->get("BINDIR") + "/pg_isready", "-q", "-h", socket_dir, "-p", std::to_string(port)};
+        ready.tag = "pg_isready";
+        auto answered = runner->run(ready, CancelToken::never());
+        return answered.ok() && answered->succeeded();
+      },
+      std::chrono::seconds(30)));
 
   const std::string config =
       run_config("standby-agent", "manual:\n  annotations_file: \"\"\n", socket_dir, std::to_string(port));
