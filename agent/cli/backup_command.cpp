@@ -46,10 +46,11 @@ int backup_through_agent(int fd, const BackupOptions& options) {
       fields.duration =
           std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(result.seconds));
       if (code != kExitSuccess) fields.exit_code = code;
-      log::write(*logger, result.outcome == "failed" ? spdlog::level::err : spdlog::level::info,
-                 fmt::format("job {} ({}) {} in {:.1f} s{}", result.job_id, repo_name(result.repo), result.outcome, result.seconds,
-                             result.message.empty() ? "" : ": " + result.message),
-                 fields);
+      log::write(
+          *logger, result.outcome == "failed" ? spdlog::level::err : spdlog::level::info,
+          fmt::format("job {} ({}) {} in {:.1f} s{}", result.job_id, repo_name(result.repo), result.outcome,
+                      result.seconds, result.message.empty() ? "" : ": " + result.message),
+          fields);
       return code;
     } else if (const auto* abandoned = std::get_if<AbandonedReply>(&**reply)) {
       return fail(make_error(ErrorKind::interrupted, "the agent stopped: " + abandoned->reason));
