@@ -92,8 +92,11 @@ const std::vector<OptionSpec> kOptions = {
    "repository's own setting.",
    1, 64, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.process_max = static_cast<int>(v.integer); }},
-  {"pgbackrest.timeout_seconds", OptionType::integer, "60",
-   "Deadline for `pgbackrest info`.", 1, 3600, {},
+  {"pgbackrest.timeout_seconds", OptionType::integer, "300",
+   "Deadline for `pgbackrest info`. pgBackRest gives up on an unreachable TLS or SSH repository "
+   "after about twice its io-timeout (60 s by default) per repository and still reports the "
+   "others; a shorter deadline would lose their answer too.",
+   1, 3600, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.timeout_seconds = static_cast<int>(v.integer); }},
   {"pgbackrest.backup_timeout_seconds", OptionType::integer, "86400",
    "Deadline for one `pgbackrest backup`.", 60, 604800, {},
