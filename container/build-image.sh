@@ -17,7 +17,8 @@
 #   --pgbackrest-version V the pgBackRest the image carries (default $AGENT_PGBACKREST_VERSION,
 #                          else 2.56.0: what PGO 5.8 and 6.0 ship), built from source
 #   --pgbackrest-source S  its release tarball, a file or a URL (default $AGENT_PGBACKREST_SOURCE,
-#                          else <the checkout's parent>/shared/sources/pgbackrest-V.tar.gz when it
+#                          else <the checkout's parent>/shared/sources/pgbackrest-V.tar.gz or
+#                          /var/cache/agent-pgbackrest/sources/pgbackrest-V.tar.gz when it
 #                          exists, else https://github.com/pgbackrest/pgbackrest/archive/release/V.tar.gz)
 #   --rebuild-pgbackrest   build pgBackRest even when a cached build matches, and replace it
 #
@@ -143,8 +144,16 @@ fi
 # The source: the upstream release tarball, from the shared sources beside the checkout when they
 # have it (no network needed), else from the project's release URL.
 if [[ -z "${PGBR_SOURCE}" ]]; then
-    PGBR_SOURCE="$(dirname -- "${BI_REPO_ROOT}")/shared/sources/pgbackrest-${PGBR_VERSION}.tar.gz"
-    [[ -f "${PGBR_SOURCE}" ]] \
+    # Beside the checkout, else the copy tests/support/build-pgbackrest.sh keeps of the last
+    # tarball it was given (a clone elsewhere finds it there), else the release itself.
+    for candidate in "$(dirname -- "${BI_REPO_ROOT}")/shared/sources/pgbackrest-${PGBR_VERSION}.tar.gz" \
+        "/var/cache/agent-pgbackrest/sources/pgbackrest-${PGBR_VERSION}.tar.gz"; do
+        if [[ -f "${candidate}" ]]; then
+            PGBR_SOURCE="${candidate}"
+            break
+        fi
+    done
+    [[ -n "${PGBR_SOURCE}" ]] \
         || PGBR_SOURCE="https://github.com/pgbackrest/pgbackrest/archive/release/${PGBR_VERSION}.tar.gz"
 fi
 if [[ ! "${PGBR_SOURCE}" =~ ^https?:// ]]; then

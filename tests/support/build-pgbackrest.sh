@@ -7,7 +7,8 @@
 #   --version V       default $AGENT_PGBACKREST_VERSION, else 2.56.0 (what PGO 5.8 and 6.0 ship)
 #   --source TARBALL  default $AGENT_PGBACKREST_SOURCE, else
 #                     <the checkout's parent>/shared/sources/pgbackrest-V.tar.gz
-#                     (the upstream release tarball, github.com/pgbackrest/pgbackrest, tag release/V)
+#                     (the upstream release tarball, github.com/pgbackrest/pgbackrest, tag release/V),
+#                     else the copy kept in CACHE/sources from an earlier run
 #   --cache DIR       default $AGENT_PGBACKREST_CACHE, else /var/cache/agent-pgbackrest when it is
 #                     writable (or can be created), else ${XDG_CACHE_HOME:-~/.cache}/agent/pgbackrest
 #   --rebuild         build even when a cached binary works
@@ -82,6 +83,29 @@ if [[ -n "${CACHE}" ]]; then
     candidates=("${CACHE}")
 else
     candidates=("${SYSTEM_CACHE}" "${USER_CACHE}")
+fi
+
+# --- the source, kept beside the builds -------------------------------------------------------
+# A copy of the tarball stays in CACHE/sources, where a clone without ../shared (and
+# container/build-image.sh, which builds the image's pgBackRest from it) finds it later.
+source_name="pgbackrest-${VERSION}.tar.gz"
+if [[ -r "${SOURCE}" ]]; then
+    for dir in "${candidates[@]}"; do
+        if [[ ! -f "${dir}/sources/${source_name}" ]] && writable_cache "${dir}"; then
+            (umask 022 && mkdir -p -- "${dir}/sources" \
+                && cp -- "${SOURCE}" "${dir}/sources/.${source_name}.$$" \
+                && mv -- "${dir}/sources/.${source_name}.$$" "${dir}/sources/${source_name}") 2>/dev/null || true
+            break
+        fi
+    done
+else
+    for dir in "${candidates[@]}"; do
+        if [[ -r "${dir}/sources/${source_name}" ]]; then
+            log "${SOURCE} not found; using the copy kept in ${dir}/sources"
+            SOURCE="${dir}/sources/${source_name}"
+            break
+        fi
+    done
 fi
 if ((REBUILD == 0)); then
     for dir in "${candidates[@]}"; do
