@@ -40,6 +40,24 @@ std::string trim(const std::string& text) {
   return text.substr(first, last - first + 1);
 }
 
+// The include directory pgBackRest reads with the agent's options, and whether the agent names
+// it (then pgBackRest fails when it is missing). With --config but neither an include path nor
+// --config-path, pgBackRest would skip its default conf.d: the agent names it when it exists.
+struct IncludeDirectory {
+  std::string path;  // empty: none is read
+  bool named = false;
+};
+
+IncludeDirectory include_directory(const PgBackRestConfigLocation& location,
+                                   const std::string& default_config_path) {
+  if (!location.config_include_path.empty()) return {location.config_include_path, true};
+  if (!location.config.empty() && location.config_path.empty()) {
+    const std::string include = default_config_path + "/" + kIncludeDirName;
+    return is_directory(include) ? IncludeDirectory{include, true} : IncludeDirectory{};
+  }
+  return {base_path(location) + "/" + kIncludeDirName, false};
+}
+
 }  // namespace
 
 std::vector<std::string> pgbackrest_config_args(const PgBackRestConfigLocation& location,
@@ -47,29 +65,15 @@ std::vector<std::string> pgbackrest_config_args(const PgBackRestConfigLocation& 
   std::vector<std::string> args;
   if (!location.config_path.empty()) args.push_back("--config-path=" + location.config_path);
   if (!location.config.empty()) args.push_back("--config=" + location.config);
-  if (!location.config_include_path.empty()) {
-    args.push_back("--config-include-path=" + location.config_include_path);
-  } else if (!location.config.empty() && location.config_path.empty()) {
-    // --config-path would have kept the include directory; --config alone drops it.
-    const std::string include = default_config_path + "/" + kIncludeDirName;
-    if (is_directory(include)) args.push_back("--config-include-path=" + include);
-  }
+  if (const auto include = include_directory(location, default_config_path); include.named)
+    args.push_back("--config-include-path=" + include.path);
   return args;
 }
 
 PgBackRestConfigFiles find_pgbackrest_config_files(const PgBackRestConfigLocation& location) {
   PgBackRestConfigFiles found;
-  const auto args = pgbackrest_config_args(location);
-  const auto named = [&args](const std::string& prefix) -> std::string {
-    for (const auto& arg : args)
-      if (arg.rfind(prefix, 0) == 0) return arg.substr(prefix.size());
-    return {};
-  };
-  const std::string config = named("--config=");
-  const std::string include = named("--config-include-path=");
-
-  found.main_named = !config.empty();
-  found.main_file = found.main_named ? config : base_path(location) + "/" + kConfigFileName;
+  found.main_named = !location.config.empty();
+  found.main_file = found.main_named ? location.config : base_path(location) + "/" + kConfigFileName;
   if (is_file(found.main_file)) {
     found.files.push_back(found.main_file);
   } else if (found.main_named) {
@@ -80,12 +84,9 @@ PgBackRestConfigFiles find_pgbackrest_config_files(const PgBackRestConfigLocatio
     found.files.push_back(found.main_file);
   }
 
-  found.include_named = !include.empty();
-  if (found.include_named) {
-    found.include_dir = include;
-  } else if (!found.main_named) {
-    found.include_dir = base_path(location) + "/" + kIncludeDirName;
-  }
+  const auto include = include_directory(location, kDefaultConfigPath);
+  found.include_dir = include.path;
+  found.include_named = include.named;
   if (found.include_dir.empty()) return found;
   if (!is_directory(found.include_dir)) {
     if (found.include_named)

@@ -303,6 +303,18 @@ DumpRows events_in_dump(const std::string& dump_text) {
   return rows;
 }
 
+void expect_promtool_accepts(const std::string& scrape, const std::string& file) {
+  write_file(file, scrape);
+  auto runner = make_posix_process_runner();
+  ProcessSpec lint;
+  lint.argv = {"promtool", "check", "metrics"};
+  lint.stdin_path = file;
+  lint.tag = "promtool";
+  auto linted = runner->run(lint, CancelToken::never());
+  ASSERT_TRUE(linted.ok());
+  EXPECT_EQ(linted->exit_code, 0) << linted->error_excerpt(10);
+}
+
 void expect_rows_at_target(const std::string& dump_text) {
   const auto rows = events_in_dump(dump_text);
   std::set<int> expected;

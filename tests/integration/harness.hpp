@@ -87,6 +87,8 @@ DumpRows events_in_dump(const std::string& dump_text);
 std::map<std::string, std::string> copy_blocks(const std::string& dump);
 // The runbook's check: rows 1..100 (written before the target) and none written after it.
 void expect_rows_at_target(const std::string& dump_text);
+// `promtool check metrics` accepts `scrape` (written to `file` for it).
+void expect_promtool_accepts(const std::string& scrape, const std::string& file);
 
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& content);

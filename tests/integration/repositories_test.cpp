@@ -182,16 +182,7 @@ TEST_F(RepositoriesIntegration, FreshnessSizesAndCountsPerRepositoryEqualPgBackR
   EXPECT_GT(*incr2, *series(text, "agent_backup_age_seconds" + labels(1, "incr")));
 
   // promtool lints the scrape with its repo labels.
-  const std::string file = cluster_->dir() + "/repos-scrape.txt";
-  write_file(file, text);
-  auto runner = make_posix_process_runner();
-  ProcessSpec lint;
-  lint.argv = {"promtool", "check", "metrics"};
-  lint.stdin_path = file;
-  lint.tag = "promtool";
-  auto linted = runner->run(lint, CancelToken::never());
-  ASSERT_TRUE(linted.ok());
-  EXPECT_EQ(linted->exit_code, 0) << linted->error_excerpt(10);
+  expect_promtool_accepts(text, cluster_->dir() + "/repos-scrape.txt");
 
   // `agent status`: each repository with its newest sets, each schedule with its repository.
   auto shown = status();
