@@ -55,6 +55,34 @@ int run_cli(int argc, char** argv) {
   dump_cmd->add_option("--log-format", dump.log_format, kLogFormatHelp);
   dump_cmd->add_flag("--overwrite", dump.arguments.overwrite, "Replace an existing output file");
 
+  DrillOptions drill;
+  auto* drill_cmd = app.add_subcommand(
+      "drill",
+      "Restore drill: restore a backup into the scratch directory and pause it at the target as `agent dump` "
+      "does (never promoted), read every table in full, run amcheck where it is installed, the assertions of "
+      "drill.assertions_file and --assert, then pg_checksums on the stopped copy. Writes a manifest to "
+      "state_dir/drills. Exit 0 when every check passed, 4 when one failed.");
+  auto* drill_target = drill_cmd->add_option(
+      "--target", drill.arguments.target,
+      std::string("Point in time to restore, with a zone or offset. Accepted: ") + kTargetTimeForms);
+  drill_cmd->add_option("--set", drill.arguments.backup_set,
+                        "Restore from this backup set label (alone: then the archived WAL to its end)");
+  drill_cmd
+      ->add_flag("--latest", drill.arguments.latest,
+                 "The newest backup and the archived WAL to its end (the default); the replay gap is the RPO")
+      ->excludes(drill_target);
+  drill_cmd->add_option("--database", drill.arguments.databases,
+                        "Database to check (repeatable; config drill.databases; default: all)");
+  drill_cmd->add_option("--assert", drill.arguments.assertions,
+                        "'DATABASE: SQL' returning one true boolean on the copy (repeatable)");
+  drill_cmd->add_option("--scratch", drill.arguments.scratch,
+                        "Scratch directory the agent owns (config restore.scratch)");
+  drill_cmd->add_option("--port", drill.arguments.port, "Port of the temporary server (config restore.port)")
+      ->check(CLI::Range(1, 65535));
+  drill_cmd->add_option("--config", drill.config_path,
+                        "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
+  drill_cmd->add_option("--log-format", drill.log_format, "text or json (config log.format)");
+
   RunOptions run;
   auto* run_cmd = app.add_subcommand(
       "run",
@@ -117,6 +145,7 @@ int run_cli(int argc, char** argv) {
   }
 
   if (dump_cmd->parsed()) return command_dump(dump);
+  if (drill_cmd->parsed()) return command_drill(drill);
   if (run_cmd->parsed()) return command_run(run);
   if (backup_cmd->parsed()) return command_backup(backup);
   if (status_cmd->parsed()) return command_status(status);

@@ -7,6 +7,7 @@
 #include "config/config.hpp"
 #include "core/error.hpp"
 #include "daemon/control_replies.hpp"
+#include "pipelines/drill_job.hpp"
 #include "pipelines/dump_job.hpp"
 
 namespace agent {
@@ -18,6 +19,13 @@ struct DumpOptions {
 };
 
 int command_dump(const DumpOptions& options);
+
+struct DrillOptions {
+  std::string config_path;
+  std::optional<std::string> log_format;
+  DrillArguments arguments;
+};
+int command_drill(const DrillOptions& options);
 
 struct RunOptions {
   std::string config_path;

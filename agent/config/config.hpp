@@ -67,7 +67,14 @@ struct AgentConfig {
     std::string diff;
     std::string incr;
     std::map<int, RepoSchedules> repos;  // schedules.repoN: into repository N
+    std::string drill;  // restore drills (agent drill --latest); empty: none
   } schedules;
+  struct {
+    std::string databases;        // comma-separated; empty: every database
+    std::string assertions_file;  // lines "DATABASE: SQL"; empty: none
+    int statement_timeout_seconds = 0;
+    int max_age_hours = 0;  // 0: from schedules.drill, else 8 days
+  } drill;
   struct {
     std::string annotations_file;
     std::string annotation;

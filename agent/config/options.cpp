@@ -236,6 +236,30 @@ const std::vector<OptionSpec> kOptions = {
   {"schedules.repo<N>.incr", OptionType::string, "",
    "Incremental backups into repoN; empty: none.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.schedules.repos[v.index].incr = v.text; }, true, validate_cron},
+  {"schedules.drill", OptionType::string, "",
+   "Cron expression for restore drills (`agent drill --latest`: restore the newest backup and "
+   "the archived WAL into the scratch directory, read every table, run amcheck and pg_checksums), "
+   "e.g. \"0 5 * * 0\"; empty: none.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.schedules.drill = v.text; }, true, validate_cron},
+
+  {"drill.databases", OptionType::string, "",
+   "Databases a drill checks, comma-separated; empty: every database that accepts connections.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.drill.databases = v.text; }, true},
+  {"drill.assertions_file", OptionType::path, "",
+   "File of assertions a drill runs on the paused copy, one a line: `DATABASE: SQL`, the SQL "
+   "returning one row with one boolean that must be true (lines starting with # are skipped); "
+   "empty: none.", 0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.drill.assertions_file = v.text; }, true},
+  {"drill.statement_timeout_seconds", OptionType::integer, "60",
+   "statement_timeout of each drill assertion, in seconds.", 1, 86400, {},
+   [](AgentConfig& c, const OptionValue& v) {
+     c.drill.statement_timeout_seconds = static_cast<int>(v.integer);
+   }},
+  {"drill.max_age_hours", OptionType::integer, "0",
+   "Age after which the absence of a successful drill alerts (metric agent_drill_max_age_seconds). "
+   "0: twice the interval of schedules.drill plus an hour, or 8 days without a schedule.",
+   0, 87600, {},
+   [](AgentConfig& c, const OptionValue& v) { c.drill.max_age_hours = static_cast<int>(v.integer); }},
 
   {"manual.annotations_file", OptionType::path, "/etc/podinfo/annotations",
    "Downward API file with the pod's annotations; empty: no annotation trigger.", 0, 0, {},

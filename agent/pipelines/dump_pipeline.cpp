@@ -55,6 +55,8 @@ struct DumpContext {
   DumpSummary summary;
   std::vector<StepTiming> timings;
   DiskWatch* disk_watch = nullptr;  // the live volume's watchdog
+  const CopyWork* work = nullptr;   // run_on_paused_copy: what is done on the paused copy
+  bool clean_shutdown = false;
   // Set when no commit follows the last one before the target in the archived WAL, which
   // reaches past the target: the copy was recovered to the end of that WAL instead.
   struct {
@@ -535,7 +537,7 @@ Status recover_to_end_of_archive(DumpContext& c, const RecoveryLogFacts& facts, 
     return ended;
   }
   const auto target = c.job.target.instant;
-  if (*checkpoint < target)
+  if (*checkpoint < target && !(c.work != nullptr && c.work->to_end_of_archive))
     return make_error(ended.kind,
                       ended.message + "; the archived WAL's last checkpoint began at " +
                           format_iso_utc(*checkpoint) +
@@ -957,7 +959,67 @@ Status publish(DumpContext& c) {
   return write_file_atomically(c.summary.manifest_path, manifest_json(c));
 }
 
+// --- run_on_paused_copy: the drill's steps after verify -----------------------------------
+PausedCopy paused_copy(const DumpContext& c) {
+  PausedCopy copy;
+  copy.data_dir = c.layout.data;
+  copy.socket_dir = c.layout.run;
+  copy.port = c.job.port;
+  copy.user = c.job.config.postgres.user;
+  copy.backup_label = c.backup.label;
+  copy.backup_type = c.backup.type;
+  copy.backup_stop_epoch = c.backup.stop_epoch;
+  copy.replayed_to = c.summary.replayed_to;
+  copy.gap_seconds = c.summary.gap_seconds;
+  copy.end_of_archive = c.end_of_wal.used;
+  copy.clean_shutdown = c.clean_shutdown;
+  return copy;
+}
+
+Status inspect_copy(DumpContext& c) {
+  return c.work->inspect ? c.work->inspect(paused_copy(c)) : Status{};
+}
+
+Status stop_copy_cleanly(DumpContext& c) {
+  c.clean_shutdown = c.server && c.server->stop_clean(std::chrono::seconds(60));
+  return {};
+}
+
+Status after_stop(DumpContext& c) {
+  return c.work->after_stop ? c.work->after_stop(paused_copy(c)) : Status{};
+}
+
 }  // namespace
+
+CopyOutcome run_on_paused_copy(const DumpJob& job, DumpServices& services, const CopyWork& work) {
+  DiskWatch disk_watch(services.cancel, std::chrono::milliseconds(250));
+  DumpServices watched{services.runner, services.connector, services.copier,
+                       services.clock,  disk_watch.token(), services.on_step};
+  DumpContext context(job, watched);
+  context.disk_watch = &disk_watch;
+  context.work = &work;
+  context.logger = log::get(work.logger);
+  const std::vector<Step<DumpContext>> steps = {
+      {"check", check, nullptr},
+      {"prepare", prepare, release_lock},
+      {"restore", restore, keep_or_remove_copy},
+      {"start", start_server, stop_server},
+      {"wait", wait_for_target, nullptr},
+      {"verify", verify, nullptr},
+      {work.inspect_step, inspect_copy, nullptr},
+      {"stop", stop_copy_cleanly, nullptr},
+      {work.after_stop_step, after_stop, nullptr},
+  };
+  CopyOutcome outcome;
+  outcome.status = run_steps<DumpContext>(steps, context, watched.cancel, *context.logger, watched.on_step);
+  if (!outcome.status)
+    if (auto trip = disk_watch.tripped())
+      outcome.status =
+          context.timings.empty() ? trip->error : trip->error.with_context(context.timings.back().step);
+  outcome.copy = paused_copy(context);
+  outcome.timings = context.timings;
+  return outcome;
+}
 
 Result<DumpSummary> run_dump(const DumpJob& job, DumpServices& services) {
   // The steps wait on the watchdog's token: it forwards the caller's cancellation and adds its

@@ -3,6 +3,7 @@
 // publish -> stop. The temporary server is stopped and a partial dump removed whatever
 // fails on the way, including SIGINT and SIGTERM.
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,5 +41,42 @@ struct DumpSummary {
 };
 
 Result<DumpSummary> run_dump(const DumpJob& job, DumpServices& services);
+
+// The dump's steps up to `verify` (check, prepare, restore, start, wait, verify), for a job
+// that uses the paused copy instead of dumping it: the restore drill (drill_pipeline.hpp).
+// The copy is never promoted; `job.output` should be "-" and `job.database` one that exists.
+struct PausedCopy {
+  std::string data_dir;  // the copy's PGDATA
+  std::string socket_dir;
+  int port = 0;
+  std::string user;
+  std::string backup_label;
+  std::string backup_type;
+  std::int64_t backup_stop_epoch = 0;
+  std::optional<SysMicros> replayed_to;
+  double gap_seconds = 0;       // target minus the last replayed commit (or the backup's end)
+  bool end_of_archive = false;  // recovery paused at the end of the archived WAL
+  bool clean_shutdown = false;  // after_stop: the copy shut down cleanly (fast shutdown)
+};
+
+struct CopyWork {
+  // A target past the archived WAL pauses the copy at the end of that WAL instead of failing
+  // (the drill's --latest): the WAL's last checkpoint need not lie after the target.
+  bool to_end_of_archive = false;
+  std::string logger = "dump";
+  std::string inspect_step = "inspect";
+  std::function<Status(const PausedCopy&)> inspect;  // on the paused copy
+  // After the copy's fast shutdown, before its data directory is kept or removed; may be empty.
+  std::string after_stop_step = "after-stop";
+  std::function<Status(const PausedCopy&)> after_stop;
+};
+
+struct CopyOutcome {
+  Status status;  // the first failed step's error, with the step's name
+  PausedCopy copy;
+  std::vector<StepTiming> timings;  // of every step that ran
+};
+
+CopyOutcome run_on_paused_copy(const DumpJob& job, DumpServices& services, const CopyWork& work);
 
 }  // namespace agent

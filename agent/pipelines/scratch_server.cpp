@@ -67,6 +67,8 @@ class ServerLineLevels {
         has(line, "the database system is starting up") ||
         has(line, "Consistent recovery state has not been yet reached"))
       return spdlog::level::debug;
+    // A session of the agent's that the shutdown ends as it closes: only the agent stops the copy.
+    if (has(line, "terminating connection due to administrator command")) return spdlog::level::info;
     // The agent reads it and says what it means (the WAL ends early, or it recovers to the end).
     if (has(line, "recovery ended before configured recovery target was reached")) return spdlog::level::warn;
     if (!prefixed) {
@@ -151,6 +153,20 @@ void ScratchServer::stop() {
   // The escalation to SIGKILL of the whole group is for a server that hangs.
   const auto result = process_->stop(SIGQUIT, std::chrono::seconds(60));
   log::get("dump")->info("temporary server stopped ({})", result.describe());
+}
+
+bool ScratchServer::stop_clean(std::chrono::seconds grace) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopped_) return false;
+    stopped_ = true;
+  }
+  watch_stop_.cancel();
+  if (watcher_.joinable()) watcher_.join();
+  if (process_->poll()) return false;
+  const auto result = process_->stop(SIGINT, grace);
+  log::get("dump")->info("temporary server shut down ({})", result.describe());
+  return result.exit_code == 0;
 }
 
 ScratchServer::~ScratchServer() {

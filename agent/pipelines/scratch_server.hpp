@@ -2,6 +2,7 @@
 // The temporary server on a restored copy. The agent starts `postgres` itself (argv, no
 // pg_ctl: pg_ctl passes -o through /bin/sh) so it owns the process: it sees at once when
 // the server exits, reads its log from a pipe, and can always stop it.
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -47,6 +48,10 @@ class ScratchServer final : public ServerWatch {
   std::optional<std::string> exited() const override;
   // Immediate shutdown, then SIGKILL of the group if it does not go. Idempotent.
   void stop();
+  // Fast shutdown (SIGINT to the postmaster): the copy ends with a restartpoint and pg_control
+  // says "shut down in recovery", which pg_checksums needs. After `grace`, as stop(). True when
+  // the server shut down by itself; false when it had to be killed or had already ended.
+  bool stop_clean(std::chrono::seconds grace);
 
  private:
   ScratchServer(std::unique_ptr<RunningProcess> process, std::shared_ptr<RecoveryLog> log)

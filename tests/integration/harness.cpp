@@ -98,6 +98,10 @@ ProcessResult run_or_fail(const std::vector<std::string>& argv) {
 }
 
 TestCluster TestCluster::create(int bulk_mb, bool repo2) {
+  return create_with(bulk_mb, repo2 ? std::vector<std::string>{"--repo2"} : std::vector<std::string>{});
+}
+
+TestCluster TestCluster::create_with(int bulk_mb, const std::vector<std::string>& options) {
   TestCluster cluster;
   if (geteuid() == 0) {
     ADD_FAILURE() << "integration tests run PostgreSQL, which refuses root: run them through "
@@ -112,7 +116,7 @@ TestCluster TestCluster::create(int bulk_mb, bool repo2) {
   }
   std::vector<std::string> argv{AGENT_SOURCE_DIR "/tests/support/make-cluster.sh", "--dir", dir};
   if (bulk_mb > 0) argv.insert(argv.end(), {"--bulk-mb", std::to_string(bulk_mb)});
-  if (repo2) argv.emplace_back("--repo2");
+  argv.insert(argv.end(), options.begin(), options.end());
   const auto result = run_or_fail(argv);
   if (!result.succeeded()) {
     ADD_FAILURE() << "make-cluster.sh " << result.describe() << ": " << result.error_excerpt(10);

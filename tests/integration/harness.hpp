@@ -25,6 +25,8 @@ class TestCluster {
   // Builds a cluster in a fresh temporary directory; fails the test on error. `repo2`: a second
   // repository (make-cluster.sh --repo2).
   static TestCluster create(int bulk_mb = 0, bool repo2 = false);
+  // With more make-cluster.sh options, e.g. {"--data-checksums", "--amcheck"}.
+  static TestCluster create_with(int bulk_mb, const std::vector<std::string>& options);
   void destroy();
 
   std::string get(const std::string& key) const;  // a cluster.env value

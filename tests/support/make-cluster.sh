@@ -2,6 +2,7 @@
 # Build a throwaway PostgreSQL 15 cluster with a real pgBackRest repository.
 #
 #   tests/support/make-cluster.sh --dir DIR [--port N] [--bulk-mb M] [--pgbench-scale S] [--repo2]
+#                                 [--data-checksums] [--amcheck]
 #
 # Creates, under DIR (absent or empty):
 #   data/            the cluster (initdb), running on 127.0.0.1:N and DIR/run
@@ -21,6 +22,9 @@
 # manual runbook the benchmark runs would restore it over the live one.
 # --repo2 adds a second repository, repo2 in DIR/repo2 (WAL is archived to
 # both): the full and the incremental backup go to repo1, then to repo2.
+# --data-checksums runs initdb with data checksums; --amcheck installs the
+# amcheck extension (contrib) in database api right after creating it, before
+# the target (restore drills run it on the paused copy, which cannot install it).
 #
 # Progress goes to stderr; stdout stays empty. On failure the error is
 # printed, the server started here is stopped, and DIR is left for
@@ -44,6 +48,8 @@ usage: make-cluster.sh --dir DIR [--port N] [--bulk-mb M] [--pgbench-scale S] [-
   --bulk-mb M          also create api.bulk with about M MB of rows (default 0)
   --pgbench-scale S    fill api with pgbench data at scale S, no tablespace (default 0)
   --repo2              a second repository, DIR/repo2; the backups go to repo1, then repo2
+  --data-checksums     initdb --data-checksums
+  --amcheck            CREATE EXTENSION amcheck in database api (before the target)
 EOF
 }
 
@@ -56,6 +62,8 @@ PORT=""
 BULK_MB=0
 PGBENCH_SCALE=0
 REPO2=0
+DATA_CHECKSUMS=0
+AMCHECK=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dir) [[ $# -ge 2 ]] || die "--dir needs a value"; DIR="$2"; shift 2 ;;
@@ -67,6 +75,8 @@ while [[ $# -gt 0 ]]; do
         --pgbench-scale) [[ $# -ge 2 ]] || die "--pgbench-scale needs a value"; PGBENCH_SCALE="$2"; shift 2 ;;
         --pgbench-scale=*) PGBENCH_SCALE="${1#--pgbench-scale=}"; shift ;;
         --repo2) REPO2=1; shift ;;
+        --data-checksums) DATA_CHECKSUMS=1; shift ;;
+        --amcheck) AMCHECK=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage; die "unknown argument: $1" ;;
     esac
@@ -237,7 +247,10 @@ mkdir -- "${SOCKET_DIR}"
 chmod 0700 -- "${SOCKET_DIR}"
 
 log "initdb ${DATA}"
-run "${BINDIR}/initdb" -D "${DATA}" -U postgres --auth=trust -E UTF8 --locale=C --no-instructions
+initdb_checksums=()
+((DATA_CHECKSUMS == 0)) || initdb_checksums=(--data-checksums)
+run "${BINDIR}/initdb" -D "${DATA}" -U postgres --auth=trust -E UTF8 --locale=C --no-instructions \
+    "${initdb_checksums[@]}"
 
 cat >>"${DATA}/postgresql.conf" <<EOF
 
@@ -298,6 +311,9 @@ backup_all --type=full
 # --- data ---------------------------------------------------------------------
 log "creating database api"
 sql postgres -c "CREATE DATABASE api" >/dev/null
+if ((AMCHECK == 1)); then
+    sql api -c "CREATE EXTENSION amcheck" >/dev/null
+fi
 sql api -c "CREATE TABLE events(id int primary key, phase text not null, created_at timestamptz not null default clock_timestamp()) ${EVENTS_TABLESPACE}" >/dev/null
 
 pgbench_api() {
@@ -416,6 +432,8 @@ POSTGRES_LOG=${POSTGRES_LOG}
 BULK_MB=${BULK_MB}
 PGBENCH_SCALE=${PGBENCH_SCALE}
 REPO2_DIR=$( ((REPO2)) && printf '%s' "${DIR}/repo2" || true )
+DATA_CHECKSUMS=${DATA_CHECKSUMS}
+AMCHECK=${AMCHECK}
 EOF
 
 # The scratch directory shares a filesystem with this cluster, where restore.keep_scratch: auto
