@@ -67,7 +67,7 @@ struct AgentConfig {
     std::string diff;
     std::string incr;
     std::map<int, RepoSchedules> repos;  // schedules.repoN: into repository N
-    std::string drill;  // restore drills (agent drill --latest); empty: none
+    std::string drill;                   // restore drills (agent drill --latest); empty: none
   } schedules;
   struct {
     std::string databases;        // comma-separated; empty: every database

@@ -237,10 +237,10 @@ const std::vector<OptionSpec> kOptions = {
    "Incremental backups into repoN; empty: none.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.schedules.repos[v.index].incr = v.text; }, true, validate_cron},
   {"schedules.drill", OptionType::string, "",
-   "Cron expression for restore drills (`agent drill --latest`: restore the newest backup and "
-   "the archived WAL into the scratch directory, read every table, run amcheck and pg_checksums), "
-   "e.g. \"0 5 * * 0\"; empty: none.", 0, 0, {},
-   [](AgentConfig& c, const OptionValue& v) { c.schedules.drill = v.text; }, true, validate_cron},
+   "Cron expression of the intended restore drills (`agent drill --latest`), e.g. \"0 5 * * 0\". "
+   "Not yet run by `agent run`: today it only sets the alert's threshold, agent_drill_max_age_seconds "
+   "(twice its interval plus an hour); run the drill by hand or from a CronJob. Empty: none.",
+   0, 0, {}, [](AgentConfig& c, const OptionValue& v) { c.schedules.drill = v.text; }, true, validate_cron},
 
   {"drill.databases", OptionType::string, "",
    "Databases a drill checks, comma-separated; empty: every database that accepts connections.", 0, 0, {},

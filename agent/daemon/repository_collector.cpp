@@ -3,6 +3,7 @@
 #include "core/log.hpp"
 #include "exec/commands.hpp"
 #include "pipelines/backup_pipeline.hpp"
+#include "pipelines/drill_pipeline.hpp"
 
 namespace agent {
 
@@ -78,11 +79,34 @@ void RepositoryCollector::collect() {
     readable_ = problem.empty();
     error_ = problem;
   }
+  collect_drills();
   // WAL archiving of the live server; a standby or a stopped server simply has none to report.
   auto session = connector_.connect(
       conninfo(config_.postgres.host, config_.postgres.port, config_.postgres.user, "postgres"));
   if (!session) return;
   if (auto stats = (*session)->archiver_stats()) metrics_.record_archiver(*stats);
+}
+
+// Restore drills, from their manifests (those `agent drill` ran by itself too): counted once each.
+void RepositoryCollector::collect_drills() {
+  metrics_.set_drill_max_age(drill_max_age_seconds(config_, std::chrono::system_clock::now()));
+  const auto history = read_drill_history(config_.state_dir + "/drills");
+  std::map<std::string, std::uint64_t> new_results;
+  for (const auto& drill : history.drills)
+    if (counted_drills_.insert(drill.id).second) ++new_results[drill.result];
+  std::optional<DrillOutcome> last;
+  if (!history.drills.empty()) {
+    const auto& newest = history.drills.back();
+    last = DrillOutcome{newest.id,
+                        newest.result,
+                        newest.finished_epoch,
+                        newest.total_seconds,
+                        newest.phase_seconds,
+                        newest.replay_gap_seconds,
+                        newest.objects_checked,
+                        newest.objects_failed};
+  }
+  metrics_.record_drills(last, history.last_success, history.last_failure, new_results);
 }
 
 }  // namespace agent

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -29,6 +30,7 @@ class RepositoryCollector {
  private:
   void loop();
   void collect();
+  void collect_drills();
 
   const AgentConfig& config_;
   ProcessRunner& runner_;
@@ -41,6 +43,7 @@ class RepositoryCollector {
   std::string error_;
   CancelToken cancel_;
   std::thread thread_;
+  std::set<std::string> counted_drills_;  // manifests already counted in agent_drills_total
 };
 
 }  // namespace agent

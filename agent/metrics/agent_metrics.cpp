@@ -204,11 +204,66 @@ struct AgentMetrics::Families {
   Gauge* archive_range_series = nullptr;
 };
 
+// The restore drill's series (agent drill, schedules.drill), from the manifests in state_dir/drills.
+struct AgentMetrics::DrillFamilies {
+  explicit DrillFamilies(prometheus::Registry& r)
+      : total(BuildCounter()
+                  .Name("agent_drills_total")
+                  .Help("Restore drills by result (passed, failed: a check found a problem, error: it could "
+                        "not run)")
+                  .Register(r)),
+        last_success(BuildGauge()
+                         .Name("agent_drill_last_success_timestamp_seconds")
+                         .Help("When the newest passed restore drill finished")
+                         .Register(r)),
+        last_failure(BuildGauge()
+                         .Name("agent_drill_last_failure_timestamp_seconds")
+                         .Help("When the newest failed or errored restore drill finished")
+                         .Register(r)),
+        last_duration(BuildGauge()
+                          .Name("agent_drill_last_duration_seconds")
+                          .Help("How long the newest restore drill took, all phases")
+                          .Register(r)),
+        last_phase(BuildGauge()
+                       .Name("agent_drill_last_phase_duration_seconds")
+                       .Help("How long each phase of the newest restore drill took; check to verify is the "
+                             "measured RTO")
+                       .Register(r)),
+        last_gap(
+            BuildGauge()
+                .Name("agent_drill_last_replay_gap_seconds")
+                .Help(
+                    "Target minus last replayed commit of the newest drill (with --latest: the measured RPO)")
+                .Register(r)),
+        objects_checked(BuildGauge()
+                            .Name("agent_drill_last_objects_checked")
+                            .Help("Objects (tables, indexes, blocks, assertions) the newest drill checked")
+                            .Register(r)),
+        objects_failed(BuildGauge()
+                           .Name("agent_drill_last_objects_failed")
+                           .Help("Objects the newest drill found a problem in")
+                           .Register(r)),
+        max_age(BuildGauge()
+                    .Name("agent_drill_max_age_seconds")
+                    .Help("Age after which no successful drill alerts (AgentDrillTooOld)")
+                    .Register(r)) {}
+  Family<Counter>& total;
+  Family<Gauge>& last_success;
+  Family<Gauge>& last_failure;
+  Family<Gauge>& last_duration;
+  Family<Gauge>& last_phase;
+  Family<Gauge>& last_gap;
+  Family<Gauge>& objects_checked;
+  Family<Gauge>& objects_failed;
+  Family<Gauge>& max_age;
+};
+
 AgentMetrics::AgentMetrics(std::string stanza, bool crunchy_compat)
     : stanza_(std::move(stanza)),
       crunchy_compat_(crunchy_compat),
       registry_(std::make_shared<prometheus::Registry>()),
-      families_(std::make_unique<Families>(*registry_)) {
+      families_(std::make_unique<Families>(*registry_)),
+      drill_(std::make_unique<DrillFamilies>(*registry_)) {
   families_->build_info.Add({{"version", kAgentVersion}}).Set(1);
   families_->queue_length.Add({{"stanza", stanza_}}).Set(0);
   for (const char* type : kTypes) families_->running.Add({{"stanza", stanza_}, {"type", type}}).Set(0);
@@ -448,6 +503,33 @@ void AgentMetrics::record_dump(const DumpResult& dump) {
   f.dump_duration.Add(stanza).Set(dump.seconds);
   f.dump_size.Add(stanza).Set(static_cast<double>(dump.bytes));
   f.dump_gap.Add(stanza).Set(dump.replay_gap_seconds);
+}
+
+void AgentMetrics::record_drills(const std::optional<DrillOutcome>& last,
+                                 std::optional<std::int64_t> last_success,
+                                 std::optional<std::int64_t> last_failure,
+                                 const std::map<std::string, std::uint64_t>& new_results) {
+  const GenerationBump bump(generation_);
+  std::lock_guard lock(mutex_);
+  auto& f = *drill_;
+  const prometheus::Labels stanza{{"stanza", stanza_}};
+  for (const auto& [result, count] : new_results)
+    f.total.Add({{"stanza", stanza_}, {"result", result}}).Increment(static_cast<double>(count));
+  if (last_success) f.last_success.Add(stanza).Set(static_cast<double>(*last_success));
+  if (last_failure) f.last_failure.Add(stanza).Set(static_cast<double>(*last_failure));
+  if (!last) return;
+  f.last_duration.Add(stanza).Set(last->total_seconds);
+  for (const auto& [phase, seconds] : last->phase_seconds)
+    f.last_phase.Add({{"stanza", stanza_}, {"phase", phase}}).Set(seconds);
+  if (last->replay_gap_seconds) f.last_gap.Add(stanza).Set(*last->replay_gap_seconds);
+  f.objects_checked.Add(stanza).Set(static_cast<double>(last->objects_checked));
+  f.objects_failed.Add(stanza).Set(static_cast<double>(last->objects_failed));
+}
+
+void AgentMetrics::set_drill_max_age(double seconds) {
+  const GenerationBump bump(generation_);
+  std::lock_guard lock(mutex_);
+  drill_->max_age.Add({{"stanza", stanza_}}).Set(seconds);
 }
 
 std::string AgentMetrics::scrape(std::chrono::system_clock::time_point now) {

@@ -30,6 +30,18 @@ class Family;
 
 namespace agent {
 
+// A restore drill as the metrics see it (from its manifest, pipelines/drill_pipeline.hpp).
+struct DrillOutcome {
+  std::string id;
+  std::string result;  // passed, failed, error
+  std::int64_t finished_epoch = 0;
+  double total_seconds = 0;
+  std::map<std::string, double> phase_seconds;
+  std::optional<double> replay_gap_seconds;
+  std::uint64_t objects_checked = 0;
+  std::uint64_t objects_failed = 0;
+};
+
 // What the last reads said about one repository, for `agent status`.
 struct RepositorySummary {
   int repo = 0;
@@ -56,6 +68,13 @@ class AgentMetrics {
   void record_config_reload(bool applied, std::chrono::system_clock::time_point at);
   void set_queue(std::size_t waiting, std::optional<BackupType> running);
   void record_dump(const DumpResult& dump);
+  // The newest drill, the newest passed and failed (or errored) ones' finish times, and how many
+  // drills not counted before ended with each result.
+  void record_drills(const std::optional<DrillOutcome>& last, std::optional<std::int64_t> last_success,
+                     std::optional<std::int64_t> last_failure,
+                     const std::map<std::string, std::uint64_t>& new_results);
+  // Age after which the absence of a successful drill alerts (drill.max_age_hours, schedules.drill).
+  void set_drill_max_age(double seconds);
 
   // The Prometheus text format, with ages computed for `now`.
   std::string scrape(std::chrono::system_clock::time_point now);
@@ -82,6 +101,8 @@ class AgentMetrics {
   bool crunchy_compat_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Families> families_;
+  struct DrillFamilies;
+  std::unique_ptr<DrillFamilies> drill_;
   std::mutex mutex_;
   // Bumped by every recording method; the cached text is reused only for the same generation
   // within the same second.

@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "core/files.hpp"
 #include "core/log.hpp"
 #include "core/version.hpp"
 #include "exec/commands.hpp"
+#include "jobs/cron.hpp"
 
 namespace agent {
 
@@ -209,6 +212,74 @@ DrillReport run_drill(const DrillJob& job, DumpServices& services) {
     logger->error("drill {} could not run: {}; manifest {}", report.id, report.error->describe(),
                   report.manifest_path);
   return report;
+}
+
+std::optional<DrillManifestSummary> parse_drill_manifest(const std::string& text) {
+  const auto json = nlohmann::json::parse(text, nullptr, false);
+  if (json.is_discarded() || !json.is_object() || !json.contains("drill") || !json.contains("result"))
+    return std::nullopt;
+  try {
+    DrillManifestSummary summary;
+    summary.id = json.at("drill").get<std::string>();
+    summary.result = json.at("result").get<std::string>();
+    const auto finished = parse_target_time(json.at("finished_at").get<std::string>());
+    if (!finished) return std::nullopt;
+    summary.finished_epoch =
+        std::chrono::floor<std::chrono::seconds>(finished->instant).time_since_epoch().count();
+    summary.total_seconds = json.value("total_seconds", 0.0);
+    if (json.contains("durations_seconds") && json["durations_seconds"].is_object())
+      for (const auto& [phase, seconds] : json["durations_seconds"].items())
+        if (seconds.is_number()) summary.phase_seconds[phase] = seconds.get<double>();
+    if (json.contains("replay_gap_seconds") && json["replay_gap_seconds"].is_number())
+      summary.replay_gap_seconds = json["replay_gap_seconds"].get<double>();
+    summary.objects_checked = json.value("objects_checked", std::uint64_t{0});
+    summary.objects_failed = json.value("objects_failed", std::uint64_t{0});
+    return summary;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
+
+DrillHistory read_drill_history(const std::string& dir) {
+  DrillHistory history;
+  std::vector<std::filesystem::path> files;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto name = it->path().filename().string();
+    if (name != "last.json" && name.size() > 5 && name.substr(name.size() - 5) == ".json")
+      files.push_back(it->path());
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& path : files) {
+    std::ifstream file(path);
+    std::stringstream text;
+    text << file.rdbuf();
+    auto summary = parse_drill_manifest(text.str());
+    if (!summary) continue;
+    auto& slot = summary->result == "passed" ? history.last_success : history.last_failure;
+    slot = std::max(slot.value_or(summary->finished_epoch), summary->finished_epoch);
+    history.drills.push_back(std::move(*summary));
+  }
+  return history;
+}
+
+double drill_max_age_seconds(const AgentConfig& config, std::chrono::system_clock::time_point now) {
+  if (config.drill.max_age_hours > 0) return config.drill.max_age_hours * 3600.0;
+  constexpr double kDefault = 8 * 86400.0;
+  if (config.schedules.drill.empty()) return kDefault;
+  auto cron = parse_cron(config.schedules.drill);
+  if (!cron) return kDefault;
+  const date::time_zone* zone = nullptr;
+  try {
+    zone = date::locate_zone(config.schedules.timezone);
+  } catch (const std::exception&) {
+    return kDefault;
+  }
+  const auto first = next_fire(*cron, *zone, std::chrono::floor<std::chrono::seconds>(now));
+  if (!first) return kDefault;
+  const auto second = next_fire(*cron, *zone, *first);
+  if (!second) return kDefault;
+  return 2.0 * static_cast<double>((*second - *first).count()) + 3600.0;
 }
 
 }  // namespace agent

@@ -4,6 +4,8 @@
 // and pg_checksums reads its files. The result, with the backup set, the replay gap (measured
 // RPO) and every step's duration (their sum is the measured RTO), is a manifest in
 // state_dir/drills, written atomically: DRILL-ID.json and last.json.
+#include <chrono>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,5 +45,29 @@ std::string drill_manifest_json(const DrillReport& report, const DrillJob& job);
 
 // The exit code of `agent drill`: 0 passed, 4 (verification) failed, else the error's.
 int drill_exit_code(const DrillReport& report);
+
+// What the manifests in `dir` (state_dir/drills) say: the newest drill, and the newest passed
+// and failed (or errored) ones' finish times. Unreadable files are skipped.
+struct DrillManifestSummary {
+  std::string id;
+  std::string result;
+  std::int64_t finished_epoch = 0;
+  double total_seconds = 0;
+  std::map<std::string, double> phase_seconds;
+  std::optional<double> replay_gap_seconds;
+  std::uint64_t objects_checked = 0;
+  std::uint64_t objects_failed = 0;
+};
+struct DrillHistory {
+  std::vector<DrillManifestSummary> drills;  // oldest first (by id)
+  std::optional<std::int64_t> last_success;
+  std::optional<std::int64_t> last_failure;
+};
+std::optional<DrillManifestSummary> parse_drill_manifest(const std::string& text);
+DrillHistory read_drill_history(const std::string& dir);
+
+// Age after which no successful drill alerts: drill.max_age_hours when set, else twice the
+// interval between schedules.drill's next two runs plus an hour, else 8 days.
+double drill_max_age_seconds(const AgentConfig& config, std::chrono::system_clock::time_point now);
 
 }  // namespace agent
