@@ -97,6 +97,9 @@ struct AgentConfig {
     bool crunchy_compat = false;
   } metrics;
   struct {
+    int min_window_hours = 0;  // the recoverable window each repository should keep; 0: none
+  } alerts;
+  struct {
     std::string format;
     std::string level;
   } log;

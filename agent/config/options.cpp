@@ -305,6 +305,11 @@ const std::vector<OptionSpec> kOptions = {
   {"metrics.crunchy_compat", OptionType::choice, "false",
    "Also export Crunchy pgMonitor's ccp_backrest_* and ccp_archive_command_status_* series.", 0, 0, {"false", "true"},
    [](AgentConfig& c, const OptionValue& v) { c.metrics.crunchy_compat = v.text == "true"; }},
+  {"alerts.min_window_hours", OptionType::integer, "0",
+   "Shortest recoverable window (oldest backup to newest archived WAL) each repository should keep; "
+   "exported as agent_recovery_window_min_seconds for the alert AgentRecoveryWindowTooShort. 0: no alert.",
+   0, 87600, {},
+   [](AgentConfig& c, const OptionValue& v) { c.alerts.min_window_hours = static_cast<int>(v.integer); }},
 
   {"log.format", OptionType::choice, "text",
    "Log lines on stderr: readable text, or one Elastic Common Schema JSON object per line. On a terminal, "

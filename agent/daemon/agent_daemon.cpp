@@ -9,6 +9,7 @@
 #include "daemon/control_protocol.hpp"
 #include "daemon/status_view.hpp"
 #include "http/router.hpp"
+#include "jobs/schedule_interval.hpp"
 #include "pipelines/pgbackrest_access.hpp"
 
 namespace agent {
@@ -277,10 +278,42 @@ void AgentDaemon::refresh_component_metrics() {
   metrics_->set_component_ok("schedules", triggers_->schedules_refused().empty());
 }
 
+void AgentDaemon::refresh_schedule_metrics() {
+  const auto now = seams_.clock->now();
+  // Schedules without a repository back up into the default one: pgbackrest.repo, else the
+  // lowest-numbered repository pgBackRest lists.
+  int default_repo = config_->pgbackrest.repo;
+  if (default_repo <= 0) {
+    const auto repos = metrics_->repositories();
+    default_repo = repos.empty() ? 1 : repos.front().repo;
+  }
+  if (intervals_for_ == triggers_.get() && intervals_default_repo_ == default_repo &&
+      now - intervals_at_ < std::chrono::hours(1))
+    return;
+  intervals_for_ = triggers_.get();
+  intervals_default_repo_ = default_repo;
+  intervals_at_ = now;
+  metrics_->set_min_window(std::chrono::hours(config_->alerts.min_window_hours));
+  std::vector<ScheduledBackup> schedules;
+  for (const auto& schedule : triggers_->schedules())
+    schedules.push_back(
+        {schedule->type(), schedule->repo() > 0 ? schedule->repo() : default_repo, &schedule->cron()});
+  const date::time_zone* zone = nullptr;
+  try {
+    zone = date::locate_zone(config_->schedules.timezone.empty() ? "UTC" : config_->schedules.timezone);
+  } catch (const std::exception&) {
+    // The config check refuses an unknown zone; without one there are no schedules to measure.
+  }
+  metrics_->set_expected_intervals(
+      zone != nullptr ? expected_intervals(schedules, *zone, std::chrono::floor<std::chrono::seconds>(now))
+                      : std::map<std::pair<int, std::string>, std::chrono::seconds>{});
+}
+
 // The loop proves it still turns; /healthz fails when these beats stop.
 void AgentDaemon::beat() {
   last_heartbeat_ = std::chrono::steady_clock::now();
   refresh_component_metrics();
+  refresh_schedule_metrics();
   heartbeat_timer_->start(std::chrono::seconds(5), [this] { beat(); });
 }
 

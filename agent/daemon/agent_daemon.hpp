@@ -76,6 +76,8 @@ class AgentDaemon final : public ControlHandler {
   void arm_shutdown_watchdog(std::chrono::seconds deadline);
   void beat();
   void refresh_component_metrics();
+  // The schedules' expected intervals and the window minimum, for the alerts (loop thread).
+  void refresh_schedule_metrics();
   HttpAnswer answer_http(std::string_view method, std::string_view target);
 
   std::shared_ptr<const AgentConfig> config_;  // replaced whole by a reload; jobs keep their own
@@ -101,6 +103,10 @@ class AgentDaemon final : public ControlHandler {
   std::chrono::steady_clock::time_point last_heartbeat_{};  // loop thread only
   std::chrono::system_clock::time_point started_at_;
   bool stopping_ = false;
+  // What the exported intervals were computed for: recomputed hourly, and when these change.
+  const Triggers* intervals_for_ = nullptr;
+  int intervals_default_repo_ = 0;
+  std::chrono::system_clock::time_point intervals_at_{};
 
   // Ends the process when a shutdown takes too long, whatever the loop is blocked on.
   std::mutex watchdog_mutex_;

@@ -303,6 +303,7 @@ void JobRunner::on_dump_finished(Result<DumpSummary> summary, ControlReply reply
   } else {
     log::error(*log::get("dump"), summary.error(), "dump job " + std::to_string(dump_running_->id),
                spdlog::level::err, job_fields("dump", dump_running_->id));
+    metrics_.record_dump_failed(services_.clock.now());
     finished.outcome = reply_error(summary.error());
   }
   dump_running_->outcome = control_reply_json(finished);

@@ -165,6 +165,39 @@ struct AgentMetrics::Families {
                 .Help("1 when the last reload of the config file was applied, 0 when it was "
                       "refused (the running config stays; the log says why)")
                 .Register(r)),
+        expected_interval(
+            BuildGauge()
+                .Name("agent_backup_expected_interval_seconds")
+                .Help(
+                    "Longest gap between consecutive scheduled backups covering this type into `repo` over "
+                    "the coming five weeks, read in the schedules' zone (types as agent_backup_age_seconds)")
+                .Register(r)),
+        window_start(
+            BuildGauge()
+                .Name("agent_recovery_window_start_timestamp_seconds")
+                .Help("Start of the repository's recoverable window: the oldest usable backup's stop")
+                .Register(r)),
+        window_end(
+            BuildGauge()
+                .Name("agent_recovery_window_end_timestamp_seconds")
+                .Help("End of the repository's recoverable window: the last archived WAL (the live "
+                      "server's, when the repository's archive is the newest) or the newest backup's stop")
+                .Register(r)),
+        window_seconds(BuildGauge()
+                           .Name("agent_recovery_window_seconds")
+                           .Help("Length of the repository's recoverable window (end - start)")
+                           .Register(r)),
+        window_min(
+            BuildGauge()
+                .Name("agent_recovery_window_min_seconds")
+                .Help("alerts.min_window_hours in seconds: the window the alert expects at least (0: none)")
+                .Register(r)),
+        dumps(
+            BuildCounter().Name("agent_dumps_total").Help("Dumps run by `agent run`, by result").Register(r)),
+        dump_last_failure(BuildGauge()
+                              .Name("agent_dump_last_failure_timestamp_seconds")
+                              .Help("When the last failed dump run by `agent run` ended")
+                              .Register(r)),
         config_reload_time(BuildGauge()
                                .Name("agent_config_last_reload_timestamp_seconds")
                                .Help("When the config file was last read again (applied or refused)")
@@ -200,6 +233,13 @@ struct AgentMetrics::Families {
   Family<Gauge>& build_info;
   Family<Gauge>& component_ok;
   Family<Gauge>& config_reload_success;
+  Family<Gauge>& expected_interval;
+  Family<Gauge>& window_start;
+  Family<Gauge>& window_end;
+  Family<Gauge>& window_seconds;
+  Family<Gauge>& window_min;
+  Family<Counter>& dumps;
+  Family<Gauge>& dump_last_failure;
   Family<Gauge>& config_reload_time;
   Gauge* archive_range_series = nullptr;
 };
@@ -267,6 +307,10 @@ AgentMetrics::AgentMetrics(std::string stanza, bool crunchy_compat)
   families_->build_info.Add({{"version", kAgentVersion}}).Set(1);
   families_->queue_length.Add({{"stanza", stanza_}}).Set(0);
   for (const char* type : kTypes) families_->running.Add({{"stanza", stanza_}, {"type", type}}).Set(0);
+  // Present from the start, so that increase() sees the first dump of either result.
+  for (const char* result : {"succeeded", "failed"})
+    families_->dumps.Add({{"stanza", stanza_}, {"result", result}});
+  families_->window_min.Add({{"stanza", stanza_}}).Set(0);
   if (crunchy_compat_) {
     auto& r = *registry_;
     const auto age_family = [&r](const char* name, const char* help) -> Family<Gauge>* {
@@ -327,6 +371,7 @@ void AgentMetrics::record_repository_read(const Result<StanzaInfo>& info,
     return;
   }
   read_error_.clear();
+  newest_archive_ = info->archive_max;
   if (failed_unknown_) {
     const prometheus::Labels unknown{{"stanza", stanza_}, {"repo", ""}};
     f.info_success.Remove(&f.info_success.Add(unknown));
@@ -387,6 +432,8 @@ void AgentMetrics::record_repository_read(const Result<StanzaInfo>& info,
       f.last_repo_size.Add(typed).Set(static_cast<double>(b.repo_bytes));
     }
     if (oldest) f.oldest.Add(labels).Set(static_cast<double>(*oldest));
+    repo.oldest = oldest;
+    repo.archive_max = view.archive_max;
     if (repo.archive_range_series) f.archive_range.Remove(repo.archive_range_series);
     repo.archive_range_series = nullptr;
     if (!view.archive_min.empty()) {
@@ -402,7 +449,8 @@ void AgentMetrics::forget_repo(int key) {
   auto& f = *families_;
   const std::string label = repo_label(key);
   const prometheus::Labels labels{{"stanza", stanza_}, {"repo", label}};
-  for (auto* family : {&f.oldest, &f.info_success, &f.info_last_success})
+  for (auto* family :
+       {&f.oldest, &f.info_success, &f.info_last_success, &f.window_start, &f.window_end, &f.window_seconds})
     family->Remove(&family->Add(labels));
   f.info_errors.Remove(&f.info_errors.Add(labels));
   for (const char* type : kTypes) {
@@ -427,9 +475,21 @@ void AgentMetrics::forget_repo(int key) {
 std::vector<RepositorySummary> AgentMetrics::repositories() {
   std::lock_guard lock(mutex_);
   std::vector<RepositorySummary> summaries;
-  for (const auto& [key, repo] : repos_)
-    summaries.push_back(RepositorySummary{key, repo.readable, repo.problem, repo.last_read_epoch,
-                                          repo.newest_by_type, repo.backups});
+  for (const auto& [key, repo] : repos_) {
+    RepositorySummary summary;
+    summary.repo = key;
+    summary.readable = repo.readable;
+    summary.problem = repo.problem;
+    summary.last_read_epoch = repo.last_read_epoch;
+    summary.newest_by_type = repo.newest_by_type;
+    summary.backups = repo.backups;
+    summary.window_start_epoch = repo.oldest;
+    if (const auto end = window_end(repo)) {
+      summary.window_end_epoch = end->first;
+      summary.window_end_from_wal = end->second;
+    }
+    summaries.push_back(std::move(summary));
+  }
   return summaries;
 }
 
@@ -503,6 +563,47 @@ void AgentMetrics::record_dump(const DumpResult& dump) {
   f.dump_duration.Add(stanza).Set(dump.seconds);
   f.dump_size.Add(stanza).Set(static_cast<double>(dump.bytes));
   f.dump_gap.Add(stanza).Set(dump.replay_gap_seconds);
+  f.dumps.Add({{"stanza", stanza_}, {"result", "succeeded"}}).Increment();
+}
+
+void AgentMetrics::record_dump_failed(std::chrono::system_clock::time_point at) {
+  const GenerationBump bump(generation_);  // after the change, on every return
+  auto& f = *families_;
+  f.dump_last_failure.Add({{"stanza", stanza_}}).Set(epoch_seconds(at));
+  f.dumps.Add({{"stanza", stanza_}, {"result", "failed"}}).Increment();
+}
+
+void AgentMetrics::set_expected_intervals(
+    const std::map<std::pair<int, std::string>, std::chrono::seconds>& intervals) {
+  const GenerationBump bump(generation_);  // after the change, on every return
+  std::lock_guard lock(mutex_);
+  auto& f = *families_;
+  const auto labels = [this](const std::pair<int, std::string>& key) {
+    return prometheus::Labels{{"stanza", stanza_}, {"repo", repo_label(key.first)}, {"type", key.second}};
+  };
+  for (const auto& [key, seconds] : intervals_)
+    if (!intervals.count(key)) f.expected_interval.Remove(&f.expected_interval.Add(labels(key)));
+  for (const auto& [key, seconds] : intervals)
+    f.expected_interval.Add(labels(key)).Set(static_cast<double>(seconds.count()));
+  intervals_ = intervals;
+}
+
+void AgentMetrics::set_min_window(std::chrono::seconds minimum) {
+  const GenerationBump bump(generation_);  // after the change, on every return
+  families_->window_min.Add({{"stanza", stanza_}}).Set(static_cast<double>(minimum.count()));
+}
+
+std::optional<std::pair<std::int64_t, bool>> AgentMetrics::window_end(const Repo& repo) const {
+  std::optional<std::int64_t> newest_stop;
+  for (const auto& [type, backup] : repo.newest_by_type)
+    newest_stop = std::max(newest_stop.value_or(backup.stop_epoch), backup.stop_epoch);
+  if (!newest_stop) return std::nullopt;
+  // The live server's last archived WAL speaks for a repository only when its archive holds the
+  // newest segment of all: one whose archiving lags ends at its own newest backup.
+  if (archiver_ && archiver_->last_archived_epoch && !repo.archive_max.empty() &&
+      repo.archive_max == newest_archive_ && *archiver_->last_archived_epoch > *newest_stop)
+    return std::pair{*archiver_->last_archived_epoch, true};
+  return std::pair{*newest_stop, false};
 }
 
 void AgentMetrics::record_drills(const std::optional<DrillOutcome>& last,
@@ -551,6 +652,12 @@ std::string AgentMetrics::scrape(std::chrono::system_clock::time_point now) {
     for (const auto& [type, stop] : covering)
       f.age.Add({{"stanza", stanza_}, {"repo", label}, {"type", type}})
           .Set(now_seconds - static_cast<double>(stop));
+    if (const auto end = window_end(repo); end && repo.oldest) {
+      const prometheus::Labels labels{{"stanza", stanza_}, {"repo", label}};
+      f.window_start.Add(labels).Set(static_cast<double>(*repo.oldest));
+      f.window_end.Add(labels).Set(static_cast<double>(end->first));
+      f.window_seconds.Add(labels).Set(static_cast<double>(end->first - *repo.oldest));
+    }
     if (!crunchy_compat_) continue;
     // pgMonitor's `repo` is the backup's repo-key, as here.
     const prometheus::Labels labels{{"stanza", stanza_}, {"repo", label}};

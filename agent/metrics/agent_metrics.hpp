@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "jobs/backup_request.hpp"
@@ -50,6 +51,12 @@ struct RepositorySummary {
   std::optional<std::int64_t> last_read_epoch;  // the last read that could
   std::map<std::string, BackupRecord> newest_by_type;
   std::size_t backups = 0;
+  // The recoverable window: from the oldest usable backup's stop to the newest archived WAL
+  // (the live server's last archived time, for a repository whose archive is the newest) or,
+  // without it, the newest backup's stop.
+  std::optional<std::int64_t> window_start_epoch;
+  std::optional<std::int64_t> window_end_epoch;
+  bool window_end_from_wal = false;
 };
 
 class AgentMetrics {
@@ -75,6 +82,12 @@ class AgentMetrics {
                      const std::map<std::string, std::uint64_t>& new_results);
   // Age after which the absence of a successful drill alerts (drill.max_age_hours, schedules.drill).
   void set_drill_max_age(double seconds);
+  void record_dump_failed(std::chrono::system_clock::time_point at);
+  // The longest gap between scheduled backups per (repository, type), as the age metric counts
+  // types (jobs/schedule_interval.hpp); replaces the previous set.
+  void set_expected_intervals(const std::map<std::pair<int, std::string>, std::chrono::seconds>& intervals);
+  // alerts.min_window_hours, for the window alert; 0: no minimum.
+  void set_min_window(std::chrono::seconds minimum);
 
   // The Prometheus text format, with ages computed for `now`.
   std::string scrape(std::chrono::system_clock::time_point now);
@@ -90,6 +103,8 @@ class AgentMetrics {
   struct Repo {
     std::map<std::string, BackupRecord> newest_by_type;
     std::optional<std::int64_t> oldest_full;
+    std::optional<std::int64_t> oldest;  // the window's start
+    std::string archive_max;             // its archive's newest WAL segment
     std::size_t backups = 0;
     bool readable = false;
     std::string problem;
@@ -97,6 +112,10 @@ class AgentMetrics {
     prometheus::Gauge* archive_range_series = nullptr;
   };
   void forget_repo(int key);
+  // Where the repository's recoverable window ends, and whether WAL says so (mutex held).
+  std::optional<std::pair<std::int64_t, bool>> window_end(const Repo& repo) const;
+  std::map<std::pair<int, std::string>, std::chrono::seconds> intervals_;
+  std::string newest_archive_;  // the newest WAL segment over every repository
   std::string stanza_;
   bool crunchy_compat_;
   std::shared_ptr<prometheus::Registry> registry_;

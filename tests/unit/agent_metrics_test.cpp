@@ -248,5 +248,55 @@ TEST(AgentMetrics, BackupJobsCarryTheirRepository) {
       1);
 }
 
+// The recoverable window: from the oldest usable backup's stop to the newest archived WAL (the
+// live server's last archived time) for a repository whose archive holds the newest segment; a
+// repository whose archive lags ends at its own newest backup. Without archiver data, every
+// window ends at the newest backup.
+TEST(AgentMetrics, EachRepositoryExportsItsRecoverableWindow) {
+  AgentMetrics metrics("db", false);
+  StanzaInfo stanza = two_repositories();
+  stanza.archive_max = "000000010000000000000009";
+  stanza.repos[1].archive_max = "000000010000000000000005";
+  metrics.record_repository_read(stanza, at(3600), 0.02);
+  auto scrape = metrics.scrape(at(4000));
+  EXPECT_EQ(value_of(scrape, R"(agent_recovery_window_start_timestamp_seconds{repo="1",stanza="db"})"), 1000);
+  EXPECT_EQ(value_of(scrape, R"(agent_recovery_window_end_timestamp_seconds{repo="1",stanza="db"})"), 3500);
+  EXPECT_EQ(value_of(scrape, R"(agent_recovery_window_seconds{repo="1",stanza="db"})"), 2500);
+  ArchiverStats archiver;
+  archiver.archived_count = 9;
+  archiver.last_archived_epoch = 3900;
+  metrics.record_archiver(archiver);
+  scrape = metrics.scrape(at(4000));
+  EXPECT_EQ(value_of(scrape, R"(agent_recovery_window_end_timestamp_seconds{repo="1",stanza="db"})"), 3900);
+  EXPECT_EQ(value_of(scrape, R"(agent_recovery_window_seconds{repo="1",stanza="db"})"), 2900);
+  EXPECT_EQ(value_of(scrape, R"(agent_recovery_window_start_timestamp_seconds{repo="2",stanza="db"})"), 1100);
+  EXPECT_EQ(value_of(scrape, R"(agent_recovery_window_end_timestamp_seconds{repo="2",stanza="db"})"), 2050);
+  EXPECT_EQ(value_of(scrape, R"(agent_recovery_window_seconds{repo="2",stanza="db"})"), 950);
+  const auto repos = metrics.repositories();
+  ASSERT_EQ(repos.size(), 2u);
+  EXPECT_EQ(repos[0].window_start_epoch, 1000);
+  EXPECT_EQ(repos[0].window_end_epoch, 3900);
+  EXPECT_TRUE(repos[0].window_end_from_wal);
+  EXPECT_FALSE(repos[1].window_end_from_wal);
+  EXPECT_EQ(value_of(scrape, R"(agent_recovery_window_min_seconds{stanza="db"})"), 0);
+}
+
+TEST(AgentMetrics, ExpectedIntervalsReplaceThePreviousSet) {
+  AgentMetrics metrics("db", false);
+  metrics.set_expected_intervals(
+      {{{1, "full"}, std::chrono::hours(24)}, {{2, "incr"}, std::chrono::minutes(15)}});
+  auto scrape = metrics.scrape(at(100));
+  EXPECT_EQ(value_of(scrape, R"(agent_backup_expected_interval_seconds{repo="1",stanza="db",type="full"})"),
+            86400);
+  EXPECT_EQ(value_of(scrape, R"(agent_backup_expected_interval_seconds{repo="2",stanza="db",type="incr"})"),
+            900);
+  metrics.set_expected_intervals({{{1, "full"}, std::chrono::hours(168)}});
+  scrape = metrics.scrape(at(101));
+  EXPECT_EQ(value_of(scrape, R"(agent_backup_expected_interval_seconds{repo="1",stanza="db",type="full"})"),
+            604800);
+  EXPECT_TRUE(std::isnan(
+      value_of(scrape, R"(agent_backup_expected_interval_seconds{repo="2",stanza="db",type="incr"})")));
+}
+
 }  // namespace
 }  // namespace agent

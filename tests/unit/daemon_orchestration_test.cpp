@@ -245,6 +245,45 @@ TEST_F(Orchestration, AFailedBackupGoesIntoTheMetricsAndTheStatus) {
   EXPECT_FALSE(sample("agent_backup_last_success_timestamp_seconds", {"type=\"full\""}).has_value());
 }
 
+// A dump that fails (here: the repository holds no backup before the target) leaves its trace
+// in the metrics: counted by result, with the time it failed; a success is not claimed.
+TEST_F(Orchestration, AFailedDumpIsCountedWithTheTimeItFailed) {
+  start();
+  EXPECT_EQ(sample("agent_dumps_total", {"result=\"failed\""}), 0);
+  EXPECT_EQ(sample("agent_dumps_total", {"result=\"succeeded\""}), 0);
+  Replies client;
+  DumpCommand command;
+  command.arguments.target = "2026-11-30 10:00:00+00";
+  command.arguments.output = dir.path + "/out.dump";
+  daemon->dump(command, client.sink());
+  ASSERT_TRUE(turn_until([&] { return client.has_event("dump-finished"); }));
+  EXPECT_EQ(client.last()["ok"], false) << client.last();
+  EXPECT_EQ(sample("agent_dumps_total", {"result=\"failed\""}), 1);
+  EXPECT_EQ(sample("agent_dumps_total", {"result=\"succeeded\""}), 0);
+  const double now = std::chrono::duration<double>(time.now().time_since_epoch()).count();
+  EXPECT_EQ(sample("agent_dump_last_failure_timestamp_seconds", {"stanza=\"db\""}), now);
+  EXPECT_FALSE(sample("agent_dump_last_completion_timestamp_seconds", {}).has_value());
+}
+
+// The alerts compare backup ages with the schedules' intervals: exported per repository and
+// type from the cron expressions, with a default-repository schedule under the repository
+// pgBackRest uses (info lists repo1) and the age metric's coverage (a full is an incr too).
+TEST_F(Orchestration, TheSchedulesIntervalsAreExportedPerRepositoryAndType) {
+  start_with(load_config_text("state_dir: " + dir.path +
+                                  "/state\nschedules:\n  timezone: America/Vancouver\n"
+                                  "  incr: \"*/15 * * * *\"\n  full: \"0 2 * * *\"\n"
+                                  "  repo2:\n    full: \"0 3 * * 0\"\n    diff: \"0 3 * * 1-6\"\n"
+                                  "manual:\n  annotations_file: \"\"\nhttp:\n  listen: \"\"\n"
+                                  "alerts:\n  min_window_hours: 48\n",
+                              "test.yaml", {}));
+  ASSERT_TRUE(turn_until([&] { return sample("agent_backup_expected_interval_seconds", {}).has_value(); }));
+  EXPECT_EQ(sample("agent_backup_expected_interval_seconds", {"repo=\"1\"", "type=\"full\""}), 86400);
+  EXPECT_EQ(sample("agent_backup_expected_interval_seconds", {"repo=\"1\"", "type=\"incr\""}), 900);
+  EXPECT_EQ(sample("agent_backup_expected_interval_seconds", {"repo=\"2\"", "type=\"full\""}), 7 * 86400);
+  EXPECT_EQ(sample("agent_backup_expected_interval_seconds", {"repo=\"2\"", "type=\"diff\""}), 86400);
+  EXPECT_EQ(sample("agent_recovery_window_min_seconds", {}), 48 * 3600);
+}
+
 TEST_F(Orchestration, AStandbySkipsWithItsReasonAndRunsNothing) {
   pg.in_recovery = true;
   start();
