@@ -119,6 +119,16 @@ int run_cli(int argc, char** argv) {
                          "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
   status_cmd->add_option("--log-format", status.log_format, kLogFormatHelp);
 
+  WindowOptions window;
+  auto* window_cmd = app.add_subcommand(
+      "window",
+      "What can be restored: each repository's recoverable window (oldest backup to newest archived "
+      "WAL), from the running agent's last read of the repository, else from `pgbackrest info`.");
+  window_cmd->add_flag("--json", window.json, "Print JSON");
+  window_cmd->add_option("--config", window.config_path,
+                         "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
+  window_cmd->add_option("--log-format", window.log_format, kLogFormatHelp);
+
   auto* config_cmd = app.add_subcommand("config", "Check or print the configuration.");
   config_cmd->require_subcommand(1);
   std::string check_path;
@@ -149,6 +159,7 @@ int run_cli(int argc, char** argv) {
   if (run_cmd->parsed()) return command_run(run);
   if (backup_cmd->parsed()) return command_backup(backup);
   if (status_cmd->parsed()) return command_status(status);
+  if (window_cmd->parsed()) return command_window(window);
   if (check_cmd->parsed()) return command_config_check(check_path);
   if (example_cmd->parsed()) return command_config_example();
   if (version_cmd->parsed()) return command_version();

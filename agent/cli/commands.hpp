@@ -48,6 +48,13 @@ struct StatusOptions {
   bool json = false;
 };
 int command_status(const StatusOptions& options);
+
+struct WindowOptions {
+  std::string config_path;
+  std::optional<std::string> log_format;
+  bool json = false;
+};
+int command_window(const WindowOptions& options);
 int command_config_check(const std::string& path);
 int command_config_example();
 int command_version();

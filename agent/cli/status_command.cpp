@@ -38,7 +38,9 @@ void print_human(nlohmann::json status) {
     std::printf("schedule: %s%s '%s' (%s), next %s\n", schedule.value("type", "").c_str(),
                 into_repo(schedule).c_str(), schedule.value("cron", "").c_str(),
                 schedule.value("timezone", "").c_str(),
-                schedule["next"].is_string() ? schedule["next"].get<std::string>().c_str() : "never");
+                schedule["next_local"].is_string()
+                    ? schedule["next_local"].get<std::string>().c_str()
+                    : (schedule["next"].is_string() ? schedule["next"].get<std::string>().c_str() : "never"));
   if (status.contains("schedules_refused") && status["schedules_refused"].is_string())
     std::printf("schedules: refused: %s\n", status["schedules_refused"].get<std::string>().c_str());
   if (status["repository_read_error"].is_string())
@@ -55,15 +57,27 @@ void print_human(nlohmann::json status) {
                 repo.value("readable", false) ? "readable" : "unreadable: ",
                 repo["problem"].is_string() ? repo["problem"].get<std::string>().c_str() : "",
                 static_cast<unsigned long long>(repo.value("backups", 0ULL)), newest.c_str());
+    if (auto& window = repo["window"]; window.is_object())
+      std::printf("  recoverable: %s to %s (%s)\n", window.value("start", "").c_str(),
+                  window.value("end", "").c_str(),
+                  window.value("end_source", "") == "wal" ? "last archived WAL" : "newest backup");
   }
   std::printf("recent:\n");
-  for (auto& result : status["recent"])
-    std::printf("  job %llu, %s %s backup%s, %s at %s (%.1f s)%s%s\n",
+  // The job's start and end (not the request's), and the backup it made.
+  for (auto& result : status["recent"]) {
+    std::printf("  job %llu, %s %s backup%s, %s, started %s, ended %s (%.1f s)%s%s\n",
                 static_cast<unsigned long long>(result.value("job_id", 0ULL)),
                 result.value("trigger", "").c_str(), result.value("type", "").c_str(),
                 into_repo(result).c_str(), result.value("outcome", "").c_str(),
-                result.value("started_at", "").c_str(), result.value("seconds", 0.0),
-                result.value("message", "").empty() ? "" : ": ", result.value("message", "").c_str());
+                result.value("started_at", "").c_str(), result.value("finished_at", "?").c_str(),
+                result.value("seconds", 0.0), result.value("message", "").empty() ? "" : ": ",
+                result.value("message", "").c_str());
+    if (auto& backup = result["backup"]; backup.is_object())
+      std::printf("    backup %s, %s to %s, %.1f MB (%.1f MB in the repository)\n",
+                  backup.value("label", "").c_str(), backup.value("start", "").c_str(),
+                  backup.value("stop", "").c_str(), backup.value("size_bytes", 0.0) / 1e6,
+                  backup.value("repository_size_bytes", 0.0) / 1e6);
+  }
   auto& dump = status["dump"];
   if (dump.is_object()) {
     if (dump["running"].is_object())

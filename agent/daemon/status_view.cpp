@@ -1,5 +1,7 @@
 #include "daemon/status_view.hpp"
 
+#include <date/tz.h>
+
 #include "core/version.hpp"
 #include "time/target_time.hpp"
 
@@ -36,26 +38,46 @@ nlohmann::json dump_json(const std::optional<JobRunner::DumpRecord>& record) {
           {"outcome", record->outcome}};
 }
 
-// Each repository as the last `pgbackrest info` left it: readable or why not, and its newest
-// backup of each type.
+std::string epoch_iso(std::int64_t epoch) {
+  return format_iso_utc(SysMicros{std::chrono::seconds{epoch}});
+}
+
+// Each repository as the last `pgbackrest info` left it.
 nlohmann::json repositories_json(const StatusSources& s) {
   nlohmann::json list = nlohmann::json::array();
   if (s.metrics == nullptr) return list;
-  for (const auto& repo : s.metrics->repositories()) {
-    nlohmann::json newest = nlohmann::json::object();
-    for (const auto& [type, backup] : repo.newest_by_type)
-      newest[type] = {{"label", backup.label},
-                      {"stop", format_iso_utc(SysMicros{std::chrono::seconds{backup.stop_epoch}})}};
-    list.push_back({{"repo", repo.repo},
-                    {"readable", repo.readable},
-                    {"problem", text_or_null(repo.problem)},
-                    {"last_read", repo.last_read_epoch ? nlohmann::json(format_iso_utc(SysMicros{
-                                                             std::chrono::seconds{*repo.last_read_epoch}}))
-                                                       : nlohmann::json(nullptr)},
-                    {"backups", repo.backups},
-                    {"newest", newest}});
-  }
+  for (const auto& repo : s.metrics->repositories()) list.push_back(repository_summary_json(repo));
   return list;
+}
+
+// The backup a successful job made: the newest of its type in its repository that started
+// after the job did (read from the repository after the job).
+nlohmann::json job_backup_json(const BackupResult& result) {
+  if (result.outcome != BackupOutcome::succeeded || !result.info) return nullptr;
+  const auto started = std::chrono::floor<std::chrono::seconds>(result.started).time_since_epoch().count();
+  const BackupRecord* made = nullptr;
+  for (const auto& backup : result.info->backups)
+    if (!backup.error && backup.type == backup_type_name(result.request.type) &&
+        (result.repo == 0 || repo_of(backup) == result.repo) && backup.start_epoch >= started - 1 &&
+        (made == nullptr || backup.start_epoch > made->start_epoch))
+      made = &backup;
+  if (made == nullptr) return nullptr;
+  return {{"label", made->label},
+          {"repo", repo_of(*made)},
+          {"start", epoch_iso(made->start_epoch)},
+          {"stop", epoch_iso(made->stop_epoch)},
+          {"size_bytes", made->database_bytes},
+          {"repository_size_bytes", made->repo_bytes}};
+}
+
+// "2026-11-30 03:00:00 PST": a schedule's next time as its zone reads it.
+nlohmann::json local_time_json(std::chrono::sys_seconds instant, const std::string& zone_name) {
+  try {
+    const auto* zone = date::locate_zone(zone_name.empty() ? "UTC" : zone_name);
+    return date::format("%F %T %Z", date::make_zoned(zone, instant));
+  } catch (const std::exception&) {
+    return nullptr;
+  }
 }
 
 nlohmann::json annotation_json(const StatusSources& s) {
@@ -75,6 +97,28 @@ nlohmann::json annotation_json(const StatusSources& s) {
 }
 }  // namespace
 
+nlohmann::json repository_summary_json(const RepositorySummary& repo) {
+  nlohmann::json newest = nlohmann::json::object();
+  for (const auto& [type, backup] : repo.newest_by_type)
+    newest[type] = {{"label", backup.label},
+                    {"start", epoch_iso(backup.start_epoch)},
+                    {"stop", epoch_iso(backup.stop_epoch)},
+                    {"size_bytes", backup.database_bytes},
+                    {"repository_size_bytes", backup.repo_bytes}};
+  nlohmann::json window = nullptr;
+  if (repo.window_start_epoch && repo.window_end_epoch)
+    window = {{"start", epoch_iso(*repo.window_start_epoch)},
+              {"end", epoch_iso(*repo.window_end_epoch)},
+              {"end_source", repo.window_end_from_wal ? "wal" : "backup"}};
+  return {{"repo", repo.repo},
+          {"readable", repo.readable},
+          {"problem", text_or_null(repo.problem)},
+          {"last_read", repo.last_read_epoch ? nlohmann::json(epoch_iso(*repo.last_read_epoch)) : nullptr},
+          {"backups", repo.backups},
+          {"newest", newest},
+          {"window", window}};
+}
+
 nlohmann::json status_json(const StatusSources& s) {
   nlohmann::json queue = nlohmann::json::array();
   for (const auto& job : s.jobs.queue().pending()) queue.push_back(backup_request_json(job.id, job.request));
@@ -84,7 +128,14 @@ nlohmann::json status_json(const StatusSources& s) {
     if (const auto since = s.jobs.running_since()) running["started_at"] = iso(*since);
   }
   nlohmann::json recent = nlohmann::json::array();
-  for (const auto& result : s.jobs.recent()) recent.push_back(backup_report_json(backup_report(result)));
+  for (const auto& result : s.jobs.recent()) {
+    auto item = backup_report_json(backup_report(result));
+    item["finished_at"] =
+        iso(result.started + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                 std::chrono::duration<double>(result.seconds)));
+    item["backup"] = job_backup_json(result);
+    recent.push_back(std::move(item));
+  }
   nlohmann::json schedules = nlohmann::json::array();
   for (const auto& schedule : s.triggers.schedules()) {
     schedules.push_back(
@@ -93,7 +144,9 @@ nlohmann::json status_json(const StatusSources& s) {
          {"cron", schedule->cron().text},
          {"timezone", s.config.schedules.timezone},
          {"next", schedule->next() ? nlohmann::json(format_iso_utc(SysMicros{*schedule->next()}))
-                                   : nlohmann::json(nullptr)}});
+                                   : nlohmann::json(nullptr)},
+         {"next_local", schedule->next() ? local_time_json(*schedule->next(), s.config.schedules.timezone)
+                                         : nlohmann::json(nullptr)}});
   }
   return {{"agent_version", kAgentVersion},
           {"dump", {{"running", dump_json(s.jobs.dump_running())}, {"last", dump_json(s.jobs.dump_last())}}},

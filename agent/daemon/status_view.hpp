@@ -25,4 +25,9 @@ struct StatusSources {
 
 nlohmann::json status_json(const StatusSources& sources);
 
+// One repository as `agent status` and `agent window` show it: readable or why not, its newest
+// backup of each type, and its recoverable window ({start, end, end_source}, null when no
+// backup is known; end_source "wal": the last archived WAL, "backup": the newest backup's stop).
+nlohmann::json repository_summary_json(const RepositorySummary& repo);
+
 }  // namespace agent

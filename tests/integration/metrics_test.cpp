@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "time/target_time.hpp"
 
 namespace agent::testing {
 namespace {
@@ -112,6 +113,47 @@ TEST_F(MetricsIntegration, ScrapeIsLintCleanAndEqualsTheRepositoryAcrossARestart
         "\"}";
     EXPECT_EQ(series(again, name), series(first, name)) << type;
   }
+}
+
+// "What can I restore to?": `agent window` answers per repository from the running agent's
+// last read, and, with no agent running, by reading `pgbackrest info` itself; both start the
+// window at the oldest backup's stop and end it no earlier than the newest backup's.
+TEST_F(MetricsIntegration, WindowAnswersWithAndWithoutARunningAgent) {
+  std::int64_t oldest = 0;
+  std::int64_t newest = 0;
+  for (const auto& b : cluster_->backups()) {
+    oldest = oldest == 0 ? b.stop_epoch : std::min(oldest, b.stop_epoch);
+    newest = std::max(newest, b.stop_epoch);
+  }
+  ASSERT_GT(oldest, 0);
+  const std::string start = format_iso_utc(SysMicros{std::chrono::seconds{oldest}});
+  const std::string newest_stop = format_iso_utc(SysMicros{std::chrono::seconds{newest}});
+  const auto check = [&](const std::string& source) {
+    const auto run = run_agent({"window", "--json", "--config", config_});
+    ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+    const auto answer = nlohmann::json::parse(run.stdout_text);
+    EXPECT_EQ(answer["source"], source) << answer;
+    ASSERT_EQ(answer["repositories"].size(), 1u) << answer;
+    const auto& repo = answer["repositories"][0];
+    EXPECT_EQ(repo["repo"], 1);
+    ASSERT_TRUE(repo["window"].is_object()) << answer;
+    EXPECT_EQ(repo["window"]["start"], start) << answer;
+    EXPECT_GE(repo["window"]["end"].get<std::string>(), newest_stop) << answer;
+    const auto human = run_agent({"window", "--config", config_});
+    EXPECT_EQ(human.exit_code, 0) << human.stderr_text;
+    EXPECT_NE(human.stdout_text.find("repo1: restore to any time from " + start), std::string::npos)
+        << human.stdout_text;
+  };
+  check("pgbackrest info");
+  RunningAgent agent(config_);
+  ASSERT_TRUE(eventually(
+      [&] { return series(scrape(), R"(agent_repository_info_success{repo="1",stanza="db"})") == 1.0; },
+      std::chrono::seconds(20)))
+      << agent.log();
+  check("agent");
+  const auto scraped = scrape();
+  EXPECT_EQ(series(scraped, R"(agent_recovery_window_start_timestamp_seconds{repo="1",stanza="db"})"),
+            static_cast<double>(oldest));
 }
 
 // The repository's health lives in metrics and alerts; readiness never follows it, because a

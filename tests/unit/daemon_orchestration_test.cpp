@@ -282,6 +282,15 @@ TEST_F(Orchestration, TheSchedulesIntervalsAreExportedPerRepositoryAndType) {
   EXPECT_EQ(sample("agent_backup_expected_interval_seconds", {"repo=\"2\"", "type=\"full\""}), 7 * 86400);
   EXPECT_EQ(sample("agent_backup_expected_interval_seconds", {"repo=\"2\"", "type=\"diff\""}), 86400);
   EXPECT_EQ(sample("agent_recovery_window_min_seconds", {}), 48 * 3600);
+  // `agent status` shows each schedule's next time as its zone reads it.
+  bool seen = false;
+  const auto status = daemon->status();
+  for (const auto& schedule : status["schedules"])
+    if (schedule["cron"] == "0 2 * * *") {
+      EXPECT_EQ(schedule["next_local"], "2026-12-01 02:00:00 PST") << schedule;
+      seen = true;
+    }
+  EXPECT_TRUE(seen);
 }
 
 TEST_F(Orchestration, AStandbySkipsWithItsReasonAndRunsNothing) {
