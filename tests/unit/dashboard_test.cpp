@@ -60,6 +60,14 @@ std::set<std::string> exported_names() {
   metrics.record_dump_failed(at(3400));
   metrics.set_expected_intervals({{{1, "full"}, std::chrono::hours(24)}});
   metrics.set_min_window(std::chrono::hours(24));
+  DrillOutcome drill;
+  drill.id = "drill-1";
+  drill.result = "passed";
+  drill.finished_epoch = 3500;
+  drill.phase_seconds = {{"restore", 10}};
+  drill.replay_gap_seconds = 5;
+  metrics.record_drills(drill, 3500, 3000, {{"passed", 1}});
+  metrics.set_drill_max_age(86400);
   std::set<std::string> names;
   std::istringstream lines(metrics.scrape(at(4000)));
   const std::regex type_line(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) )");
