@@ -26,7 +26,8 @@
 # Containerfile's pgbackrest stages): the image of `--target pgbackrest` (the binary and its
 # licence: a 0.6 MB archive) is kept in the cache directory as pgbackrest-V-KEY.oci.tar, loaded on
 # later builds and passed to the image build as --build-context pgbackrest=container-image://...,
-# so the build copies it instead of compiling it. The log says "cache hit" or "cache miss".
+# so the build copies it instead of compiling it. The log says "cache hit" or "cache miss". The
+# $PGBR_CACHE_KEEP (default 3) most recently used archives are kept, older ones removed.
 #
 # Runs as root. Installs debootstrap, buildah, podman and runc with apt-get if missing.
 # Storage is vfs in a private directory: nothing touches the machine's own container storage,
@@ -362,6 +363,28 @@ else
 fi
 exec 8>&-
 T_PGBR=$((SECONDS - T0))
+
+# Cache housekeeping: every key (new version, new base, edited stage) leaves an archive; keep the
+# PGBR_CACHE_KEEP most recently used (a hit touches its archive) and remove older ones, except one
+# whose build or load holds its lock right now.
+pgbackrest_prune_cache() {
+    local keep="${PGBR_CACHE_KEEP:-3}" archive lock
+    [[ -f "${PGBR_ARCHIVE}" ]] && touch -- "${PGBR_ARCHIVE}"
+    while IFS= read -r archive; do
+        lock="${CACHE_DIR}/.$(basename -- "${archive}" .oci.tar).lock"
+        if [[ -e "${lock}" ]]; then
+            exec 9>"${lock}"
+            if ! flock -n 9; then
+                exec 9>&-
+                continue
+            fi
+        fi
+        rm -f -- "${archive}" "${lock}"
+        [[ -e /proc/self/fd/9 ]] && exec 9>&-
+        bi_log "pgbackrest: removed the unused cached build ${archive}"
+    done < <(ls -1t -- "${CACHE_DIR}"/pgbackrest-*.oci.tar 2>/dev/null | tail -n +$((keep + 1)))
+}
+pgbackrest_prune_cache
 
 # --- the image ----------------------------------------------------------------------------------
 T0=${SECONDS}
