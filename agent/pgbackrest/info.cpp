@@ -153,6 +153,12 @@ std::optional<Error> version_mismatch_refusal(std::string_view text) {
                         "or upgrade both sides to one version");
 }
 
+std::string repository_names(const std::vector<RepoStatus>& repos) {
+  std::string names;
+  for (const auto& repo : repos) names += (names.empty() ? "repo" : ", repo") + std::to_string(repo.key);
+  return names;
+}
+
 std::vector<RepoStatus> repositories(const StanzaInfo& stanza) {
   if (!stanza.repos.empty()) return stanza.repos;
   RepoStatus only;

@@ -59,6 +59,8 @@ struct StanzaInfo {
 // The stanza's repositories in key order: `repos`, or for a record without them (hand-made, or
 // a pgBackRest before 2.33) one repository, key 1, with the stanza's status.
 std::vector<RepoStatus> repositories(const StanzaInfo& stanza);
+// "repo1, repo2": the repositories' names, for messages.
+std::string repository_names(const std::vector<RepoStatus>& repos);
 // The repository a backup is in: its repo-key, 1 when it has none.
 int repo_of(const BackupRecord& backup);
 // The stanza as one repository sees it: its backups, its archive range and its status.

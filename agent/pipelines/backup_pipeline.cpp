@@ -44,6 +44,19 @@ Status check_step(BackupContext& c) {
   if (!version) return version.error();
   auto info = read_stanza_info(c.config, c.services.runner, c.services.cancel);
   if (!info) return info.error();
+  // A repository pgBackRest does not know would fail in pgBackRest's own option check; said here
+  // with the ones it knows.
+  if (const int repo = backup_repo(c.config, c.job.request); repo > 0) {
+    const auto repos = repositories(*info);
+    if (std::none_of(repos.begin(), repos.end(), [&](const RepoStatus& r) { return r.key == repo; }))
+      return make_error(
+          ErrorKind::usage,
+          "repo" + std::to_string(repo) + " is not configured for stanza '" + info->name +
+              "' (pgbackrest info lists " + repository_names(repos) + ")",
+          "choose one of those with --repo (or schedules.repoN / manual.repo / pgbackrest.repo), "
+          "or add repo" +
+              std::to_string(repo) + " to pgBackRest's config");
+  }
   for (const auto& backup : info->backups)
     if (auto refusal = older_than_writer_refusal(*version, backup, "back up on top of")) return *refusal;
   return {};

@@ -346,14 +346,6 @@ std::vector<Error> check_local_facts(const LocalFacts& facts, const DumpJob& job
   return errors;
 }
 
-namespace {
-std::string repo_list(const std::vector<RepoStatus>& repos) {
-  std::string names;
-  for (const auto& repo : repos) names += (names.empty() ? "repo" : ", repo") + std::to_string(repo.key);
-  return names;
-}
-}  // namespace
-
 Result<BackupRecord> check_against_repository(const StanzaInfo& stanza, const DumpJob& job,
                                               const LocalFacts& facts,
                                               std::chrono::system_clock::time_point now) {
@@ -367,7 +359,8 @@ Result<BackupRecord> check_against_repository(const StanzaInfo& stanza, const Du
     if (it == repos.end())
       return make_error(ErrorKind::usage,
                         "--repo " + std::to_string(job.repo) + ": stanza '" + stanza.name + "' has no repo" +
-                            std::to_string(job.repo) + " (pgbackrest info lists " + repo_list(repos) + ")",
+                            std::to_string(job.repo) + " (pgbackrest info lists " + repository_names(repos) +
+                            ")",
                         "choose one of those, or leave --repo out to let pgBackRest choose");
     if (!it->readable())
       return make_error(ErrorKind::external_tool,

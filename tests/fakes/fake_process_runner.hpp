@@ -27,9 +27,10 @@ class FakeProcessRunner final : public ProcessRunner {
     std::lock_guard lock(mutex_);
     expected_.push_back({std::move(argv), std::move(result), hold});
   }
+  // Any number of runs of `argv` give `result`; a later allow of the same argv replaces it.
   void allow(std::vector<std::string> argv, ProcessResult result) {
     std::lock_guard lock(mutex_);
-    allowed_.push_back({std::move(argv), std::move(result), Hold::none});
+    allowed_.insert(allowed_.begin(), {std::move(argv), std::move(result), Hold::none});
   }
   void release() {
     std::lock_guard lock(mutex_);

@@ -45,6 +45,14 @@ const char* const kInfoJson =
         "db": [{"id": 1, "system-id": 7311234567890123456, "version": "15"}],
         "archive": [{"id": "15-1", "min": "000000010000000000000003", "max": "00000001000000000000000A"}],
         "backup": []}])";
+// The same stanza with two repositories configured.
+const char* const kInfoTwoReposJson =
+    R"([{"name": "db", "status": {"code": 0, "message": "ok", "lock": {"backup": {"held": false}}},
+        "db": [{"id": 1, "system-id": 7311234567890123456, "version": "15"}],
+        "archive": [{"id": "15-1", "min": "000000010000000000000003", "max": "00000001000000000000000A"}],
+        "repo": [{"key": 1, "status": {"code": 0, "message": "ok"}},
+                 {"key": 2, "status": {"code": 0, "message": "ok"}}],
+        "backup": []}])";
 
 // Replies the daemon sent one client, in order.
 struct Replies {
@@ -197,6 +205,7 @@ TEST_F(Orchestration, ScheduleFiresOnTimeAndAManualRequestWaitsForTheRunningBack
 // the one queue: due at the same minute, the full into repo2 does not cover the incremental into
 // the default repository, so both run, one after the other.
 TEST_F(Orchestration, EachRepositorysSchedulesBackUpIntoItThroughTheOneQueue) {
+  runner.allow(kInfo, exited(0, kInfoTwoReposJson));
   runner.expect(backup_argv("incr"), exited(0), FakeProcessRunner::Hold::until_released);
   runner.expect(backup_argv("full", 2), exited(0));
   start_with(load_config_text("state_dir: " + dir.path +
@@ -224,6 +233,24 @@ TEST_F(Orchestration, EachRepositorysSchedulesBackUpIntoItThroughTheOneQueue) {
   EXPECT_EQ(daemon->status()["recent"][1]["repo"], 1);
   EXPECT_EQ(sample("agent_backups_total", {"repo=\"2\"", "type=\"full\"", "result=\"succeeded\""}), 1);
   EXPECT_EQ(sample("agent_backups_total", {"repo=\"1\"", "type=\"incr\"", "result=\"succeeded\""}), 1);
+}
+
+// A repository pgBackRest does not list is refused in the check step, naming the ones it does,
+// and pgBackRest's backup never runs.
+TEST_F(Orchestration, ABackupIntoARepositoryPgBackRestDoesNotKnowIsRefusedBeforeItRuns) {
+  runner.allow(kInfo, exited(0, kInfoTwoReposJson));
+  start();
+  Replies manual;
+  daemon->backup(BackupCommand{BackupType::full, true, 3}, manual.sink());
+  ASSERT_TRUE(turn_until([&] { return manual.has_event("backup-finished"); }));
+  const auto result = manual.last()["result"];
+  EXPECT_EQ(result["outcome"], "failed");
+  EXPECT_EQ(result["exit_code"], exit_code_for(ErrorKind::usage));
+  EXPECT_NE(result["message"].get<std::string>().find("repo3 is not configured for stanza 'db' (pgbackrest "
+                                                      "info lists repo1, repo2)"),
+            std::string::npos)
+      << result.dump();
+  EXPECT_TRUE(runner.started().empty());
 }
 
 TEST_F(Orchestration, AFailedBackupGoesIntoTheMetricsAndTheStatus) {
