@@ -310,6 +310,12 @@ AgentMetrics::AgentMetrics(std::string stanza, bool crunchy_compat)
   // Present from the start, so that increase() sees the first dump of either result.
   for (const char* result : {"succeeded", "failed"})
     families_->dumps.Add({{"stanza", stanza_}, {"result", result}});
+  // Likewise the skip reasons (agent_jobs_skipped_total's documented values) and lock waits, so
+  // the dashboard's increase() panels have a series before the first skip or wait.
+  for (const char* reason :
+       {"merged", "superseded", "queue-full", "standby", "server-unreachable", "shutting-down", "abandoned"})
+    families_->skipped.Add({{"stanza", stanza_}, {"reason", reason}});
+  families_->lock_waits.Add({{"stanza", stanza_}});
   families_->window_min.Add({{"stanza", stanza_}}).Set(0);
   if (crunchy_compat_) {
     auto& r = *registry_;

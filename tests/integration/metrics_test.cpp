@@ -1,11 +1,16 @@
 // /metrics, /healthz and /readyz of a real `agent run` against a real repository, linted by
-// promtool and scraped by a real Prometheus server.
+// promtool and scraped by a real Prometheus server, which evaluates every panel of the Grafana
+// dashboard.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
+#include <cctype>
+#include <csignal>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <thread>
@@ -219,42 +224,201 @@ TEST_F(MetricsIntegration, SurvivesSlowAndOversizedClients) {
   EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(15));
 }
 
+// A Prometheus server on loopback, stopped when it goes out of scope (also when an assertion
+// ends the test early).
+class LocalPrometheus {
+ public:
+  // `config`: the prometheus.yml text; `dir`: where it and the TSDB go.
+  LocalPrometheus(const std::string& dir, const std::string& config) : port_(free_port()) {
+    mkdir(dir.c_str(), 0700);
+    write_file(dir + "/prometheus.yml", config);
+    ProcessSpec spec;
+    spec.argv = {"prometheus", "--config.file=" + dir + "/prometheus.yml",
+                 "--storage.tsdb.path=" + dir + "/data",
+                 "--web.listen-address=127.0.0.1:" + std::to_string(port_)};
+    spec.tag = "prometheus";
+    spec.log_level = spdlog::level::debug;
+    auto started = runner_->start(spec);
+    if (started)
+      process_ = std::move(started.value());
+    else
+      error_ = started.error().describe();
+  }
+  ~LocalPrometheus() {
+    if (process_) process_->stop(SIGTERM, std::chrono::seconds(10));
+  }
+  LocalPrometheus(const LocalPrometheus&) = delete;
+  LocalPrometheus& operator=(const LocalPrometheus&) = delete;
+  bool running() const { return process_ != nullptr; }
+  const std::string& error() const { return error_; }
+  // /api/v1/query of `expr` now: the parsed answer (a JSON object), or null when there was none.
+  nlohmann::json query(const std::string& expr) const {
+    const auto reply = http_get(port_, "/api/v1/query?query=" + url_encode(expr));
+    if (reply.status == 0) return nullptr;
+    auto answer = nlohmann::json::parse(reply.body, nullptr, false);
+    return answer.is_discarded() ? nlohmann::json(nullptr) : answer;
+  }
+
+ private:
+  static std::string url_encode(const std::string& text) {
+    std::string out;
+    for (const unsigned char c : text) {
+      if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+        out += static_cast<char>(c);
+      else
+        out += fmt::format("%{:02X}", c);
+    }
+    return out;
+  }
+
+  int port_;
+  std::unique_ptr<ProcessRunner> runner_ = make_posix_process_runner();
+  std::unique_ptr<RunningProcess> process_;
+  std::string error_;
+};
+
+// Restores a directory's mode when it goes out of scope.
+struct ModeRestorer {
+  std::string path;
+  mode_t mode;
+  ~ModeRestorer() { chmod(path.c_str(), mode); }
+};
+
+// Every expr of every panel of config/grafana/agent-dashboard.json, with the panel's title.
+std::vector<std::pair<std::string, std::string>> dashboard_exprs(const nlohmann::json& panels) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& panel : panels) {
+    for (const auto& target : panel.value("targets", nlohmann::json::array()))
+      if (target.contains("expr"))
+        out.emplace_back(panel.value("title", ""), target["expr"].get<std::string>());
+    const auto nested = dashboard_exprs(panel.value("panels", nlohmann::json::array()));
+    out.insert(out.end(), nested.begin(), nested.end());
+  }
+  return out;
+}
+
+// Grafana's variables as Grafana substitutes them for one selected value: the cluster, pod
+// and role the scrape config's static labels give (as the PodMonitor's relabelling does), and
+// $__rate_interval for a 1 s scrape interval with room for several samples.
+std::string substitute_variables(std::string expr) {
+  const std::vector<std::pair<std::string, std::string>> values = {
+      {"$__rate_interval", "30s"}, {"$__interval", "5s"}, {"$__range", "5m"},
+      {"$cluster", "ns:hippo"},    {"$pod", "hippo-0"},   {"$role", "master"}};
+  for (const auto& [name, value] : values)
+    for (auto at = expr.find(name); at != std::string::npos; at = expr.find(name, at + value.size()))
+      expr.replace(at, name.size(), value);
+  return expr;
+}
+
 TEST_F(MetricsIntegration, PrometheusScrapesTheAgentAndAnswersAFreshnessQuery) {
   RunningAgent agent(config_);
-  const int prometheus_port = free_port();
-  const std::string dir = cluster_->dir() + "/prometheus";
-  mkdir(dir.c_str(), 0700);
-  write_file(dir + "/prometheus.yml",
-             "global:\n  scrape_interval: 1s\n"
-             "scrape_configs:\n  - job_name: agent\n    static_configs:\n"
-             "      - targets: ['127.0.0.1:" +
-                 std::to_string(http_port_) + "']\n");
-  auto runner = make_posix_process_runner();
-  ProcessSpec spec;
-  spec.argv = {"prometheus", "--config.file=" + dir + "/prometheus.yml",
-               "--storage.tsdb.path=" + dir + "/data",
-               "--web.listen-address=127.0.0.1:" + std::to_string(prometheus_port)};
-  spec.tag = "prometheus";
-  spec.log_level = spdlog::level::debug;
-  auto prometheus = runner->start(spec);
-  ASSERT_TRUE(prometheus.ok()) << prometheus.error().describe();
+  LocalPrometheus prometheus(cluster_->dir() + "/prometheus",
+                             "global:\n  scrape_interval: 1s\n"
+                             "scrape_configs:\n  - job_name: agent\n    static_configs:\n"
+                             "      - targets: ['127.0.0.1:" +
+                                 std::to_string(http_port_) + "']\n");
+  ASSERT_TRUE(prometheus.running()) << prometheus.error();
   nlohmann::json answer;
-  const bool answered = eventually(
+  ASSERT_TRUE(eventually(
       [&] {
-        const auto reply =
-            http_get(prometheus_port, "/api/v1/query?query=agent_backup_age_seconds%7Btype%3D%22full%22%7D");
-        if (reply.status != 200) return false;
-        answer = nlohmann::json::parse(reply.body, nullptr, false);
+        answer = prometheus.query("agent_backup_age_seconds{type=\"full\"}");
         return answer.is_object() && answer.value("status", "") == "success" &&
                !answer["data"]["result"].empty();
       },
-      std::chrono::seconds(60));
-  prometheus.value()->stop(SIGTERM, std::chrono::seconds(10));
-  ASSERT_TRUE(answered) << answer.dump();
+      std::chrono::seconds(60)))
+      << answer.dump();
   const auto& sample = answer["data"]["result"][0];
   EXPECT_EQ(sample["metric"]["job"], "agent");
   EXPECT_EQ(sample["metric"]["stanza"], "db");
   EXPECT_GT(std::stod(sample["value"][1].get<std::string>()), 0.0);
+}
+
+// The dashboard against a real Prometheus scraping a running agent: the agent has run a backup
+// that succeeded and one that failed, a dump that succeeded and one that failed, has schedules
+// (so expected intervals) and a window minimum, and Prometheus scrapes it with the labels the
+// PodMonitor gives. Then every panel's expr, its variables substituted, must evaluate and
+// return series, and each variable's query must find its label.
+TEST_F(MetricsIntegration, EveryDashboardPanelEvaluatesAndReturnsSeriesInPrometheus) {
+  const std::string dir = cluster_->dir() + "/dashboard";
+  mkdir(dir.c_str(), 0700);
+  const int agent_port = free_port();
+  const std::string config = dir + "/agent.yaml";
+  // Weekly schedules at a time the test does not reach (their intervals are what matters).
+  write_file(config, "stanza: db\nstate_dir: " + dir +
+                         "/state\npgbackrest:\n  config: " + cluster_->get("PGBACKREST_CONFIG") +
+                         "\npostgres:\n  bindir: " + cluster_->get("BINDIR") +
+                         "\n  data: " + cluster_->get("DATA") + "\n  host: " + cluster_->get("SOCKET_DIR") +
+                         "\n  port: " + cluster_->get("PORT") + "\n  user: postgres\ncontrol:\n  socket: " +
+                         dir + "/agent.sock\nmanual:\n  annotations_file: \"\"\nhttp:\n  listen: 127.0.0.1:" +
+                         std::to_string(agent_port) +
+                         "\nmetrics:\n  refresh_seconds: 10\n  crunchy_compat: \"true\"\n"
+                         "schedules:\n  full: \"7 3 * * 0\"\n  incr: \"37 3 * * 0\"\n"
+                         "alerts:\n  min_window_hours: 1\n");
+  RunningAgent agent(config);
+  LocalPrometheus prometheus(dir + "/prometheus",
+                             "global:\n  scrape_interval: 1s\n"
+                             "scrape_configs:\n  - job_name: agent\n    static_configs:\n"
+                             "      - targets: ['127.0.0.1:" +
+                                 std::to_string(agent_port) +
+                                 "']\n        labels:\n          pg_cluster: 'ns:hippo'\n"
+                                 "          pod: hippo-0\n          role: master\n");
+  ASSERT_TRUE(prometheus.running()) << prometheus.error();
+
+  // A backup that succeeds, and one that fails (the repository unreadable for a moment).
+  const auto succeeded = run_agent({"backup", "--type", "incr", "--wait", "--config", config});
+  ASSERT_EQ(succeeded.exit_code, 0) << succeeded.stderr_text << agent.log();
+  {
+    const std::string repo = cluster_->dir() + "/repo";
+    ModeRestorer restore{repo, 0750};
+    ASSERT_EQ(chmod(repo.c_str(), 0), 0);
+    const auto failed = run_agent({"backup", "--type", "incr", "--wait", "--config", config});
+    EXPECT_NE(failed.exit_code, 0) << failed.stderr_text;
+  }
+  // A dump that succeeds, and one that fails after it started (no such database in the copy).
+  const auto dump = [&](const std::string& database, const std::string& output) {
+    return run_agent({"dump", "--config", config, "--target", cluster_->target(), "--database", database,
+                      "--output", cluster_->get("OUTPUT_DIR") + "/" + output, "--scratch",
+                      cluster_->get("SCRATCH"), "--port", cluster_->get("SCRATCH_PORT")});
+  };
+  const auto dumped = dump("api", "dashboard.sql");
+  ASSERT_EQ(dumped.exit_code, 0) << dumped.stderr_text << agent.log();
+  const auto not_dumped = dump("no_such_database", "dashboard-failed.sql");
+  EXPECT_NE(not_dumped.exit_code, 0) << not_dumped.stderr_text;
+
+  // Scraped with the failure and the dumps in, and with enough samples for increase().
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto answer = prometheus.query(
+            "count_over_time(agent_dump_last_failure_timestamp_seconds{pg_cluster=\"ns:hippo\"}[1m]) >= 5");
+        return answer.is_object() && !answer["data"]["result"].empty();
+      },
+      std::chrono::seconds(60)))
+      << agent.log();
+
+  const auto dashboard = nlohmann::json::parse(
+      read_file(std::string(AGENT_SOURCE_DIR) + "/config/grafana/agent-dashboard.json"));
+  const auto exprs = dashboard_exprs(dashboard["panels"]);
+  ASSERT_GE(exprs.size(), 20u);
+  for (const auto& [title, raw] : exprs) {
+    const std::string expr = substitute_variables(raw);
+    EXPECT_EQ(expr.find('$'), std::string::npos) << title << ": a variable left: " << expr;
+    const auto answer = prometheus.query(expr);
+    ASSERT_TRUE(answer.is_object()) << title << ": no answer for " << expr;
+    EXPECT_EQ(answer.value("status", ""), "success") << title << ": " << expr << " -> " << answer.dump();
+    EXPECT_FALSE(answer["data"]["result"].empty()) << title << ": no series for " << expr;
+  }
+  // The variables: label_values(SELECTOR, LABEL) finds LABEL on the selected series.
+  const std::regex label_values(R"(^label_values\((.*), *([a-z_]+)\)$)");
+  for (const auto& variable : dashboard["templating"]["list"]) {
+    if (variable.value("type", "") != "query") continue;
+    const std::string definition = substitute_variables(variable.value("definition", ""));
+    std::smatch match;
+    ASSERT_TRUE(std::regex_match(definition, match, label_values)) << definition;
+    const auto answer = prometheus.query(match[1]);
+    ASSERT_TRUE(answer.is_object() && !answer["data"]["result"].empty()) << definition;
+    EXPECT_TRUE(answer["data"]["result"][0]["metric"].contains(match[2].str()))
+        << definition << answer.dump();
+  }
 }
 
 }  // namespace
