@@ -55,6 +55,11 @@ Status AgentDaemon::start() {
                   [this, exit_now](int code) {
                     if (control_) control_->stop();
                     exit_now(code);
+                  },
+                  [this](const BackupResult& result) {
+                    if (!history_) return;
+                    if (auto s = history_->add(recent_result_json(result)); !s)
+                      log::get("agent")->warn("job history: {}", s.error().message);
                   }},
       *metrics_, journal_ ? &*journal_ : nullptr);
   auto triggers = open_triggers(config_);
@@ -116,6 +121,13 @@ void AgentDaemon::open_state() {
         hint);
     metrics_->set_component_ok("state_dir", false);
     return;
+  }
+  // Finished jobs are shown after a restart; without the file only this run's are.
+  if (auto history = JobHistory::open(config_->state_dir + "/history.json"); !history) {
+    log::error(*logger, history.error(), "the job history is not kept");
+  } else {
+    if (!history->recovered_from().empty()) logger->error("{}", history->recovered_from());
+    history_.emplace(std::move(*history));
   }
   auto journal = RequestJournal::open(config_->state_dir + "/requests.json");
   if (!journal) {
@@ -256,7 +268,8 @@ void AgentDaemon::reload(const std::string& why) {
 
 nlohmann::json AgentDaemon::status() {
   return status_json(StatusSources{*config_, *jobs_, *triggers_, journal_ ? &*journal_ : nullptr,
-                                   state_problem_, started_at_, metrics_.get()});
+                                   state_problem_, started_at_, metrics_.get(),
+                                   history_ ? &*history_ : nullptr});
 }
 
 void AgentDaemon::backup(const BackupCommand& command, ControlReply reply) {

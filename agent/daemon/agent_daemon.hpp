@@ -25,6 +25,7 @@
 #include "daemon/triggers.hpp"
 #include "exec/process.hpp"
 #include "http/http_server.hpp"
+#include "jobs/job_history.hpp"
 #include "jobs/request_journal.hpp"
 #include "metrics/agent_metrics.hpp"
 #include "pg/copy_session.hpp"
@@ -93,6 +94,7 @@ class AgentDaemon final : public ControlHandler {
   // state_dir: what must survive a restart. Without it, no journal and a disabled annotation trigger.
   std::string state_problem_;
   std::optional<RequestJournal> journal_;
+  std::optional<JobHistory> history_;  // state_dir/history.json, when state_dir is usable
   std::unique_ptr<JobRunner> jobs_;
   std::unique_ptr<Triggers> triggers_;
   std::unique_ptr<ControlServer> control_;

@@ -232,6 +232,7 @@ void JobRunner::on_backup_finished(BackupResult result) {
   metrics_.record_backup(result, services_.clock.now());
   if (result.info) metrics_.record_repository_read(*result.info, services_.clock.now(), result.info_seconds);
   answer_waiters(result.job_id, BackupFinishedReply{backup_report(result)});
+  if (services_.on_finished) services_.on_finished(result);
   recent_.push_front(std::move(result));
   if (recent_.size() > kRecentResults) recent_.pop_back();
   update_queue_metrics();

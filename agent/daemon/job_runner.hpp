@@ -42,6 +42,8 @@ struct JobServices {
   LoopTimers& timers;
   // The hard stop: ends the process when a job does not stop in time (std::_Exit in `agent run`).
   std::function<void(int exit_code)> exit_now;
+  // Sees every finished backup job, on the loop thread (the daemon keeps state_dir's history).
+  std::function<void(const BackupResult&)> on_finished = {};
 };
 
 class JobRunner {

@@ -119,6 +119,14 @@ nlohmann::json repository_summary_json(const RepositorySummary& repo) {
           {"window", window}};
 }
 
+nlohmann::json recent_result_json(const BackupResult& result) {
+  auto item = backup_report_json(backup_report(result));
+  item["finished_at"] = iso(result.started + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                                 std::chrono::duration<double>(result.seconds)));
+  item["backup"] = job_backup_json(result);
+  return item;
+}
+
 nlohmann::json status_json(const StatusSources& s) {
   nlohmann::json queue = nlohmann::json::array();
   for (const auto& job : s.jobs.queue().pending()) queue.push_back(backup_request_json(job.id, job.request));
@@ -128,14 +136,10 @@ nlohmann::json status_json(const StatusSources& s) {
     if (const auto since = s.jobs.running_since()) running["started_at"] = iso(*since);
   }
   nlohmann::json recent = nlohmann::json::array();
-  for (const auto& result : s.jobs.recent()) {
-    auto item = backup_report_json(backup_report(result));
-    item["finished_at"] =
-        iso(result.started + std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                                 std::chrono::duration<double>(result.seconds)));
-    item["backup"] = job_backup_json(result);
-    recent.push_back(std::move(item));
-  }
+  if (s.history)
+    for (const auto& entry : s.history->entries()) recent.push_back(entry);
+  else
+    for (const auto& result : s.jobs.recent()) recent.push_back(recent_result_json(result));
   nlohmann::json schedules = nlohmann::json::array();
   for (const auto& schedule : s.triggers.schedules()) {
     schedules.push_back(

@@ -8,6 +8,7 @@
 #include "config/config.hpp"
 #include "daemon/job_runner.hpp"
 #include "daemon/triggers.hpp"
+#include "jobs/job_history.hpp"
 #include "jobs/request_journal.hpp"
 #include "metrics/agent_metrics.hpp"
 
@@ -21,9 +22,15 @@ struct StatusSources {
   const std::string& state_problem;
   std::chrono::system_clock::time_point started_at;
   AgentMetrics* metrics = nullptr;  // the repositories as the last reads left them
+  // The finished jobs kept in state_dir, this run's and earlier runs'; null: only this run's.
+  const JobHistory* history = nullptr;
 };
 
 nlohmann::json status_json(const StatusSources& sources);
+
+// A finished backup job as `agent status` lists it under "recent" (and state_dir's history
+// keeps it): its request, outcome, start, end and the backup it made (label, size).
+nlohmann::json recent_result_json(const BackupResult& result);
 
 // One repository as `agent status` and `agent window` show it: readable or why not, its newest
 // backup of each type, and its recoverable window ({start, end, end_source}, null when no

@@ -28,8 +28,10 @@ std::vector<std::string> pgbackrest_version_argv(const std::string& bin) {
   return {bin, "version"};
 }
 
-std::vector<std::string> pgbackrest_backup_argv(const PgBackRestTarget& target, const std::string& type) {
+std::vector<std::string> pgbackrest_backup_argv(const PgBackRestTarget& target, const std::string& type,
+                                                const BackupAnnotations& annotations) {
   auto argv = pgbackrest_common(target);
+  for (const auto& [key, value] : annotations) argv.push_back("--annotation=" + key + "=" + value);
   // detail: a line per file copied, the backup's sign of life (logged at debug).
   argv.insert(argv.end(), {"--log-level-console=detail", "--type=" + type, "backup"});
   return argv;

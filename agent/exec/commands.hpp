@@ -4,6 +4,7 @@
 // supplies can be read as an option of its own.
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace agent {
@@ -19,8 +20,14 @@ std::vector<std::string> pgbackrest_info_argv(const PgBackRestTarget& target);
 // `pgbackrest version`: it reads no config.
 std::vector<std::string> pgbackrest_version_argv(const std::string& bin);
 
+// pgBackRest's `backup --annotation=KEY=VALUE` pairs (2.41+; `pgbackrest info` shows them, its
+// JSON always): who asked for the backup. Each pair is one argv element, so a value can never
+// be read as an option.
+using BackupAnnotations = std::vector<std::pair<std::string, std::string>>;
+
 // `pgbackrest backup --type=TYPE`; type is "full", "diff" or "incr" (never user text).
-std::vector<std::string> pgbackrest_backup_argv(const PgBackRestTarget& target, const std::string& type);
+std::vector<std::string> pgbackrest_backup_argv(const PgBackRestTarget& target, const std::string& type,
+                                                const BackupAnnotations& annotations = {});
 
 struct RestoreRequest {
   std::string target_time;     // already in pgBackRest's accepted form

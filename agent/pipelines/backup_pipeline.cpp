@@ -3,11 +3,28 @@
 #include <algorithm>
 
 #include "core/log.hpp"
+#include "core/version.hpp"
 #include "exec/commands.hpp"
 #include "pipelines/pgbackrest_access.hpp"
 #include "pipelines/pipeline.hpp"
 
 namespace agent {
+
+BackupAnnotations backup_annotations(const BackupRequest& request) {
+  // An annotation's value comes from the pod's annotations: no control characters in the
+  // repository's info, and a bound on its size, not cut inside a UTF-8 character.
+  constexpr std::size_t kMaxRequestBytes = 256;
+  std::size_t length = std::min(request.reason.size(), kMaxRequestBytes);
+  if (length < request.reason.size())
+    while (length > 0 && (static_cast<unsigned char>(request.reason[length]) & 0xC0) == 0x80) --length;
+  std::string shown = request.reason.substr(0, length);
+  for (char& c : shown)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  BackupAnnotations annotations{{"agent-trigger", trigger_name(request.trigger)}};
+  if (!shown.empty()) annotations.emplace_back("agent-request", shown);
+  annotations.emplace_back("agent-version", kAgentVersion);
+  return annotations;
+}
 
 namespace {
 
@@ -65,7 +82,7 @@ Status check_step(BackupContext& c) {
 Status backup_step(BackupContext& c) {
   ProcessSpec spec;
   spec.argv = pgbackrest_backup_argv(pgbackrest_target(c.config, backup_repo(c.config, c.job.request)),
-                                     backup_type_name(c.job.request.type));
+                                     backup_type_name(c.job.request.type), backup_annotations(c.job.request));
   spec.tag = "pgbackrest";
   spec.timeout = std::chrono::seconds(c.config.pgbackrest.backup_timeout_seconds);
   // pgBackRest stops a backup within a second of SIGTERM; the agent's own shutdown has to fit

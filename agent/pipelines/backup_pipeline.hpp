@@ -13,6 +13,7 @@
 #include "config/config.hpp"
 #include "core/cancel.hpp"
 #include "core/clock.hpp"
+#include "exec/commands.hpp"
 #include "exec/process.hpp"
 #include "jobs/job_queue.hpp"
 #include "jobs/job_result.hpp"
@@ -35,6 +36,12 @@ struct BackupServices {
 };
 
 BackupResult run_backup(const AgentConfig& config, const QueuedBackup& job, BackupServices& services);
+
+// The audit trail a backup carries in the repository (pgBackRest's --annotation, shown by
+// `pgbackrest info`): agent-trigger (schedule, annotation, manual), agent-request (the request's
+// reason: the schedule, the annotation's value or the requesting command; control characters
+// become spaces, at most 256 bytes) and agent-version.
+BackupAnnotations backup_annotations(const BackupRequest& request);
 
 // `pgbackrest info` for the configured stanza.
 Result<StanzaInfo> read_stanza_info(const AgentConfig& config, ProcessRunner& runner,

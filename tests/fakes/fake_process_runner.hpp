@@ -5,8 +5,10 @@
 // hold until the test releases it, or until it is cancelled, to stand for a long job.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -42,7 +44,8 @@ class FakeProcessRunner final : public ProcessRunner {
     std::unique_lock lock(mutex_);
     for (const auto& run : allowed_)
       if (run.argv == spec.argv) return run.result;
-    if (expected_.empty() || expected_.front().argv != spec.argv) {
+    const auto compared = expected_.empty() ? spec.argv : as_expected(spec.argv, expected_.front().argv);
+    if (expected_.empty() || expected_.front().argv != compared) {
       ADD_FAILURE() << "unexpected run: " << display_command(spec.argv)
                     << (expected_.empty() ? std::string(" (nothing more was expected)")
                                           : "\n  expected: " + display_command(expected_.front().argv));
@@ -50,7 +53,7 @@ class FakeProcessRunner final : public ProcessRunner {
     }
     auto run = std::move(expected_.front());
     expected_.pop_front();
-    started_.push_back(spec.argv);
+    started_.push_back(compared);
     running_ = true;
     changed_.notify_all();
     if (run.hold != Hold::none) {
@@ -91,6 +94,20 @@ class FakeProcessRunner final : public ProcessRunner {
   }
 
  private:
+  // A backup's --annotation=... arguments (its audit trail, tests/unit/backup_annotations_test.cpp)
+  // are left out of the comparison, and of started(), when the expected argv names none: the
+  // tests about the queue script the command without them. An expected argv with annotations
+  // is compared whole.
+  static std::vector<std::string> as_expected(const std::vector<std::string>& argv,
+                                              const std::vector<std::string>& expected) {
+    const auto annotation = [](const std::string& arg) { return arg.rfind("--annotation=", 0) == 0; };
+    if (std::any_of(expected.begin(), expected.end(), annotation)) return argv;
+    std::vector<std::string> kept;
+    std::copy_if(argv.begin(), argv.end(), std::back_inserter(kept),
+                 [&](const auto& a) { return !annotation(a); });
+    return kept;
+  }
+
   struct Scripted {
     std::vector<std::string> argv;
     ProcessResult result;

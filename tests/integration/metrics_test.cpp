@@ -15,6 +15,7 @@
 #include <regex>
 #include <thread>
 
+#include "core/version.hpp"
 #include "harness.hpp"
 #include "time/target_time.hpp"
 
@@ -354,7 +355,7 @@ TEST_F(MetricsIntegration, EveryDashboardPanelEvaluatesAndReturnsSeriesInPrometh
                          "\nmetrics:\n  refresh_seconds: 10\n  crunchy_compat: \"true\"\n"
                          "schedules:\n  full: \"7 3 * * 0\"\n  incr: \"37 3 * * 0\"\n"
                          "alerts:\n  min_window_hours: 1\n");
-  RunningAgent agent(config);
+  auto agent = std::make_unique<RunningAgent>(config);
   LocalPrometheus prometheus(dir + "/prometheus",
                              "global:\n  scrape_interval: 1s\n"
                              "scrape_configs:\n  - job_name: agent\n    static_configs:\n"
@@ -366,7 +367,25 @@ TEST_F(MetricsIntegration, EveryDashboardPanelEvaluatesAndReturnsSeriesInPrometh
 
   // A backup that succeeds, and one that fails (the repository unreadable for a moment).
   const auto succeeded = run_agent({"backup", "--type", "incr", "--wait", "--config", config});
-  ASSERT_EQ(succeeded.exit_code, 0) << succeeded.stderr_text << agent.log();
+  ASSERT_EQ(succeeded.exit_code, 0) << succeeded.stderr_text << agent->log();
+  // It carries its audit trail: `pgbackrest info` shows who asked for it.
+  {
+    auto runner = make_posix_process_runner();
+    ProcessSpec spec;
+    spec.argv = {"pgbackrest", "--config=" + cluster_->get("PGBACKREST_CONFIG"), "--stanza=db",
+                 "--output=json", "info"};
+    spec.stdout_mode = StdoutMode::capture;
+    const auto info = runner->run(spec, CancelToken::never());
+    ASSERT_TRUE(info && info->succeeded());
+    const auto stanzas = nlohmann::json::parse(info->stdout_text);
+    const auto& newest = stanzas.at(0).at("backup").back();
+    EXPECT_EQ(newest.value("type", ""), "incr") << newest.dump();
+    EXPECT_EQ(newest.value("annotation", nlohmann::json::object()),
+              (nlohmann::json{{"agent-trigger", "manual"},
+                              {"agent-request", "agent backup --type incr"},
+                              {"agent-version", kAgentVersion}}))
+        << newest.dump();
+  }
   {
     const std::string repo = cluster_->dir() + "/repo";
     ModeRestorer restore{repo, 0750};
@@ -381,7 +400,7 @@ TEST_F(MetricsIntegration, EveryDashboardPanelEvaluatesAndReturnsSeriesInPrometh
                       cluster_->get("SCRATCH"), "--port", cluster_->get("SCRATCH_PORT")});
   };
   const auto dumped = dump("api", "dashboard.sql");
-  ASSERT_EQ(dumped.exit_code, 0) << dumped.stderr_text << agent.log();
+  ASSERT_EQ(dumped.exit_code, 0) << dumped.stderr_text << agent->log();
   const auto not_dumped = dump("no_such_database", "dashboard-failed.sql");
   EXPECT_NE(not_dumped.exit_code, 0) << not_dumped.stderr_text;
 
@@ -393,7 +412,7 @@ TEST_F(MetricsIntegration, EveryDashboardPanelEvaluatesAndReturnsSeriesInPrometh
         return answer.is_object() && !answer["data"]["result"].empty();
       },
       std::chrono::seconds(60)))
-      << agent.log();
+      << agent->log();
 
   const auto dashboard = nlohmann::json::parse(
       read_file(std::string(AGENT_SOURCE_DIR) + "/config/grafana/agent-dashboard.json"));
@@ -419,6 +438,23 @@ TEST_F(MetricsIntegration, EveryDashboardPanelEvaluatesAndReturnsSeriesInPrometh
     EXPECT_TRUE(answer["data"]["result"][0]["metric"].contains(match[2].str()))
         << definition << answer.dump();
   }
+
+  // The job history survives a restart (state_dir/history.json): `agent status` of the new
+  // agent still lists both backups, newest first, with who asked and what the good one made.
+  agent.reset();
+  agent = std::make_unique<RunningAgent>(config);
+  const auto status = run_agent({"status", "--json", "--config", config});
+  ASSERT_EQ(status.exit_code, 0) << status.stderr_text;
+  const auto recent = nlohmann::json::parse(status.stdout_text)["recent"];
+  ASSERT_EQ(recent.size(), 2u) << recent.dump();
+  EXPECT_EQ(recent[0]["outcome"], "failed") << recent.dump();
+  EXPECT_EQ(recent[1]["outcome"], "succeeded") << recent.dump();
+  EXPECT_EQ(recent[1]["trigger"], "manual");
+  EXPECT_EQ(recent[1]["reason"], "agent backup --type incr");
+  EXPECT_EQ(recent[1]["backup"]["label"], cluster_->backups().back().label) << recent.dump();
+  EXPECT_TRUE(recent[1].contains("requested_at") && recent[1].contains("started_at") &&
+              recent[1].contains("finished_at"))
+      << recent.dump();
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/version.hpp"
+#include "pipelines/backup_pipeline.hpp"
+
 namespace agent {
 namespace {
 
@@ -25,6 +28,32 @@ TEST(Commands, Backup) {
   EXPECT_THAT(pgbackrest_backup_argv(kTarget, "incr"),
               ElementsAre("pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=db",
                           "--log-level-console=detail", "--type=incr", "backup"));
+}
+
+TEST(Commands, BackupAnnotationsAreOneArgumentEach) {
+  EXPECT_THAT(
+      pgbackrest_backup_argv(kTarget, "full", {{"agent-trigger", "manual"}, {"agent-request", "a --b=c"}}),
+      ElementsAre("pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=db",
+                  "--annotation=agent-trigger=manual", "--annotation=agent-request=a --b=c",
+                  "--log-level-console=detail", "--type=full", "backup"));
+}
+
+// An annotation's value from the pod: control characters become spaces; a long one is cut at
+// 256 bytes, never inside a UTF-8 character.
+TEST(Commands, BackupAnnotationsOfARequest) {
+  BackupRequest request{BackupType::full, Trigger::annotation, "annotation x=\"a\nb\tc\"", {}, 0};
+  EXPECT_THAT(backup_annotations(request),
+              ElementsAre(std::pair<std::string, std::string>{"agent-trigger", "annotation"},
+                          std::pair<std::string, std::string>{"agent-request", "annotation x=\"a b c\""},
+                          std::pair<std::string, std::string>{"agent-version", kAgentVersion}));
+  request.reason = std::string(255, 'a') + "\xc3\xa9" + "tail";  // é straddles byte 256
+  const auto cut = backup_annotations(request);
+  ASSERT_EQ(cut.size(), 3u);
+  EXPECT_EQ(cut[1].second, std::string(255, 'a'));
+  request.reason = std::string(254, 'a') + "\xc3\xa9" + "tail";  // é ends at byte 256
+  EXPECT_EQ(backup_annotations(request)[1].second, std::string(254, 'a') + "\xc3\xa9");
+  request.reason.clear();
+  EXPECT_EQ(backup_annotations(request).size(), 2u) << "no empty agent-request";
 }
 
 TEST(Commands, RestoreIsSafeForTheLiveRepository) {

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "config/config.hpp"
+#include "core/version.hpp"
 #include "daemon/agent_daemon.hpp"
 #include "daemon/control_protocol.hpp"
 #include "fakes/fake_loop_timers.hpp"
@@ -201,6 +202,30 @@ TEST_F(Orchestration, ScheduleFiresOnTimeAndAManualRequestWaitsForTheRunningBack
   EXPECT_EQ(daemon->status()["schedules"][0]["next"], "2026-11-30T12:00:00Z");
 }
 
+// Each backup carries its audit trail into the repository (pgBackRest's --annotation, listed by
+// `pgbackrest info`): the trigger, the request (the schedule, or the requesting command) and the
+// agent's version.
+TEST_F(Orchestration, EveryBackupIsAnnotatedWithWhoAskedForIt) {
+  const auto annotated = [](Argv argv, const std::string& trigger, const std::string& request) {
+    const auto at = std::find(argv.begin(), argv.end(), "--stanza=db") + 1;
+    argv.insert(at, {"--annotation=agent-trigger=" + trigger, "--annotation=agent-request=" + request,
+                     std::string("--annotation=agent-version=") + kAgentVersion});
+    return argv;
+  };
+  const Argv scheduled = annotated(backup_argv("incr"), "schedule", "schedule incr '0 * * * *'");
+  const Argv manual = annotated(backup_argv("full"), "manual", "agent backup --type full");
+  runner.expect(scheduled, exited(0));
+  runner.expect(manual, exited(0));
+  start();
+  advance(30s);
+  ASSERT_TRUE(turn_until([&] { return runner.started().size() == 1u; }));
+  Replies client;
+  backup(BackupType::full, true, client);
+  ASSERT_TRUE(turn_until([&] { return client.has_event("backup-finished"); }));
+  EXPECT_EQ(runner.started(), (std::vector<Argv>{scheduled, manual}));
+  EXPECT_TRUE(runner.all_used());
+}
+
 // schedules.repo2 backs up into repo2 (--repo=2) beside the default repository's schedule, through
 // the one queue: due at the same minute, the full into repo2 does not cover the incremental into
 // the default repository, so both run, one after the other.
@@ -359,12 +384,16 @@ TEST_F(Orchestration, GraceOverStopsTheBackupAndItsRequestRunsAfterTheRestart) {
   EXPECT_TRUE(exit_codes.empty()) << "the hard stop fired for a job that stopped";
   daemon.reset();
 
-  // The request is still in the journal: the next run takes the backup.
+  // The request is still in the journal: the next run takes the backup. The history in
+  // state_dir still shows the run that was stopped, under the new one.
   runner.expect(backup_argv("full"), exited(0));
   start();
-  ASSERT_TRUE(turn_until([&] { return !daemon->status()["recent"].empty(); }));
+  ASSERT_EQ(daemon->status()["recent"].size(), 1u) << daemon->status()["recent"].dump();
+  EXPECT_EQ(daemon->status()["recent"][0]["outcome"], "failed");
+  ASSERT_TRUE(turn_until([&] { return daemon->status()["recent"].size() == 2u; }));
   EXPECT_EQ(daemon->status()["recent"][0]["outcome"], "succeeded");
   EXPECT_EQ(daemon->status()["recent"][0]["trigger"], "manual");
+  EXPECT_EQ(daemon->status()["recent"][1]["outcome"], "failed");
   EXPECT_TRUE(runner.all_used());
 }
 
