@@ -141,6 +141,19 @@ int run_cli(int argc, char** argv) {
 
   auto* version_cmd = app.add_subcommand("version", "Print the agent's version.");
 
+  std::vector<std::string> help_topic;
+  auto* help_cmd = app.add_subcommand("help", "Print the help of a command, e.g. `agent help config check`.");
+  help_cmd->add_option("COMMAND", help_topic, "The command (and subcommand); none: every command");
+  std::string completion_shell;
+  auto* completion_cmd = app.add_subcommand(
+      "completion",
+      "Print a shell completion script generated from these options: source <(agent completion bash)");
+  completion_cmd->add_option("SHELL", completion_shell, "The shell")
+      ->required()
+      ->check(CLI::IsMember({"bash"}));
+  auto* man_cmd = app.add_subcommand(
+      "man", "Print the man page (roff), generated from these options: agent man > agent.1; man ./agent.1");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -163,6 +176,9 @@ int run_cli(int argc, char** argv) {
   if (check_cmd->parsed()) return command_config_check(check_path);
   if (example_cmd->parsed()) return command_config_example();
   if (version_cmd->parsed()) return command_version();
+  if (help_cmd->parsed()) return command_help(app, help_topic);
+  if (completion_cmd->parsed()) return command_completion(app);
+  if (man_cmd->parsed()) return command_man(app);
   return exit_code_for(ErrorKind::usage);
 }
 

@@ -10,6 +10,10 @@
 #include "pipelines/drill_job.hpp"
 #include "pipelines/dump_job.hpp"
 
+namespace CLI {
+class App;
+}
+
 namespace agent {
 
 struct DumpOptions {
@@ -58,6 +62,10 @@ int command_window(const WindowOptions& options);
 int command_config_check(const std::string& path);
 int command_config_example();
 int command_version();
+// Help printed from the parser `app` (cli/help_output.hpp).
+int command_help(const CLI::App& app, const std::vector<std::string>& topic);
+int command_completion(const CLI::App& app);  // bash's
+int command_man(const CLI::App& app);
 
 // --config, else $AGENT_CONFIG, else the default path (which may be absent).
 std::string resolve_config_path(const std::string& flag, bool& must_exist);
