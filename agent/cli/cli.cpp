@@ -31,8 +31,11 @@ int run_cli(int argc, char** argv) {
       "wait until recovery reached the target, verify it, write a SQL dump (pg_dump --create, plain), "
       "and stop and clean up whatever fails.");
   dump_cmd
-      ->add_option("--target", dump.arguments.target,
-                   std::string("Point in time to dump, with a zone or offset. Accepted: ") + kTargetTimeForms)
+      ->add_option(
+          "--target", dump.arguments.target,
+          std::string("What to dump: latest, lsn:X/Y, xid:N, name:RESTORE_POINT, or a time with a zone "
+                      "or offset. Times accepted: ") +
+              kTargetTimeForms)
       ->required();
   dump_cmd->add_option("--database", dump.arguments.database, "Database to dump (config dump.database)");
   dump_cmd->add_option("--output", dump.arguments.output,

@@ -38,8 +38,10 @@ struct AgentConfig {
     int wait_timeout_seconds = 0;
     int restore_timeout_seconds = 0;  // pgbackrest restore without progress for this long is ended
     std::string shared_buffers;
-    bool fsync = false;        // false: the restore's fsync calls are skipped (libeatmydata)
-    std::string keep_scratch;  // "auto", "always" or "never": the copy kept for the next --delta
+    bool fsync = false;                // false: the restore's fsync calls are skipped (libeatmydata)
+    std::string keep_scratch;          // "auto", "always" or "never": the copy kept for the next --delta
+    bool only_dumped_database = true;  // pgbackrest restore --db-include the dumped database
+    std::string invalid_pages = "restore_in_full";  // restore_in_full | refuse (see options.cpp)
   } restore;
   struct {
     std::string database;

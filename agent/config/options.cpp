@@ -158,6 +158,19 @@ const std::vector<OptionSpec> kOptions = {
    "fell below the disk reserve. never: remove it.",
    0, 0, {"auto", "always", "never"},
    [](AgentConfig& c, const OptionValue& v) { c.restore.keep_scratch = v.text; }},
+  {"restore.only_dumped_database", OptionType::choice, "on",
+   "on: restore only the dumped database (pgbackrest restore --db-include; template0, template1 and "
+   "postgres are always restored, other databases become sparse zeroed files), when it is a database "
+   "of the backup set and not a system database; the copy recovers with ignore_invalid_pages. off: "
+   "restore every database.",
+   0, 0, {"on", "off"},
+   [](AgentConfig& c, const OptionValue& v) { c.restore.only_dumped_database = v.text == "on"; }},
+  {"restore.invalid_pages", OptionType::choice, "restore_in_full",
+   "When recovery of a copy restored with only the dumped database reports invalid pages in that "
+   "database (or a shared catalog): restore_in_full restores every database and recovers again; "
+   "refuse ends the dump (exit 4).",
+   0, 0, {"restore_in_full", "refuse"},
+   [](AgentConfig& c, const OptionValue& v) { c.restore.invalid_pages = v.text; }},
 
   {"dump.database", OptionType::string, "postgres",
    "Database to dump.", 0, 0, {},

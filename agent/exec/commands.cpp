@@ -24,6 +24,20 @@ std::vector<std::string> pgbackrest_info_argv(const PgBackRestTarget& target) {
   return argv;
 }
 
+std::vector<std::string> pgbackrest_info_set_argv(const PgBackRestTarget& target, const std::string& label) {
+  auto argv = pgbackrest_common(target);
+  argv.insert(argv.end(), {"--output=json", "--log-level-console=warn", "--set=" + label, "info"});
+  return argv;
+}
+
+std::vector<std::string> pgbackrest_manifest_get_argv(const PgBackRestTarget& target,
+                                                      const std::string& label) {
+  auto argv = pgbackrest_common(target);
+  argv.insert(argv.end(), {"--log-level-console=warn", "repo-get",
+                           "backup/" + target.stanza + "/" + label + "/backup.manifest"});
+  return argv;
+}
+
 std::vector<std::string> pgbackrest_version_argv(const std::string& bin) {
   return {bin, "version"};
 }
@@ -43,7 +57,7 @@ std::vector<std::string> pgbackrest_restore_argv(const PgBackRestTarget& target,
   argv.insert(argv.end(), {
                               // detail: one line per file with the percentage done, for progress
                               "--log-level-console=detail",
-                              "--type=time",
+                              "--type=" + request.target_type,
                               "--target=" + request.target_time,
                               "--target-action=pause",
                               "--pg1-path=" + request.data_dir,
@@ -63,6 +77,9 @@ std::vector<std::string> pgbackrest_restore_argv(const PgBackRestTarget& target,
   // the live archive_command waits for them until archive-timeout, fails and pushes again. The
   // restore_command pgBackRest writes then names this spool too; the copy runs the agent's own.
   if (!request.spool_dir.empty()) argv.push_back("--spool-path=" + request.spool_dir);
+  // By OID (pgBackRest takes a name or an id): no user text.
+  if (request.include_database_oid != 0)
+    argv.push_back("--db-include=" + std::to_string(request.include_database_oid));
   argv.push_back("restore");
   return argv;
 }
@@ -177,6 +194,7 @@ std::vector<std::string> scratch_postgres_argv(const ScratchServerSettings& s) {
     recovery.insert(recovery.end(), {{"recovery_target_time", ""},
                                      {"recovery_target_lsn", s.recovery_target_lsn},
                                      {"recovery_target_inclusive", "on"}});
+  if (s.ignore_invalid_pages) recovery.emplace_back("ignore_invalid_pages", "on");
   for (const auto& [name, value] : recovery) {
     auto pair = set(name, value);
     argv.insert(argv.end(), pair.begin(), pair.end());

@@ -17,6 +17,13 @@ struct PgBackRestTarget {
 };
 
 std::vector<std::string> pgbackrest_info_argv(const PgBackRestTarget& target);
+// `pgbackrest info --set=LABEL`: the set's own details, its database list among them. `label`
+// must have passed is_backup_label.
+std::vector<std::string> pgbackrest_info_set_argv(const PgBackRestTarget& target, const std::string& label);
+// `pgbackrest repo-get backup/STANZA/LABEL/backup.manifest` (to standard output); `label` must
+// have passed is_backup_label.
+std::vector<std::string> pgbackrest_manifest_get_argv(const PgBackRestTarget& target,
+                                                      const std::string& label);
 // `pgbackrest version`: it reads no config.
 std::vector<std::string> pgbackrest_version_argv(const std::string& bin);
 
@@ -30,7 +37,8 @@ std::vector<std::string> pgbackrest_backup_argv(const PgBackRestTarget& target, 
                                                 const BackupAnnotations& annotations = {});
 
 struct RestoreRequest {
-  std::string target_time;     // already in pgBackRest's accepted form
+  std::string target_time;     // --target: a time in pgBackRest's accepted form, or the checked
+                               // LSN, xid or restore point name of `target_type`
   std::string data_dir;        // --pg1-path
   std::string tablespace_dir;  // --tablespace-map-all
   int process_max = 1;
@@ -42,6 +50,9 @@ struct RestoreRequest {
   // --spool-path: a restore removes SPOOL/archive/STANZA, which in the live spool-path (PGO:
   // /pgdata/pgbackrest-spool) holds the live archive-push's acknowledgements; empty: not passed.
   std::string spool_dir{};
+  // --db-include: the OID of the one user database to restore (the others are zeroed); 0: all.
+  std::uint32_t include_database_oid = 0;
+  std::string target_type = "time";  // --type: time, lsn, xid or name (never user text)
 };
 
 std::vector<std::string> pgbackrest_restore_argv(const PgBackRestTarget& target,
@@ -78,6 +89,9 @@ struct ScratchServerSettings {
   int lock_timeout_seconds = 0;   // for every session on the copy; 0: none
   // Set: recover to this WAL location (inclusive) instead of the restored time target.
   std::string recovery_target_lsn{};
+  // A copy restored with --db-include: replay of the zeroed databases meets pages that are not
+  // there; the agent reads the log for those of the dumped database.
+  bool ignore_invalid_pages = false;
 };
 
 std::vector<std::string> scratch_postgres_argv(const ScratchServerSettings& settings);

@@ -1,5 +1,6 @@
 #include "pg/recovery_log.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 namespace agent {
@@ -96,7 +97,35 @@ void RecoveryLog::feed(std::string_view line) {
       if (facts_.restored_segments.size() > 256) facts_.restored_segments.pop_front();
     }
   }
+  static constexpr std::string_view kOfRelation = " of relation ";
+  if (const auto at = line.find(kOfRelation);
+      at != std::string_view::npos && contains(line, "page ") &&
+      (contains(line, " is uninitialized") || contains(line, " does not exist"))) {
+    const auto start = at + kOfRelation.size();
+    const auto end = line.find(' ', start);
+    ++facts_.invalid_pages;
+    facts_.invalid_page_relations.emplace_back(
+        line.substr(start, end == std::string_view::npos ? end : end - start));
+    if (facts_.invalid_page_relations.size() > 64)
+      facts_.invalid_page_relations.erase(facts_.invalid_page_relations.begin());
+  }
   if (contains(line, "FATAL:") || contains(line, "PANIC:")) facts_.last_fatal = std::string(line);
+}
+
+std::uint32_t relation_path_database(std::string_view path) {
+  std::vector<std::string_view> parts;
+  for (std::size_t start = 0; start <= path.size();) {
+    const auto slash = std::min(path.find('/', start), path.size());
+    parts.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  std::string_view oid;
+  if (parts.size() == 3 && parts[0] == "base") oid = parts[1];
+  if (parts.size() == 5 && parts[0] == "pg_tblspc") oid = parts[3];
+  if (oid.empty() || oid.size() > 10 || oid.find_first_not_of("0123456789") != std::string_view::npos)
+    return 0;
+  const auto value = std::stoull(std::string(oid));
+  return value > 0xFFFFFFFFull ? 0 : static_cast<std::uint32_t>(value);
 }
 
 RecoveryLogFacts RecoveryLog::facts() const {

@@ -38,6 +38,10 @@ struct RecoveryLogFacts {
   // WAL segments restored from the archive, in order (the last 256).
   std::deque<std::string> restored_segments;
   std::uint64_t lines = 0;
+  // "page N of relation base/DB/REL is uninitialized|does not exist" (recovery with
+  // ignore_invalid_pages reports them as warnings): the relation paths, the last 64, and how many.
+  std::vector<std::string> invalid_page_relations;
+  std::uint64_t invalid_pages = 0;
   // Lines of the startup process: recovery's own sign of life.
   std::uint64_t recovery_lines = 0;
 };
@@ -54,6 +58,10 @@ class RecoveryLog {
   std::optional<long> startup_pid_;
   bool in_tool_error_ = false;
 };
+
+// The database OID of a relation path as PostgreSQL prints it ("base/16385/16390",
+// "pg_tblspc/16384/PG_15_202209061/16385/16390"); 0 for a shared one ("global/1262") or another form.
+std::uint32_t relation_path_database(std::string_view path);
 
 // The PID of a line that starts with "[PID] "; none for a line without the prefix.
 std::optional<long> server_line_pid(std::string_view line);

@@ -85,8 +85,9 @@ Error recovery_failure(const RecoveryLogFacts& facts, const std::string& ended,
                                   : backup_end_description + " (no later transaction is archived)";
     return make_error(ErrorKind::target_window,
                       "the archived WAL ends before the target; the last time the copy can reach is " + reach,
-                      "choose a target at or before that time, or wait until the WAL up to "
-                      "the target has been archived (pgbackrest info shows the archive range)");
+                      "choose a target at or before that time, or --target latest (everything archived), "
+                      "or wait until the WAL up to the target has been archived (pgbackrest info shows the "
+                      "archive range)");
   }
   const std::string fatal = facts.last_fatal ? ": " + *facts.last_fatal : "";
   if (facts.last_fatal && classify_failure(*facts.last_fatal) == FailureCause::out_of_space)

@@ -85,6 +85,9 @@ Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
           record.backrest_version = b["backrest"]["version"].get<std::string>();
         if (b.contains("database") && b["database"].is_object())
           record.repo = whole_number_or(b["database"], "repo-key", 0);
+        if (b.contains("lsn") && b["lsn"].is_object() && b["lsn"].contains("stop") &&
+            b["lsn"]["stop"].is_string())
+          record.lsn_stop = b["lsn"]["stop"].get<std::string>();
         if (b.contains("archive") && b["archive"].is_object()) {
           const auto& archive = b["archive"];
           auto& range = stanza.backup_wal[record.label];
@@ -253,6 +256,45 @@ const BackupRecord* oldest_backup(const StanzaInfo& stanza) {
   for (const auto& backup : stanza.backups)
     if (!backup.error && (!oldest || backup.stop_epoch < oldest->stop_epoch)) oldest = &backup;
   return oldest;
+}
+
+Result<std::optional<std::vector<BackupDatabase>>> parse_backup_databases(std::string_view json,
+                                                                          const std::string& stanza,
+                                                                          const std::string& label) {
+  try {
+    const auto root = nlohmann::json::parse(json);
+    if (!root.is_array()) throw BadNumber("the top level is not an array");
+    for (const auto& entry : root) {
+      if (!entry.is_object() || entry.value("name", "") != stanza) continue;
+      const auto backups = entry.find("backup");
+      if (backups != entry.end() && backups->is_array())
+        for (const auto& backup : *backups) {
+          if (!backup.is_object() || backup.value("label", "") != label) continue;
+          const auto refs = backup.find("database-ref");
+          if (refs == backup.end() || !refs->is_array()) return std::optional<std::vector<BackupDatabase>>{};
+          std::vector<BackupDatabase> databases;
+          for (const auto& ref : *refs) {
+            if (!ref.is_object() || !ref.contains("name") || !ref["name"].is_string() || !ref.contains("oid"))
+              throw BadNumber("a database-ref entry has no name or oid");
+            databases.push_back(
+                {ref["name"].get<std::string>(), whole_number<std::uint32_t>(ref["oid"], "oid")});
+          }
+          return std::optional<std::vector<BackupDatabase>>{std::move(databases)};
+        }
+      std::string status;
+      if (const auto st = entry.find("status"); st != entry.end() && st->is_object())
+        status = st->value("message", "");
+      return make_error(
+          ErrorKind::usage,
+          "pgbackrest info does not list backup set " + label + (status.empty() ? "" : " (" + status + ")"),
+          "list the sets with `pgbackrest info`");
+    }
+    return make_error(ErrorKind::usage, "pgbackrest info does not know stanza '" + stanza + "'",
+                      "set `stanza` in the config to the stanza of the live cluster");
+  } catch (const std::exception& e) {
+    return make_error(ErrorKind::external_tool,
+                      std::string("cannot read pgbackrest info --set output: ") + e.what());
+  }
 }
 
 }  // namespace agent

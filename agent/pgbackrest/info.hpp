@@ -22,6 +22,7 @@ struct BackupRecord {
   bool error = false;
   int repo = 0;  // database.repo-key: the repository that holds it (0 in hand-made records: repo 1)
   std::string backrest_version = {};  // backrest.version: the pgBackRest that wrote it
+  std::string lsn_stop = {};          // lsn.stop: where the backup's WAL ends ("0/5000100")
 };
 
 // A backup's archive.start and archive.stop: the first and last WAL segment it needs.
@@ -99,5 +100,18 @@ RepoChoice choose_backup(const StanzaInfo& stanza, SysMicros target, const std::
                          int repo);
 // The oldest usable backup: its stop time starts the recoverable window.
 const BackupRecord* oldest_backup(const StanzaInfo& stanza);
+
+// A database the backup set holds (`database-ref` of `pgbackrest info --set LABEL`, in 2.45 and
+// 2.56 alike; the text output's "database list"). template0 and template1 are not listed.
+struct BackupDatabase {
+  std::string name;
+  std::uint32_t oid = 0;
+};
+// The databases of backup set `label` in `pgbackrest info --set=LABEL --output=json`; nullopt
+// when pgBackRest did not list them (no `database-ref`), an error when the set is not there
+// (status 6 "requested backup not found") or the JSON is not pgBackRest's.
+Result<std::optional<std::vector<BackupDatabase>>> parse_backup_databases(std::string_view json,
+                                                                          const std::string& stanza,
+                                                                          const std::string& label);
 
 }  // namespace agent

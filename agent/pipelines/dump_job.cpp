@@ -6,7 +6,13 @@
 namespace agent {
 
 Result<DumpJob> build_dump_job(const AgentConfig& config, const DumpArguments& arguments) {
-  auto target = parse_target_time(arguments.target);
+  auto other = parse_recovery_target(arguments.target);
+  if (!other) return other.error();
+  // Not a time: the window ends now; `latest` is restored as a time target of this instant.
+  auto target =
+      *other ? Result<TargetTime>(TargetTime{
+                   std::chrono::floor<Microseconds>(std::chrono::system_clock::now()), arguments.target})
+             : parse_target_time(arguments.target);
   if (!target) return target.error();
   if (arguments.backup_set && !is_backup_label(*arguments.backup_set))
     return make_error(ErrorKind::usage, "'" + *arguments.backup_set + "' is not a backup set label",
@@ -26,6 +32,7 @@ Result<DumpJob> build_dump_job(const AgentConfig& config, const DumpArguments& a
   DumpJob job;
   job.config = config;
   job.target = *target;
+  if (*other) job.recovery = **other;
   job.database = arguments.database.value_or(config.dump.database);
   job.output = arguments.output.value_or(config.dump.output);
   job.scratch = arguments.scratch.value_or(config.restore.scratch);

@@ -5,13 +5,16 @@
 
 #include "config/config.hpp"
 #include "core/error.hpp"
+#include "pipelines/recovery_target.hpp"
 #include "time/target_time.hpp"
 
 namespace agent {
 
 struct DumpJob {
   AgentConfig config;
+  // A time target's instant; for the other kinds, when the dump was asked for (the window's end).
   TargetTime target;
+  RecoveryTarget recovery;  // what --target names: a time, latest, an LSN, an xid, a restore point
   std::string database;
   std::string output;  // "-" is standard output
   std::string scratch;

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "core/files.hpp"
@@ -23,6 +24,7 @@
 #include "exec/commands.hpp"
 #include "exec/no_sync.hpp"
 #include "pg/replay_wait.hpp"
+#include "pgbackrest/backup_manifest.hpp"
 #include "pgbackrest/info.hpp"
 #include "pgbackrest/restore_log.hpp"
 #include "pipelines/disk_watch.hpp"
@@ -45,6 +47,18 @@ struct DumpContext {
   ScratchLayout layout;
   LocalFacts facts;
   BackupRecord backup;
+  std::vector<BackupDatabase> backup_databases;  // pgbackrest info --set: the set's databases
+  std::optional<std::string> lsn_set;            // the set the agent names for an LSN target
+  // restore.only_dumped_database: the dumped database's OID, passed to --db-include; 0: every
+  // database is restored (the option is off, a system database, the only user database, or a
+  // database the set does not list; or recovery reported invalid pages of it and it was
+  // restored again in full).
+  std::uint32_t include_oid = 0;
+  struct {
+    std::uint64_t reported = 0;          // invalid pages recovery reported, every server of the job
+    std::vector<std::string> relations;  // their relation paths (the last 64 of each server)
+    bool restored_in_full = false;       // some were the dumped database's: restored again in full
+  } invalid_pages;
   int lock_fd = -1;
   std::unique_ptr<ScratchServer> server;
   int output_fd = -1;
@@ -232,6 +246,141 @@ Status check_live_role(DumpContext& c) {
   return {};
 }
 
+// The live server's databases, or nullopt when it does not answer (it may be why a dump is made).
+std::optional<std::vector<std::string>> live_databases(DumpContext& c) {
+  const auto& pg = c.job.config.postgres;
+  auto session =
+      c.services.connector.connect(conninfo(pg.host, pg.port, pg.user, "postgres") + " connect_timeout=5");
+  if (!session) return std::nullopt;
+  auto names = (*session)->databases();
+  if (!names) return std::nullopt;
+  return *names;
+}
+
+// pgBackRest treats databases below FirstNormalObjectId as system databases: always restored,
+// never to be named in --db-include.
+constexpr std::uint32_t kFirstNormalObjectId = 16384;
+
+// restore.only_dumped_database: restore the dumped database alone when that leaves out another
+// user database; pgBackRest restores template0, template1 and postgres anyway.
+void choose_databases_to_restore(DumpContext& c, const BackupDatabase& dumped) {
+  if (!c.job.config.restore.only_dumped_database) return;
+  std::vector<std::string> left_out;
+  for (const auto& d : c.backup_databases)
+    if (d.oid >= kFirstNormalObjectId && d.name != dumped.name) left_out.push_back(d.name);
+  if (dumped.oid < kFirstNormalObjectId || left_out.empty()) return;
+  c.include_oid = dumped.oid;
+  std::string names;
+  for (const auto& name : left_out) names += (names.empty() ? "" : ", ") + name;
+  c.logger->info(
+      "restoring only database '{}' and the system databases; left out (zeroed): {} "
+      "(restore.only_dumped_database)",
+      dumped.name, names);
+}
+
+// --database against the chosen set's database list (`pgbackrest info --set`), so that a
+// misspelt name is refused before the restore and replay rather than after them.
+Status check_database_in_backup(DumpContext& c) {
+  ProcessSpec spec;
+  spec.argv = pgbackrest_info_set_argv(pgbackrest_target(c.job.config, c.backup.repo), c.backup.label);
+  spec.tag = "pgbackrest";
+  spec.stdout_mode = StdoutMode::capture;
+  spec.timeout = std::chrono::seconds(c.job.config.pgbackrest.timeout_seconds);
+  auto result = c.services.runner.run(spec, c.services.cancel);
+  if (!result) return result.error();
+  if (!result->succeeded()) return tool_failure("pgbackrest info", *result);
+  auto databases = parse_backup_databases(result->stdout_text, c.job.config.stanza, c.backup.label);
+  if (!databases) return databases.error();
+  if (!*databases) {
+    c.logger->info(
+        "pgbackrest info does not list the databases of backup set {}; the copy will tell whether "
+        "database '{}' exists",
+        c.backup.label, c.job.database);
+    return {};
+  }
+  c.backup_databases = **databases;
+  const auto in_set = std::find_if(c.backup_databases.begin(), c.backup_databases.end(),
+                                   [&](const BackupDatabase& d) { return d.name == c.job.database; });
+  if (in_set != c.backup_databases.end()) {
+    c.logger->info("database '{}' (OID {}) is in backup set {}", c.job.database, in_set->oid, c.backup.label);
+    choose_databases_to_restore(c, *in_set);
+    return {};
+  }
+  const auto live = live_databases(c);
+  if (auto refusal = check_database_name(c.job.database, c.backup_databases, live, c.backup.label))
+    return *refusal;
+  if (c.job.database != "template0" && c.job.database != "template1")
+    c.logger->warn(
+        "database '{}' is not in backup set {}; {}: the copy will tell whether it existed at the target",
+        c.job.database, c.backup.label,
+        live ? "the live server has it (created after the backup?)" : "the live server did not answer");
+  return {};
+}
+
+// An LSN target: the newest set whose WAL ends at or before it, in --repo's repository or the
+// first readable one in key order that has one. The restore names it with --set: pgBackRest
+// 2.56 chooses so itself, 2.45 takes the newest set whatever the LSN.
+std::optional<std::string> set_for_lsn(const StanzaInfo& stanza, std::uint64_t lsn, int repo) {
+  for (const auto& status : repositories(stanza)) {
+    if (repo > 0 ? status.key != repo : !status.readable()) continue;
+    const BackupRecord* best = nullptr;
+    for (const auto& b : stanza.backups)
+      if (!b.error && repo_of(b) == status.key && !b.lsn_stop.empty() && lsn_position(b.lsn_stop) <= lsn &&
+          (best == nullptr || b.stop_epoch > best->stop_epoch))
+        best = &b;
+    if (best != nullptr) return best->label;
+  }
+  return std::nullopt;
+}
+
+std::string target_description(const DumpJob& job) {
+  switch (job.recovery.kind) {
+    case TargetKind::time:
+      return format_iso_utc(job.target.instant) + " (" + job.target.as_typed + ")";
+    case TargetKind::latest:
+      return "latest (the end of the WAL archived by " + format_iso_utc(job.target.instant) + ")";
+    case TargetKind::lsn:
+      return "WAL location " + job.recovery.value;
+    case TargetKind::xid:
+      return "the commit of transaction " + job.recovery.value;
+    case TargetKind::name:
+      return "restore point '" + job.recovery.value + "'";
+  }
+  return job.target.as_typed;
+}
+
+// What a restore with --db-include writes: the set's files but the zeroed databases', from its
+// manifest. `stanza`'s record of the set then says that size, which the disk check counts.
+Status count_selective_restore(DumpContext& c, StanzaInfo& stanza) {
+  ProcessSpec spec;
+  spec.argv = pgbackrest_manifest_get_argv(pgbackrest_target(c.job.config, c.backup.repo), c.backup.label);
+  spec.tag = "pgbackrest";
+  spec.stdout_mode = StdoutMode::capture;
+  spec.timeout = std::chrono::seconds(c.job.config.pgbackrest.timeout_seconds);
+  auto result = c.services.runner.run(spec, c.services.cancel);
+  if (!result) return result.error();
+  std::set<std::uint32_t> zeroed;
+  for (const auto& d : c.backup_databases)
+    if (d.oid >= kFirstNormalObjectId && d.oid != c.include_oid) zeroed.insert(d.oid);
+  auto bytes = result->succeeded() ? restored_bytes(result->stdout_text, zeroed)
+                                   : Result<std::uint64_t>(tool_failure("pgbackrest repo-get", *result));
+  if (!bytes) {
+    // The full size stays in the estimate: an overestimate, never an underestimate.
+    log::error(*c.logger, bytes.error(),
+               "could not read the backup manifest; the disk check counts every database",
+               spdlog::level::warn);
+    return {};
+  }
+  for (auto& record : stanza.backups)
+    if (record.label == c.backup.label && repo_of(record) == c.backup.repo) {
+      c.logger->info(
+          "the restore writes {} of backup set {}'s {} (only database '{}' and the system databases)",
+          human_bytes(*bytes), c.backup.label, human_bytes(record.database_bytes), c.job.database);
+      record.database_bytes = std::min(record.database_bytes, *bytes);
+    }
+  return {};
+}
+
 Status check(DumpContext& c) {
   c.facts = gather_local_facts(c.job);
   if (auto errors = check_local_facts(c.facts, c.job); !errors.empty()) return combine(errors);
@@ -259,7 +408,28 @@ Status check(DumpContext& c) {
     return make_error(ErrorKind::usage, "pgbackrest info does not know stanza '" + c.job.config.stanza + "'",
                       "set `stanza` in the config to the stanza of the live cluster");
   if (auto readable = check_stanza_readable(*found); !readable) return readable.error();
-  auto backup = check_against_repository(*found, c.job, c.facts, c.services.clock.now());
+  DumpJob judged = c.job;
+  if (c.job.recovery.kind == TargetKind::lsn && !c.job.backup_set) {
+    c.lsn_set = set_for_lsn(*found, lsn_position(c.job.recovery.value), c.job.repo);
+    if (!c.lsn_set)
+      return make_error(ErrorKind::target_window,
+                        "no backup set ends at or before WAL location " + c.job.recovery.value,
+                        "choose a later LSN (pgbackrest info shows each set's lsn start/stop)");
+    judged.backup_set = c.lsn_set;
+  }
+  // The set pgBackRest will restore (check_against_repository chooses the same): its database
+  // list is checked first, and with only the dumped database restored the disk check counts what
+  // that restore writes.
+  StanzaInfo judged_stanza = *found;
+  const auto choice = choose_backup(*found, judged.target.instant, judged.backup_set, judged.repo);
+  if (choice.backup != nullptr) {
+    c.backup = *choice.backup;
+    c.backup.repo = choice.repo;
+    if (auto s = check_database_in_backup(c); !s) return s;
+    if (c.include_oid != 0)
+      if (auto s = count_selective_restore(c, judged_stanza); !s) return s;
+  }
+  auto backup = check_against_repository(judged_stanza, judged, c.facts, c.services.clock.now());
   if (!backup) return backup.error();
   c.backup = *backup;
   if (auto refusal = older_than_writer_refusal(*version, c.backup, "restore from")) return *refusal;
@@ -268,8 +438,8 @@ Status check(DumpContext& c) {
       c.logger->warn("repo{} cannot be read ({}){}", repo.key, repo.status_message,
                      c.job.repo > 0 ? "" : "; pgBackRest skips it as the agent does");
   watch_live_filesystems(c);
-  c.logger->info("target {} ({}) will be restored from backup set {} ({}, finished {}) in repo{} ({})",
-                 format_iso_utc(c.job.target.instant), c.job.target.as_typed, c.backup.label, c.backup.type,
+  c.logger->info("target {} will be restored from backup set {} ({}, finished {}) in repo{} ({})",
+                 target_description(c.job), c.backup.label, c.backup.type,
                  format_iso_utc(SysMicros{std::chrono::seconds{c.backup.stop_epoch}}), c.backup.repo,
                  c.job.repo > 0 ? "--repo"
                                 : "pgBackRest's choice: the first repository in key order with a set for the "
@@ -400,14 +570,17 @@ Status check_restored_set(DumpContext& c, const std::optional<RestoredSet>& rest
 
 Status restore(DumpContext& c) {
   RestoreRequest request;
-  request.target_time = format_for_pgbackrest(c.job.target.instant);
+  const bool by_time = c.job.recovery.kind == TargetKind::time || c.job.recovery.kind == TargetKind::latest;
+  request.target_type = pgbackrest_target_type(c.job.recovery.kind);
+  request.target_time = by_time ? format_for_pgbackrest(c.job.target.instant) : c.job.recovery.value;
   request.data_dir = c.layout.data;
   request.tablespace_dir = c.layout.tablespaces;
   request.process_max = c.job.config.pgbackrest.process_max;
-  request.backup_set = c.job.backup_set;
+  request.backup_set = c.job.backup_set ? c.job.backup_set : c.lsn_set;
   request.lock_dir = c.layout.pgbackrest_lock;
   request.log_dir = c.layout.pgbackrest_log;
   request.spool_dir = c.layout.pgbackrest_spool;
+  request.include_database_oid = c.include_oid;
   ProcessSpec spec;
   spec.argv = pgbackrest_restore_argv(c.pgbackrest(), request);
   spec.tag = "pgbackrest";
@@ -467,6 +640,7 @@ Status start_copy(DumpContext& c, const std::string& recovery_target_lsn) {
   settings.restore_command = scratch_restore_command(c.pgbackrest(), c.archive_get());
   settings.lock_timeout_seconds = c.job.config.dump.lock_timeout_seconds;
   settings.recovery_target_lsn = recovery_target_lsn;
+  settings.ignore_invalid_pages = c.include_oid != 0;
   auto server = ScratchServer::start(c.services.runner, settings, c.services.cancel);
   if (!server) return server.error();
   c.server = std::move(server.value());
@@ -513,6 +687,14 @@ Result<SysMicros> replayed_checkpoint_time(DumpContext& c) {
   return SysMicros{std::chrono::seconds{std::stoll(rows->front().front())}};
 }
 
+// Recovery's invalid-page reports, kept over the servers of the job (a second recovery to the
+// end of the archived WAL starts from the first one's restartpoint and does not repeat them).
+void note_invalid_pages(DumpContext& c, const RecoveryLogFacts& facts) {
+  c.invalid_pages.reported += facts.invalid_pages;
+  c.invalid_pages.relations.insert(c.invalid_pages.relations.end(), facts.invalid_page_relations.begin(),
+                                   facts.invalid_page_relations.end());
+}
+
 // An idle database: recovery replayed the whole archived WAL without meeting a commit after
 // the target, so it ended "before the target". If that WAL reaches past the target, the
 // database at the target is its state at the last commit before it: recover to the end of the
@@ -524,6 +706,7 @@ Status recover_to_end_of_archive(DumpContext& c, const RecoveryLogFacts& facts, 
       "the archived WAL holds no commit after {}; recovering again to its end ({}) to see whether it reaches "
       "past the target",
       facts.last_completed_transaction.value_or("the end of backup set " + c.backup.label), end_lsn);
+  note_invalid_pages(c, facts);
   c.server->stop();
   c.server.reset();
   if (auto s = start_copy(c, end_lsn); !s) return s;
@@ -537,7 +720,9 @@ Status recover_to_end_of_archive(DumpContext& c, const RecoveryLogFacts& facts, 
     return ended;
   }
   const auto target = c.job.target.instant;
-  if (*checkpoint < target && !(c.work != nullptr && c.work->to_end_of_archive))
+  const bool to_the_end =
+      (c.work != nullptr && c.work->to_end_of_archive) || c.job.recovery.kind == TargetKind::latest;
+  if (*checkpoint < target && !to_the_end)
     return make_error(ended.kind,
                       ended.message + "; the archived WAL's last checkpoint began at " +
                           format_iso_utc(*checkpoint) +
@@ -553,19 +738,78 @@ Status recover_to_end_of_archive(DumpContext& c, const RecoveryLogFacts& facts, 
   return {};
 }
 
-Status wait_for_target(DumpContext& c) {
+Status reach_target(DumpContext& c) {
   auto reached = wait_for_recovery_target(replay_wait_settings(c), *c.server, c.services.connector,
                                           c.services.clock, c.services.cancel);
   if (!reached) {
     const auto facts = c.server->log_facts();
     const bool at_end_of_archive = facts.ended_before_target && !facts.tool_error && facts.redo_done_lsn &&
                                    c.server->exited().has_value() && !c.services.cancel.cancelled();
+    const bool by_time = c.job.recovery.kind == TargetKind::time || c.job.recovery.kind == TargetKind::latest;
+    if (at_end_of_archive && !by_time)
+      return make_error(
+          reached.error().kind,
+          "the archived WAL ends before " + target_description(c.job) +
+              " was reached: " + reached.error().message,
+          "check the " + target_kind_name(c.job.recovery.kind) +
+              " (an LSN, transaction or restore point after the last archived WAL, or before the "
+              "end of backup set " +
+              c.backup.label + ": name an older set with --set), or dump --target latest");
     if (!at_end_of_archive) return reached.error();
     return recover_to_end_of_archive(c, facts, reached.error());
   }
   const auto facts = c.server->log_facts();
   c.logger->info("recovery reached the target and paused ({})", facts.stop_detail.value_or("target reached"));
   return {};
+}
+
+// A copy restored with only the dumped database recovers with ignore_invalid_pages: replay of
+// the zeroed databases meets pages that are not there, which is expected. A report about the
+// dumped database itself or a shared catalog means its data may be wrong, and a recovery that
+// failed outright may have failed on the zeroed files: either way the copy is restored again in
+// full and recovers again (restore.invalid_pages: restore_in_full), or the dump is refused.
+Status wait_for_target(DumpContext& c) {
+  auto status = reach_target(c);
+  if (c.include_oid == 0) return status;
+  std::optional<std::string> last_fatal;
+  if (c.server) {
+    const auto facts = c.server->log_facts();
+    note_invalid_pages(c, facts);
+    last_fatal = facts.last_fatal;
+  }
+  std::vector<std::string> ours;
+  for (const auto& relation : c.invalid_pages.relations)
+    if (relation_path_database(relation) == c.include_oid || relation.rfind("global/", 0) == 0)
+      ours.push_back(relation);
+  const bool crashed = !status && status.error().kind != ErrorKind::interrupted &&
+                       status.error().kind != ErrorKind::target_window && !c.services.cancel.cancelled() &&
+                       last_fatal && last_fatal->find("PANIC") != std::string::npos;
+  if (status && ours.empty()) {
+    if (c.invalid_pages.reported > 0)
+      c.logger->info("recovery met {} page(s) of the databases left out (expected; none of '{}')",
+                     c.invalid_pages.reported, c.job.database);
+    return {};
+  }
+  if (!status && !crashed) return status;
+  const std::string why = crashed ? "recovery of the copy restored with only database '" + c.job.database +
+                                        "' failed (" + *last_fatal + ")"
+                                  : "recovery reported " + std::to_string(ours.size()) +
+                                        " invalid page(s) in database '" + c.job.database +
+                                        "' or a shared catalog (first: relation " + ours.front() +
+                                        "), restored with only that database";
+  if (c.job.config.restore.invalid_pages == "refuse")
+    return make_error(ErrorKind::verification, why + "; nothing was dumped (restore.invalid_pages: refuse)",
+                      "set restore.invalid_pages: restore_in_full, or restore.only_dumped_database: off");
+  c.logger->warn("{}; restoring every database and recovering again (restore.invalid_pages: restore_in_full)",
+                 why);
+  if (c.server) c.server->stop();
+  c.server.reset();
+  c.include_oid = 0;
+  c.invalid_pages.restored_in_full = true;
+  c.end_of_wal.used = false;
+  if (auto s = restore(c); !s) return s;
+  if (auto s = start_server(c); !s) return s;
+  return reach_target(c);
 }
 
 // Before the dump: no lock held by recovery that pg_dump would wait for (see recovery_locks.hpp).
@@ -606,6 +850,42 @@ Status check_recovery_locks(DumpContext& c, std::uint64_t replay_lsn) {
   return recovery_lock_error(*locks, origin ? *origin : std::nullopt, c.job.target.instant);
 }
 
+// A target other than a time: recovery stopped where it names, as the server's log and the
+// replay position say. (`latest` stopped at the end of the archived WAL, or before a commit
+// after the dump's start: the time checks below.)
+Status verify_target_kind(DumpContext& c, const RecoveryStatus& status) {
+  const auto& target = c.job.recovery;
+  const std::string stop = c.server->log_facts().stop_detail.value_or("");
+  const auto fail = [&](const std::string& what) {
+    return make_error(ErrorKind::verification,
+                      "recovery did not stop at " + target_description(c.job) + ": " + what +
+                          (stop.empty() ? "" : " (the server said: " + stop + ")"),
+                      "keep the log and report it; nothing was dumped");
+  };
+  switch (target.kind) {
+    case TargetKind::lsn:
+      // The log names the location as PostgreSQL prints it (upper case, no leading zeros).
+      if (status.replay_lsn < lsn_position(target.value)) return fail("replay is before it");
+      if (stop.find("WAL location") == std::string::npos)
+        return fail("the server did not say it stopped at a WAL location");
+      break;
+    case TargetKind::xid:
+      if (stop.find("transaction " + target.value + ",") == std::string::npos)
+        return fail("the server did not say it stopped after that transaction");
+      break;
+    case TargetKind::name:
+      if (stop.find("restore point \"" + target.value + "\"") == std::string::npos)
+        return fail("the server did not say it stopped at that restore point");
+      break;
+    case TargetKind::time:
+    case TargetKind::latest:
+      break;
+  }
+  if (target.kind != TargetKind::time && target.kind != TargetKind::latest)
+    c.logger->info("recovery stopped at {} ({})", target_description(c.job), stop);
+  return {};
+}
+
 Status verify(DumpContext& c) {
   auto session = c.services.connector.connect(c.scratch_conninfo("postgres"));
   if (!session) return session.error().with_context("connecting to the temporary server");
@@ -614,6 +894,7 @@ Status verify(DumpContext& c) {
   if (!status->in_recovery || status->pause_state != "paused")
     return make_error(ErrorKind::verification, "the temporary server is no longer paused at the target",
                       "nothing else may connect to the scratch server; run the dump again");
+  if (auto s = verify_target_kind(c, *status); !s) return s;
   const auto target = c.job.target.instant;
   if (status->last_replayed) {
     if (*status->last_replayed > target)
@@ -910,6 +1191,10 @@ std::string manifest_json(const DumpContext& c) {
       {"database", c.job.database},
       {"target", format_iso_utc(c.job.target.instant)},
       {"target_as_typed", c.job.target.as_typed},
+      // time, latest (target: the dump's start), lsn, xid or name (target_value: which).
+      {"target_type", target_kind_name(c.job.recovery.kind)},
+      {"target_value",
+       c.job.recovery.value.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.job.recovery.value)},
       // The set pgBackRest restored and its repository; `repo_requested`: --repo (or
       // pgbackrest.repo), null when pgBackRest chose.
       {"backup_set",
@@ -934,6 +1219,11 @@ std::string manifest_json(const DumpContext& c) {
         {"checksum", c.copy.checksum.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.copy.checksum)},
         {"format", "plain"},
         {"tables_copied_in_parallel", c.split_tables}}},
+      // What was restored: only the dumped database (pgbackrest --db-include) or every one.
+      {"restore",
+       {{"databases", c.include_oid != 0 ? "only the dumped database and the system databases" : "all"},
+        {"invalid_pages_reported", c.invalid_pages.reported},
+        {"restored_in_full_after_invalid_pages", c.invalid_pages.restored_in_full}}},
       {"durations_seconds", durations},
       {"created_at", format_iso_utc(std::chrono::floor<Microseconds>(c.services.clock.now()))},
   };

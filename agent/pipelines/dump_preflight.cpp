@@ -391,7 +391,7 @@ Result<BackupRecord> check_against_repository(const StanzaInfo& stanza, const Du
   const auto target = job.target.instant;
   if (target > now_micros)
     return make_error(ErrorKind::target_window, "target " + format_iso_utc(target) + " is in the future",
-                      window + "; choose a time inside it");
+                      window + "; choose a time inside it, or --target latest for everything archived");
   const RepoChoice choice = choose_backup(stanza, target, job.backup_set, job.repo);
   if (choice.backup == nullptr) {
     if (job.backup_set) {
@@ -421,6 +421,49 @@ Result<BackupRecord> check_against_repository(const StanzaInfo& stanza, const Du
     return make_error(ErrorKind::environment, message, errors.front().hint);
   }
   return chosen;
+}
+
+std::optional<Error> check_database_name(const std::string& database,
+                                         const std::vector<BackupDatabase>& in_backup,
+                                         const std::optional<std::vector<std::string>>& live_databases,
+                                         const std::string& backup_label) {
+  if (database == "template0" || database == "template1") return std::nullopt;
+  const auto named = [&](const std::string& name) { return name == database; };
+  if (std::any_of(in_backup.begin(), in_backup.end(), [&](const BackupDatabase& d) { return named(d.name); }))
+    return std::nullopt;
+  // Not in the set: perhaps created after it. Only the live server can say; when it does not
+  // answer (it may be the reason for the dump), the copy tells in `verify`.
+  if (!live_databases || std::any_of(live_databases->begin(), live_databases->end(), named))
+    return std::nullopt;
+  const auto folded = [](std::string text) {
+    for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return text;
+  };
+  std::string names;
+  std::string same_but_case;
+  for (const auto& d : in_backup) {
+    names += (names.empty() ? "" : ", ") + d.name;
+    if (folded(d.name) == folded(database)) same_but_case = d.name;
+  }
+  // Databases made after the set: the live server has them, the copy may too.
+  std::string made_since;
+  for (const auto& name : *live_databases) {
+    if (std::any_of(in_backup.begin(), in_backup.end(),
+                    [&](const BackupDatabase& d) { return d.name == name; }))
+      continue;
+    made_since += (made_since.empty() ? "" : ", ") + name;
+    if (same_but_case.empty() && folded(name) == folded(database)) same_but_case = name;
+  }
+  std::string hint = same_but_case.empty()
+                         ? "choose --database from: " + names
+                         : "names are case-sensitive: did you mean --database " + same_but_case + "?";
+  if (same_but_case.empty() && !made_since.empty())
+    hint += " (or, made after backup set " + backup_label + ", " + made_since + ")";
+  return make_error(ErrorKind::usage,
+                    "database '" + database + "' is not in backup set " + backup_label + " (it holds " +
+                        (names.empty() ? std::string("no database pgBackRest lists") : names) +
+                        ") and the live server has no such database either",
+                    hint + "; nothing was restored");
 }
 
 DiskEstimate estimate_disk_use(const StanzaInfo& stanza, const BackupRecord& chosen, const DumpJob& job,

@@ -79,6 +79,16 @@ Result<BackupRecord> check_against_repository(const StanzaInfo& stanza, const Du
                                               const LocalFacts& facts,
                                               std::chrono::system_clock::time_point now);
 
+// --database against the chosen backup set's database list (pgbackrest info --set), before the
+// restore: nullopt when the set holds it (template0 and template1 always: pgBackRest does not
+// list them), or when it does not but the live server has it, or the live server did not answer
+// (`live_databases` nullopt): a database made after the backup, the copy then says whether it
+// existed at the target. Otherwise the refusal (usage, exit 2) lists the names the set holds.
+std::optional<Error> check_database_name(const std::string& database,
+                                         const std::vector<BackupDatabase>& in_backup,
+                                         const std::optional<std::vector<std::string>>& live_databases,
+                                         const std::string& backup_label);
+
 // What the job may write, from the chosen backup and the repository (upper estimates).
 struct DiskEstimate {
   std::uint64_t restore = 0;  // the restored cluster: the backup's size

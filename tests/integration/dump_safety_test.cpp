@@ -8,10 +8,13 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include "exec/process.hpp"
@@ -455,6 +458,133 @@ TEST_F(DumpSafetyIntegration, AnOutputThatIsADirectoryIsRefusedBeforeTheRestore)
   EXPECT_EQ(run.exit_code, kExitUsage) << run.stderr_text;
   EXPECT_TRUE(contains(run.stderr_text, output + " is a directory")) << run.stderr_text;
   EXPECT_FALSE(contains(run.stderr_text, "restore: started"));
+}
+
+// Every path under `dir` with its size and modification time: "untouched" is this, unchanged.
+std::map<std::string, std::string> tree_snapshot(const std::string& dir) {
+  std::map<std::string, std::string> snapshot;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    struct stat st {};
+    if (lstat(it->path().c_str(), &st) == 0)
+      snapshot[it->path().string()] = std::to_string(st.st_size) + "@" + std::to_string(st.st_mtim.tv_sec) +
+                                      "." + std::to_string(st.st_mtim.tv_nsec);
+  }
+  return snapshot;
+}
+
+TEST_F(DumpSafetyIntegration, AMisspeltDatabaseIsRefusedInTheCheckStepNamingTheSetsDatabases) {
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/misspelt.sql";
+  const std::string scratch = cluster_->get("SCRATCH");
+  const bool scratch_existed = fs::exists(scratch);
+  const auto before = tree_snapshot(scratch);
+  const auto archive_before = cluster_->archive_files();
+  auto args = dump_args(cluster_->target(), output);
+  args.insert(args.end(), {"--database", "apu"});
+  const auto start = Steady::now();
+  const auto run = run_agent(args);
+  EXPECT_EQ(run.exit_code, kExitUsage) << run.stderr_text;
+  // The fixture's set before its target is the full backup, taken before api was created.
+  EXPECT_TRUE(std::regex_search(
+      run.stderr_text, std::regex("database 'apu' is not in backup set [0-9]{8}-[0-9]{6}F[_0-9I]* "
+                                  "\\(it holds postgres\\) and the live server has no such database")))
+      << run.stderr_text;
+  EXPECT_TRUE(contains(run.stderr_text, "choose --database from: postgres (or, made after backup set"))
+      << run.stderr_text;
+  EXPECT_TRUE(contains(run.stderr_text, ", api)")) << run.stderr_text;
+  EXPECT_TRUE(contains(run.stderr_text, "check: failed")) << run.stderr_text;
+  EXPECT_FALSE(contains(run.stderr_text, "prepare: started"));
+  EXPECT_FALSE(contains(run.stderr_text, "restore: started"));
+  EXPECT_FALSE(contains(run.stderr_text, "pgbackrest restore")) << "no restore ran";
+  EXPECT_LT(seconds_since(start), 20);
+  EXPECT_EQ(fs::exists(scratch), scratch_existed);
+  EXPECT_EQ(tree_snapshot(scratch), before) << "the scratch directory was touched";
+  EXPECT_EQ(cluster_->archive_files(), archive_before);
+  expect_nothing_left(output, run.stderr_text);
+
+  // Case matters in PostgreSQL's names; the hint says which one was meant.
+  args = dump_args(cluster_->target(), output);
+  args.insert(args.end(), {"--database", "API"});
+  const auto cased = run_agent(args);
+  EXPECT_EQ(cased.exit_code, kExitUsage) << cased.stderr_text;
+  EXPECT_TRUE(contains(cased.stderr_text, "did you mean --database api?")) << cased.stderr_text;
+  EXPECT_FALSE(contains(cased.stderr_text, "restore: started"));
+}
+
+// The ids of public.events on the live server now.
+std::set<int> live_event_ids(const std::function<std::string(const std::string&)>& query_api) {
+  std::set<int> ids;
+  std::istringstream in(query_api("SELECT string_agg(id::text, ' ' ORDER BY id) FROM events"));
+  for (int id; in >> id;) ids.insert(id);
+  return ids;
+}
+
+TEST_F(DumpSafetyIntegration, TargetLatestGivesEveryRowArchivedBeforeTheDumpBeganAndNeverPromotes) {
+  cluster_->sql("api", "INSERT INTO events(id, phase) SELECT g, 'latest' FROM generate_series(5001, 5010) g");
+  switch_wal_and_wait();
+  const auto expected = live_event_ids([](const std::string& sql) { return query("api", sql); });
+  const auto archive_before = cluster_->archive_files();
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/latest.sql";
+  const auto run = run_agent(dump_args("latest", output));
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_EQ(events_in_dump(read_file(output)).ids, expected);
+  EXPECT_TRUE(events_in_dump(read_file(output)).ids.count(5010));
+  const auto manifest = nlohmann::json::parse(read_file(output + ".manifest.json"));
+  EXPECT_EQ(manifest["target_type"], "latest") << manifest.dump(2);
+  // Nothing of the copy reached the live archive: no .history file, no new timeline.
+  EXPECT_EQ(cluster_->archive_files(), archive_before);
+  EXPECT_EQ(query("postgres", "SELECT timeline_id FROM pg_control_checkpoint()"), "1");
+}
+
+TEST_F(DumpSafetyIntegration, AnLsnARestorePointAndATransactionTargetEachStopWhereTheySay) {
+  cluster_->sql("api", "INSERT INTO events(id, phase) VALUES (6001, 'lsn before')");
+  const std::string lsn = query("postgres", "SELECT pg_current_wal_insert_lsn()");
+  cluster_->sql("api", "INSERT INTO events(id, phase) VALUES (6002, 'lsn after')");
+  cluster_->sql("api", "INSERT INTO events(id, phase) VALUES (7001, 'point before')");
+  cluster_->sql("postgres", "SELECT pg_create_restore_point('agent-test_point.1')");
+  cluster_->sql("api", "INSERT INTO events(id, phase) VALUES (7002, 'point after')");
+  const std::string xid = query("api",
+                                "WITH added AS (INSERT INTO events(id, phase) VALUES (8001, 'xid itself') "
+                                "RETURNING txid_current()::text AS xid) SELECT xid FROM added");
+  cluster_->sql("api", "INSERT INTO events(id, phase) VALUES (8002, 'xid after')");
+  switch_wal_and_wait();
+
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/kinds.sql";
+  struct Case {
+    std::string target;
+    int last_in;
+    int first_out;
+    std::string type;
+  };
+  for (const auto& c :
+       {Case{"lsn:" + lsn, 6001, 6002, "lsn"}, Case{"name:agent-test_point.1", 7001, 7002, "name"},
+        Case{"xid:" + xid, 8001, 8002, "xid"}}) {
+    SCOPED_TRACE(c.target);
+    auto args = dump_args(c.target, output);
+    args.push_back("--overwrite");
+    const auto run = run_agent(args);
+    ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+    EXPECT_TRUE(contains(run.stderr_text, "--type=" + c.type)) << run.stderr_text;
+    const auto ids = events_in_dump(read_file(output)).ids;
+    EXPECT_TRUE(ids.count(c.last_in)) << run.stderr_text;
+    EXPECT_FALSE(ids.count(c.first_out)) << run.stderr_text;
+    EXPECT_FALSE(ids.count(c.first_out + 1000));  // the next kind's rows come later still
+    const auto manifest = nlohmann::json::parse(read_file(output + ".manifest.json"));
+    EXPECT_EQ(manifest["target_type"], c.type);
+  }
+
+  // Values that could become options are refused before anything runs.
+  for (const std::string bad : {"lsn:0/1 --delta", "name:--set=x", "xid:1;2", "name:a\nb"}) {
+    const auto run = run_agent(dump_args(bad, output + ".bad"));
+    EXPECT_EQ(run.exit_code, kExitUsage) << bad << run.stderr_text;
+    EXPECT_FALSE(contains(run.stderr_text, "check: started")) << bad;
+  }
+  // A restore point that is not in the archived WAL: refused naming it, with the offer of latest.
+  const auto missing = run_agent(dump_args("name:no-such-point", output + ".missing"));
+  EXPECT_EQ(missing.exit_code, kExitTargetWindow) << missing.stderr_text;
+  EXPECT_TRUE(contains(missing.stderr_text, "restore point 'no-such-point'")) << missing.stderr_text;
+  EXPECT_TRUE(contains(missing.stderr_text, "--target latest")) << missing.stderr_text;
+  expect_nothing_left(output + ".missing", missing.stderr_text);
 }
 
 }  // namespace

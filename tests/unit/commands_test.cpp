@@ -74,6 +74,31 @@ TEST(Commands, RestoreIsSafeForTheLiveRepository) {
   EXPECT_THAT(pgbackrest_restore_argv(kTarget, request), Contains("--set=20241104-020000F"));
 }
 
+TEST(Commands, RestoreTakesEachTargetKindAsItsOwnTypeAndTheIncludedDatabaseByOid) {
+  RestoreRequest request{"0/3000028", "/s/data", "/s/tablespaces", 2, std::nullopt};
+  request.target_type = "lsn";
+  auto argv = pgbackrest_restore_argv(kTarget, request);
+  EXPECT_THAT(argv, Contains("--type=lsn"));
+  EXPECT_THAT(argv, Contains("--target=0/3000028"));
+  EXPECT_THAT(argv, Not(Contains(::testing::StartsWith("--db-include"))));
+  request.include_database_oid = 16385;
+  argv = pgbackrest_restore_argv(kTarget, request);
+  EXPECT_THAT(argv, Contains("--db-include=16385"));
+  EXPECT_EQ(argv.back(), "restore");
+  EXPECT_THAT(pgbackrest_info_set_argv(kTarget, "20241104-020000F"),
+              ElementsAre("pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=db",
+                          "--output=json", "--log-level-console=warn", "--set=20241104-020000F", "info"));
+  EXPECT_EQ(pgbackrest_manifest_get_argv(kTarget, "20241104-020000F").back(),
+            "backup/db/20241104-020000F/backup.manifest");
+}
+
+TEST(Commands, ACopyRestoredWithOneDatabaseIgnoresInvalidPages) {
+  ScratchServerSettings settings{"/bin", "/s/data", "/s/run", 5533, "128MB"};
+  EXPECT_THAT(scratch_postgres_argv(settings), Not(Contains("ignore_invalid_pages=on")));
+  settings.ignore_invalid_pages = true;
+  EXPECT_THAT(scratch_postgres_argv(settings), Contains("ignore_invalid_pages=on"));
+}
+
 TEST(Commands, RestoreKeepsItsLockAndLogFilesInTheScratchDirectory) {
   RestoreRequest request{"2024-11-04 17:40:00+00", "/s/data", "/s/tablespaces", 2, std::nullopt};
   request.lock_dir = "/s/pgbackrest/lock";

@@ -477,5 +477,42 @@ TEST(PreflightRepositories, RepoMustBeConfiguredAndReadable) {
             std::string::npos);
   EXPECT_NE(chosen.error().hint.find("leave --repo out"), std::string::npos);
 }
+TEST(DatabaseName, AMisspeltNameIsRefusedWithTheSetsNames) {
+  const std::vector<BackupDatabase> in_set = {{"api", 16385}, {"postgres", 5}};
+  const std::vector<std::string> live = {"api", "postgres"};
+  EXPECT_FALSE(check_database_name("api", in_set, live, "20241104-020000F"));
+  EXPECT_FALSE(check_database_name("template1", in_set, live, "20241104-020000F"));
+  auto refused = check_database_name("apu", in_set, live, "20241104-020000F");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->kind, ErrorKind::usage);
+  EXPECT_NE(refused->message.find("'apu' is not in backup set 20241104-020000F (it holds api, postgres)"),
+            std::string::npos)
+      << refused->message;
+  EXPECT_NE(refused->hint.find("choose --database from: api, postgres"), std::string::npos);
+  auto cased = check_database_name("API", in_set, live, "20241104-020000F");
+  ASSERT_TRUE(cased);
+  EXPECT_NE(cased->hint.find("did you mean --database api?"), std::string::npos);
+}
+
+TEST(DatabaseName, ADatabaseMadeAfterTheBackupOrAnUnansweringLiveServerGoesOn) {
+  const std::vector<BackupDatabase> in_set = {{"api", 16385}, {"postgres", 5}};
+  EXPECT_FALSE(check_database_name("reports", in_set, std::vector<std::string>{"api", "postgres", "reports"},
+                                   "20241104-020000F"));
+  EXPECT_FALSE(check_database_name("reports", in_set, std::nullopt, "20241104-020000F"));
+  // Made after the set: offered, and matched regardless of case.
+  auto refused = check_database_name(
+      "Reports", in_set, std::vector<std::string>{"api", "postgres", "reports"}, "20241104-020000F");
+  ASSERT_TRUE(refused);
+  EXPECT_NE(refused->hint.find("did you mean --database reports?"), std::string::npos) << refused->hint;
+  auto other = check_database_name("nope", in_set, std::vector<std::string>{"api", "postgres", "reports"},
+                                   "20241104-020000F");
+  ASSERT_TRUE(other);
+  EXPECT_NE(
+      other->hint.find(
+          "choose --database from: api, postgres (or, made after backup set 20241104-020000F, reports)"),
+      std::string::npos)
+      << other->hint;
+}
+
 }  // namespace
 }  // namespace agent

@@ -1,4 +1,5 @@
 #include "pgbackrest/info.hpp"
+#include "pgbackrest/backup_manifest.hpp"
 
 #include <gtest/gtest.h>
 
@@ -234,5 +235,61 @@ TEST(Info, PgBackRestsChoiceIsTheFirstRepositoryWithASetNotTheNewestSet) {
   // The newest in repo1 when it has one: repo2 is not looked at.
   EXPECT_EQ(choose_backup(stanza, at(700), std::nullopt, 0).backup->label, "20241104-030000F");
 }
+// `pgbackrest info --set=LABEL --output=json`, 2.45 and 2.56 alike (trimmed): the set's
+// databases in `database-ref`; an unknown set is status 6 with an empty backup list, exit 0.
+TEST(BackupDatabases, ListsTheSetsDatabasesWithTheirOids) {
+  const char* json = R"([{"name": "db", "status": {"code": 0, "message": "ok"},
+    "backup": [{"label": "20261201-023516F_20261201-023522I", "type": "incr",
+                "database-ref": [{"name": "api", "oid": 16385}, {"name": "postgres", "oid": 5}]}]}])";
+  auto parsed = parse_backup_databases(json, "db", "20261201-023516F_20261201-023522I");
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  ASSERT_TRUE(parsed->has_value());
+  ASSERT_EQ((*parsed)->size(), 2u);
+  EXPECT_EQ((**parsed)[0].name, "api");
+  EXPECT_EQ((**parsed)[0].oid, 16385u);
+  EXPECT_EQ((**parsed)[1].name, "postgres");
+}
+
+TEST(BackupDatabases, AnUnknownSetIsAnErrorAndNoListIsNothing) {
+  const char* missing =
+      R"([{"archive":[],"backup":[],"name":"db","status":{"code":6,"message":"requested backup not found"}}])";
+  auto parsed = parse_backup_databases(missing, "db", "20261201-023516F");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("requested backup not found"), std::string::npos);
+  const char* unlisted = R"([{"name": "db", "backup": [{"label": "20261201-023516F"}]}])";
+  auto none = parse_backup_databases(unlisted, "db", "20261201-023516F");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
+  EXPECT_FALSE(parse_backup_databases(
+      R"([{"name": "db", "backup": [{"label": "L", "database-ref": [{"name": "x", "oid": -1}]}]}])", "db",
+      "L"));
+  EXPECT_FALSE(parse_backup_databases("not json", "db", "L"));
+}
+
+// backup.manifest as `pgbackrest repo-get` prints it (trimmed): a --db-include restore writes
+// every file but the zeroed databases'.
+TEST(BackupManifest, CountsWhatASelectiveRestoreWrites) {
+  const char* manifest =
+      "[backup]\nbackup-label=\"20241104-020000F\"\n\n"
+      "[target:file]\n"
+      "pg_data/PG_VERSION={\"size\":3,\"timestamp\":1}\n"
+      "pg_data/base/5/1259={\"size\":1000,\"timestamp\":1}\n"
+      "pg_data/base/16385/16390={\"checksum\":\"ab\",\"size\":20000,\"timestamp\":1}\n"
+      "pg_data/base/16386/16400={\"size\":30000,\"timestamp\":1}\n"
+      "pg_data/base/16386/PG_VERSION={\"size\":3,\"timestamp\":1}\n"
+      "pg_tblspc/16384/PG_15_202209061/16386/16500={\"size\":40000,\"timestamp\":1}\n"
+      "pg_tblspc/16384/PG_15_202209061/16385/16501={\"size\":500,\"timestamp\":1}\n"
+      "pg_data/global/1262={\"size\":8192,\"timestamp\":1}\n\n"
+      "[target:file:default]\nmode=\"0600\"\n";
+  auto all = restored_bytes(manifest, {});
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_EQ(*all, 3u + 1000 + 20000 + 30000 + 3 + 40000 + 500 + 8192);
+  auto only_16385 = restored_bytes(manifest, {16386});
+  ASSERT_TRUE(only_16385);
+  EXPECT_EQ(*only_16385, 3u + 1000 + 20000 + 500 + 8192);
+  EXPECT_FALSE(restored_bytes("[backup]\nx=1\n", {}));
+  EXPECT_FALSE(restored_bytes("[target:file]\npg_data/x={not json\n", {}));
+}
+
 }  // namespace
 }  // namespace agent

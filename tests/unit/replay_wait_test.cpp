@@ -380,5 +380,22 @@ TEST(RecoveryLog, ClassifiesReasons) {
   EXPECT_EQ(classify_failure("ERROR: [028]: invalid format"), FailureCause::unknown);
 }
 
+TEST(RecoveryLog, CollectsInvalidPageReportsOfTheStartupProcessWithTheirDatabase) {
+  RecoveryLog log;
+  log.feed("[11] LOG:  starting PostgreSQL 15.18");
+  log.feed("[12] LOG:  starting point-in-time recovery to 2024-11-04 17:40:00+00");
+  log.feed("[12] WARNING:  page 3 of relation base/16386/16401 is uninitialized");
+  log.feed("[12] WARNING:  page 7 of relation pg_tblspc/16384/PG_15_202209061/16385/16390_vm does not exist");
+  log.feed("[12] WARNING:  WAL contains references to invalid pages");
+  log.feed("[40] WARNING:  page 1 of relation base/16385/1 is uninitialized");  // a backend: not recovery's
+  const auto facts = log.facts();
+  EXPECT_EQ(facts.invalid_pages, 2u);
+  ASSERT_EQ(facts.invalid_page_relations.size(), 2u);
+  EXPECT_EQ(relation_path_database(facts.invalid_page_relations[0]), 16386u);
+  EXPECT_EQ(relation_path_database(facts.invalid_page_relations[1]), 16385u);
+  EXPECT_EQ(relation_path_database("global/1262"), 0u);
+  EXPECT_EQ(relation_path_database("base/x/1"), 0u);
+}
+
 }  // namespace
 }  // namespace agent

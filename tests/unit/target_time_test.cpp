@@ -1,4 +1,5 @@
 #include "time/target_time.hpp"
+#include "pipelines/recovery_target.hpp"
 
 #include <gtest/gtest.h>
 
@@ -71,6 +72,70 @@ TEST(TargetTime, RefusesMalformedInput) {
 TEST(TargetTime, RefusesLocalTimesThatDaylightSavingMakesUnclear) {
   expect_refused("2026-03-08 02:30:00 America/Vancouver", "does not exist");
   expect_refused("2026-11-01 01:30:00 America/Vancouver", "happens twice");
+}
+
+}  // namespace
+}  // namespace agent
+
+// --target's other forms: each checked strictly, so that nothing becomes an option of pgBackRest
+// or a setting of the copy.
+namespace agent {
+namespace {
+
+TEST(RecoveryTarget, ReadsLatestLsnXidAndRestorePointNames) {
+  auto latest = parse_recovery_target("latest");
+  ASSERT_TRUE(latest && *latest);
+  EXPECT_EQ((*latest)->kind, TargetKind::latest);
+  EXPECT_EQ(pgbackrest_target_type(TargetKind::latest), "time");
+  auto lsn = parse_recovery_target("lsn:0/3000028");
+  ASSERT_TRUE(lsn && *lsn);
+  EXPECT_EQ((*lsn)->kind, TargetKind::lsn);
+  EXPECT_EQ((*lsn)->value, "0/3000028");
+  EXPECT_EQ(lsn_position("0/3000028"), 0x3000028u);
+  EXPECT_EQ(lsn_position("1/0"), 1ull << 32);
+  auto xid = parse_recovery_target("xid:1234");
+  ASSERT_TRUE(xid && *xid);
+  EXPECT_EQ((*xid)->kind, TargetKind::xid);
+  EXPECT_EQ(pgbackrest_target_type(TargetKind::xid), "xid");
+  auto name = parse_recovery_target("name:before-migration_2024.1");
+  ASSERT_TRUE(name && *name);
+  EXPECT_EQ((*name)->kind, TargetKind::name);
+  EXPECT_EQ((*name)->value, "before-migration_2024.1");
+  auto time = parse_recovery_target("2024-11-04 09:40:00-08:00");
+  ASSERT_TRUE(time);
+  EXPECT_FALSE(time->has_value()) << "a time is read by parse_target_time";
+}
+
+TEST(RecoveryTarget, RefusesValuesThatCouldBecomeOptionsOrSettings) {
+  for (const char* bad : {"lsn:",
+                          "lsn:0/0",
+                          "lsn:0/3000028 --delta",
+                          "lsn:--type=immediate",
+                          "lsn:123456789/0",
+                          "lsn:0x1/2",
+                          "xid:",
+                          "xid:0",
+                          "xid:2",
+                          "xid:-5",
+                          "xid:4294967296",
+                          "xid:12a",
+                          "xid:012",
+                          "name:",
+                          "name:--set=x",
+                          "name:-x",
+                          "name:a b",
+                          "name:a'b",
+                          "name:a\nb",
+                          "name:a\"b",
+                          "name:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}) {
+    auto parsed = parse_recovery_target(bad);
+    ASSERT_FALSE(parsed) << bad;
+    EXPECT_EQ(parsed.error().kind, ErrorKind::usage) << bad;
+  }
+  EXPECT_TRUE(parse_recovery_target("xid:4294967295"));
+  EXPECT_TRUE(
+      parse_recovery_target("name:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));  // 63
+  EXPECT_TRUE(parse_recovery_target("lsn:FFFFFFFF/ffffffff"));
 }
 
 }  // namespace
