@@ -361,10 +361,13 @@ TEST_F(RepositoriesIntegration, BackupsGoToTheirRepositoryThroughTheOneQueue) {
   auto shown = status();
   ASSERT_FALSE(shown["recent"].empty());
   EXPECT_EQ(shown["recent"][0]["repo"], 2);
-  // A repository pgBackRest does not know: pgBackRest refuses it, and the job says so.
+  // A repository pgBackRest does not list: refused in the check step, naming the ones it lists,
+  // before pgBackRest's backup runs.
   const auto unknown = run_agent({"backup", "--type", "incr", "--repo", "3", "--wait", "--config", config_});
-  EXPECT_EQ(unknown.exit_code, kExitExternalTool) << unknown.stderr_text;
-  EXPECT_NE(unknown.stderr_text.find("key '3' is not valid for 'repo' option"), std::string::npos)
+  EXPECT_EQ(unknown.exit_code, kExitUsage) << unknown.stderr_text;
+  EXPECT_NE(unknown.stderr_text.find(
+                "repo3 is not configured for stanza 'db' (pgbackrest info lists repo1, repo2)"),
+            std::string::npos)
       << unknown.stderr_text;
 }
 
