@@ -1,5 +1,7 @@
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <cstdio>
 
 #include "cli/commands.hpp"
@@ -14,6 +16,61 @@ std::string into_repo(nlohmann::json& item) {
   auto& repo = item["repo"];
   return repo.is_number_integer() && repo.get<int>() > 0 ? " into repo" + std::to_string(repo.get<int>())
                                                          : "";
+}
+
+std::string text_of(nlohmann::json& value, const char* fallback = "") {
+  return value.is_string() ? value.get<std::string>() : fallback;
+}
+
+// The drill schedule, a queued or running drill, and the last drill's manifest: backup set and
+// repository, target, replay gap (the measured RPO), durations (restore: the measured RTO) and
+// each check with its counts and first failing object.
+void print_drill(nlohmann::json& drill) {
+  if (!drill.is_object()) return;
+  if (auto& schedule = drill["schedule"]; schedule.is_object())
+    std::printf("schedule: drill '%s' (%s), next %s\n", schedule.value("cron", "").c_str(),
+                schedule.value("timezone", "").c_str(),
+                text_of(schedule["next_local"], text_of(schedule["next"], "never").c_str()).c_str());
+  if (auto& running = drill["running"]; running.is_object())
+    std::printf("drill: job %llu running since %s, step %s (%s)\n",
+                static_cast<unsigned long long>(running.value("job_id", 0ULL)),
+                running.value("started_at", "").c_str(), running.value("step", "").c_str(),
+                running.value("reason", "").c_str());
+  if (auto& queued = drill["queued"]; queued.is_object())
+    std::printf("drill: job %llu queued (%s)\n",
+                static_cast<unsigned long long>(queued.value("job_id", 0ULL)),
+                queued.value("reason", "").c_str());
+  auto& last = drill["last"];
+  if (!last.is_object()) return;
+  auto& set = last["backup_set"];
+  std::printf("last drill %s (%s): %s, finished %s\n", text_of(last["drill"]).c_str(),
+              text_of(last["trigger"]).c_str(), text_of(last["result"]).c_str(),
+              text_of(last["finished_at"]).c_str());
+  if (set.is_object())
+    std::printf("  backup set %s (%s) from repo%d, target %s, replayed to %s, gap %.3f s\n",
+                text_of(set["label"]).c_str(), text_of(set["type"]).c_str(), set.value("repo", 0),
+                text_of(last["target"]).c_str(), text_of(last["replay_timestamp"], "-").c_str(),
+                last["replay_gap_seconds"].is_number() ? last["replay_gap_seconds"].get<double>() : 0.0);
+  std::string phases;
+  if (auto& durations = last["durations_seconds"]; durations.is_object())
+    for (const auto& [phase, seconds] : durations.items())
+      if (seconds.is_number())
+        phases += fmt::format("{}{} {:.2f} s", phases.empty() ? "" : ", ", phase, seconds.get<double>());
+  std::printf("  restore %.2f s, total %.2f s: %s\n",
+              last["restore_seconds"].is_number() ? last["restore_seconds"].get<double>() : 0.0,
+              last["total_seconds"].is_number() ? last["total_seconds"].get<double>() : 0.0, phases.c_str());
+  for (auto& check : last["checks"]) {
+    const std::string database =
+        check["database"].is_string() ? " in " + check["database"].get<std::string>() : std::string();
+    std::printf(
+        "  %s%s: %s, %llu checked, %llu failed%s%s%s%s\n", text_of(check["check"]).c_str(), database.c_str(),
+        text_of(check["result"]).c_str(), static_cast<unsigned long long>(check.value("checked", 0ULL)),
+        static_cast<unsigned long long>(check.value("failed", 0ULL)),
+        check["first_failure"].is_string() ? "; first: " : "", text_of(check["first_failure"]).c_str(),
+        check["reason"].is_string() ? "; " : "", text_of(check["reason"]).c_str());
+  }
+  if (auto& error = last["error"]; error.is_object())
+    std::printf("  error: %s\n", text_of(error["message"]).c_str());
 }
 
 // By value, and non-const access throughout: a key an agent of another version leaves out reads
@@ -95,6 +152,7 @@ void print_human(nlohmann::json status) {
                   outcome.value("ok", false) ? "" : outcome.value("error", "").c_str());
     }
   }
+  print_drill(status["drill"]);
   if (!status["skipped"].empty()) {
     std::printf("skipped:");
     for (const auto& [reason, count] : status["skipped"].items())

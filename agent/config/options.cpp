@@ -250,9 +250,10 @@ const std::vector<OptionSpec> kOptions = {
    "Incremental backups into repoN; empty: none.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.schedules.repos[v.index].incr = v.text; }, true, validate_cron},
   {"schedules.drill", OptionType::string, "",
-   "Cron expression of the intended restore drills (`agent drill --latest`), e.g. \"0 5 * * 0\". "
-   "Not yet run by `agent run`: today it only sets the alert's threshold, agent_drill_max_age_seconds "
-   "(twice its interval plus an hour); run the drill by hand or from a CronJob. Empty: none.",
+   "Cron expression of the restore drills `agent run` queues (`agent drill --latest`), in schedules.timezone, "
+   "e.g. \"0 5 * * 0\". A drill waits behind running and queued backups and for the scratch directory (never "
+   "beside a dump); backups start beside it once it reads only its paused copy. Also sets the alert's "
+   "threshold, agent_drill_max_age_seconds (twice its interval plus an hour). Empty: none.",
    0, 0, {}, [](AgentConfig& c, const OptionValue& v) { c.schedules.drill = v.text; }, true, validate_cron},
 
   {"drill.databases", OptionType::string, "",

@@ -228,8 +228,10 @@ Result<std::unique_ptr<Triggers>> AgentDaemon::open_triggers(std::shared_ptr<con
       config->schedules.full.empty() && config->schedules.diff.empty() && config->schedules.incr.empty()
           ? ""
           : backup_placement_problem(*config, *seams_.runner, CancelToken::never());
-  auto triggers = std::make_unique<Triggers>(io_, std::move(config), *seams_.clock, *seams_.timers,
-                                             [this](BackupRequest request) { jobs_->enqueue(request); });
+  auto triggers = std::make_unique<Triggers>(
+      io_, std::move(config), *seams_.clock, *seams_.timers,
+      [this](BackupRequest request) { jobs_->enqueue(request); },
+      [this](DrillRequest request) { jobs_->enqueue_drill(request); });
   if (auto s = triggers->open(state_problem_, backup_problem); !s) return s.error();
   return triggers;
 }

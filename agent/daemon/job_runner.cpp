@@ -61,7 +61,7 @@ JobRunner::JobRunner(boost::asio::io_context& io, std::shared_ptr<const AgentCon
       journal_(journal),
       queue_(static_cast<std::size_t>(config_->run.queue_capacity)),
       backup_slot_(io, "backup"),
-      dump_slot_(io, "dump"),
+      scratch_slot_(io, "scratch"),
       grace_timer_(services_.timers.make_timer()),
       hard_stop_timer_(services_.timers.make_timer()) {
   update_queue_metrics();
@@ -238,6 +238,7 @@ void JobRunner::on_backup_finished(BackupResult result) {
   update_queue_metrics();
   if (stopping_) return finish_if_idle();
   start_next_job();
+  start_next_drill();
 }
 
 void JobRunner::answer_waiters(std::uint64_t job_id, const ControlReplyMessage& message) {
@@ -253,6 +254,11 @@ void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
     return refuse(make_error(ErrorKind::environment,
                              "a dump is already running (job " + std::to_string(dump_running_->id) + ")",
                              "wait for it to finish (agent status)"));
+  if (drill_running_)
+    return refuse(make_error(ErrorKind::environment,
+                             "a restore drill is using the scratch directory (job " +
+                                 std::to_string(drill_running_->id) + ", step " + drill_running_->step + ")",
+                             "wait for it to finish (agent status), then ask again"));
   auto job = build_dump_job(*config_, command.arguments);
   if (!job) return refuse(job.error());
   if (job->to_stdout())
@@ -262,7 +268,7 @@ void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
 
   DumpRecord record{next_dump_id_, format_iso_utc(job->target.instant), job->output, services_.clock.now(),
                     nullptr};
-  auto started = dump_slot_.start<Result<DumpSummary>>(
+  auto started = scratch_slot_.start<Result<DumpSummary>>(
       [this, job = std::move(*job), reply,
        id = next_dump_id_](const CancelToken& cancel) -> Result<DumpSummary> {
         log::ScopedJob in_job("dump", std::to_string(id));
@@ -270,7 +276,7 @@ void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
         DumpServices services{services_.runner, services_.connector, *copier, services_.clock, cancel, {}};
         // Progress goes to the client from the loop thread, which owns the connection.
         services.on_step = [this, reply](const std::string& step, const std::string& state, double seconds) {
-          dump_slot_.mark_progress();
+          scratch_slot_.mark_progress();
           boost::asio::post(io_, [reply, step, state, seconds] {
             reply(DumpStepReply{step, state, seconds}, false);
           });
@@ -311,7 +317,107 @@ void JobRunner::on_dump_finished(Result<DumpSummary> summary, ControlReply reply
   dump_last_ = std::move(dump_running_);
   dump_running_.reset();
   reply(finished, true);
-  if (stopping_) finish_if_idle();
+  if (stopping_) return finish_if_idle();
+  start_next_drill();
+}
+
+void JobRunner::enqueue_drill(const DrillRequest& request) {
+  auto logger = log::get("queue");
+  if (stopping_) {
+    logger->warn("{} ignored: the agent is shutting down", request.reason);
+    count_skip("shutting-down");
+    return;
+  }
+  const AdmissionResult admission = queue_.offer_drill(request);
+  if (admission.admission == Admission::merged) {
+    logger->info("{} skipped: {}", request.reason, admission.reason);
+    count_skip("merged");
+    return;
+  }
+  log::write(*logger, spdlog::level::info,
+             fmt::format("job {}: restore drill queued ({}){}", admission.job_id, request.reason,
+                         queue_.running() || !queue_.pending().empty()
+                             ? "; it waits behind the backups"
+                             : (scratch_slot_.busy() ? "; it waits for the scratch directory" : "")),
+             job_fields("drill", admission.job_id));
+  start_next_drill();
+}
+
+void JobRunner::start_next_drill() {
+  if (stopping_) return;
+  auto drill = queue_.start_drill(scratch_slot_.busy() || dump_running_.has_value());
+  if (!drill) return;
+  const QueuedDrill queued = *drill;
+  auto started = scratch_slot_.start<DrillReport>(
+      [this, queued, config = config_](const CancelToken& cancel) -> DrillReport {
+        log::ScopedJob in_job("drill", std::to_string(queued.id));
+        auto copier = services_.make_copier();
+        DumpServices services{services_.runner, services_.connector, *copier, services_.clock, cancel, {}};
+        services.on_step = [this](const std::string& step, const std::string& state, double) {
+          scratch_slot_.mark_progress();
+          boost::asio::post(io_, [this, step, state] { on_drill_step(step, state); });
+        };
+        DrillArguments arguments;
+        arguments.latest = true;
+        auto job =
+            build_drill_job(*config, arguments, std::chrono::floor<Microseconds>(services_.clock.now()));
+        if (!job) {
+          DrillReport report;
+          report.result = "error";
+          report.error = job.error();
+          report.trigger = "schedule";
+          return report;
+        }
+        job->trigger = trigger_name(queued.request.trigger);
+        return run_drill(*job, services);
+      },
+      [](const std::string& what) {
+        DrillReport report;
+        report.result = "error";
+        report.error =
+            make_error(ErrorKind::internal, "the drill failed with an unexpected exception: " + what,
+                       "this is a bug in the agent; the agent goes on running");
+        return report;
+      },
+      [this](DrillReport report) { on_drill_finished(report); });
+  if (!started) {
+    log::error(*log::get("drill"), started.error(),
+               "drill job " + std::to_string(queued.id) + " could not start", spdlog::level::err,
+               job_fields("drill", queued.id));
+    queue_.finish_drill();
+    return;
+  }
+  drill_running_ = DrillRecord{queued.id, queued.request.reason, services_.clock.now(), "check"};
+  log::write(*log::get("drill"), spdlog::level::info,
+             fmt::format("drill job {} started ({})", queued.id, queued.request.reason),
+             job_fields("drill", queued.id));
+}
+
+// Once the drill reads only its paused copy (its checks, the copy's shutdown, pg_checksums),
+// the backups that waited start beside it.
+void JobRunner::on_drill_step(const std::string& step, const std::string& state) {
+  if (!drill_running_) return;
+  if (state == "started") drill_running_->step = step;
+  if (step == "checks" && state == "started" && queue_.drill_reads_repository()) {
+    queue_.drill_released_repository();
+    start_next_job();
+    update_queue_metrics();
+  }
+}
+
+void JobRunner::on_drill_finished(const DrillReport& report) {
+  const std::uint64_t id = drill_running_ ? drill_running_->id : 0;
+  if (report.error && report.id.empty())  // it never ran: run_drill logs its own outcome
+    log::error(*log::get("drill"), *report.error, "drill job " + std::to_string(id), spdlog::level::err,
+               job_fields("drill", id));
+  log::write(*log::get("drill"), report.result == "passed" ? spdlog::level::info : spdlog::level::err,
+             fmt::format("drill job {} ended: {}", id, report.result), job_fields("drill", id));
+  queue_.finish_drill();
+  drill_running_.reset();
+  if (stopping_) return finish_if_idle();
+  start_next_job();
+  start_next_drill();
+  update_queue_metrics();
 }
 
 void JobRunner::drain(std::chrono::seconds grace, std::function<void()> on_idle) {
@@ -319,8 +425,8 @@ void JobRunner::drain(std::chrono::seconds grace, std::function<void()> on_idle)
   stopping_ = true;
   on_idle_ = std::move(on_idle);
   // A dump's temporary server is stopped at once: it is a copy, nothing is lost.
-  if (dump_running_) stop_now("shutting down");
-  if (!queue_.running() && !dump_running_) return finish_if_idle();
+  if (dump_running_ || drill_running_) stop_now("shutting down");
+  if (!queue_.running() && !dump_running_ && !drill_running_) return finish_if_idle();
   if (!queue_.running()) return;
   grace_timer_->start(grace, [this] {
     log::get("agent")->warn("grace period over: stopping the running job");
@@ -331,8 +437,8 @@ void JobRunner::drain(std::chrono::seconds grace, std::function<void()> on_idle)
 void JobRunner::stop_now(const char* why) {
   if (queue_.running() && !backup_slot_.finished()) job_stopped_by_shutdown_ = true;
   backup_slot_.cancel(SIGTERM);
-  dump_slot_.cancel(SIGTERM);
-  if ((!queue_.running() && !dump_running_) || hard_stop_armed_) return;
+  scratch_slot_.cancel(SIGTERM);
+  if ((!queue_.running() && !dump_running_ && !drill_running_) || hard_stop_armed_) return;
   hard_stop_armed_ = true;
   log::get("agent")->info("{}: the running job has {} s to stop", why, kHardStopAfter.count());
   hard_stop_timer_->start(kHardStopAfter, [this] { exit_if_still_busy(); });
@@ -343,7 +449,7 @@ void JobRunner::stop_now(const char* why) {
 // death signal, and the journal runs the request again after the restart.
 void JobRunner::exit_if_still_busy() {
   const bool backup_busy = queue_.running() && !backup_slot_.finished();
-  const bool dump_busy = dump_running_ && !dump_slot_.finished();
+  const bool dump_busy = (dump_running_ || drill_running_) && !scratch_slot_.finished();
   if (!backup_busy && !dump_busy) return;  // its end is already on its way to the loop
   log::get("agent")->error("the running job did not stop within {} s of being told to; exiting now",
                            kHardStopAfter.count());
@@ -351,7 +457,7 @@ void JobRunner::exit_if_still_busy() {
 }
 
 void JobRunner::finish_if_idle() {
-  if (queue_.running() || dump_running_ || !on_idle_) return;
+  if (queue_.running() || dump_running_ || drill_running_ || !on_idle_) return;
   grace_timer_->cancel();
   hard_stop_timer_->cancel();
   for (auto& [id, replies] : waiters_)

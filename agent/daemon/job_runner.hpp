@@ -1,8 +1,9 @@
 #pragma once
-// What runs, and when: the one queue of backups (every trigger enqueues here), the request
-// journal's bookkeeping, dumps beside backups (one at a time; a restore takes no pgBackRest
-// lock), waiting clients, results into the metrics, and the shutdown's drain, grace period
-// and hard stop. Jobs run in JobSlots; everything here runs on the loop thread.
+// What runs, and when: the one queue of backups and drills (every trigger enqueues here), the
+// request journal's bookkeeping, dumps beside backups (one at a time; a restore takes no
+// pgBackRest lock), drills in the same scratch slot as dumps (never beside one; see
+// job_queue.hpp for when beside a backup), waiting clients, results into the metrics, and the shutdown's
+// drain, grace period and hard stop. Jobs run in JobSlots; everything here runs on the loop thread.
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
@@ -28,6 +29,7 @@
 #include "metrics/agent_metrics.hpp"
 #include "pg/copy_session.hpp"
 #include "pg/session.hpp"
+#include "pipelines/drill_pipeline.hpp"
 #include "pipelines/dump_pipeline.hpp"
 #include "probes/probes.hpp"
 
@@ -65,6 +67,9 @@ class JobRunner {
   // What the previous run left in the journal: run again once, or reported as abandoned.
   void rerun_leftovers();
   void dump(const DumpCommand& command, ControlReply reply);
+  // schedules.drill's request: the drill waits in the queue (job_queue.hpp's rules) and runs
+  // in the scratch slot.
+  void enqueue_drill(const DrillRequest& request);
 
   // Shutdown: nothing new starts; a running dump is stopped at once, a running backup gets
   // `grace`, then stop_now. `on_idle` runs once nothing is running any more.
@@ -88,12 +93,22 @@ class JobRunner {
   const std::deque<nlohmann::json>& abandoned() const { return abandoned_; }
   const std::optional<DumpRecord>& dump_running() const { return dump_running_; }
   const std::optional<DumpRecord>& dump_last() const { return dump_last_; }
+  struct DrillRecord {
+    std::uint64_t id = 0;
+    std::string reason;
+    std::chrono::system_clock::time_point started{};
+    std::string step;  // the step running now
+  };
+  const std::optional<DrillRecord>& drill_running() const { return drill_running_; }
   std::vector<probes::RunningJob> running_jobs() const;
 
  private:
   void start_next_job();
   void on_backup_finished(BackupResult result);
   void on_dump_finished(Result<DumpSummary> summary, ControlReply reply);
+  void start_next_drill();
+  void on_drill_step(const std::string& step, const std::string& state);
+  void on_drill_finished(const DrillReport& report);
   void journal_finished(std::uint64_t job_id);
   void count_skip(const std::string& reason, std::uint64_t count = 1);
   void update_queue_metrics();
@@ -108,7 +123,7 @@ class JobRunner {
   RequestJournal* journal_;
   JobQueue queue_;
   JobSlot backup_slot_;
-  JobSlot dump_slot_;
+  JobSlot scratch_slot_;  // dumps and drills: one job on the scratch directory at a time
   std::unique_ptr<LoopTimer> grace_timer_;
   std::unique_ptr<LoopTimer> hard_stop_timer_;
 
@@ -121,6 +136,7 @@ class JobRunner {
   std::uint64_t next_dump_id_ = 1;
   std::optional<DumpRecord> dump_running_;
   std::optional<DumpRecord> dump_last_;
+  std::optional<DrillRecord> drill_running_;
   bool stopping_ = false;
   bool job_stopped_by_shutdown_ = false;  // its requests stay in the journal
   bool hard_stop_armed_ = false;          // armed once, never pushed back

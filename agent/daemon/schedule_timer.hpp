@@ -18,9 +18,13 @@ class ScheduleTimer {
   // `repo`: the repository its backups go to (0: the default one).
   ScheduleTimer(LoopTimers& timers, Clock& clock, BackupType type, CronExpression cron,
                 const date::time_zone& zone, std::function<void(BackupRequest)> enqueue, int repo = 0);
+  // schedules.drill: hands a DrillRequest to `enqueue_drill` instead.
+  ScheduleTimer(LoopTimers& timers, Clock& clock, CronExpression cron, const date::time_zone& zone,
+                std::function<void(DrillRequest)> enqueue_drill);
   void start();
   void stop();
-  BackupType type() const { return type_; }
+  BackupType type() const { return type_; }  // of a backup schedule
+  bool drill() const { return static_cast<bool>(enqueue_drill_); }
   int repo() const { return repo_; }
   const CronExpression& cron() const { return cron_; }
   std::optional<std::chrono::sys_seconds> next() const { return next_; }
@@ -36,6 +40,7 @@ class ScheduleTimer {
   CronExpression cron_;
   const date::time_zone& zone_;
   std::function<void(BackupRequest)> enqueue_;
+  std::function<void(DrillRequest)> enqueue_drill_;
   std::optional<std::chrono::sys_seconds> next_;
   bool stopped_ = false;
 };

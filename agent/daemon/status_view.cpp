@@ -2,6 +2,9 @@
 
 #include <date/tz.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "core/version.hpp"
 #include "time/target_time.hpp"
 
@@ -80,6 +83,46 @@ nlohmann::json local_time_json(std::chrono::sys_seconds instant, const std::stri
   }
 }
 
+// The last drill as its manifest (state_dir/drills/last.json) says, whoever ran it (this agent
+// or `agent drill` on its own), without the list of tables read; null when there is none.
+nlohmann::json last_drill_json(const std::string& state_dir) {
+  std::ifstream file(state_dir + "/drills/last.json");
+  if (!file) return nullptr;
+  std::stringstream text;
+  text << file.rdbuf();
+  auto manifest = nlohmann::json::parse(text.str(), nullptr, false);
+  if (manifest.is_discarded() || !manifest.is_object()) return nullptr;
+  manifest.erase("tables");
+  return manifest;
+}
+
+nlohmann::json drill_json(const StatusSources& s) {
+  nlohmann::json schedule = nullptr;
+  if (const auto* timer = s.triggers.drill_schedule())
+    schedule = {{"cron", timer->cron().text},
+                {"timezone", s.config.schedules.timezone},
+                {"next", timer->next() ? nlohmann::json(format_iso_utc(SysMicros{*timer->next()}))
+                                       : nlohmann::json(nullptr)},
+                {"next_local", timer->next() ? local_time_json(*timer->next(), s.config.schedules.timezone)
+                                             : nlohmann::json(nullptr)}};
+  nlohmann::json queued = nullptr;
+  if (const auto& drill = s.jobs.queue().drill_pending())
+    queued = {{"job_id", drill->id},
+              {"reason", drill->request.reason},
+              {"requested_at", iso(drill->request.requested_at)}};
+  nlohmann::json running = nullptr;
+  if (const auto& drill = s.jobs.drill_running())
+    running = {{"job_id", drill->id},
+               {"reason", drill->reason},
+               {"started_at", iso(drill->started)},
+               {"step", drill->step},
+               {"reads_repository", s.jobs.queue().drill_reads_repository()}};
+  return {{"schedule", schedule},
+          {"queued", queued},
+          {"running", running},
+          {"last", last_drill_json(s.config.state_dir)}};
+}
+
 nlohmann::json annotation_json(const StatusSources& s) {
   const auto trigger = s.triggers.annotation_status();
   const HandledValues* handled = s.triggers.handled_values();
@@ -154,6 +197,7 @@ nlohmann::json status_json(const StatusSources& s) {
   }
   return {{"agent_version", kAgentVersion},
           {"dump", {{"running", dump_json(s.jobs.dump_running())}, {"last", dump_json(s.jobs.dump_last())}}},
+          {"drill", drill_json(s)},
           {"stanza", s.config.stanza},
           {"started_at", iso(s.started_at)},
           {"stopping", s.jobs.stopping()},

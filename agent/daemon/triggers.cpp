@@ -5,8 +5,14 @@
 namespace agent {
 
 Triggers::Triggers(boost::asio::io_context& io, std::shared_ptr<const AgentConfig> config, Clock& clock,
-                   LoopTimers& timers, std::function<void(BackupRequest)> enqueue)
-    : io_(io), config_(std::move(config)), clock_(clock), timers_(timers), enqueue_(std::move(enqueue)) {}
+                   LoopTimers& timers, std::function<void(BackupRequest)> enqueue,
+                   std::function<void(DrillRequest)> enqueue_drill)
+    : io_(io),
+      config_(std::move(config)),
+      clock_(clock),
+      timers_(timers),
+      enqueue_(std::move(enqueue)),
+      enqueue_drill_(std::move(enqueue_drill)) {}
 
 Status Triggers::open(const std::string& state_problem, const std::string& backup_problem) {
   const date::time_zone* zone = nullptr;
@@ -41,6 +47,14 @@ Status Triggers::open(const std::string& state_problem, const std::string& backu
     log::get("agent")->info("no schedules configured; backups run only on request");
   }
 
+  // A drill restores into the scratch directory and takes no pgBackRest lock: a pgBackRest that
+  // cannot back up from here still restores, so the drill schedule is not refused with them.
+  if (!config_->schedules.drill.empty() && enqueue_drill_) {
+    auto cron = parse_cron(config_->schedules.drill);
+    if (!cron) return cron.error();
+    drill_schedule_ = std::make_unique<ScheduleTimer>(timers_, clock_, *cron, *zone, enqueue_drill_);
+  }
+
   if (!config_->manual.annotations_file.empty()) {
     // Without usable state the trigger could run an old value again: it is disabled (and says
     // so) until the state is usable, and looks again on every read, so a fix needs no restart.
@@ -64,12 +78,14 @@ Status Triggers::open(const std::string& state_problem, const std::string& backu
 
 Status Triggers::start() {
   for (auto& schedule : schedules_) schedule->start();
+  if (drill_schedule_) drill_schedule_->start();
   if (annotation_) return annotation_->start();
   return {};
 }
 
 void Triggers::stop() {
   for (auto& schedule : schedules_) schedule->stop();
+  if (drill_schedule_) drill_schedule_->stop();
   if (annotation_) annotation_->stop();
 }
 

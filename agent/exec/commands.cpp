@@ -42,6 +42,15 @@ std::vector<std::string> pgbackrest_version_argv(const std::string& bin) {
   return {bin, "version"};
 }
 
+std::vector<std::string> pgbackrest_verify_set_argv(const PgBackRestTarget& target,
+                                                    const std::string& label) {
+  auto argv = pgbackrest_common(target);
+  // info: one line per invalid file and the result; no log file in the live log path.
+  argv.insert(argv.end(),
+              {"--set=" + label, "--verbose", "--log-level-console=info", "--log-level-file=off", "verify"});
+  return argv;
+}
+
 std::vector<std::string> pgbackrest_backup_argv(const PgBackRestTarget& target, const std::string& type,
                                                 const BackupAnnotations& annotations) {
   auto argv = pgbackrest_common(target);

@@ -32,6 +32,10 @@ std::vector<std::string> pgbackrest_version_argv(const std::string& bin);
 // be read as an option.
 using BackupAnnotations = std::vector<std::pair<std::string, std::string>>;
 
+// `pgbackrest verify --set=LABEL` with its verbose text result and every invalid file logged
+// (console at info), no log file. `label` must be a checked backup label.
+std::vector<std::string> pgbackrest_verify_set_argv(const PgBackRestTarget& target, const std::string& label);
+
 // `pgbackrest backup --type=TYPE`; type is "full", "diff" or "incr" (never user text).
 std::vector<std::string> pgbackrest_backup_argv(const PgBackRestTarget& target, const std::string& type,
                                                 const BackupAnnotations& annotations = {});

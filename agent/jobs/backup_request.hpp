@@ -22,6 +22,14 @@ struct BackupRequest {
   int repo = 0;
 };
 
+// A restore drill a trigger asks for (schedules.drill): the newest backup set, then the archived
+// WAL to its end, checked as `agent drill --latest` checks it.
+struct DrillRequest {
+  Trigger trigger = Trigger::schedule;
+  std::string reason;
+  std::chrono::system_clock::time_point requested_at{};
+};
+
 // "repo2", or "the default repository" for 0.
 std::string repo_name(int repo);
 

@@ -60,7 +60,7 @@ AdmissionResult JobQueue::offer(const BackupRequest& request) {
 }
 
 std::optional<QueuedBackup> JobQueue::start_next() {
-  if (running_ || pending_.empty()) return std::nullopt;
+  if (running_ || pending_.empty() || drill_reads_repository()) return std::nullopt;
   running_ = pending_.front();
   pending_.pop_front();
   return running_;
@@ -68,6 +68,34 @@ std::optional<QueuedBackup> JobQueue::start_next() {
 
 void JobQueue::finish_running() {
   running_.reset();
+}
+
+AdmissionResult JobQueue::offer_drill(const DrillRequest& request) {
+  const std::uint64_t id = next_id_++;
+  for (auto* drill : {&drill_pending_, &drill_running_})
+    if (*drill) {
+      (*drill)->merged_ids.push_back(id);
+      return {Admission::merged,
+              (*drill)->id,
+              std::string("a drill is already ") + (drill == &drill_pending_ ? "queued" : "running") +
+                  " (job " + std::to_string((*drill)->id) + ")",
+              {}};
+    }
+  drill_pending_ = QueuedDrill{id, request, {}};
+  return {Admission::queued, id, "", {}};
+}
+
+std::optional<QueuedDrill> JobQueue::start_drill(bool scratch_busy) {
+  if (!drill_pending_ || drill_running_ || scratch_busy || running_ || !pending_.empty()) return std::nullopt;
+  drill_running_ = std::move(drill_pending_);
+  drill_pending_.reset();
+  drill_reads_repository_ = true;
+  return drill_running_;
+}
+
+void JobQueue::finish_drill() {
+  drill_running_.reset();
+  drill_reads_repository_ = false;
 }
 
 }  // namespace agent

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "core/log.hpp"
@@ -410,6 +411,107 @@ DrillCheck run_checksums_check(ProcessRunner& runner, const std::string& bindir,
                    (result->error_excerpt().empty() ? "" : ": " + result->error_excerpt());
     if (check.failed == 0 && check.first_failure.empty()) check.failed = 1;
   }
+  return check;
+}
+
+namespace {
+// "... total files checked: 12, total valid files: 11": the number after `key`.
+std::optional<std::uint64_t> number_after(const std::string& line, const std::string& key) {
+  const auto at = line.find(key);
+  if (at == std::string::npos) return std::nullopt;
+  std::size_t pos = at + key.size();
+  std::uint64_t value = 0;
+  bool any = false;
+  while (pos < line.size() && line[pos] >= '0' && line[pos] <= '9') {
+    value = value * 10 + static_cast<std::uint64_t>(line[pos] - '0');
+    any = true;
+    ++pos;
+  }
+  return any ? std::optional<std::uint64_t>(value) : std::nullopt;
+}
+}  // namespace
+
+VerifyOutput parse_verify_output(const std::vector<std::string>& lines) {
+  VerifyOutput out;
+  for (const auto& line : lines) {
+    if (line.find("status: ok") != std::string::npos && line.find("backup:") == std::string::npos) {
+      out.status_seen = true;
+    } else if (line.find("status: error") != std::string::npos) {
+      out.status_seen = true;
+      out.status_error = true;
+    }
+    static const std::pair<const char*, const char*> kCounts[] = {
+        {"total files checked: ", "total valid files: "}, {"total WAL checked: ", "total valid WAL: "}};
+    for (const auto& [checked, valid] : kCounts) {
+      const auto files = number_after(line, checked);
+      const auto good = number_after(line, valid);
+      if (files && good) {
+        out.files += *files;
+        out.valid += *good;
+      }
+    }
+    // verifyLogInvalidResult: a missing WAL segment is a warning (expire may have removed it);
+    // the rest are errors, at info.
+    if (out.first_invalid.empty())
+      for (const char* what :
+           {"invalid checksum '", "invalid size '", "invalid result '", "file missing '"}) {
+        const auto at = line.find(what);
+        if (at != std::string::npos && line.find("WARN:") == std::string::npos) {
+          out.first_invalid = line.substr(at);
+          break;
+        }
+      }
+  }
+  return out;
+}
+
+DrillCheck run_repository_verify(ProcessRunner& runner, const PgBackRestTarget& target,
+                                 const PgBackRestVersion& version, const std::string& label,
+                                 const CancelToken& cancel) {
+  DrillCheck check = new_check("pgbackrest-verify", "");
+  if (version < kVerifySetVersion) {
+    check.result = "skipped";
+    check.reason = "pgBackRest " + version.text +
+                   " cannot verify one backup set (verify --set needs 2.55 or later; PGO 5.8 ships 2.56.0)";
+    return check;
+  }
+  auto lines = std::make_shared<std::vector<std::string>>();
+  auto mutex = std::make_shared<std::mutex>();
+  ProcessSpec spec;
+  spec.argv = pgbackrest_verify_set_argv(target, label);
+  spec.tag = "pgbackrest";
+  spec.on_line = [lines, mutex](std::string_view line) {
+    std::lock_guard lock(*mutex);
+    if (lines->size() < 100000) lines->emplace_back(line);
+  };
+  auto result = runner.run(spec, cancel);
+  if (!result) {
+    check.result = "failed";
+    check.reason = result.error().message;
+    return check;
+  }
+  std::vector<std::string> seen;
+  {
+    std::lock_guard lock(*mutex);
+    seen = *lines;
+  }
+  const auto parsed = parse_verify_output(seen);
+  check.checked = parsed.files;
+  check.failed = parsed.files - std::min(parsed.valid, parsed.files);
+  check.first_failure = parsed.first_invalid;
+  if (result->succeeded() && parsed.status_seen && !parsed.status_error) {
+    check.result = "passed";
+    return check;
+  }
+  check.result = "failed";
+  if (!result->succeeded())
+    check.reason = "pgbackrest verify " + result->describe() +
+                   (result->error_excerpt().empty() ? "" : ": " + result->error_excerpt());
+  else if (!parsed.status_seen)
+    check.reason = "pgbackrest verify printed no result";
+  else
+    check.reason = "pgbackrest verify reports status: error for backup set " + label;
+  if (check.failed == 0) check.failed = 1;
   return check;
 }
 

@@ -11,14 +11,16 @@
 
 #include "core/cancel.hpp"
 #include "core/error.hpp"
+#include "exec/commands.hpp"
 #include "exec/process.hpp"
 #include "pg/copy_session.hpp"
+#include "pgbackrest/version.hpp"
 #include "pipelines/drill_job.hpp"
 
 namespace agent {
 
 struct DrillCheck {
-  std::string name;      // tables, amcheck-indexes, amcheck-heap, assertion, checksums
+  std::string name;      // pgbackrest-verify, tables, amcheck-indexes, amcheck-heap, assertion, checksums
   std::string database;  // empty: the whole cluster
   std::string result;    // passed, failed or skipped
   std::string reason;    // skipped: why; failed: what the first failure said
@@ -63,6 +65,27 @@ Status run_copy_checks(CopyConnector& connector, const CopyCheckSettings& settin
 // data checksums or the copy did not shut down cleanly.
 DrillCheck run_checksums_check(ProcessRunner& runner, const std::string& bindir, const std::string& data_dir,
                                int data_checksum_version, bool clean_shutdown, const CancelToken& cancel);
+
+// The oldest pgBackRest whose verify takes --set (one backup set instead of the whole
+// repository).
+inline const PgBackRestVersion kVerifySetVersion{2, 55, 0, "2.55"};
+
+// `pgbackrest verify --set=LABEL` of the drilled set in its repository: every file of the set
+// and the archived WAL against the repository's checksums. Skipped, with the reason, before
+// pgBackRest 2.55.
+DrillCheck run_repository_verify(ProcessRunner& runner, const PgBackRestTarget& target,
+                                 const PgBackRestVersion& version, const std::string& label,
+                                 const CancelToken& cancel);
+
+// pgBackRest verify's result and first invalid file, from its console lines.
+struct VerifyOutput {
+  bool status_seen = false;  // a "status: ok|error" line
+  bool status_error = false;
+  std::uint64_t files = 0;  // backup files and WAL segments checked
+  std::uint64_t valid = 0;
+  std::string first_invalid;  // "invalid checksum '20241104-020000F/pg_data/base/1/2'"
+};
+VerifyOutput parse_verify_output(const std::vector<std::string>& lines);
 
 // pg_checksums' summary and its first complaint, from its output lines.
 struct ChecksumsOutput {

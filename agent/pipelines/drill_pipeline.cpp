@@ -13,6 +13,7 @@
 #include "core/version.hpp"
 #include "exec/commands.hpp"
 #include "jobs/cron.hpp"
+#include "pipelines/pgbackrest_access.hpp"
 
 namespace agent {
 
@@ -97,6 +98,7 @@ std::string drill_manifest_json(const DrillReport& report, const DrillJob& job) 
            ? nlohmann::json(nullptr)
            : nlohmann::json{{"label", copy.backup_label},
                             {"type", copy.backup_type},
+                            {"repo", copy.backup_repo},
                             {"stop", format_iso_utc(SysMicros{std::chrono::seconds{copy.backup_stop_epoch}})}}},
       {"replay_timestamp",
        copy.replayed_to ? nlohmann::json(format_iso_utc(*copy.replayed_to)) : nlohmann::json(nullptr)},
@@ -148,6 +150,22 @@ DrillReport run_drill(const DrillJob& job, DumpServices& services) {
   CopyWork work;
   work.to_end_of_archive = job.mode != "target";
   work.logger = "drill";
+  work.repository_step = "pgbackrest-verify";
+  work.repository_check = [&](const PausedCopy& copy) -> Status {
+    // The set pgBackRest restored, in its repository; the version decides whether verify can
+    // be asked about one set.
+    auto version = read_pgbackrest_version(job.copy.config, services.runner, services.cancel);
+    if (!version) return version.error();
+    auto check = run_repository_verify(services.runner, pgbackrest_target(job.copy.config, copy.backup_repo),
+                                       *version, copy.backup_label, services.cancel);
+    if (services.cancel.cancelled())
+      return make_error(ErrorKind::interrupted, "interrupted during pgbackrest verify");
+    logger->info("pgbackrest-verify: {} ({} files, {} invalid{}{})", check.result, check.checked,
+                 check.failed, check.first_failure.empty() ? "" : ", first " + check.first_failure,
+                 check.reason.empty() ? "" : ": " + check.reason);
+    report.findings.checks.push_back(check);
+    return {};
+  };
   work.inspect_step = "checks";
   work.after_stop_step = "checksums";
   work.inspect = [&](const PausedCopy& copy) -> Status {

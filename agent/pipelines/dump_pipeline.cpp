@@ -1258,12 +1258,17 @@ PausedCopy paused_copy(const DumpContext& c) {
   copy.user = c.job.config.postgres.user;
   copy.backup_label = c.backup.label;
   copy.backup_type = c.backup.type;
+  copy.backup_repo = c.backup.repo;
   copy.backup_stop_epoch = c.backup.stop_epoch;
   copy.replayed_to = c.summary.replayed_to;
   copy.gap_seconds = c.summary.gap_seconds;
   copy.end_of_archive = c.end_of_wal.used;
   copy.clean_shutdown = c.clean_shutdown;
   return copy;
+}
+
+Status check_repository(DumpContext& c) {
+  return c.work->repository_check ? c.work->repository_check(paused_copy(c)) : Status{};
 }
 
 Status inspect_copy(DumpContext& c) {
@@ -1296,6 +1301,7 @@ CopyOutcome run_on_paused_copy(const DumpJob& job, DumpServices& services, const
       {"start", start_server, stop_server},
       {"wait", wait_for_target, nullptr},
       {"verify", verify, nullptr},
+      {work.repository_step, check_repository, nullptr},
       {work.inspect_step, inspect_copy, nullptr},
       {"stop", stop_copy_cleanly, nullptr},
       {work.after_stop_step, after_stop, nullptr},

@@ -52,6 +52,7 @@ struct PausedCopy {
   std::string user;
   std::string backup_label;
   std::string backup_type;
+  int backup_repo = 0;  // the repository the set was restored from
   std::int64_t backup_stop_epoch = 0;
   std::optional<SysMicros> replayed_to;
   double gap_seconds = 0;       // target minus the last replayed commit (or the backup's end)
@@ -64,6 +65,10 @@ struct CopyWork {
   // (the drill's --latest): the WAL's last checkpoint need not lie after the target.
   bool to_end_of_archive = false;
   std::string logger = "dump";
+  // Right after verify, on the paused copy: what still reads the repository (the drill's
+  // pgBackRest verify of the set), so that it is over before the inspection; may be empty.
+  std::string repository_step = "repository";
+  std::function<Status(const PausedCopy&)> repository_check;
   std::string inspect_step = "inspect";
   std::function<Status(const PausedCopy&)> inspect;  // on the paused copy
   // After the copy's fast shutdown, before its data directory is kept or removed; may be empty.

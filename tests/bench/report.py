@@ -159,6 +159,41 @@ def main():
          "verification of the replay timestamp and the publication of the dump (fsync and rename).")
     emit("")
 
+    emit("## Restore drill next to the dump (median seconds per phase)")
+    emit("")
+    emit("`agent drill --target` at the dump's target, restoring `--delta` over the agent's last copy like "
+         "the dump's delta runs, from its manifest. The drill's restore (check to verify) is the measured "
+         "RTO; instead of pg_dump it reads every table of `api` in full, runs amcheck on every B-tree index "
+         "and table, then pgBackRest's verify of the set (skipped before 2.55) and pg_checksums (skipped: "
+         "the fixture has no data checksums).")
+    emit("")
+    table_header(emit, ["scale", "job", "runs", "check + prepare", "restore", "start + wait", "verify",
+                        "pgbackrest verify", "dump / checks", "stop + checksums", "other", "total"])
+    for scale in scales:
+        for name, prefix in (("dump", "step-delta-"), ("drill", "step-drill-")):
+            steps = {}
+            runs = 0
+            for (s, bench, sd), rows in samples.items():
+                if s == scale and sd == "A" and bench.startswith(prefix):
+                    steps[bench[len(prefix):]] = statistics.median([v for _, v, _ in rows])
+                    runs = max(runs, len(rows))
+            if not steps:
+                continue
+            shown = {
+                "check": steps.get("check", 0) + steps.get("prepare", 0),
+                "restore": steps.get("restore", 0),
+                "start": steps.get("start", 0) + steps.get("wait", 0),
+                "verify": steps.get("verify", 0),
+                "pgbackrest-verify": steps.get("pgbackrest-verify", 0),
+                "work": steps.get("dump", 0) + steps.get("checks", 0),
+                "stop": steps.get("stop", 0) + steps.get("checksums", 0),
+            }
+            other = sum(steps.values()) - sum(shown.values())
+            emit(f"| {scale} | {name} | {runs} | {shown['check']:.2f} | {shown['restore']:.2f} | "
+                 f"{shown['start']:.2f} | {shown['verify']:.2f} | {shown['pgbackrest-verify']:.2f} | "
+                 f"{shown['work']:.2f} | {shown['stop']:.2f} | {other:.2f} | {sum(steps.values()):.2f} |")
+    emit("")
+
     emit("## Backups: `agent backup` against `pgbackrest backup` run directly")
     emit("")
     emit("Two measures of the overhead. The agent's own time: its wall time minus that of the pgbackrest "

@@ -3,12 +3,13 @@
 # side in one run, at several pgbench scales. Not part of the default test run.
 #
 #   tests/bench/run.sh [--scales "10 50 200"] [--rounds N] [--backup-rounds N]
-#                      [--work DIR] [--results FILE] [--keep]
+#                      [--drill-rounds N] [--work DIR] [--results FILE] [--keep]
 #
 #   --scales LIST   pgbench scales to build and measure (default "10 50 200")
 #   --rounds N      A/B pairs per dump comparison (default 5: on a shared VM single runs vary by ±30%)
 #   --backup-rounds N  A/B pairs per backup comparison (default 5: a backup
 #                   varies by several percent from run to run, the target is 2%)
+#   --drill-rounds N   restore drills per scale (default 3; 0: none)
 #   --work DIR      where clusters, scratch copies and dumps go
 #                   (default /var/tmp/agent-bench; needs about 25 GB at scale 200)
 #   --results FILE  the Markdown report (default tests/bench/RESULTS.md)
@@ -21,6 +22,8 @@
 #   dump-delta   the same, each side restoring --delta over its own last copy
 #   backup-incr  agent backup --type incr  vs  pgbackrest backup --type=incr
 #   backup-full  agent backup --type full  vs  pgbackrest backup --type=full
+#   drill        agent drill --target (the dump's target, --delta over the agent's last copy):
+#                its phases next to the dump's (no B side: no runbook does what it does)
 # and, with `agent run` up: its resident memory and CPU while idle (CPU over
 # 60 s), /metrics latency under 50 connections (wrk) during a full backup, and
 # `pgbackrest info --output=json`, which a per-scrape exporter runs each time.
@@ -39,6 +42,7 @@ AGENT_PACKAGES+=(wrk curl python3)
 SCALES="10 50 200"
 ROUNDS=5
 BACKUP_ROUNDS=5
+DRILL_ROUNDS=3
 WORK="/var/tmp/agent-bench"
 RESULTS="${AGENT_REPO_ROOT}/tests/bench/RESULTS.md"
 KEEP=0
@@ -48,6 +52,7 @@ while [[ $# -gt 0 ]]; do
         --scales) [[ $# -ge 2 ]] || die "--scales needs a value"; SCALES="$2"; shift 2 ;;
         --rounds) [[ $# -ge 2 ]] || die "--rounds needs a value"; ROUNDS="$2"; shift 2 ;;
         --backup-rounds) [[ $# -ge 2 ]] || die "--backup-rounds needs a value"; BACKUP_ROUNDS="$2"; shift 2 ;;
+        --drill-rounds) [[ $# -ge 2 ]] || die "--drill-rounds needs a value"; DRILL_ROUNDS="$2"; shift 2 ;;
         --work) [[ $# -ge 2 ]] || die "--work needs a value"; WORK="$2"; shift 2 ;;
         --results) [[ $# -ge 2 ]] || die "--results needs a value"; RESULTS="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
@@ -57,6 +62,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ "${ROUNDS}" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '${ROUNDS}'"
 [[ "${BACKUP_ROUNDS}" =~ ^[1-9][0-9]*$ ]] || die "--backup-rounds must be a positive integer, got '${BACKUP_ROUNDS}'"
+[[ "${DRILL_ROUNDS}" =~ ^[0-9]+$ ]] || die "--drill-rounds must be a non-negative integer, got '${DRILL_ROUNDS}'"
 for scale in ${SCALES}; do
     [[ "${scale}" =~ ^[1-9][0-9]*$ ]] || die "--scales must list positive integers, got '${scale}'"
 done
@@ -239,6 +245,29 @@ bench_dumps() {
     rm -f -- "${a_out}" "${a_out}.manifest.json" "${b_out}"
 }
 
+# --- restore drills -------------------------------------------------------------------------
+# agent drill at the dump's target, restoring --delta over the agent's last copy as the
+# dump-delta runs do; its phases come from the manifest it writes in state_dir/drills. The
+# cluster has amcheck in api (make-cluster.sh --amcheck) and no data checksums, so
+# pg_checksums is skipped.
+bench_drills() {
+    local scale="$1" dir="$2"
+    local config="${dir}/drill-agent.yaml" log="${dir}/agent-drill.log" round start seconds rc
+    { cat -- "${CLUSTER[AGENT_CONFIG]}"; printf 'state_dir: %s\n' "${dir}/drill-state"; } >"${config}"
+    for ((round = 1; round <= DRILL_ROUNDS; round++)); do
+        sync
+        start="$(now_ns)"
+        rc=0
+        "${AGENT_BIN}" drill --config "${config}" --target "${CLUSTER[TARGET]}" --database api \
+            --scratch "${dir}/agent-scratch" --port "${CLUSTER[SCRATCH_PORT]}" --log-format json >>"${log}" 2>&1 || rc=$?
+        seconds="$(seconds_since "${start}")"
+        ((rc == 0)) || { tail -n 20 "${log}" >&2; die "agent drill failed (exit ${rc}); log: ${log}"; }
+        record "${scale}" "drill" A "${round}" "${seconds}"
+        record_steps "${scale}" "drill" A "${round}" "$(agent_steps "${dir}/drill-state/drills/last.json")"
+        log "scale ${scale} drill round ${round}: ${seconds} s"
+    done
+}
+
 # --- backups --------------------------------------------------------------------------------
 pgbench_traffic() {
     "${BINDIR}/pgbench" -h "${CLUSTER[SOCKET_DIR]}" -p "${CLUSTER[PORT]}" -U postgres -n -c 2 -T 3 api >/dev/null 2>&1 \
@@ -388,7 +417,7 @@ for scale in ${SCALES}; do
     log "scale ${scale}: building the cluster"
     CURRENT_DIR="${dir}"
     start="$(now_ns)"
-    bash "${AGENT_REPO_ROOT}/tests/support/make-cluster.sh" --dir "${dir}" --pgbench-scale "${scale}"
+    bash "${AGENT_REPO_ROOT}/tests/support/make-cluster.sh" --dir "${dir}" --pgbench-scale "${scale}" --amcheck
     record "${scale}" "cluster-build" - 1 "$(seconds_since "${start}")"
     read_cluster_env "${dir}/cluster.env"
     record "${scale}" "database-bytes" - 1 "$("${BINDIR}/psql" -X -At -h "${CLUSTER[SOCKET_DIR]}" -p "${CLUSTER[PORT]}" -U postgres \
@@ -396,6 +425,7 @@ for scale in ${SCALES}; do
 
     bench_dumps "${scale}" empty "${dir}"
     bench_dumps "${scale}" delta "${dir}"
+    bench_drills "${scale}" "${dir}"
     rm -rf -- "${dir}/agent-scratch" "${dir}/runbook-scratch"
     bench_backups "${scale}" incr "${dir}"
     bench_backups "${scale}" full "${dir}"
@@ -411,7 +441,7 @@ done
 
 # Written whole to WORK first, then copied over the files (whose directory may not be ours).
 python3 "${HERE}/report.py" --raw "${RAW}" --agent "${AGENT_BIN}" \
-    --command "tests/bench/run.sh --scales \"${SCALES}\" --rounds ${ROUNDS} --backup-rounds ${BACKUP_ROUNDS}" >"${WORK}/RESULTS.md"
+    --command "tests/bench/run.sh --scales \"${SCALES}\" --rounds ${ROUNDS} --backup-rounds ${BACKUP_ROUNDS} --drill-rounds ${DRILL_ROUNDS}" >"${WORK}/RESULTS.md"
 cat -- "${WORK}/RESULTS.md" >"${RESULTS}"
 cat -- "${RAW}" >"${RESULTS%.md}.raw.tsv"
 log "report: ${RESULTS} (raw samples: ${RAW})"

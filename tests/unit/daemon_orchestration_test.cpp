@@ -226,6 +226,40 @@ TEST_F(Orchestration, EveryBackupIsAnnotatedWithWhoAskedForIt) {
   EXPECT_TRUE(runner.all_used());
 }
 
+// schedules.drill only enqueues: due at the same minute as a backup, the drill waits in the
+// queue behind it and starts once it has ended. (Here the drill cannot run: postgres.bindir is
+// missing, so its check step refuses before it starts anything; its manifest says so.)
+TEST_F(Orchestration, AScheduledDrillWaitsBehindTheRunningBackupThenRuns) {
+  runner.expect(backup_argv("incr"), exited(0), FakeProcessRunner::Hold::until_released);
+  start_with(load_config_text("state_dir: " + dir.path +
+                                  "/state\nschedules:\n  timezone: UTC\n  incr: \"0 * * * *\"\n"
+                                  "  drill: \"0 * * * *\"\nmanual:\n  annotations_file: \"\"\nhttp:\n"
+                                  "  listen: \"\"\npostgres:\n  bindir: " +
+                                  dir.path + "/no-bindir\n",
+                              "test.yaml", {}));
+  EXPECT_EQ(daemon->status()["drill"]["schedule"]["next"], "2026-11-30T11:00:00Z");
+  advance(30s);
+  ASSERT_TRUE(runner.wait_running());
+  ASSERT_TRUE(turn_until([&] { return daemon->status()["drill"]["queued"].is_object(); }));
+  auto status = daemon->status();
+  EXPECT_EQ(status["running"]["type"], "incr");
+  EXPECT_TRUE(status["drill"]["running"].is_null()) << "the drill started beside the backup";
+  EXPECT_EQ(status["drill"]["queued"]["reason"], "schedule drill '0 * * * *'");
+
+  runner.release();
+  ASSERT_TRUE(turn_until([&] {
+    const auto now = daemon->status();
+    return now["running"].is_null() && now["drill"]["running"].is_null() && now["drill"]["last"].is_object();
+  }));
+  status = daemon->status();
+  EXPECT_TRUE(status["drill"]["queued"].is_null());
+  EXPECT_EQ(status["drill"]["last"]["trigger"], "schedule");
+  EXPECT_EQ(status["drill"]["last"]["result"], "error");
+  EXPECT_EQ(status["drill"]["last"]["mode"], "latest");
+  EXPECT_EQ(status["drill"]["schedule"]["next"], "2026-11-30T12:00:00Z");
+  EXPECT_EQ(runner.started(), (std::vector<Argv>{backup_argv("incr")})) << "the drill ran a process";
+}
+
 // schedules.repo2 backs up into repo2 (--repo=2) beside the default repository's schedule, through
 // the one queue: due at the same minute, the full into repo2 does not cover the incremental into
 // the default repository, so both run, one after the other.

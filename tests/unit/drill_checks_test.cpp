@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 
 #include "config/config.hpp"
@@ -256,6 +257,110 @@ TEST(DrillChecks, ParsesPgChecksumsOutput) {
   EXPECT_EQ(out.blocks, 4170u);
   EXPECT_EQ(out.bad, 2u);
   EXPECT_EQ(out.first_bad, "/s/data/base/5/16400, block 3");
+}
+
+// pgBackRest 2.56.0's verify --set --verbose at console level info, as the drill runs it.
+class VerifyRunner final : public ProcessRunner {
+ public:
+  std::vector<std::string> lines;
+  int exit_code = 0;
+  std::vector<std::vector<std::string>> argvs;
+  Result<ProcessResult> run(const ProcessSpec& spec, const CancelToken&) override {
+    argvs.push_back(spec.argv);
+    if (spec.on_line)
+      for (const auto& line : lines) spec.on_line(line);
+    ProcessResult result;
+    result.exit_code = exit_code;
+    return result;
+  }
+  Result<std::unique_ptr<RunningProcess>> start(const ProcessSpec&) override {
+    return make_error(ErrorKind::internal, "unexpected");
+  }
+};
+
+const PgBackRestTarget kVerifyTarget{"/usr/bin/pgbackrest", {}, "demo", 2};
+
+TEST(DrillChecks, RepositoryVerifyOfTheDrilledSetPasses) {
+  VerifyRunner runner;
+  runner.lines = {
+      "P00   INFO: verify command begin 2.56.0: --log-level-console=info --repo=2 --set=20241104-020000F",
+      "P00   INFO: stanza: demo",
+      "                                    status: ok",
+      "                                      archiveId: 15-1, total WAL checked: 4, total valid WAL: 4",
+      "                                        missing: 0, checksum invalid: 0, size invalid: 0, other: 0",
+      "                                      backup: 20241104-020000F, status: valid, total files checked: "
+      "1270, total valid files: 1270",
+      "P00   INFO: verify command end: completed successfully"};
+  const auto check = run_repository_verify(runner, kVerifyTarget, {2, 56, 0, "2.56.0"}, "20241104-020000F",
+                                           CancelToken::never());
+  EXPECT_EQ(check.name, "pgbackrest-verify");
+  EXPECT_EQ(check.result, "passed") << check.reason;
+  EXPECT_EQ(check.checked, 1274u);
+  EXPECT_EQ(check.failed, 0u);
+  ASSERT_EQ(runner.argvs.size(), 1u);
+  const auto& argv = runner.argvs[0];
+  for (const char* option : {"--stanza=demo", "--repo=2", "--set=20241104-020000F", "--verbose", "verify"})
+    EXPECT_NE(std::find(argv.begin(), argv.end(), option), argv.end()) << option;
+  EXPECT_EQ(argv.back(), "verify");
+}
+
+TEST(DrillChecks, RepositoryVerifyNamesTheFirstInvalidFile) {
+  VerifyRunner runner;
+  runner.lines = {
+      "P00   INFO: verify command begin 2.56.0: --set=20241104-020000F",
+      "P01   INFO: invalid checksum '20241104-020000F/pg_data/base/16384/16390'",
+      "P01   INFO: invalid checksum '20241104-020000F/pg_data/base/16384/16391'",
+      "P00   INFO: stanza: demo",
+      "                                    status: error",
+      "                                      archiveId: 15-1, total WAL checked: 4, total valid WAL: 4",
+      "                                      backup: 20241104-020000F, status: invalid, total files checked: "
+      "1270, "
+      "total valid files: 1268",
+      "                                        missing: 0, checksum invalid: 2, size invalid: 0, other: 0",
+      "P00   INFO: verify command end: completed successfully"};
+  const auto check = run_repository_verify(runner, kVerifyTarget, {2, 56, 0, "2.56.0"}, "20241104-020000F",
+                                           CancelToken::never());
+  EXPECT_EQ(check.result, "failed");
+  EXPECT_EQ(check.checked, 1274u);
+  EXPECT_EQ(check.failed, 2u);
+  EXPECT_EQ(check.first_failure, "invalid checksum '20241104-020000F/pg_data/base/16384/16390'");
+  EXPECT_NE(check.reason.find("status: error"), std::string::npos) << check.reason;
+}
+
+TEST(DrillChecks, RepositoryVerifyThatFailsOrSaysNothingFailsTheCheck) {
+  VerifyRunner runner;
+  runner.exit_code = 31;
+  runner.lines = {"P00  ERROR: [031]: option 'set' not valid for command 'verify'"};
+  const auto failed = run_repository_verify(runner, kVerifyTarget, {2, 56, 0, "2.56.0"}, "20241104-020000F",
+                                            CancelToken::never());
+  EXPECT_EQ(failed.result, "failed");
+  EXPECT_NE(failed.reason.find("exited with code 31"), std::string::npos) << failed.reason;
+  EXPECT_EQ(failed.failed, 1u);
+  runner.exit_code = 0;
+  runner.lines = {};
+  const auto silent = run_repository_verify(runner, kVerifyTarget, {2, 56, 0, "2.56.0"}, "20241104-020000F",
+                                            CancelToken::never());
+  EXPECT_EQ(silent.result, "failed");
+  EXPECT_NE(silent.reason.find("no result"), std::string::npos) << silent.reason;
+}
+
+TEST(DrillChecks, RepositoryVerifySkippedWithTheReasonBeforePgBackRest255) {
+  VerifyRunner runner;
+  const auto check = run_repository_verify(runner, kVerifyTarget, {2, 45, 0, "2.45"}, "20241104-020000F",
+                                           CancelToken::never());
+  EXPECT_EQ(check.result, "skipped");
+  EXPECT_NE(check.reason.find("pgBackRest 2.45"), std::string::npos) << check.reason;
+  EXPECT_NE(check.reason.find("2.55"), std::string::npos) << check.reason;
+  EXPECT_TRUE(runner.argvs.empty()) << "verify ran on a pgBackRest without --set";
+}
+
+TEST(DrillChecks, AMissingWalSegmentIsOnlyAWarningNotTheFirstFailure) {
+  const auto out =
+      parse_verify_output({"P01   WARN: file missing '15-1/0000000100000000/000000010000000000000001'",
+                           "P00   INFO: stanza: demo", "  status: ok"});
+  EXPECT_TRUE(out.status_seen);
+  EXPECT_FALSE(out.status_error);
+  EXPECT_TRUE(out.first_invalid.empty()) << out.first_invalid;
 }
 
 TEST(DrillJob, ModesTargetsAndAssertions) {

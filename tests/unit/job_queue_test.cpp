@@ -125,5 +125,56 @@ TEST(JobQueue, BackupsIntoDifferentRepositoriesNeverAnswerForEachOther) {
   EXPECT_NE(queue.offer(into(BackupType::incr, 2)).reason.find("a full backup into repo2 is already queued"),
             std::string::npos);
 }
+DrillRequest scheduled_drill() {
+  return {Trigger::schedule, "schedule drill", {}};
+}
+
+TEST(JobQueue, ADrillWaitsBehindARunningBackupAndAQueuedOne) {
+  JobQueue queue(8);
+  queue.offer(scheduled(BackupType::full));
+  ASSERT_TRUE(queue.start_next().has_value());
+  const auto drill = queue.offer_drill(scheduled_drill());
+  ASSERT_EQ(drill.admission, Admission::queued);
+  EXPECT_FALSE(queue.start_drill(false).has_value()) << "a drill started beside a running backup";
+  const auto incr = queue.offer(manual(BackupType::incr));
+  queue.finish_running();
+  EXPECT_FALSE(queue.start_drill(false).has_value()) << "a drill started before a waiting backup";
+  ASSERT_EQ(queue.start_next()->id, incr.job_id);
+  queue.finish_running();
+  EXPECT_FALSE(queue.start_drill(true).has_value()) << "a drill started beside a dump";
+  const auto started = queue.start_drill(false);
+  ASSERT_TRUE(started.has_value());
+  EXPECT_EQ(started->id, drill.job_id);
+}
+
+TEST(JobQueue, BackupsWaitWhileADrillReadsTheRepositoryThenRunBesideIt) {
+  JobQueue queue(8);
+  queue.offer_drill(scheduled_drill());
+  ASSERT_TRUE(queue.start_drill(false).has_value());
+  EXPECT_TRUE(queue.drill_reads_repository());
+  const auto backup = queue.offer(scheduled(BackupType::incr));
+  EXPECT_EQ(backup.admission, Admission::queued);
+  EXPECT_FALSE(queue.start_next().has_value()) << "a backup started while the drill restores";
+  queue.drill_released_repository();
+  ASSERT_EQ(queue.start_next()->id, backup.job_id);
+  EXPECT_TRUE(queue.drill_running().has_value());
+  queue.finish_drill();
+  EXPECT_FALSE(queue.drill_running().has_value());
+}
+
+TEST(JobQueue, OneDrillWaitsAtATimeFurtherOnesAreMerged) {
+  JobQueue queue(8);
+  const auto first = queue.offer_drill(scheduled_drill());
+  const auto second = queue.offer_drill(scheduled_drill());
+  EXPECT_EQ(second.admission, Admission::merged);
+  EXPECT_EQ(second.job_id, first.job_id);
+  ASSERT_TRUE(queue.start_drill(false).has_value());
+  const auto third = queue.offer_drill(scheduled_drill());
+  EXPECT_EQ(third.admission, Admission::merged);
+  EXPECT_NE(third.reason.find("running"), std::string::npos) << third.reason;
+  queue.finish_drill();
+  EXPECT_EQ(queue.offer_drill(scheduled_drill()).admission, Admission::queued);
+}
+
 }  // namespace
 }  // namespace agent
