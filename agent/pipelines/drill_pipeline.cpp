@@ -160,9 +160,12 @@ DrillReport run_drill(const DrillJob& job, DumpServices& services) {
                                        *version, copy.backup_label, services.cancel);
     if (services.cancel.cancelled())
       return make_error(ErrorKind::interrupted, "interrupted during pgbackrest verify");
-    logger->info("pgbackrest-verify: {} ({} files, {} invalid{}{})", check.result, check.checked,
-                 check.failed, check.first_failure.empty() ? "" : ", first " + check.first_failure,
-                 check.reason.empty() ? "" : ": " + check.reason);
+    if (check.result == "skipped")
+      logger->info("pgbackrest-verify: skipped: {}", check.reason);
+    else
+      logger->info("pgbackrest-verify: {} ({} files, {} invalid{}{})", check.result, check.checked,
+                   check.failed, check.first_failure.empty() ? "" : ", first " + check.first_failure,
+                   check.reason.empty() ? "" : ": " + check.reason);
     report.findings.checks.push_back(check);
     return {};
   };

@@ -15,6 +15,7 @@
 
 #include "exec/process.hpp"
 #include "harness.hpp"
+#include "time/target_time.hpp"
 
 namespace agent::testing {
 namespace {
@@ -282,9 +283,19 @@ TEST_F(DrillIntegration, ScheduledDrillRunsBehindARunningBackupAndNeverBesideADu
   EXPECT_EQ(last["trigger"], "schedule");
   EXPECT_EQ(last["mode"], "latest");
   EXPECT_FALSE(last.contains("tables")) << "status carries the checks, not every table";
-  const auto backups = cluster_->backups();
-  ASSERT_FALSE(backups.empty());
-  EXPECT_EQ(last["backup_set"]["label"], backups.back().label) << "the drill did not drill the new backup";
+  // The newest set as pgBackRest chooses for the drill's target (its start): the newest that
+  // stopped before the target's second, the backup that just ended unless it ended in that same
+  // second.
+  const auto target = parse_target_time(last["target"].get<std::string>());
+  ASSERT_TRUE(target.ok());
+  const auto target_second =
+      std::chrono::floor<std::chrono::seconds>(target->instant).time_since_epoch().count();
+  std::string expected_set;
+  for (const auto& set : cluster_->backups())
+    if (set.stop_epoch < target_second) expected_set = set.label;
+  EXPECT_EQ(last["backup_set"]["label"], expected_set);
+  EXPECT_GE(target_second, cluster_->backups().back().stop_epoch)
+      << "the drill started before the backup ended";
   EXPECT_EQ(last["backup_set"]["repo"], 1);
   EXPECT_GE(last["replay_gap_seconds"].get<double>(), 0.0);
   for (const char* phase : {"restore", "pgbackrest-verify", "checks", "checksums"})
@@ -381,11 +392,24 @@ TEST_F(DrillIntegration, AnIndexOnlyAmcheckSeesAsWrongDrillsRedNamingIt) {
             0);
 
   const auto archive_before = cluster_->archive_files();
-  const auto run = run_agent({"drill", "--config", config_path(), "--latest", "--database", "api"});
+  // That set, then the archived WAL to its end (the set before it would rebuild the index from
+  // the WAL, correct).
+  const auto damaged = cluster_->backups().back();
+  const std::string damaged_set = damaged.label;
+  // A drill's target is its start, which must lie past the set's stop second (pgBackRest's
+  // stop time has whole seconds).
+  ASSERT_TRUE(eventually(
+      [&] {
+        return std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count() > damaged.stop_epoch + 1;
+      },
+      std::chrono::seconds(10)));
+  const auto run = run_agent({"drill", "--config", config_path(), "--set", damaged_set, "--database", "api"});
   EXPECT_EQ(run.exit_code, kExitVerification) << run.stderr_text;
   const auto manifest = last_manifest();
   EXPECT_EQ(manifest["result"], "failed");
-  EXPECT_EQ(manifest["backup_set"]["label"], cluster_->backups().back().label);
+  EXPECT_EQ(manifest["backup_set"]["label"], damaged_set);
   const auto* indexes = find_check(manifest, "amcheck-indexes", "api");
   ASSERT_NE(indexes, nullptr) << manifest.dump(2);
   EXPECT_EQ((*indexes)["result"], "failed");
