@@ -188,7 +188,7 @@ def main():
                 "work": steps.get("dump", 0) + steps.get("checks", 0),
                 "stop": steps.get("stop", 0) + steps.get("checksums", 0),
             }
-            other = sum(steps.values()) - sum(shown.values())
+            other = max(0.0, sum(steps.values()) - sum(shown.values()))  # float noise, never negative
             emit(f"| {scale} | {name} | {runs} | {shown['check']:.2f} | {shown['restore']:.2f} | "
                  f"{shown['start']:.2f} | {shown['verify']:.2f} | {shown['pgbackrest-verify']:.2f} | "
                  f"{shown['work']:.2f} | {shown['stop']:.2f} | {other:.2f} | {sum(steps.values()):.2f} |")
