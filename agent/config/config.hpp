@@ -96,6 +96,7 @@ struct AgentConfig {
   } http;
   struct {
     int refresh_seconds = 0;
+    int progress_seconds = 0;  // while the agent's backup runs: how often its progress is read
     bool crunchy_compat = false;
   } metrics;
   struct {

@@ -316,6 +316,10 @@ const std::vector<OptionSpec> kOptions = {
   {"metrics.refresh_seconds", OptionType::integer, "300",
    "How often `pgbackrest info` and pg_stat_archiver are read (also at start and after each backup).", 10, 86400, {},
    [](AgentConfig& c, const OptionValue& v) { c.metrics.refresh_seconds = static_cast<int>(v.integer); }},
+  {"metrics.progress_seconds", OptionType::integer, "15",
+   "While the agent's backup runs, how often `pgbackrest info` is read for its progress (bytes done "
+   "and in all; pgBackRest 2.48+).", 1, 3600, {},
+   [](AgentConfig& c, const OptionValue& v) { c.metrics.progress_seconds = static_cast<int>(v.integer); }},
   {"metrics.crunchy_compat", OptionType::choice, "false",
    "Also export Crunchy pgMonitor's ccp_backrest_* and ccp_archive_command_status_* series.", 0, 0, {"false", "true"},
    [](AgentConfig& c, const OptionValue& v) { c.metrics.crunchy_compat = v.text == "true"; }},

@@ -207,12 +207,14 @@ void JobRunner::start_next_job() {
     return;
   }
   running_since_ = services_.clock.now();
+  metrics_.begin_backup_progress(queued.request.repo > 0 ? queued.request.repo : config_->pgbackrest.repo);
   update_queue_metrics();
 }
 
 void JobRunner::on_backup_finished(BackupResult result) {
   queue_.finish_running();
   running_since_.reset();
+  metrics_.end_backup_progress();
   const bool run_again = job_stopped_by_shutdown_ && result.cancelled;
   job_stopped_by_shutdown_ = false;
   if (run_again) {

@@ -1,5 +1,7 @@
 #include "daemon/repository_collector.hpp"
 
+#include <algorithm>
+
 #include "core/log.hpp"
 #include "exec/commands.hpp"
 #include "pipelines/backup_pipeline.hpp"
@@ -39,20 +41,44 @@ std::string RepositoryCollector::repository_error() const {
   return error_;
 }
 
+// One thread reads, so reads never overlap: the full read every metrics.refresh_seconds and,
+// while the agent's backup runs, a read of its progress every metrics.progress_seconds between
+// them. The first wait is short too, so a backup that starts is seen within progress_seconds.
 void RepositoryCollector::loop() {
+  using Steady = std::chrono::steady_clock;
+  auto next_full = Steady::now();
   for (;;) {
     // The collector thread's exception boundary: a failed read is a failed read, not an end.
     try {
-      collect();
+      if (Steady::now() >= next_full) {
+        collect();
+        next_full = Steady::now() + std::chrono::seconds(config_.metrics.refresh_seconds);
+      } else if (metrics_.backup_progress_wanted()) {
+        collect_progress();
+      }
     } catch (const std::exception& e) {
       log::get("metrics")->error("reading the repository failed with an unexpected exception: {}", e.what());
     } catch (...) {
       log::get("metrics")->error("reading the repository failed with an unexpected exception");
     }
+    const auto wait =
+        std::min<Steady::duration>(std::chrono::seconds(std::max(1, config_.metrics.progress_seconds)),
+                                   std::max<Steady::duration>(next_full - Steady::now(), {}));
     std::unique_lock lock(mutex_);
-    wake_.wait_for(lock, std::chrono::seconds(config_.metrics.refresh_seconds), [this] { return stop_; });
+    wake_.wait_for(lock, wait, [this] { return stop_; });
     if (stop_) return;
   }
+}
+
+// The running backup's bytes done and in all, from the stanza's backup lock (pgBackRest 2.48+;
+// an older one reports none, and nothing is shown). A failed read leaves the last progress.
+void RepositoryCollector::collect_progress() {
+  auto info = read_stanza_info(config_, runner_, cancel_);
+  if (!info) {
+    log::get("metrics")->debug("reading the backup's progress failed: {}", info.error().message);
+    return;
+  }
+  metrics_.record_backup_progress(info->backup_lock);
 }
 
 void RepositoryCollector::collect() {
@@ -61,6 +87,7 @@ void RepositoryCollector::collect() {
   auto info = read_stanza_info(config_, runner_, cancel_);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
   metrics_.record_repository_read(info, std::chrono::system_clock::now(), seconds);
+  if (info) metrics_.record_backup_progress(info->backup_lock);
   // Readable: every repository could be read. One that could not is a partial failure, named.
   std::string problem = info ? std::string() : info.error().message;
   if (info)

@@ -1,7 +1,8 @@
 #pragma once
 // Reads what the metrics report about the outside world, off the event loop: the
 // repository (`pgbackrest info`, with its timeout) and the live server's pg_stat_archiver.
-// At start and every metrics.refresh_seconds (a backup's own result carries the read after it).
+// At start and every metrics.refresh_seconds (a backup's own result carries the read after it);
+// while the agent's backup runs, its progress every metrics.progress_seconds.
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -30,6 +31,7 @@ class RepositoryCollector {
  private:
   void loop();
   void collect();
+  void collect_progress();
   void collect_drills();
 
   const AgentConfig& config_;

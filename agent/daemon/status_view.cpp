@@ -2,6 +2,7 @@
 
 #include <date/tz.h>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -71,6 +72,16 @@ nlohmann::json job_backup_json(const BackupResult& result) {
           {"stop", epoch_iso(made->stop_epoch)},
           {"size_bytes", made->database_bytes},
           {"repository_size_bytes", made->repo_bytes}};
+}
+
+// The running backup's bytes done and in all (pgBackRest 2.48+); null until pgBackRest says.
+nlohmann::json progress_json(const std::optional<BackupProgress>& progress) {
+  if (!progress || progress->bytes_total == 0) return nullptr;
+  const double percent =
+      100.0 * static_cast<double>(progress->bytes_done) / static_cast<double>(progress->bytes_total);
+  return {{"bytes_done", progress->bytes_done},
+          {"bytes_total", progress->bytes_total},
+          {"percent", std::round(percent * 10) / 10}};
 }
 
 // "2026-11-30 03:00:00 PST": a schedule's next time as its zone reads it.
@@ -177,6 +188,7 @@ nlohmann::json status_json(const StatusSources& s) {
   if (const auto& job = s.jobs.queue().running()) {
     running = backup_request_json(job->id, job->request);
     if (const auto since = s.jobs.running_since()) running["started_at"] = iso(*since);
+    running["progress"] = progress_json(s.metrics != nullptr ? s.metrics->backup_progress() : std::nullopt);
   }
   nlohmann::json recent = nlohmann::json::array();
   if (s.history)

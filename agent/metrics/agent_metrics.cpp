@@ -201,7 +201,17 @@ struct AgentMetrics::Families {
         config_reload_time(BuildGauge()
                                .Name("agent_config_last_reload_timestamp_seconds")
                                .Help("When the config file was last read again (applied or refused)")
-                               .Register(r)) {}
+                               .Register(r)),
+        progress_bytes(BuildGauge()
+                           .Name("agent_backup_progress_bytes")
+                           .Help("Bytes the running backup into `repo` has copied, as pgBackRest's lock says "
+                                 "(2.48+); only while it runs")
+                           .Register(r)),
+        progress_total_bytes(BuildGauge()
+                                 .Name("agent_backup_progress_total_bytes")
+                                 .Help("Bytes the running backup into `repo` will copy in all (2.48+); only "
+                                       "while it runs")
+                                 .Register(r)) {}
 
   Family<Gauge>& last_completion;
   Family<Gauge>& age;
@@ -241,6 +251,8 @@ struct AgentMetrics::Families {
   Family<Counter>& dumps;
   Family<Gauge>& dump_last_failure;
   Family<Gauge>& config_reload_time;
+  Family<Gauge>& progress_bytes;
+  Family<Gauge>& progress_total_bytes;
   Gauge* archive_range_series = nullptr;
 };
 
@@ -559,6 +571,49 @@ void AgentMetrics::set_queue(std::size_t waiting, std::optional<BackupType> runn
   for (const char* type : kTypes)
     f.running.Add({{"stanza", stanza_}, {"type", type}})
         .Set(running && backup_type_name(*running) == std::string(type) ? 1 : 0);
+}
+
+void AgentMetrics::begin_backup_progress(int repo) {
+  const GenerationBump bump(generation_);  // after the change, on every return
+  std::lock_guard lock(mutex_);
+  // pgBackRest's default repository is the lowest-numbered: the first the reads know.
+  progress_repo_ = repo > 0 ? repo : (repos_.empty() ? 0 : repos_.begin()->first);
+  progress_.reset();
+}
+
+void AgentMetrics::end_backup_progress() {
+  const GenerationBump bump(generation_);  // after the change, on every return
+  std::lock_guard lock(mutex_);
+  if (progress_) {
+    const prometheus::Labels labels{{"stanza", stanza_}, {"repo", repo_label(progress_->repo)}};
+    families_->progress_bytes.Remove(&families_->progress_bytes.Add(labels));
+    families_->progress_total_bytes.Remove(&families_->progress_total_bytes.Add(labels));
+  }
+  progress_repo_.reset();
+  progress_.reset();
+}
+
+bool AgentMetrics::backup_progress_wanted() {
+  std::lock_guard lock(mutex_);
+  return progress_repo_.has_value();
+}
+
+void AgentMetrics::record_backup_progress(const LockProgress& lock_progress) {
+  const GenerationBump bump(generation_);  // after the change, on every return
+  std::lock_guard lock(mutex_);
+  // A read that ends after the backup did, or a lock without sizes (before 2.48, or before the
+  // backup knows its size): nothing to show, and the last sizes stay until the next read.
+  if (!progress_repo_ || !lock_progress.held || !lock_progress.bytes_total || !lock_progress.bytes_done)
+    return;
+  progress_ = BackupProgress{*progress_repo_, *lock_progress.bytes_done, *lock_progress.bytes_total};
+  const prometheus::Labels labels{{"stanza", stanza_}, {"repo", repo_label(progress_->repo)}};
+  families_->progress_bytes.Add(labels).Set(static_cast<double>(progress_->bytes_done));
+  families_->progress_total_bytes.Add(labels).Set(static_cast<double>(progress_->bytes_total));
+}
+
+std::optional<BackupProgress> AgentMetrics::backup_progress() {
+  std::lock_guard lock(mutex_);
+  return progress_;
 }
 
 void AgentMetrics::record_dump(const DumpResult& dump) {

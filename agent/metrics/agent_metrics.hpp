@@ -59,6 +59,13 @@ struct RepositorySummary {
   bool window_end_from_wal = false;
 };
 
+// The running backup's progress, from the stanza's backup lock in `pgbackrest info` (2.48+).
+struct BackupProgress {
+  int repo = 0;  // the repository it backs up into (0: not known yet)
+  std::uint64_t bytes_done = 0;
+  std::uint64_t bytes_total = 0;
+};
+
 class AgentMetrics {
  public:
   AgentMetrics(std::string stanza, bool crunchy_compat);
@@ -88,6 +95,16 @@ class AgentMetrics {
   void set_expected_intervals(const std::map<std::pair<int, std::string>, std::chrono::seconds>& intervals);
   // alerts.min_window_hours, for the window alert; 0: no minimum.
   void set_min_window(std::chrono::seconds minimum);
+
+  // A backup job of the agent's started (into `repo`, 0: the default one) or ended: between the
+  // two, reads of `pgbackrest info` feed its progress; at the end its series go.
+  void begin_backup_progress(int repo);
+  void end_backup_progress();
+  bool backup_progress_wanted();
+  // The stanza's backup lock from a read: sizes while the agent's backup runs, else ignored.
+  void record_backup_progress(const LockProgress& lock);
+  // The running backup's progress; none before pgBackRest reports a size, or without a backup.
+  std::optional<BackupProgress> backup_progress();
 
   // The Prometheus text format, with ages computed for `now`.
   std::string scrape(std::chrono::system_clock::time_point now);
@@ -134,6 +151,8 @@ class AgentMetrics {
   bool failed_unknown_ = false;
   std::string read_error_;
   std::optional<ArchiverStats> archiver_;
+  std::optional<int> progress_repo_;  // set while the agent's backup runs
+  std::optional<BackupProgress> progress_;
   // pgMonitor-compatible series, when enabled.
   prometheus::Family<prometheus::Gauge>* ccp_full_age_ = nullptr;
   prometheus::Family<prometheus::Gauge>* ccp_diff_age_ = nullptr;

@@ -51,6 +51,24 @@ constexpr std::int64_t kLastEpoch = 253402300799;
 // pgBackRest numbers repositories repo1 to repo256.
 constexpr int kMaxRepoKey = 256;
 
+// status.lock.backup or status.lock.restore; absent (an older pgBackRest): not held, no sizes.
+// pgBackRest writes size-cplt and size together, and only when the size is not zero. Progress is
+// only shown, so a value that is not a byte count leaves it unknown rather than fail the read.
+LockProgress lock_progress(const nlohmann::json& status, const char* which) {
+  LockProgress progress;
+  if (!status.is_object() || !status.contains("lock") || !status["lock"].is_object()) return progress;
+  const auto& locks = status["lock"];
+  if (!locks.contains(which) || !locks[which].is_object()) return progress;
+  const auto& lock = locks[which];
+  if (lock.contains("held") && lock["held"].is_boolean()) progress.held = lock["held"].get<bool>();
+  if (lock.contains("size-cplt") && lock["size-cplt"].is_number_unsigned() && lock.contains("size") &&
+      lock["size"].is_number_unsigned() && lock["size"].get<std::uint64_t>() > 0) {
+    progress.bytes_done = lock["size-cplt"].get<std::uint64_t>();
+    progress.bytes_total = lock["size"].get<std::uint64_t>();
+  }
+  return progress;
+}
+
 }  // namespace
 
 Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
@@ -65,6 +83,8 @@ Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
       if (entry.contains("status")) {
         stanza.status_code = whole_number_or(entry["status"], "code", 0);
         stanza.status_message = entry["status"].value("message", "");
+        stanza.backup_lock = lock_progress(entry["status"], "backup");
+        stanza.restore_lock = lock_progress(entry["status"], "restore");
       }
       for (const auto& b : entry.value("backup", nlohmann::json::array())) {
         BackupRecord record;

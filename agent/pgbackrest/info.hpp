@@ -43,6 +43,15 @@ struct RepoStatus {
   bool readable() const { return status_code == 0 || status_code == 2; }
 };
 
+// A lock of the stanza as `pgbackrest info` reports it (status.lock.backup, status.lock.restore):
+// held by a process on this host, and from pgBackRest 2.48 (backup) or 2.56 (restore) the bytes
+// done and in all, summed over the repositories, present only while the size is not zero.
+struct LockProgress {
+  bool held = false;
+  std::optional<std::uint64_t> bytes_done;   // size-cplt
+  std::optional<std::uint64_t> bytes_total;  // size
+};
+
 struct StanzaInfo {
   std::string name;
   // 0 ok, 1 missing stanza path, 2 no valid backups, 3 missing data, 4 different across repos
@@ -55,6 +64,8 @@ struct StanzaInfo {
   std::vector<std::string> repo_problems;            // per-repository status messages that are not "ok"
   std::map<std::string, BackupWalRange> backup_wal;  // by backup label
   std::vector<RepoStatus> repos;                     // in key order; see repositories()
+  LockProgress backup_lock;                          // a backup (or expire) running on this host
+  LockProgress restore_lock;                         // a restore running (pgBackRest 2.56+)
 };
 
 // The stanza's repositories in key order: `repos`, or for a record without them (hand-made, or

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <iterator>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -43,7 +44,10 @@ class FakeProcessRunner final : public ProcessRunner {
   Result<ProcessResult> run(const ProcessSpec& spec, const CancelToken& cancel) override {
     std::unique_lock lock(mutex_);
     for (const auto& run : allowed_)
-      if (run.argv == spec.argv) return run.result;
+      if (run.argv == spec.argv) {
+        ++allowed_runs_[spec.argv];
+        return run.result;
+      }
     const auto compared = expected_.empty() ? spec.argv : as_expected(spec.argv, expected_.front().argv);
     if (expected_.empty() || expected_.front().argv != compared) {
       ADD_FAILURE() << "unexpected run: " << display_command(spec.argv)
@@ -88,6 +92,12 @@ class FakeProcessRunner final : public ProcessRunner {
     std::lock_guard lock(mutex_);
     return started_;
   }
+  // How many times an allowed `argv` ran.
+  std::size_t runs_of(const std::vector<std::string>& argv) const {
+    std::lock_guard lock(mutex_);
+    const auto it = allowed_runs_.find(argv);
+    return it == allowed_runs_.end() ? 0 : it->second;
+  }
   bool all_used() const {
     std::lock_guard lock(mutex_);
     return expected_.empty();
@@ -117,6 +127,7 @@ class FakeProcessRunner final : public ProcessRunner {
   std::condition_variable changed_;
   std::deque<Scripted> expected_;
   std::vector<Scripted> allowed_;
+  std::map<std::vector<std::string>, std::size_t> allowed_runs_;
   std::vector<std::vector<std::string>> started_;
   bool released_ = false;
   bool running_ = false;

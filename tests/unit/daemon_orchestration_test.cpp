@@ -312,6 +312,46 @@ TEST_F(Orchestration, ABackupIntoARepositoryPgBackRestDoesNotKnowIsRefusedBefore
   EXPECT_TRUE(runner.started().empty());
 }
 
+// While the agent's backup runs, the collector reads `pgbackrest info` every
+// metrics.progress_seconds: the backup lock's size-cplt and size (pgBackRest 2.48+, as 2.56.0
+// prints them) go into `agent status` and the metrics, and go when the backup ends. A lock
+// without sizes (2.45, or a backup that does not know its size yet) shows no progress.
+TEST_F(Orchestration, TheRunningBackupsProgressIsInTheStatusAndTheMetricsUntilItEnds) {
+  runner.expect(backup_argv("full"), exited(0), FakeProcessRunner::Hold::until_released);
+  start("metrics:\n  progress_seconds: 1\n");
+  ASSERT_TRUE(
+      turn_until([&] { return sample("agent_repository_info_success", {"repo=\"1\""}).has_value(); }));
+  Replies manual;
+  backup(BackupType::full, true, manual);
+  ASSERT_TRUE(runner.wait_running());
+  runner.allow(kInfo, exited(0, R"([{"name": "db", "status": {"code": 0, "message": "ok",
+        "lock": {"backup": {"held": true}, "restore": {"held": false}}}, "backup": []}])"));
+  // Held without sizes: a read or two later, still nothing to show.
+  const auto reads = runner.runs_of(kInfo);
+  ASSERT_TRUE(turn_until([&] { return runner.runs_of(kInfo) >= reads + 2; }));
+  EXPECT_TRUE(daemon->status()["running"].is_object());
+  EXPECT_TRUE(daemon->status()["running"]["progress"].is_null()) << daemon->status()["running"].dump();
+  EXPECT_FALSE(sample("agent_backup_progress_bytes", {}).has_value());
+
+  runner.allow(kInfo, exited(0, R"([{"name": "db", "status": {"code": 0, "message": "ok",
+        "lock": {"backup": {"held": true, "size": 3159000, "size-cplt": 1435765},
+                 "restore": {"held": false}}}, "backup": []}])"));
+  ASSERT_TRUE(turn_until([&] { return daemon->status()["running"]["progress"].is_object(); }));
+  const auto progress = daemon->status()["running"]["progress"];
+  EXPECT_EQ(progress["bytes_done"], 1435765);
+  EXPECT_EQ(progress["bytes_total"], 3159000);
+  EXPECT_EQ(progress["percent"], 45.4);
+  EXPECT_EQ(sample("agent_backup_progress_bytes", {"stanza=\"db\"", "repo=\"1\""}), 1435765);
+  EXPECT_EQ(sample("agent_backup_progress_total_bytes", {"stanza=\"db\"", "repo=\"1\""}), 3159000);
+
+  runner.allow(kInfo, exited(0, kInfoJson));
+  runner.release();
+  ASSERT_TRUE(turn_until([&] { return manual.has_event("backup-finished"); }));
+  EXPECT_TRUE(daemon->status()["running"].is_null());
+  EXPECT_FALSE(sample("agent_backup_progress_bytes", {}).has_value());
+  EXPECT_FALSE(sample("agent_backup_progress_total_bytes", {}).has_value());
+}
+
 TEST_F(Orchestration, AFailedBackupGoesIntoTheMetricsAndTheStatus) {
   runner.expect(backup_argv("full"), exited(82, "",
                                             {"ERROR: [082]: WAL segment 000000010000000000000007 was not "

@@ -68,6 +68,9 @@ std::set<std::string> exported_names() {
   drill.replay_gap_seconds = 5;
   metrics.record_drills(drill, 3500, 3000, {{"passed", 1}});
   metrics.set_drill_max_age(86400);
+  // A backup running, with its progress (its series exist only then).
+  metrics.begin_backup_progress(1);
+  metrics.record_backup_progress(LockProgress{true, 10, 100});
   std::set<std::string> names;
   std::istringstream lines(metrics.scrape(at(4000)));
   const std::regex type_line(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) )");
@@ -106,6 +109,8 @@ TEST(Dashboard, TheRegistryDeclaresTheFamiliesTheTestReliesOn) {
   EXPECT_TRUE(names.count("agent_backup_age_seconds"));
   EXPECT_TRUE(names.count("agent_recovery_window_seconds"));
   EXPECT_TRUE(names.count("agent_dump_last_failure_timestamp_seconds"));
+  EXPECT_TRUE(names.count("agent_backup_progress_bytes"));
+  EXPECT_TRUE(names.count("agent_backup_progress_total_bytes"));
   EXPECT_FALSE(names.count("agent_no_such_metric"));
 }
 

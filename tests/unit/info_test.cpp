@@ -53,6 +53,75 @@ TEST(Info, ChoosesTheNewestSetThatEndedBeforeTheTarget) {
   EXPECT_EQ(oldest_backup(stanza)->label, "20241104-020000F");
 }
 
+// status.lock as pgBackRest 2.56.0 prints it with --output=json (stanzaStatusLockAdd in
+// src/command/info/info.c; its infoTest.c): held, and size and size-cplt only when the size is
+// not zero (pct-cplt only in text output). A stanza on 2.45 has only `held` for the backup.
+TEST(Info, ReadsLockProgressOfBackupAndRestore) {
+  auto parsed = parse_info_json(
+      R"([{"archive":[],"backup":[],"cipher":"none","db":[],"name":"db","repo":[{"cipher":"none","key":1,)"
+      R"("status":{"code":2,"message":"no valid backups"}}],"status":{"code":2,"lock":{)"
+      R"("backup":{"held":true,"size":3159000,"size-cplt":1435765},"restore":{"held":false}},)"
+      R"("message":"no valid backups"}},)"
+      R"({"archive":[],"backup":[],"cipher":"none","db":[],"name":"db2","repo":[],"status":{"code":2,)"
+      R"("lock":{"backup":{"held":false},"restore":{"held":true,"size":3159000,"size-cplt":389820}},)"
+      R"("message":"no valid backups"}},)"
+      R"({"archive":[],"backup":[],"cipher":"none","db":[],"name":"db3","repo":[],"status":{"code":2,)"
+      R"("lock":{"backup":{"held":true},"restore":{"held":false}},"message":"no valid backups"}}])");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+  ASSERT_EQ(parsed->size(), 3u);
+  const auto& backing_up = (*parsed)[0];
+  EXPECT_TRUE(backing_up.backup_lock.held);
+  EXPECT_EQ(backing_up.backup_lock.bytes_done, std::optional<std::uint64_t>(1435765));
+  EXPECT_EQ(backing_up.backup_lock.bytes_total, std::optional<std::uint64_t>(3159000));
+  EXPECT_FALSE(backing_up.restore_lock.held);
+  EXPECT_FALSE(backing_up.restore_lock.bytes_total);
+  const auto& restoring = (*parsed)[1];
+  EXPECT_FALSE(restoring.backup_lock.held);
+  EXPECT_TRUE(restoring.restore_lock.held);
+  EXPECT_EQ(restoring.restore_lock.bytes_done, std::optional<std::uint64_t>(389820));
+  EXPECT_EQ(restoring.restore_lock.bytes_total, std::optional<std::uint64_t>(3159000));
+  // Held before the backup knows its size (or by expire): no sizes.
+  const auto& starting = (*parsed)[2];
+  EXPECT_TRUE(starting.backup_lock.held);
+  EXPECT_FALSE(starting.backup_lock.bytes_done);
+  EXPECT_FALSE(starting.backup_lock.bytes_total);
+}
+
+// Printed by a real pgBackRest 2.56.0 (`info --output=json`, the stanza's first full backup of a
+// 400 MB cluster running): the sizes are the stanza's, with the repository still "no valid backups".
+TEST(Info, ReadsWhatARealPgBackRest256PrintsDuringABackup) {
+  const auto parsed = parse_info_json(
+      R"([{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"00000001000000000000001B","min)"
+      R"(":"000000010000000000000001"}],"backup":[],"cipher":"none","db":[{"id":1,"repo-key":1,"system-id)"
+      R"(":7714174697337657508,"version":"15"}],"name":"db","repo":[{"cipher":"none","key":1,"status":{"c)"
+      R"(ode":2,"message":"no valid backups"}}],"status":{"code":2,"lock":{"backup":{"held":true,"size":4)"
+      R"(32600554,"size-cplt":427791461},"restore":{"held":false}},"message":"no valid backups"}}])");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+  const auto& stanza = parsed->front();
+  EXPECT_EQ(stanza.status_code, 2);
+  EXPECT_TRUE(stanza.backup_lock.held);
+  EXPECT_EQ(stanza.backup_lock.bytes_done, std::optional<std::uint64_t>(427791461));
+  EXPECT_EQ(stanza.backup_lock.bytes_total, std::optional<std::uint64_t>(432600554));
+  EXPECT_FALSE(stanza.restore_lock.held);
+}
+
+TEST(Info, OlderPgBackRestHasNoProgress) {
+  const auto stanza = parse_info_json(kInfo)->front();  // 2.45: lock.backup.held only, no restore
+  EXPECT_FALSE(stanza.backup_lock.held);
+  EXPECT_FALSE(stanza.backup_lock.bytes_total);
+  EXPECT_FALSE(stanza.restore_lock.held);
+  EXPECT_FALSE(stanza.restore_lock.bytes_total);
+}
+
+// Progress is only shown: a size that is not a byte count leaves it unknown, the read stands.
+TEST(Info, IgnoresAProgressSizeThatIsNotAByteCount) {
+  const auto parsed = parse_info_json(
+      R"([{"name":"db","status":{"code":0,"message":"ok","lock":{"backup":{"held":true,"size":-1,"size-cplt":0}}}}])");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+  EXPECT_TRUE(parsed->front().backup_lock.held);
+  EXPECT_FALSE(parsed->front().backup_lock.bytes_total);
+}
+
 TEST(Info, RejectsGarbage) {
   EXPECT_FALSE(parse_info_json("not json").ok());
   EXPECT_FALSE(parse_info_json("{}").ok());
