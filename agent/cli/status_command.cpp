@@ -7,7 +7,7 @@
 #include "cli/commands.hpp"
 #include "daemon/control_api.hpp"
 #include "daemon/control_protocol.hpp"
-#include "pipelines/disk_watch.hpp"
+#include "daemon/status_view.hpp"
 
 namespace agent {
 
@@ -74,15 +74,6 @@ void print_drill(nlohmann::json& drill) {
     std::printf("  error: %s\n", text_of(error["message"]).c_str());
 }
 
-// "1.4 MiB of 3.0 MiB (45.4%)": the running backup's progress as pgBackRest's lock reports it.
-std::string progress_text(nlohmann::json progress) {
-  const auto done = progress.value("bytes_done", std::uint64_t{0});
-  const auto total = progress.value("bytes_total", std::uint64_t{0});
-  char percent[32];
-  std::snprintf(percent, sizeof percent, " (%.1f%%)", progress.value("percent", 0.0));
-  return human_bytes(done) + " of " + human_bytes(total) + percent;
-}
-
 // By value, and non-const access throughout: a key an agent of another version leaves out reads
 // as null instead of being undefined behaviour.
 void print_human(nlohmann::json status) {
@@ -96,7 +87,7 @@ void print_human(nlohmann::json status) {
                 running.value("type", "").c_str(), into_repo(running).c_str(),
                 running.value("reason", "").c_str(), running.value("started_at", "").c_str());
   if (running.is_object() && running.contains("progress") && running["progress"].is_object())
-    std::printf("  progress: %s\n", progress_text(running["progress"]).c_str());
+    std::printf("  progress: %s\n", backup_progress_text(running["progress"]).c_str());
   else
     std::printf("running: nothing\n");
   std::printf("queued: %zu\n", status["queue"].size());

@@ -3,10 +3,12 @@
 #include <date/tz.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
 #include "core/version.hpp"
+#include "pipelines/disk_watch.hpp"
 #include "time/target_time.hpp"
 
 namespace agent {
@@ -150,6 +152,14 @@ nlohmann::json annotation_json(const StatusSources& s) {
            handled->last_handled_at() ? nlohmann::json(iso(*handled->last_handled_at())) : nullptr}};
 }
 }  // namespace
+
+std::string backup_progress_text(nlohmann::json progress) {
+  const auto done = progress.value("bytes_done", std::uint64_t{0});
+  const auto total = progress.value("bytes_total", std::uint64_t{0});
+  char percent[32];
+  std::snprintf(percent, sizeof percent, " (%.1f%%)", progress.value("percent", 0.0));
+  return human_bytes(done) + " of " + human_bytes(total) + percent;
+}
 
 nlohmann::json repository_summary_json(const RepositorySummary& repo) {
   nlohmann::json newest = nlohmann::json::object();

@@ -37,4 +37,8 @@ nlohmann::json recent_result_json(const BackupResult& result);
 // backup is known; end_source "wal": the last archived WAL, "backup": the newest backup's stop).
 nlohmann::json repository_summary_json(const RepositorySummary& repo);
 
+// "1.4 MiB of 3.0 MiB (45.4%)": `agent status`'s line for a running backup's progress (the
+// reply's running.progress: bytes_done, bytes_total, percent).
+std::string backup_progress_text(nlohmann::json progress);
+
 }  // namespace agent

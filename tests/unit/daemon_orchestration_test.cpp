@@ -19,6 +19,7 @@
 #include "core/version.hpp"
 #include "daemon/agent_daemon.hpp"
 #include "daemon/control_protocol.hpp"
+#include "daemon/status_view.hpp"
 #include "fakes/fake_loop_timers.hpp"
 #include "fakes/fake_pg.hpp"
 #include "fakes/fake_process_runner.hpp"
@@ -341,6 +342,7 @@ TEST_F(Orchestration, TheRunningBackupsProgressIsInTheStatusAndTheMetricsUntilIt
   EXPECT_EQ(progress["bytes_done"], 1435765);
   EXPECT_EQ(progress["bytes_total"], 3159000);
   EXPECT_EQ(progress["percent"], 45.4);
+  EXPECT_EQ(backup_progress_text(progress), "1.4 MiB of 3.0 MiB (45.4%)");
   EXPECT_EQ(sample("agent_backup_progress_bytes", {"stanza=\"db\"", "repo=\"1\""}), 1435765);
   EXPECT_EQ(sample("agent_backup_progress_total_bytes", {"stanza=\"db\"", "repo=\"1\""}), 3159000);
 
