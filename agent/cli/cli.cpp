@@ -57,6 +57,23 @@ int run_cli(int argc, char** argv) {
                        "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
   dump_cmd->add_option("--log-format", dump.log_format, kLogFormatHelp);
   dump_cmd->add_flag("--overwrite", dump.arguments.overwrite, "Replace an existing output file");
+  // Selection, format, compression (pipelines/dump_format.hpp): each pattern is one value.
+  for (auto [flag, list, help] :
+       {std::tuple{"--table", &dump.arguments.tables, "Dump only tables matching this pg_dump pattern"},
+        std::tuple{"--exclude-table", &dump.arguments.exclude_tables, "Leave out tables matching it"},
+        std::tuple{"--schema", &dump.arguments.schemas, "Dump only schemas matching it"},
+        std::tuple{"--exclude-schema", &dump.arguments.exclude_schemas, "Leave out schemas matching it"}})
+    dump_cmd->add_option(flag, *list, std::string(help) + " (repeatable)")->allow_extra_args(false);
+  dump_cmd->add_flag("--data-only", dump.arguments.data_only, "Only the rows");
+  dump_cmd->add_flag("--schema-only", dump.arguments.schema_only, "Only the schema");
+  dump_cmd->add_option("--format", dump.arguments.format, "plain, custom or directory (config dump.format)");
+  dump_cmd->add_option("--jobs", dump.arguments.jobs,
+                       "pg_dump processes, directory format (config dump.jobs)");
+  dump_cmd->add_option("--compress", dump.arguments.compress,
+                       "none, zstd[:N] (plain), gzip[:N] (custom, directory) (config dump.compress)");
+  dump_cmd->add_flag("--globals", dump.arguments.globals,
+                     "Also the roles (pg_dumpall --globals-only --no-role-passwords): OUTPUT.globals.sql, or "
+                     "first in the stream with --output -");
 
   DrillOptions drill;
   auto* drill_cmd = app.add_subcommand(

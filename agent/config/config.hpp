@@ -51,6 +51,9 @@ struct AgentConfig {
     int split_table_mb = 0;
     int lock_timeout_seconds = 0;           // every session on the copy, pg_dump's too; 0: none
     std::string recovery_locks = "refuse";  // refuse | wait (see options.cpp)
+    std::string format = "plain";           // plain | custom | directory
+    std::string compress = "auto";          // auto | none | zstd[:N] | gzip[:N] (dump_format.hpp)
+    int jobs = 1;                           // pg_dump --jobs for the directory format
   } dump;
   struct {
     int reserve_percent = 0;  // of a live filesystem's size, kept free for the live cluster

@@ -206,6 +206,21 @@ const std::vector<OptionSpec> kOptions = {
    "pg_dump meets the lock and gives up after dump.lock_timeout_seconds (0: waits until stopped).",
    0, 0, {"refuse", "wait"},
    [](AgentConfig& c, const OptionValue& v) { c.dump.recovery_locks = v.text; }},
+  {"dump.format", OptionType::choice, "plain",
+   "Dump format (--format): plain SQL for psql, or pg_dump's custom (one file) or directory "
+   "(one file per table, written with dump.jobs processes) archives for pg_restore.",
+   0, 0, {"plain", "custom", "directory"},
+   [](AgentConfig& c, const OptionValue& v) { c.dump.format = v.text; }},
+  {"dump.compress", OptionType::string, "auto",
+   "Compression (--compress). plain: none, or zstd[:1..19] (default level 3) in the agent's "
+   "stream, to a file or standard output; custom and directory: pg_dump's own gzip[:0..9] or "
+   "none. auto: none for plain, pg_dump's default (gzip) for the archives.",
+   0, 0, {},
+   [](AgentConfig& c, const OptionValue& v) { c.dump.compress = v.text; }},
+  {"dump.jobs", OptionType::integer, "2",
+   "pg_dump processes for the directory format (--jobs); the copy takes one connection more.",
+   1, 32, {},
+   [](AgentConfig& c, const OptionValue& v) { c.dump.jobs = static_cast<int>(v.integer); }},
 
   {"disk.reserve_percent", OptionType::integer, "10",
    "Free space, in percent of the filesystem's size, that `agent dump` leaves on every filesystem "

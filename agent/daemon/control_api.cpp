@@ -59,6 +59,27 @@ Result<ControlRequest> parse_dump(JsonFields& fields) {
   auto overwrite = fields.flag("overwrite");
   if (!overwrite) return overwrite.error();
   a.overwrite = overwrite->value_or(false);
+  for (auto [key, field] : {std::pair{"format", &a.format}, std::pair{"compress", &a.compress}}) {
+    auto value = fields.text(key);
+    if (!value) return value.error();
+    *field = *value;
+  }
+  auto jobs = fields.integer("jobs", 1, 32);
+  if (!jobs) return jobs.error();
+  if (*jobs) a.jobs = static_cast<int>(**jobs);
+  for (auto [key, field] : {std::pair{"data_only", &a.data_only}, std::pair{"schema_only", &a.schema_only},
+                            std::pair{"globals", &a.globals}}) {
+    auto value = fields.flag(key);
+    if (!value) return value.error();
+    *field = value->value_or(false);
+  }
+  for (auto [key, field] :
+       {std::pair{"tables", &a.tables}, std::pair{"exclude_tables", &a.exclude_tables},
+        std::pair{"schemas", &a.schemas}, std::pair{"exclude_schemas", &a.exclude_schemas}}) {
+    auto value = fields.texts(key);
+    if (!value) return value.error();
+    *field = *value;
+  }
   return ControlRequest(command);
 }
 
@@ -104,6 +125,16 @@ nlohmann::json control_request_json(const ControlRequest& request) {
   if (a.port) json["port"] = *a.port;
   if (a.repo) json["repo"] = *a.repo;
   if (a.backup_set) json["set"] = *a.backup_set;
+  if (a.format) json["format"] = *a.format;
+  if (a.compress) json["compress"] = *a.compress;
+  if (a.jobs) json["jobs"] = *a.jobs;
+  if (a.data_only) json["data_only"] = true;
+  if (a.schema_only) json["schema_only"] = true;
+  if (a.globals) json["globals"] = true;
+  for (auto [key, list] :
+       {std::pair{"tables", &a.tables}, std::pair{"exclude_tables", &a.exclude_tables},
+        std::pair{"schemas", &a.schemas}, std::pair{"exclude_schemas", &a.exclude_schemas}})
+    if (!list->empty()) json[key] = *list;
   return json;
 }
 

@@ -27,6 +27,23 @@ Result<std::optional<std::string>> JsonFields::text(const char* key) {
   return std::optional<std::string>(value);
 }
 
+Result<std::vector<std::string>> JsonFields::texts(const char* key) {
+  seen_.insert(key);
+  std::vector<std::string> values;
+  const auto it = object_.find(key);
+  if (it == object_.end()) return values;
+  if (!it->is_array() || it->size() > 64)
+    return refuse_(std::string("field \"") + key + "\" must be an array of at most 64 strings");
+  for (const auto& item : *it) {
+    if (!item.is_string()) return refuse_(std::string("field \"") + key + "\" must hold strings only");
+    const auto& value = item.get_ref<const std::string&>();
+    if (value.size() > max_text_bytes_ || value.find('\0') != std::string::npos)
+      return refuse_(std::string("field \"") + key + "\" holds a string too long or with a NUL character");
+    values.push_back(value);
+  }
+  return values;
+}
+
 Result<std::optional<bool>> JsonFields::flag(const char* key) {
   seen_.insert(key);
   const auto it = object_.find(key);

@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -25,6 +26,8 @@ class JsonFields {
 
   Result<std::optional<std::string>> text(const char* key);
   Result<std::optional<bool>> flag(const char* key);
+  // An array of at most 64 strings, each as text() checks it; absent: empty.
+  Result<std::vector<std::string>> texts(const char* key);
   // An integer in [low, high]; numbers with a fraction or out of range are refused, never
   // narrowed (2^32+5000 is not 5000).
   Result<std::optional<std::int64_t>> integer(const char* key, std::int64_t low, std::int64_t high);

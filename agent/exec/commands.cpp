@@ -243,14 +243,30 @@ std::vector<std::string> pg_dump_argv(const DumpRequest& r) {
       argv.push_back("--lock-wait-timeout=" + std::to_string(r.lock_wait_timeout_seconds) + "s");
     return argv;
   }
-  if (r.section.empty() || r.section == "pre-data") argv.emplace_back("--create");
-  argv.insert(argv.end(), {"--format=plain", "--no-password"});
+  if (r.create && (r.section.empty() || r.section == "pre-data")) argv.emplace_back("--create");
+  argv.insert(argv.end(), {"--format=" + r.format, "--no-password"});
+  if (!r.file.empty()) argv.push_back("--file=" + r.file);
+  if (r.jobs > 1) argv.push_back("--jobs=" + std::to_string(r.jobs));
+  if (r.compress_level >= 0) argv.push_back("--compress=" + std::to_string(r.compress_level));
   if (!r.section.empty()) argv.push_back("--section=" + r.section);
+  for (const auto& [option, patterns] :
+       {std::pair{"--table=", &r.tables}, std::pair{"--exclude-table=", &r.exclude_tables},
+        std::pair{"--schema=", &r.schemas}, std::pair{"--exclude-schema=", &r.exclude_schemas}})
+    for (const auto& pattern : *patterns) argv.push_back(option + pattern);
+  // A pattern that matches nothing is an error, not a smaller dump.
+  if (!r.tables.empty() || !r.schemas.empty()) argv.emplace_back("--strict-names");
+  if (r.data_only) argv.emplace_back("--data-only");
+  if (r.schema_only) argv.emplace_back("--schema-only");
   for (const auto& pattern : r.exclude_table_data) argv.push_back("--exclude-table-data=" + pattern);
   if (!r.restrict_key.empty()) argv.push_back("--restrict-key=" + r.restrict_key);
   if (r.lock_wait_timeout_seconds > 0)
     argv.push_back("--lock-wait-timeout=" + std::to_string(r.lock_wait_timeout_seconds) + "s");
   return argv;
+}
+
+std::vector<std::string> pg_dumpall_globals_argv(const std::string& bindir, const std::string& conninfo) {
+  return {bindir + "/pg_dumpall", "--dbname=" + conninfo, "--globals-only",
+          "--no-role-passwords",  "--no-tablespaces",     "--no-password"};
 }
 
 std::vector<std::string> pg_restore_argv(const PgRestoreRequest& r) {

@@ -125,9 +125,26 @@ struct DumpRequest {
   // Non-empty: instead of plain SQL on standard output, the schema (pre-data and post-data)
   // as an uncompressed custom-format archive in this file, for pg_restore to write in pieces.
   std::string schema_archive{};
+  // The whole dump's shape (dump_format.hpp): --format (plain, custom, directory), with --file
+  // (directory: the directory; empty: standard output), --jobs, --compress=N (-1: not passed),
+  // and the selection, each pattern one `--table=PATTERN` element. `create`: --create with the
+  // whole dump and pre-data (off when only some objects or only rows are dumped).
+  std::string format = "plain";
+  std::string file{};
+  int jobs = 1;
+  int compress_level = -1;
+  bool create = true;
+  std::vector<std::string> tables{}, exclude_tables{}, schemas{}, exclude_schemas{};
+  bool data_only = false;
+  bool schema_only = false;
 };
 
 std::vector<std::string> pg_dump_argv(const DumpRequest& request);
+
+// pg_dumpall --globals-only --no-role-passwords --no-tablespaces of the copy, on standard
+// output: the roles, their settings and memberships (the copy's tablespaces lie in the scratch
+// directory, so their locations would be wrong).
+std::vector<std::string> pg_dumpall_globals_argv(const std::string& bindir, const std::string& conninfo);
 
 // pg_restore of a schema archive: plain SQL (or its list of entries) on standard output.
 struct PgRestoreRequest {

@@ -41,6 +41,25 @@ Result<DumpJob> build_dump_job(const AgentConfig& config, const DumpArguments& a
   job.repo = arguments.repo.value_or(config.pgbackrest.repo);
   job.overwrite = arguments.overwrite;
   if (!config.restore.fsync) job.no_sync_library = find_no_sync_library().value_or("");
+  const std::string format_text = arguments.format.value_or(config.dump.format);
+  const auto format = parse_dump_format(format_text);
+  if (!format)
+    return make_error(ErrorKind::usage, "unknown dump format '" + format_text + "'",
+                      "use --format plain, custom or directory");
+  job.shape.format = *format;
+  auto compression = parse_dump_compression(arguments.compress.value_or(config.dump.compress), *format);
+  if (!compression) return compression.error();
+  job.shape.compression = *compression;
+  job.shape.jobs = arguments.jobs.value_or(*format == DumpFormat::directory ? config.dump.jobs : 1);
+  job.shape.globals = arguments.globals;
+  auto& selection = job.shape.selection;
+  selection.tables = arguments.tables;
+  selection.exclude_tables = arguments.exclude_tables;
+  selection.schemas = arguments.schemas;
+  selection.exclude_schemas = arguments.exclude_schemas;
+  selection.data_only = arguments.data_only;
+  selection.schema_only = arguments.schema_only;
+  if (auto s = check_dump_shape(job.shape, job.to_stdout()); !s) return s.error();
   if (job.database.size() > 63)
     return make_error(ErrorKind::usage, "database name '" + job.database + "' is too long",
                       "PostgreSQL names have at most 63 bytes");

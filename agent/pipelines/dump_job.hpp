@@ -2,9 +2,11 @@
 // What `agent dump` was asked to do, after the command line and config were merged.
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "core/error.hpp"
+#include "pipelines/dump_format.hpp"
 #include "pipelines/recovery_target.hpp"
 #include "time/target_time.hpp"
 
@@ -27,6 +29,8 @@ struct DumpJob {
   // libeatmydata, preloaded into the restore; empty: the restore syncs (restore.fsync: on, or
   // the library is not installed).
   std::string no_sync_library;
+  // What pg_dump is asked for: objects, format, compression, roles (dump_format.hpp).
+  DumpShape shape;
 
   bool to_stdout() const { return output == "-"; }
 };
@@ -42,6 +46,15 @@ struct DumpArguments {
   std::optional<std::string> backup_set;
   std::optional<int> repo;  // 1..256
   bool overwrite = false;
+  // dump_format.hpp; format, compression and jobs default to dump.format, dump.compress and
+  // (directory format) dump.jobs.
+  std::vector<std::string> tables{}, exclude_tables{}, schemas{}, exclude_schemas{};
+  bool data_only = false;
+  bool schema_only = false;
+  std::optional<std::string> format{};
+  std::optional<std::string> compress{};
+  std::optional<int> jobs{};
+  bool globals = false;
 };
 
 // Checks the arguments (target time, set label, names, ranges) and merges them with `config`.

@@ -63,6 +63,11 @@ struct DumpContext {
   std::unique_ptr<ScratchServer> server;
   int output_fd = -1;
   std::string partial_path;
+  std::string partial_dir;  // the directory format's output until it is published
+  int globals_fd = -1;      // --globals: OUTPUT.globals.sql.partial
+  std::string globals_partial;
+  CopyStats globals;
+  DirectoryStats directory;
   bool published = false;
   CopyStats copy;
   std::vector<std::string> split_tables;  // copied by the agent over several connections
@@ -118,6 +123,39 @@ Error combine(const std::vector<Error>& errors) {
   return make_error(errors.front().kind, message, "fix each problem above; nothing was written");
 }
 
+// The whole dump's pg_dump options from the job's shape (dump_format.hpp).
+void apply_shape(const DumpShape& shape, DumpRequest& request) {
+  request.format = dump_format_name(shape.format);
+  request.jobs = shape.jobs;
+  if (shape.compression.kind == DumpCompression::Kind::gzip) request.compress_level = shape.compression.level;
+  if (shape.compression.kind == DumpCompression::Kind::none && shape.format != DumpFormat::plain)
+    request.compress_level = 0;
+  const auto& selection = shape.selection;
+  request.create = !selection.into_existing_database();
+  request.tables = selection.tables;
+  request.exclude_tables = selection.exclude_tables;
+  request.schemas = selection.schemas;
+  request.exclude_schemas = selection.exclude_schemas;
+  request.data_only = selection.data_only;
+  request.schema_only = selection.schema_only;
+}
+
+// Renames the directory format's OUTPUT.partial/ to OUTPUT (the pre-flight made sure nothing is
+// there) and flushes the parent directory.
+Status publish_directory(const std::string& partial, const std::string& final_path) {
+  if (rename(partial.c_str(), final_path.c_str()) != 0)
+    return make_error(ErrorKind::environment,
+                      "cannot rename " + partial + " to " + final_path + ": " + std::strerror(errno),
+                      "check the output directory");
+  const std::string dir = std::filesystem::path(final_path).parent_path().string();
+  const int dir_fd = open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    fsync(dir_fd);
+    close(dir_fd);
+  }
+  return {};
+}
+
 std::string trimmed_line(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\r')) text.remove_suffix(1);
@@ -161,6 +199,11 @@ Error tool_failure(const std::string& what, const ProcessResult& result) {
     cause = "the disk is full";
     hint = "free space where " + what +
            " writes (the scratch directory, or the output's), or choose a larger volume";
+  } else if (what == "pg_dump" && excerpt.find("no matching") != std::string::npos) {
+    kind = ErrorKind::usage;  // --strict-names: a --table or --schema pattern matched nothing
+    hint =
+        "check the --table and --schema patterns (pg_dump's: schema.table, * and ?, double quotes "
+        "keep case); nothing was written";
   } else if (pgbackrest && classified == FailureCause::archive_unreadable) {
     cause = "the repository cannot be read";
     hint =
@@ -934,7 +977,8 @@ Status run_pg_dump(DumpContext& c, DumpSink& sink, std::vector<std::string> argv
   ProcessSpec spec;
   spec.tag = std::filesystem::path(argv.front()).filename().string();
   spec.argv = std::move(argv);
-  if (c.job.to_stdout()) {
+  // A compressed dump passes through the agent's compressor.
+  if (c.job.to_stdout() || sink.compressing()) {
     spec.stdout_mode = StdoutMode::pipe;
   } else {
     spec.stdout_mode = StdoutMode::file;
@@ -943,8 +987,9 @@ Status run_pg_dump(DumpContext& c, DumpSink& sink, std::vector<std::string> argv
   auto started = c.services.runner.start(spec);
   if (!started) return started.error();
   auto& process = *started.value();
-  auto copied = c.job.to_stdout() ? sink.pump(process.stdout_fd())
-                                  : sink.follow([&process] { return process.poll().has_value(); });
+  auto copied = c.job.to_stdout() || sink.compressing()
+                    ? sink.pump(process.stdout_fd())
+                    : sink.follow([&process] { return process.poll().has_value(); });
   if (!copied) {
     process.stop(SIGTERM, std::chrono::seconds(5));
     return copied.error();
@@ -968,6 +1013,47 @@ Result<std::string> run_captured(DumpContext& c, std::vector<std::string> argv) 
   if (!result) return result.error();
   if (!result->succeeded()) return tool_failure(spec.tag, *result);
   return result->stdout_text;
+}
+
+// A program that writes the file `fd` itself and may seek back in it (pg_dump's custom format
+// writes its table of contents again at the end, with the data offsets): hashed once it ended.
+Status run_into_file(DumpContext& c, DumpSink& sink, int fd, std::vector<std::string> argv) {
+  ProcessSpec spec;
+  spec.tag = std::filesystem::path(argv.front()).filename().string();
+  spec.argv = std::move(argv);
+  spec.stdout_mode = StdoutMode::file;
+  spec.stdout_file = fd;
+  auto result = c.services.runner.run(spec, c.services.cancel);
+  if (!result) return result.error();
+  if (result->cancelled) return make_error(ErrorKind::interrupted, "interrupted while " + spec.tag + " ran");
+  if (!result->succeeded()) return tool_failure(spec.tag, *result);
+  return sink.follow([] { return true; });
+}
+
+// --globals to a file: the roles of the copy in OUTPUT.globals.sql(.partial until published).
+Status dump_globals_file(DumpContext& c, ChecksumAlgorithm checksum) {
+  c.globals_partial = c.facts.output + ".globals.sql.partial";
+  auto created = create_private_file(c.globals_partial);
+  if (!created) return created.error();
+  c.globals_fd = *created;
+  DumpSink sink(c.globals_fd, checksum, c.services.cancel, CopyProgress{});
+  const auto argv = pg_dumpall_globals_argv(c.job.config.postgres.bindir, c.scratch_conninfo("postgres"));
+  if (auto s = run_into_file(c, sink, c.globals_fd, argv); !s) return s;
+  c.globals = sink.finish();
+  return {};
+}
+
+// The directory format: pg_dump --jobs writes OUTPUT.partial/, every file is flushed and
+// hashed, and publish renames the directory.
+Status dump_directory(DumpContext& c, DumpRequest whole, ChecksumAlgorithm checksum) {
+  c.partial_dir = c.facts.output + ".partial";
+  whole.file = c.partial_dir;
+  if (auto s = run_captured(c, pg_dump_argv(whole)); !s) return s.error();
+  auto sealed = seal_dump_directory(c.partial_dir, checksum, c.services.cancel);
+  if (!sealed) return sealed.error();
+  c.directory = std::move(*sealed);
+  c.copy.bytes = c.copy.raw_bytes = c.directory.bytes;
+  return {};
 }
 
 // The tables whose rows the agent copies itself, over several connections; none when
@@ -1130,17 +1216,11 @@ Status dump_in_pieces(DumpContext& c, DumpSink& sink, const DumpRequest& whole,
 }
 
 Status dump(DumpContext& c) {
-  int fd = STDOUT_FILENO;
-  if (!c.job.to_stdout()) {
-    c.partial_path = c.facts.output + ".partial";
-    auto created = create_private_file(c.partial_path);
-    if (!created) return created.error();
-    c.output_fd = fd = *created;
-  }
+  const auto& shape = c.job.shape;
   const auto checksum =
       parse_checksum_algorithm(c.job.config.dump.checksum).value_or(ChecksumAlgorithm::xxh128);
-  DumpSink sink(fd, checksum, c.services.cancel, dump_progress_reporter());
-  if (!sink.ok()) return make_error(ErrorKind::internal, "cannot initialise the checksum");
+  if (shape.globals && !c.job.to_stdout())
+    if (auto s = dump_globals_file(c, checksum); !s) return s;
   DumpRequest whole;
   whole.bindir = c.job.config.postgres.bindir;
   whole.host = c.layout.run;
@@ -1148,8 +1228,37 @@ Status dump(DumpContext& c) {
   whole.user = c.job.config.postgres.user;
   whole.database = c.job.database;
   whole.lock_wait_timeout_seconds = c.job.config.dump.lock_timeout_seconds;
+  apply_shape(shape, whole);
+  if (shape.format == DumpFormat::directory) return dump_directory(c, whole, checksum);
+  int fd = STDOUT_FILENO;
+  if (!c.job.to_stdout()) {
+    c.partial_path = c.facts.output + ".partial";
+    auto created = create_private_file(c.partial_path);
+    if (!created) return created.error();
+    c.output_fd = fd = *created;
+  }
+  const int zstd_level = shape.compression.kind == DumpCompression::Kind::zstd ? shape.compression.level : 0;
+  DumpSink sink(fd, checksum, c.services.cancel, dump_progress_reporter(), zstd_level);
+  if (!sink.ok()) return make_error(ErrorKind::internal, "cannot initialise the checksum or zstd");
+  // With --output - the roles come first in the stream (check_dump_shape: plain only).
+  if (shape.globals && c.job.to_stdout())
+    if (auto s = run_pg_dump(c, sink, pg_dumpall_globals_argv(whole.bindir, c.scratch_conninfo("postgres")));
+        !s)
+      return s;
+  if (shape.format == DumpFormat::custom) {
+    auto s = c.job.to_stdout() ? run_pg_dump(c, sink, pg_dump_argv(whole))
+                               : run_into_file(c, sink, fd, pg_dump_argv(whole));
+    if (!s) return s;
+    c.copy = sink.finish();
+    return {};
+  }
   std::unique_ptr<CopySession> control;
-  auto tables = tables_to_split(c, control);
+  // The row ranges reproduce a whole plain dump only (pipelines/README.md: "Selection").
+  if (!shape.selection.empty() && c.job.config.dump.connections > 1)
+    c.logger->info(
+        "a selection was given (--table, --schema, --data-only, ...): one pg_dump writes the dump");
+  auto tables = shape.selection.empty() ? tables_to_split(c, control)
+                                        : Result<std::vector<SplitTable>>(std::vector<SplitTable>{});
   if (!tables) return tables.error();
   if (!tables->empty()) {
     // The pieces copy pg_dump's format, session and order: only with a pg_dump they were
@@ -1171,6 +1280,7 @@ Status dump(DumpContext& c) {
   } else if (auto s = dump_in_pieces(c, sink, whole, *tables, *control); !s) {
     return s;
   }
+  if (auto s = sink.end_stream(); !s) return s;
   c.copy = sink.finish();
   return {};
 }
@@ -1178,6 +1288,12 @@ Status dump(DumpContext& c) {
 void remove_partial(DumpContext& c) {
   if (c.output_fd >= 0) close(c.output_fd);
   c.output_fd = -1;
+  if (c.globals_fd >= 0) close(c.globals_fd);
+  c.globals_fd = -1;
+  if (!c.published && !c.globals_partial.empty()) unlink(c.globals_partial.c_str());
+  std::error_code ec;
+  if (!c.published && !c.partial_dir.empty() && std::filesystem::remove_all(c.partial_dir, ec) > 0)
+    c.logger->info("removed the partial dump directory {}", c.partial_dir);
   if (!c.published && !c.partial_path.empty() && unlink(c.partial_path.c_str()) == 0)
     c.logger->info("removed the partial dump {}", c.partial_path);
 }
@@ -1217,7 +1333,7 @@ std::string manifest_json(const DumpContext& c) {
        {{"path", c.job.to_stdout() ? "-" : c.facts.output},
         {"bytes", c.copy.bytes},
         {"checksum", c.copy.checksum.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.copy.checksum)},
-        {"format", "plain"},
+        {"uncompressed_bytes", c.copy.raw_bytes},
         {"tables_copied_in_parallel", c.split_tables}}},
       // What was restored: only the dumped database (pgbackrest --db-include) or every one.
       {"restore",
@@ -1227,6 +1343,24 @@ std::string manifest_json(const DumpContext& c) {
       {"durations_seconds", durations},
       {"created_at", format_iso_utc(std::chrono::floor<Microseconds>(c.services.clock.now()))},
   };
+  manifest["dump"].update(dump_shape_json(c.job.shape));
+  if (c.job.shape.format == DumpFormat::directory) {
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& f : c.directory.files)
+      files.push_back(
+          {{"name", f.name},
+           {"bytes", f.bytes},
+           {"checksum", f.checksum.empty() ? nlohmann::json(nullptr) : nlohmann::json(f.checksum)}});
+    manifest["dump"]["files"] = files;
+  }
+  if (c.job.shape.globals)
+    manifest["globals"] =
+        c.job.to_stdout()
+            ? nlohmann::json{{"in_stream", true}}
+            : nlohmann::json{{"path", c.facts.output + ".globals.sql"},
+                             {"bytes", c.globals.bytes},
+                             {"checksum", c.globals.checksum.empty() ? nlohmann::json(nullptr)
+                                                                     : nlohmann::json(c.globals.checksum)}};
   return manifest.dump(2) + "\n";
 }
 
@@ -1240,9 +1374,18 @@ Status publish(DumpContext& c) {
     c.logger->info("manifest: {}", nlohmann::json::parse(manifest_json(c)).dump());
     return {};
   }
-  const int fd = c.output_fd;
-  c.output_fd = -1;
-  if (auto s = publish_file(fd, c.partial_path, c.facts.output); !s) return s;
+  if (c.globals_fd >= 0) {
+    const int globals_fd = c.globals_fd;
+    c.globals_fd = -1;
+    if (auto s = publish_file(globals_fd, c.globals_partial, c.facts.output + ".globals.sql"); !s) return s;
+  }
+  if (!c.partial_dir.empty()) {
+    if (auto s = publish_directory(c.partial_dir, c.facts.output); !s) return s;
+  } else {
+    const int fd = c.output_fd;
+    c.output_fd = -1;
+    if (auto s = publish_file(fd, c.partial_path, c.facts.output); !s) return s;
+  }
   c.published = true;
   c.summary.output = c.facts.output;
   c.summary.manifest_path = c.facts.output + ".manifest.json";

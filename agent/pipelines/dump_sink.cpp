@@ -6,11 +6,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zstd.h>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <vector>
+
+#include <algorithm>
+#include <filesystem>
 
 #include "core/files.hpp"
 #include "core/log.hpp"
@@ -122,6 +126,37 @@ class Checksum {
   std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> xxh_;
 };
 
+// One zstd frame, streamed: input of any size goes through one fixed output buffer
+// (ZSTD_CStreamOutSize, 128 KiB) to `emit`. The context takes a few MiB at the levels allowed
+// (1..19: level 9 about 16 MiB, level 19 about 90 MiB, as ZSTD_estimateCStreamSize says).
+class ZstdStream {
+ public:
+  explicit ZstdStream(int level) : context_(ZSTD_createCCtx(), ZSTD_freeCCtx) {
+    ok_ = context_ && !ZSTD_isError(ZSTD_CCtx_setParameter(context_.get(), ZSTD_c_compressionLevel, level)) &&
+          !ZSTD_isError(ZSTD_CCtx_setParameter(context_.get(), ZSTD_c_checksumFlag, 1));
+    output_.resize(ZSTD_CStreamOutSize());
+  }
+  bool ok() const { return ok_; }
+  template <typename Emit>
+  Status feed(const char* data, std::size_t size, ZSTD_EndDirective mode, Emit&& emit) {
+    ZSTD_inBuffer in{data, size, 0};
+    for (;;) {
+      ZSTD_outBuffer out{output_.data(), output_.size(), 0};
+      const std::size_t left = ZSTD_compressStream2(context_.get(), &out, &in, mode);
+      if (ZSTD_isError(left))
+        return make_error(ErrorKind::internal, std::string("zstd: ") + ZSTD_getErrorName(left));
+      if (out.pos > 0)
+        if (auto s = emit(output_.data(), out.pos); !s) return s;
+      if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size) return {};
+    }
+  }
+
+ private:
+  std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> context_;
+  std::vector<char> output_;
+  bool ok_ = false;
+};
+
 // Calls the reporter at most every progress.interval.
 class ProgressClock {
  public:
@@ -149,13 +184,15 @@ void enlarge_pipe(int fd) {
 }  // namespace
 
 struct DumpSink::State {
-  State(int out, ChecksumAlgorithm algorithm, const CancelToken& token, CopyProgress reporter)
+  State(int out, ChecksumAlgorithm algorithm, const CancelToken& token, CopyProgress reporter, int zstd_level)
       : fd(out),
         cancel(token),
         progress(std::move(reporter)),
         checksum(algorithm),
         write_behind(fd),
-        clock(this->progress) {}
+        clock(this->progress) {
+    if (zstd_level > 0) zstd = std::make_unique<ZstdStream>(zstd_level);
+  }
   int fd;
   const CancelToken& cancel;
   CopyProgress progress;
@@ -164,6 +201,8 @@ struct DumpSink::State {
   ProgressClock clock;
   std::vector<char> buffer;
   std::uint64_t bytes = 0;
+  std::uint64_t raw_bytes = 0;  // given to the compressor
+  std::unique_ptr<ZstdStream> zstd;
 
   char* scratch_buffer() {
     if (buffer.empty()) buffer.resize(kBufferBytes);
@@ -174,15 +213,36 @@ struct DumpSink::State {
     bytes += size;
     write_behind.wrote_up_to(bytes);
   }
+  // Writes what the dump gave: as it is, or through the compressor.
+  Status land(const char* data, std::size_t size, ZSTD_EndDirective mode = ZSTD_e_continue) {
+    const auto emit = [this](const char* out, std::size_t n) -> Status {
+      if (auto s = write_dump(fd, out, n, cancel); !s) return s;
+      counted(out, n);
+      return {};
+    };
+    if (!zstd) return emit(data, size);
+    raw_bytes += size;
+    return zstd->feed(data, size, mode, emit);
+  }
 };
 
-DumpSink::DumpSink(int fd, ChecksumAlgorithm algorithm, const CancelToken& cancel, CopyProgress progress)
-    : state_(std::make_unique<State>(fd, algorithm, cancel, std::move(progress))) {}
+DumpSink::DumpSink(int fd, ChecksumAlgorithm algorithm, const CancelToken& cancel, CopyProgress progress,
+                   int zstd_level)
+    : state_(std::make_unique<State>(fd, algorithm, cancel, std::move(progress), zstd_level)) {}
 
 DumpSink::~DumpSink() = default;
 
 bool DumpSink::ok() const {
-  return state_->checksum.ok();
+  return state_->checksum.ok() && (!state_->zstd || state_->zstd->ok());
+}
+
+bool DumpSink::compressing() const {
+  return state_->zstd != nullptr;
+}
+
+Status DumpSink::end_stream() {
+  if (!state_->zstd) return {};
+  return state_->land(nullptr, 0, ZSTD_e_end);
 }
 
 std::uint64_t DumpSink::bytes() const {
@@ -190,8 +250,7 @@ std::uint64_t DumpSink::bytes() const {
 }
 
 Status DumpSink::write(const char* data, std::size_t size) {
-  if (auto s = write_dump(state_->fd, data, size, state_->cancel); !s) return s;
-  state_->counted(data, size);
+  if (auto s = state_->land(data, size); !s) return s;
   state_->clock.maybe_report(state_->bytes);
   return {};
 }
@@ -211,9 +270,7 @@ Status DumpSink::pump(int from) {
       for (;;) {
         const ssize_t n = read(from, buffer, kBufferBytes);
         if (n > 0) {
-          if (auto s = write_dump(st.fd, buffer, static_cast<std::size_t>(n), st.cancel); !s)
-            return s.error();
-          st.counted(buffer, static_cast<std::size_t>(n));
+          if (auto s = st.land(buffer, static_cast<std::size_t>(n)); !s) return s.error();
           continue;
         }
         if (n == 0)
@@ -233,6 +290,8 @@ Status DumpSink::pump(int from) {
 
 Status DumpSink::follow(const std::function<bool()>& writer_done) {
   auto& st = *state_;
+  if (st.zstd)
+    return make_error(ErrorKind::internal, "a compressed dump cannot follow a file its writer writes");
   // Brings the count up to what the file holds now: reads the new bytes back for the checksum
   // or, without one, only asks the file's size.
   const auto catch_up = [&](bool writer_ended) -> Status {
@@ -275,6 +334,7 @@ Status DumpSink::follow(const std::function<bool()>& writer_done) {
 CopyStats DumpSink::finish() {
   CopyStats stats;
   stats.bytes = state_->bytes;
+  stats.raw_bytes = state_->zstd ? state_->raw_bytes : state_->bytes;
   stats.checksum = state_->checksum.finish();
   if (state_->progress.report) state_->progress.report(stats.bytes, true);
   return stats;
@@ -285,6 +345,41 @@ std::optional<ChecksumAlgorithm> parse_checksum_algorithm(const std::string& nam
   if (name == "sha256") return ChecksumAlgorithm::sha256;
   if (name == "none") return ChecksumAlgorithm::none;
   return std::nullopt;
+}
+
+Result<DirectoryStats> seal_dump_directory(const std::string& directory, ChecksumAlgorithm algorithm,
+                                           const CancelToken& cancel) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(directory, ec), end; !ec && it != end; it.increment(ec))
+    names.push_back(it->path().filename().string());
+  if (ec)
+    return make_error(ErrorKind::environment,
+                      "cannot list the dump directory " + directory + ": " + ec.message());
+  std::sort(names.begin(), names.end());
+  DirectoryStats stats;
+  for (const auto& name : names) {
+    const std::string path = directory + "/" + name;
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      return make_error(ErrorKind::environment, "cannot open " + path + ": " + std::strerror(errno));
+    DumpSink sink(fd, algorithm, cancel, CopyProgress{});
+    auto read = sink.follow([] { return true; });
+    const bool synced = fsync(fd) == 0;
+    close(fd);
+    if (!read) return read.error();
+    if (!synced)
+      return make_error(ErrorKind::environment, "cannot flush " + path + ": " + std::strerror(errno));
+    const auto file = sink.finish();
+    stats.bytes += file.bytes;
+    stats.files.push_back(DirectoryFile{name, file.bytes, file.checksum});
+  }
+  const int dir_fd = open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    fsync(dir_fd);
+    close(dir_fd);
+  }
+  return stats;
 }
 
 CopyProgress dump_progress_reporter() {

@@ -31,6 +31,7 @@ AGENT_PACKAGES=(
     prometheus-cpp-dev libyaml-cpp-dev libspdlog-dev libboost-dev
     libboost-system-dev libboost-filesystem-dev nlohmann-json3-dev
     libhowardhinnant-date-dev libcli11-dev libgtest-dev libgmock-dev libssl-dev libxxhash-dev
+    libzstd-dev zstd  # --compress zstd, and the test that decompresses it
     xxhash libeatmydata1
     clang-format tzdata util-linux procps prometheus
     kubectl nodejs  # the manifests test: kubectl kustomize, then schema checks with node (and its npm)

@@ -342,7 +342,8 @@ if ((BULK_MB > 0)); then
 fi
 
 # Tables whose rows are awkward to copy (test clusters only): quoted names, a dropped and a
-# generated column, text with escapes, floats, inheritance, partitions, row-level security.
+# generated column, text with escapes, floats, inheritance, partitions, row-level security; and a
+# table owned by a role of its own (marks), which a dump loads only where that role exists.
 # The agent's parallel row copy must write them exactly as pg_dump does.
 if ((PGBENCH_SCALE == 0)); then
     log "creating the awkward tables"
@@ -369,6 +370,10 @@ ALTER TABLE guarded ENABLE ROW LEVEL SECURITY;
 ALTER TABLE guarded FORCE ROW LEVEL SECURITY;
 CREATE POLICY nobody ON guarded USING (false);
 INSERT INTO guarded SELECT g, 'someone' FROM generate_series(1, 500) g;
+CREATE ROLE marks_owner NOLOGIN;
+CREATE TABLE marks (id int PRIMARY KEY, mark text);
+INSERT INTO marks SELECT g, 'mark ' || g FROM generate_series(1, 50) g;
+ALTER TABLE marks OWNER TO marks_owner;
 SQL
 fi
 

@@ -217,5 +217,35 @@ TEST(Commands, PgDumpSectionsCreateTheDatabaseOnlyInTheSchemaPiece) {
   EXPECT_THAT(pg_dump_argv(request), Not(Contains("--create")));
 }
 
+TEST(Commands, PgDumpSelectionIsOneElementPerPatternAndFormatsTakeTheirOptions) {
+  DumpRequest request{"/b", "/s/run", 5533, "postgres", "api", "", {}, ""};
+  request.tables = {"public.marks", "x --file=/tmp/evil"};
+  request.exclude_schemas = {"audit"};
+  request.data_only = true;
+  request.create = false;
+  const auto argv = pg_dump_argv(request);
+  EXPECT_THAT(argv, Contains("--table=public.marks"));
+  EXPECT_THAT(argv, Contains("--table=x --file=/tmp/evil"));
+  EXPECT_THAT(argv, Not(Contains("--file=/tmp/evil")));
+  EXPECT_THAT(argv, Contains("--exclude-schema=audit"));
+  EXPECT_THAT(argv, Contains("--strict-names"));
+  EXPECT_THAT(argv, Contains("--data-only"));
+  EXPECT_THAT(argv, Not(Contains("--create")));
+  DumpRequest directory{"/b", "/s/run", 5533, "postgres", "api", "", {}, ""};
+  directory.format = "directory";
+  directory.file = "/out/d.partial";
+  directory.jobs = 2;
+  directory.compress_level = 0;
+  const auto d = pg_dump_argv(directory);
+  EXPECT_THAT(d, Contains("--format=directory"));
+  EXPECT_THAT(d, Contains("--file=/out/d.partial"));
+  EXPECT_THAT(d, Contains("--jobs=2"));
+  EXPECT_THAT(d, Contains("--compress=0"));
+  EXPECT_THAT(d, Not(Contains("--strict-names")));
+  EXPECT_THAT(pg_dumpall_globals_argv("/b", "dbname='postgres'"),
+              ElementsAre("/b/pg_dumpall", "--dbname=dbname='postgres'", "--globals-only",
+                          "--no-role-passwords", "--no-tablespaces", "--no-password"));
+}
+
 }  // namespace
 }  // namespace agent

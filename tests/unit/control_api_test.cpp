@@ -23,6 +23,13 @@ TEST(ControlApi, WhatClientsSendReadsBackUnchanged) {
   a.backup_set = "20241104-020000F";
   a.repo = 2;
   a.overwrite = true;
+  a.tables = {"public.marks", "x --file=/tmp/evil"};
+  a.exclude_schemas = {"audit"};
+  a.data_only = true;
+  a.format = "custom";
+  a.compress = "gzip:1";
+  a.jobs = 2;
+  a.globals = true;
   for (const ControlRequest& request :
        {ControlRequest(StatusCommand{}), ControlRequest(BackupCommand{BackupType::incr, true}),
         ControlRequest(BackupCommand{BackupType::full, false, 2}), ControlRequest(DumpCommand{a}),
@@ -55,6 +62,9 @@ TEST(ControlApi, EachRefusalNamesItsField) {
   EXPECT_NE(refusal(R"({"command":"dump","target":"t","repo":"2"})").find("\"repo\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"dump","target":["t"]})").find("\"target\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"dump"})").find("\"target\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"dump","target":"t","tables":"x"})").find("\"tables\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"dump","target":"t","tables":[1]})").find("\"tables\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"dump","target":"t","jobs":33})").find("\"jobs\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"dump","target":"t","database":null})").find("\"database\""),
             std::string::npos);
   EXPECT_NE(refusal(R"({"command":"status","verbose":true})").find("\"verbose\""), std::string::npos);
