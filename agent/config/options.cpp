@@ -6,6 +6,7 @@
 #include <date/tz.h>
 
 #include "jobs/cron.hpp"
+#include "pipelines/dump_format.hpp"
 
 namespace agent {
 namespace {
@@ -47,6 +48,13 @@ std::optional<std::string> validate_live_paths(const std::string& text) {
     start = comma + 1;
   }
   return std::nullopt;
+}
+
+// Its fit with the format is checked with the dump (dump_format.cpp); here only that it is one.
+std::optional<std::string> validate_compress(const std::string& text) {
+  if (parse_dump_compression(text, DumpFormat::plain) || parse_dump_compression(text, DumpFormat::custom))
+    return std::nullopt;
+  return "'" + text + "' is not auto, none, zstd[:1..19] or gzip[:0..9]";
 }
 
 // Most entries leave the trailing optional fields (allow_empty, validate) at their defaults.
@@ -216,7 +224,7 @@ const std::vector<OptionSpec> kOptions = {
    "stream, to a file or standard output; custom and directory: pg_dump's own gzip[:0..9] or "
    "none. auto: none for plain, pg_dump's default (gzip) for the archives.",
    0, 0, {},
-   [](AgentConfig& c, const OptionValue& v) { c.dump.compress = v.text; }},
+   [](AgentConfig& c, const OptionValue& v) { c.dump.compress = v.text; }, false, validate_compress},
   {"dump.jobs", OptionType::integer, "2",
    "pg_dump processes for the directory format (--jobs); the copy takes one connection more.",
    1, 32, {},
