@@ -1,12 +1,12 @@
 #include "config/options.hpp"
 
 #include <algorithm>
+#include <regex>
 #include <vector>
 
 #include <date/tz.h>
 
 #include "jobs/cron.hpp"
-#include "pipelines/dump_format.hpp"
 
 namespace agent {
 namespace {
@@ -51,9 +51,11 @@ std::optional<std::string> validate_live_paths(const std::string& text) {
 }
 
 // Its fit with the format is checked with the dump (dump_format.cpp); here only that it is one.
+// (The same grammar as pipelines/dump_format.cpp's parse_dump_compression; config/ may not
+// include pipelines/.)
 std::optional<std::string> validate_compress(const std::string& text) {
-  if (parse_dump_compression(text, DumpFormat::plain) || parse_dump_compression(text, DumpFormat::custom))
-    return std::nullopt;
+  static const std::regex grammar(R"(auto|none|zstd(:([1-9]|1[0-9]))?|gzip(:[0-9])?)");
+  if (std::regex_match(text, grammar)) return std::nullopt;
   return "'" + text + "' is not auto, none, zstd[:1..19] or gzip[:0..9]";
 }
 
