@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <array>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -89,6 +90,7 @@ class EmptyServer {
 class DumpFormatIntegration : public ClusterSuite<DumpFormatIntegration> {
  public:
   static constexpr int kBulkMb = 0;
+  static constexpr std::array<const char*, 1> kClusterOptions = {"--role-owned-table"};
 
  protected:
   static std::vector<std::string> dump_args(const std::string& output, std::vector<std::string> more = {}) {

@@ -140,7 +140,11 @@ class ClusterSuite : public ::testing::Test {
   static void SetUpTestSuite() {
     bool repo2 = false;
     if constexpr (requires { Suite::kRepo2; }) repo2 = Suite::kRepo2;
-    cluster_ = new TestCluster(TestCluster::create(Suite::kBulkMb, repo2));
+    std::vector<std::string> options;  // more make-cluster.sh options: Suite::kClusterOptions
+    if constexpr (requires { Suite::kClusterOptions; })
+      options.assign(Suite::kClusterOptions.begin(), Suite::kClusterOptions.end());
+    if (repo2) options.emplace_back("--repo2");
+    cluster_ = new TestCluster(TestCluster::create_with(Suite::kBulkMb, options));
   }
   static void TearDownTestSuite() {
     cluster_->destroy();

@@ -46,6 +46,7 @@ usage: make-cluster.sh --dir DIR [--port N] [--bulk-mb M] [--pgbench-scale S] [-
   --dir DIR            where to build the cluster (must be absent or empty)
   --port N             TCP port of the server (default: a free port)
   --bulk-mb M          also create api.bulk with about M MB of rows (default 0)
+  --role-owned-table   also create api.marks, owned by the role marks_owner
   --pgbench-scale S    fill api with pgbench data at scale S, no tablespace (default 0)
   --repo2              a second repository, DIR/repo2; the backups go to repo1, then repo2
   --data-checksums     initdb --data-checksums
@@ -62,6 +63,7 @@ PORT=""
 BULK_MB=0
 PGBENCH_SCALE=0
 REPO2=0
+ROLE_OWNED_TABLE=0
 DATA_CHECKSUMS=0
 AMCHECK=0
 while [[ $# -gt 0 ]]; do
@@ -72,6 +74,7 @@ while [[ $# -gt 0 ]]; do
         --port=*) PORT="${1#--port=}"; shift ;;
         --bulk-mb) [[ $# -ge 2 ]] || die "--bulk-mb needs a value"; BULK_MB="$2"; shift 2 ;;
         --bulk-mb=*) BULK_MB="${1#--bulk-mb=}"; shift ;;
+        --role-owned-table) ROLE_OWNED_TABLE=1; shift ;;
         --pgbench-scale) [[ $# -ge 2 ]] || die "--pgbench-scale needs a value"; PGBENCH_SCALE="$2"; shift 2 ;;
         --pgbench-scale=*) PGBENCH_SCALE="${1#--pgbench-scale=}"; shift ;;
         --repo2) REPO2=1; shift ;;
@@ -342,8 +345,7 @@ if ((BULK_MB > 0)); then
 fi
 
 # Tables whose rows are awkward to copy (test clusters only): quoted names, a dropped and a
-# generated column, text with escapes, floats, inheritance, partitions, row-level security; and a
-# table owned by a role of its own (marks), which a dump loads only where that role exists.
+# generated column, text with escapes, floats, inheritance, partitions, row-level security.
 # The agent's parallel row copy must write them exactly as pg_dump does.
 if ((PGBENCH_SCALE == 0)); then
     log "creating the awkward tables"
@@ -370,6 +372,12 @@ ALTER TABLE guarded ENABLE ROW LEVEL SECURITY;
 ALTER TABLE guarded FORCE ROW LEVEL SECURITY;
 CREATE POLICY nobody ON guarded USING (false);
 INSERT INTO guarded SELECT g, 'someone' FROM generate_series(1, 500) g;
+SQL
+fi
+# --role-owned-table: api.marks owned by a role of its own, which a dump loads only where that
+# role exists (pg_dumpall --globals).
+if ((ROLE_OWNED_TABLE)); then
+    sql api >/dev/null <<'SQL'
 CREATE ROLE marks_owner NOLOGIN;
 CREATE TABLE marks (id int PRIMARY KEY, mark text);
 INSERT INTO marks SELECT g, 'mark ' || g FROM generate_series(1, 50) g;
