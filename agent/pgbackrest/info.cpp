@@ -237,8 +237,11 @@ const BackupRecord* newest_before(const StanzaInfo& stanza, SysMicros target,
                                   const std::optional<std::string>& label, int repo) {
   const auto target_seconds = std::chrono::floor<std::chrono::seconds>(target).time_since_epoch().count();
   const BackupRecord* chosen = nullptr;
+  // A set flagged `error` (page checksum errors found while backing it up) is chosen like any
+  // other: pgBackRest's restore does not look at the flag, and the agent predicts its choice. A
+  // drill of such a set then finds the damaged pages.
   for (const auto& backup : stanza.backups) {
-    if (backup.error || (repo > 0 && repo_of(backup) != repo)) continue;
+    if (repo > 0 && repo_of(backup) != repo) continue;
     if (label) {
       if (backup.label == *label) return backup.stop_epoch < target_seconds ? &backup : nullptr;
       continue;
@@ -262,7 +265,7 @@ RepoChoice choose_backup(const StanzaInfo& stanza, SysMicros target, const std::
     if (!status.readable()) continue;
     // A named set: the first repository that holds it, whether or not it ends before the target.
     if (label && std::none_of(stanza.backups.begin(), stanza.backups.end(), [&](const BackupRecord& b) {
-          return !b.error && b.label == *label && repo_of(b) == status.key;
+          return b.label == *label && repo_of(b) == status.key;
         }))
       continue;
     if (const auto* backup = newest_before(stanza, target, label, status.key); backup || label)

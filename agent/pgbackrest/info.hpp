@@ -19,7 +19,7 @@ struct BackupRecord {
   std::int64_t stop_epoch = 0;
   std::uint64_t database_bytes = 0;  // info.size: the size of the restored cluster
   std::uint64_t repo_bytes = 0;      // info.repository.size
-  bool error = false;
+  bool error = false;                // pgBackRest found page checksum errors while backing it up
   int repo = 0;  // database.repo-key: the repository that holds it (0 in hand-made records: repo 1)
   std::string backrest_version = {};  // backrest.version: the pgBackRest that wrote it
   std::string lsn_stop = {};          // lsn.stop: where the backup's WAL ends ("0/5000100")
@@ -92,9 +92,9 @@ std::optional<Error> version_mismatch_refusal(std::string_view text);
 
 Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json);
 
-// The backup set for a time target: the newest without error whose stop time is before the
-// target (or exactly `label`, when the user named a set), over the backups of `stanza` (use
-// repository_view for one repository's).
+// The backup set for a time target, as pgBackRest's restore chooses it: the newest whose stop
+// time is before the target (a set flagged `error` included) (or exactly `label`, when the user named a set),
+// over the backups of `stanza` (use repository_view for one repository's).
 const BackupRecord* backup_for_target(const StanzaInfo& stanza, SysMicros target,
                                       const std::optional<std::string>& label);
 

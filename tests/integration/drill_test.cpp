@@ -433,5 +433,68 @@ TEST_F(DrillIntegration, AnIndexOnlyAmcheckSeesAsWrongDrillsRedNamingIt) {
   cluster_->sql("api", "DROP TABLE drill_twin");
 }
 
+// Bytes flipped inside a table's data file reach a backup (pgBackRest copies the page and only
+// warns about its checksum): the drill reads the table, fails naming it, and pg_checksums on the
+// stopped copy names the file.
+TEST_F(DrillIntegration, BytesFlippedInATablesDataFileDrillRedNamingTheTable) {
+  cluster_->sql("api",
+                "CREATE TABLE drill_heap (a int NOT NULL, b text NOT NULL); "
+                "INSERT INTO drill_heap SELECT g, repeat('x', 40) FROM generate_series(1, 2000) g; "
+                "CHECKPOINT");
+  const std::string data = cluster_->get("DATA");
+  auto relative = live_query("api", "SELECT pg_relation_filepath('drill_heap')");
+  if (!relative.empty() && relative.back() == '\n') relative.pop_back();
+  const std::string heap_file = data + "/" + relative;
+  const std::string pg_ctl = cluster_->get("BINDIR") + "/pg_ctl";
+  ASSERT_EQ(run_or_fail({pg_ctl, "-D", data, "-m", "fast", "-w", "stop"}).exit_code, 0);
+  std::string bytes = read_file(heap_file);
+  ASSERT_GT(bytes.size(), 8192u);
+  // Inside the tuples at the end of the first page, not its header: a real torn or rotten page.
+  for (std::size_t at = 6000; at < 6016; ++at) bytes[at] = static_cast<char>(~bytes[at]);
+  write_file(heap_file, bytes);
+  ASSERT_EQ(run_or_fail({pg_ctl, "-D", data, "-l", cluster_->get("POSTGRES_LOG"), "-w", "start"}).exit_code,
+            0);
+  ASSERT_EQ(run_or_fail({"pgbackrest", "--config=" + cluster_->get("PGBACKREST_CONFIG"),
+                         "--stanza=" + cluster_->get("STANZA"), "--type=full", "backup"})
+                .exit_code,
+            0);
+  const auto archive_before = cluster_->archive_files();
+  const auto damaged = cluster_->backups().back();
+  ASSERT_TRUE(eventually(
+      [&] {
+        return std::chrono::duration_cast<std::chrono::seconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count() > damaged.stop_epoch + 1;
+      },
+      std::chrono::seconds(10)));
+  const auto run =
+      run_agent({"drill", "--config", config_path(), "--set", damaged.label, "--database", "api"});
+  EXPECT_EQ(run.exit_code, kExitVerification) << run.stderr_text;
+  const auto manifest = last_manifest();
+  EXPECT_EQ(manifest["result"], "failed");
+  EXPECT_EQ(manifest["backup_set"]["label"], damaged.label);
+  const auto* tables = find_check(manifest, "tables", "api");
+  ASSERT_NE(tables, nullptr) << manifest.dump(2);
+  EXPECT_EQ((*tables)["result"], "failed") << tables->dump();
+  EXPECT_EQ((*tables)["failed"], 1) << tables->dump();
+  EXPECT_EQ((*tables)["first_failure"], "api.public.drill_heap") << tables->dump();
+  EXPECT_NE((*tables)["reason"].get<std::string>().find("invalid page"), std::string::npos) << tables->dump();
+  const auto* checksums = find_check(manifest, "checksums", "");
+  ASSERT_NE(checksums, nullptr);
+  EXPECT_EQ((*checksums)["result"], "failed") << checksums->dump();
+  EXPECT_NE((*checksums)["first_failure"].dump().find(relative.substr(relative.rfind('/') + 1)),
+            std::string::npos)
+      << checksums->dump();
+  const std::string first = manifest["first_failure"];
+  EXPECT_NE(first.find("api.public.drill_heap"), std::string::npos) << first;
+  EXPECT_EQ(cluster_->archive_files(), archive_before) << "the live archive changed";
+  // DROP unlinks the file without reading it; a new full backup leaves the damage behind.
+  cluster_->sql("api", "DROP TABLE drill_heap");
+  ASSERT_EQ(run_or_fail({"pgbackrest", "--config=" + cluster_->get("PGBACKREST_CONFIG"),
+                         "--stanza=" + cluster_->get("STANZA"), "--type=full", "backup"})
+                .exit_code,
+            0);
+}
+
 }  // namespace
 }  // namespace agent::testing

@@ -56,6 +56,17 @@ TEST(Info, ChoosesTheNewestSetThatEndedBeforeTheTarget) {
 // status.lock as pgBackRest 2.56.0 prints it with --output=json (stanzaStatusLockAdd in
 // src/command/info/info.c; its infoTest.c): held, and size and size-cplt only when the size is
 // not zero (pct-cplt only in text output). A stanza on 2.45 has only `held` for the backup.
+// pgBackRest restores a set with page checksum errors like any other (its restore does not read
+// the flag): the agent predicts the same set, so that a drill of it finds the damage.
+TEST(Info, ASetWithPageChecksumErrorsIsChosenAsPgBackRestChoosesIt) {
+  auto stanza = parse_info_json(kInfo)->front();
+  ASSERT_GE(stanza.backups.size(), 2u);
+  auto& newest = stanza.backups.back();
+  newest.error = true;
+  EXPECT_EQ(backup_for_target(stanza, at(newest.stop_epoch + 10), std::nullopt)->label, newest.label);
+  EXPECT_EQ(choose_backup(stanza, at(newest.stop_epoch + 10), newest.label, 0).backup->label, newest.label);
+}
+
 TEST(Info, ReadsLockProgressOfBackupAndRestore) {
   auto parsed = parse_info_json(
       R"([{"archive":[],"backup":[],"cipher":"none","db":[],"name":"db","repo":[{"cipher":"none","key":1,)"
