@@ -451,7 +451,31 @@ TEST_F(MetricsIntegration, EveryDashboardPanelEvaluatesAndReturnsSeriesInPrometh
   EXPECT_EQ(recent[1]["outcome"], "succeeded") << recent.dump();
   EXPECT_EQ(recent[1]["trigger"], "manual");
   EXPECT_EQ(recent[1]["reason"], "agent backup --type incr");
-  EXPECT_EQ(recent[1]["backup"]["label"], cluster_->backups().back().label) << recent.dump();
+  // Label, size, start and end as `pgbackrest info` has them; each repository's window starts at
+  // its oldest backup's end.
+  const auto made = cluster_->backups().back();
+  EXPECT_EQ(recent[1]["backup"]["label"], made.label) << recent.dump();
+  EXPECT_EQ(recent[1]["backup"]["size_bytes"], made.database_bytes) << recent.dump();
+  EXPECT_EQ(recent[1]["backup"]["start"], format_iso_utc(SysMicros{std::chrono::seconds{made.start_epoch}}));
+  EXPECT_EQ(recent[1]["backup"]["stop"], format_iso_utc(SysMicros{std::chrono::seconds{made.stop_epoch}}));
+  std::int64_t oldest_stop = made.stop_epoch;
+  for (const auto& b : cluster_->backups()) oldest_stop = std::min(oldest_stop, b.stop_epoch);
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto repos = nlohmann::json::parse(
+            run_agent({"status", "--json", "--config", config}).stdout_text)["repositories"];
+        return repos.size() == 1 && repos[0]["window"].is_object();
+      },
+      std::chrono::seconds(20)));
+  const auto repos =
+      nlohmann::json::parse(run_agent({"status", "--json", "--config", config}).stdout_text)["repositories"];
+  EXPECT_EQ(repos[0]["window"]["start"], format_iso_utc(SysMicros{std::chrono::seconds{oldest_stop}}))
+      << repos.dump();
+  const auto human = run_agent({"status", "--config", config}).stdout_text;
+  EXPECT_NE(human.find("backup " + made.label), std::string::npos) << human;
+  EXPECT_NE(human.find("recoverable: " + format_iso_utc(SysMicros{std::chrono::seconds{oldest_stop}})),
+            std::string::npos)
+      << human;
   EXPECT_TRUE(recent[1].contains("requested_at") && recent[1].contains("started_at") &&
               recent[1].contains("finished_at"))
       << recent.dump();
