@@ -20,6 +20,7 @@
 #include "daemon/agent_daemon.hpp"
 #include "daemon/control_protocol.hpp"
 #include "daemon/status_view.hpp"
+#include "fakes/fake_copy.hpp"
 #include "fakes/fake_loop_timers.hpp"
 #include "fakes/fake_pg.hpp"
 #include "fakes/fake_process_runner.hpp"
@@ -107,7 +108,10 @@ class Orchestration : public ::testing::Test {
     DaemonSeams seams;
     seams.runner = &runner;
     seams.connector = &connector;
-    seams.make_copier = [] { return std::unique_ptr<CopyConnector>(); };
+    // Dumps and drills bind a copier by reference: a null one would be dereferenced.
+    seams.make_copier = [this] {
+      return std::unique_ptr<CopyConnector>(std::make_unique<FakeCopyConnector>(copies));
+    };
     seams.clock = &time;
     seams.timers = &time;
     seams.exit_now = [this](int code) { exit_codes.push_back(code); };
@@ -160,6 +164,7 @@ class Orchestration : public ::testing::Test {
 
   TempDirectory dir{"agent-orchestration"};
   FakeProcessRunner runner;
+  FakeCopyScript copies;
   FakePgScript pg;
   FakePgConnector connector{pg};
   FakeLoopTime time;
