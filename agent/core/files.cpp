@@ -7,9 +7,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace agent {
 
@@ -183,6 +188,36 @@ FileRead read_regular_file_nonblocking(const std::string& path, std::size_t max_
   if (used > max_bytes) return too_large(max_bytes, true);
   result.content.resize(used);
   return result;
+}
+
+Result<std::optional<std::string>> read_state_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return std::optional<std::string>{};
+    return make_error(ErrorKind::environment,
+                      "cannot open the " + what + " " + path + ": " + std::strerror(errno),
+                      "check the permissions of state_dir");
+  }
+  std::stringstream content;
+  content << in.rdbuf();
+  return std::optional<std::string>{content.str()};
+}
+
+Result<std::string> move_corrupt_state_file_aside(const std::string& path, const std::string& what,
+                                                  const std::string& problem) {
+  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  const std::string aside = path + ".corrupt-" + stamp;
+  if (std::rename(path.c_str(), aside.c_str()) != 0)
+    return make_error(ErrorKind::environment,
+                      "the " + what + " " + path + " is corrupt (" + problem +
+                          ") and cannot be moved aside: " + std::strerror(errno),
+                      "remove or fix it");
+  return aside;
 }
 
 }  // namespace agent

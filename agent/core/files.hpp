@@ -42,6 +42,13 @@ struct WriteTarget {
 int write_all(int fd, const char* data, std::size_t size, const WriteTarget& target = {});
 // Writes `content` to `path` through `path.partial`, mode 0600.
 Status write_file_atomically(const std::string& path, const std::string& content);
+// A state file of the agent (`what`: "job history"): its text, nullopt when it does not exist, an
+// error naming it when it cannot be read.
+Result<std::optional<std::string>> read_state_file(const std::string& path, const std::string& what);
+// A corrupt state file moved aside to PATH.corrupt-YYYYMMDDTHHMMSSZ, kept for a person to read (a
+// broken state file must not stop the agent); returns where it went.
+Result<std::string> move_corrupt_state_file_aside(const std::string& path, const std::string& what,
+                                                  const std::string& problem);
 // Creates a directory (and its parents) with mode 0700, or checks an existing one.
 Status ensure_private_directory(const std::string& path);
 

@@ -1,13 +1,5 @@
 #include "jobs/job_history.hpp"
 
-#include <cerrno>
-#include <chrono>
-#include <cstdio>
-#include <cstring>
-#include <ctime>
-#include <fstream>
-#include <sstream>
-
 #include "core/files.hpp"
 
 namespace agent {
@@ -16,30 +8,14 @@ namespace {
 
 constexpr int kFormatVersion = 1;
 
-std::string utc_stamp() {
-  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &tm);
-  return text;
-}
-
 }  // namespace
 
 Result<JobHistory> JobHistory::open(std::string path) {
   JobHistory history(std::move(path));
-  std::ifstream in(history.path_, std::ios::binary);
-  if (!in) {
-    if (errno == ENOENT) return history;
-    return make_error(ErrorKind::environment,
-                      "cannot open the job history " + history.path_ + ": " + std::strerror(errno),
-                      "check the permissions of state_dir");
-  }
-  std::stringstream content;
-  content << in.rdbuf();
-  const auto json = nlohmann::json::parse(content.str(), nullptr, /*allow_exceptions=*/false);
+  auto text = read_state_file(history.path_, "job history");
+  if (!text) return text.error();
+  if (!*text) return history;
+  const auto json = nlohmann::json::parse(**text, nullptr, /*allow_exceptions=*/false);
   std::string problem;
   if (json.is_discarded() || !json.is_object())
     problem = "it is not a JSON object";
@@ -57,14 +33,9 @@ Result<JobHistory> JobHistory::open(std::string path) {
     }
     return history;
   }
-  // A broken history must not stop the agent; it is kept for a person to read.
-  const std::string aside = history.path_ + ".corrupt-" + utc_stamp();
-  if (std::rename(history.path_.c_str(), aside.c_str()) != 0)
-    return make_error(ErrorKind::environment,
-                      "the job history " + history.path_ + " is corrupt (" + problem +
-                          ") and cannot be moved aside: " + std::strerror(errno),
-                      "remove or fix it");
-  history.recovered_from_ = "the job history was corrupt (" + problem + "); kept as " + aside;
+  auto aside = move_corrupt_state_file_aside(history.path_, "job history", problem);
+  if (!aside) return aside.error();
+  history.recovered_from_ = "the job history was corrupt (" + problem + "); kept as " + *aside;
   return history;
 }
 

@@ -1,14 +1,9 @@
 #include "jobs/request_journal.hpp"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <ctime>
-#include <fstream>
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <sstream>
 
 #include "core/files.hpp"
 
@@ -72,33 +67,17 @@ Result<std::pair<std::uint64_t, std::vector<JournaledRequest>>> parse(const std:
   return std::pair{next->get<std::uint64_t>(), std::move(requests)};
 }
 
-std::string utc_stamp() {
-  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &tm);
-  return text;
-}
-
 }  // namespace
 
 Result<RequestJournal> RequestJournal::open(std::string path) {
   RequestJournal journal(std::move(path));
-  std::ifstream in(journal.path_, std::ios::binary);
-  if (!in) {
-    if (errno == ENOENT) return journal;
-    return make_error(ErrorKind::environment,
-                      "cannot open the request journal " + journal.path_ + ": " + std::strerror(errno),
-                      "check the permissions of state_dir");
-  }
-  std::stringstream content;
-  content << in.rdbuf();
+  auto text = read_state_file(journal.path_, "request journal");
+  if (!text) return text.error();
+  if (!*text) return journal;
   Result<std::pair<std::uint64_t, std::vector<JournaledRequest>>> parsed =
       make_error(ErrorKind::environment, "it cannot be read");
   try {
-    parsed = parse(content.str());
+    parsed = parse(**text);
   } catch (const std::exception& e) {  // a shape the checks above did not foresee
     parsed = make_error(ErrorKind::environment, e.what());
   }
@@ -108,15 +87,10 @@ Result<RequestJournal> RequestJournal::open(std::string path) {
     for (const auto& entry : journal.requests_) journal.next_id_ = std::max(journal.next_id_, entry.id + 1);
     return journal;
   }
-  // A broken journal must not stop the agent; it is kept for a person to read.
-  const std::string aside = journal.path_ + ".corrupt-" + utc_stamp();
-  if (std::rename(journal.path_.c_str(), aside.c_str()) != 0)
-    return make_error(ErrorKind::environment,
-                      "the request journal " + journal.path_ + " is corrupt (" + parsed.error().message +
-                          ") and cannot be moved aside: " + std::strerror(errno),
-                      "remove or fix it");
+  auto aside = move_corrupt_state_file_aside(journal.path_, "request journal", parsed.error().message);
+  if (!aside) return aside.error();
   journal.recovered_from_ = "the request journal was corrupt (" + parsed.error().message + "); kept as " +
-                            aside + ", requests it held are lost";
+                            *aside + ", requests it held are lost";
   return journal;
 }
 
