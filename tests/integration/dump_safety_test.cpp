@@ -81,31 +81,7 @@ class DumpSafetyIntegration : public ClusterSuite<DumpSafetyIntegration> {
 
   // One value from the live server.
   static std::string query(const std::string& database, const std::string& statement) {
-    auto runner = make_posix_process_runner();
-    ProcessSpec spec;
-    spec.argv = {cluster_->get("BINDIR") + "/psql",
-                 "-X",
-                 "-A",
-                 "-t",
-                 "-v",
-                 "ON_ERROR_STOP=1",
-                 "-h",
-                 cluster_->get("SOCKET_DIR"),
-                 "-p",
-                 cluster_->get("PORT"),
-                 "-U",
-                 "postgres",
-                 "-d",
-                 database,
-                 "-c",
-                 statement};
-    spec.tag = "psql";
-    spec.stdout_mode = StdoutMode::capture;
-    auto result = runner->run(spec, CancelToken::never());
-    EXPECT_TRUE(result.ok() && result->succeeded()) << statement;
-    std::string text = result.ok() ? result->stdout_text : "";
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    return text;
+    return cluster_->query(database, statement);
   }
 
   // Now on the live server, as pgBackRest reads a target.

@@ -149,6 +149,34 @@ void TestCluster::sql(const std::string& database, const std::string& statement)
   EXPECT_TRUE(result.succeeded()) << statement << ": " << result.error_excerpt(5);
 }
 
+std::string TestCluster::query(const std::string& database, const std::string& statement) const {
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {get("BINDIR") + "/psql",
+               "-X",
+               "-A",
+               "-t",
+               "-v",
+               "ON_ERROR_STOP=1",
+               "-h",
+               get("SOCKET_DIR"),
+               "-p",
+               get("PORT"),
+               "-U",
+               "postgres",
+               "-d",
+               database,
+               "-c",
+               statement};
+  spec.tag = "psql";
+  spec.stdout_mode = StdoutMode::capture;
+  auto result = runner->run(spec, CancelToken::never());
+  EXPECT_TRUE(result.ok() && result->succeeded()) << statement;
+  std::string text = result.ok() ? result->stdout_text : "";
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
 std::vector<BackupRecord> TestCluster::backups() const {
   auto runner = make_posix_process_runner();
   ProcessSpec spec;

@@ -34,6 +34,9 @@ class TestCluster {
   std::string target() const { return get("TARGET"); }
   // Runs one SQL statement on the live server through psql; fails the test on error.
   void sql(const std::string& database, const std::string& statement) const;
+  // One statement's result on the live server (psql -At), trailing blanks and newlines removed;
+  // fails the test on error.
+  std::string query(const std::string& database, const std::string& statement) const;
   // The backups pgBackRest lists for the stanza, oldest first.
   std::vector<BackupRecord> backups() const;
   // Files under the repository's archive directory: the copy must never add any.
