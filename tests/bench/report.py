@@ -194,6 +194,101 @@ def main():
                  f"{shown['work']:.2f} | {shown['stop']:.2f} | {other:.2f} | {sum(steps.values()):.2f} |")
     emit("")
 
+    emit("## One database of three: `agent dump --database api` against the runbook")
+    emit("")
+    emit("A cluster of three databases of the same size (`api` and two file copies of it, "
+         "`make-cluster.sh --pgbench-clones`). Both sides into an empty scratch: the agent restores only "
+         "`api` (with `template0`, `template1` and `postgres`; `restore.only_dumped_database`, its default), "
+         "the runbook all three. Scratch: the disk blocks each copy used (`du`; the left-out databases are "
+         "sparse files).")
+    emit("")
+    table_header(emit, ["scale per database", "cluster", "agent (median s)", "runbook (median s)",
+                        "ratio A/B [min-max]", "agent scratch", "runbook scratch", "target"])
+    for scale in scales:
+        p = pairs(samples, scale, "focused-dump")
+        if not p:
+            continue
+        ratios = [a / b for a, b in p]
+        ratio = statistics.median(ratios)
+        size = values(samples, scale, "focused-database-bytes", "-")
+        a_scratch = values(samples, scale, "focused-scratch-bytes", "A")
+        b_scratch = values(samples, scale, "focused-scratch-bytes", "B")
+        emit(f"| {scale} | {size[0] / 1e9 if size else 0:.2f} GB | {statistics.median([a for a, _ in p]):.2f} | "
+             f"{statistics.median([b for _, b in p]):.2f} | {ratio:.3f} [{min(ratios):.3f}-{max(ratios):.3f}] | "
+             f"{statistics.median(a_scratch) / 1e9 if a_scratch else 0:.2f} GB | "
+             f"{statistics.median(b_scratch) / 1e9 if b_scratch else 0:.2f} GB | <= 0.5 {verdict(ratio <= 0.5)} |")
+    emit("")
+    table_header(emit, ["scale per database", "side", "restore", "start + wait", "dump", "stop", "other", "total"])
+    for scale in scales:
+        for side, name in (("A", "agent"), ("B", "runbook")):
+            steps = {}
+            for (s, bench, sd), rows in samples.items():
+                if s == scale and sd == side and bench.startswith("step-focused-"):
+                    steps[bench[len("step-focused-"):]] = statistics.median([v for _, v, _ in rows])
+            if not steps:
+                continue
+            shown = [steps.get("restore", 0), steps.get("start", 0) + steps.get("wait", 0), steps.get("dump", 0),
+                     steps.get("stop", 0)]
+            other = max(0.0, sum(steps.values()) - sum(shown))
+            emit(f"| {scale} | {name} | " + " | ".join(f"{v:.2f}" for v in shown) +
+                 f" | {other:.2f} | {sum(steps.values()):.2f} |")
+    emit("")
+
+    emit("## The zstd stream against the plain stream")
+    emit("")
+    emit("`agent dump --output - --compress zstd` (A, level 3) against `agent dump --output -` (B) on the "
+         "three-database cluster, pair by pair, each restoring `--delta` over the agent's copy; bytes are "
+         "what reached standard output. pgbench's blank-padded rows compress far better than most real "
+         "data (expect 10-30% there).")
+    emit("")
+    table_header(emit, ["scale per database", "zstd (median s)", "plain (median s)", "time A/B [min-max]",
+                        "zstd bytes", "plain bytes", "bytes A/B", "peak RSS zstd / plain (MiB)", "target"])
+    for scale in scales:
+        p = pairs(samples, scale, "stream-zstd")
+        if not p:
+            continue
+        ratios = [a / b for a, b in p]
+        ratio = statistics.median(ratios)
+        a_bytes = values(samples, scale, "stream-bytes", "A")
+        b_bytes = values(samples, scale, "stream-bytes", "B")
+        bytes_ratio = statistics.median(a_bytes) / statistics.median(b_bytes)
+        a_rss = values(samples, scale, "stream-peak-rss-kib", "A")
+        b_rss = values(samples, scale, "stream-peak-rss-kib", "B")
+        emit(f"| {scale} | {statistics.median([a for a, _ in p]):.2f} | {statistics.median([b for _, b in p]):.2f} | "
+             f"{ratio:.3f} [{min(ratios):.3f}-{max(ratios):.3f}] | {statistics.median(a_bytes) / 1e6:.1f} MB | "
+             f"{statistics.median(b_bytes) / 1e6:.1f} MB | {bytes_ratio:.4f} | "
+             f"{max(a_rss) / 1024:.1f} / {max(b_rss) / 1024:.1f} | time <= 1.1 {verdict(ratio <= 1.1)}, "
+             f"bytes <= 0.4 {verdict(bytes_ratio <= 0.4)} |")
+    emit("")
+
+    emit("## The agent's memory at a larger scale")
+    emit("")
+    emit("The agent's peak resident memory (VmHWM of the agent process, not of pg_dump or the server) "
+         "during every dump of this run, by database size.")
+    emit("")
+    table_header(emit, ["scale", "database", "dumps", "peak RSS (MiB, max)", "target"])
+    for scale in scales:
+        peaks = (values(samples, scale, "agent-peak-rss-kib", "A") + values(samples, scale, "large-peak-rss-kib", "A")
+                 + values(samples, scale, "stream-peak-rss-kib", "A") + values(samples, scale, "stream-peak-rss-kib", "B"))
+        if not peaks:
+            continue
+        size = (values(samples, scale, "large-database-bytes", "-") or values(samples, scale, "database-bytes", "-")
+                or values(samples, scale, "focused-database-bytes", "-"))
+        emit(f"| {scale} | {size[0] / 1e9 if size else 0:.2f} GB | {len(peaks)} | {max(peaks) / 1024:.1f} | "
+             f"< 64 {verdict(max(peaks) / 1024 < 64)} |")
+    for scale in scales:
+        skipped = samples.get((scale, "large-skipped", "-"))
+        if skipped:
+            emit("")
+            emit(f"Scale {scale} was skipped: {skipped[0][1]:.0f} {skipped[0][2]}.")
+        large = values(samples, scale, "large-dump", "A")
+        if large:
+            zstd = values(samples, scale, "large-zstd", "A")
+            emit("")
+            emit(f"At scale {scale}, into an empty scratch: the plain dump to a file took {large[0]:.1f} s"
+                 + (f", the zstd stream {zstd[0]:.1f} s" if zstd else "") + ".")
+    emit("")
+
     emit("## Backups: `agent backup` against `pgbackrest backup` run directly")
     emit("")
     emit("Two measures of the overhead. The agent's own time: its wall time minus that of the pgbackrest "

@@ -3,13 +3,20 @@
 # side in one run, at several pgbench scales. Not part of the default test run.
 #
 #   tests/bench/run.sh [--scales "10 50 200"] [--rounds N] [--backup-rounds N]
-#                      [--drill-rounds N] [--work DIR] [--results FILE] [--keep]
+#                      [--drill-rounds N] [--focused-rounds N] [--focused-scale S]
+#                      [--large-scale S] [--work DIR] [--results FILE] [--keep]
 #
 #   --scales LIST   pgbench scales to build and measure (default "10 50 200")
 #   --rounds N      A/B pairs per dump comparison (default 5: on a shared VM single runs vary by ±30%)
 #   --backup-rounds N  A/B pairs per backup comparison (default 5: a backup
 #                   varies by several percent from run to run, the target is 2%)
 #   --drill-rounds N   restore drills per scale (default 3; 0: none)
+#   --focused-rounds N A/B pairs on the three-database cluster (default 3; 0: none)
+#   --focused-scale S  pgbench scale of each of its three databases (default: the
+#                   largest of --scales)
+#   --large-scale S    one plain and one zstd dump at this scale for the agent's peak
+#                   memory (default 1000; 0: none; skipped with a note when the
+#                   work directory has less than 40 MB free per unit of scale)
 #   --work DIR      where clusters, scratch copies and dumps go
 #                   (default /var/tmp/agent-bench; needs about 25 GB at scale 200)
 #   --results FILE  the Markdown report (default tests/bench/RESULTS.md)
@@ -24,7 +31,12 @@
 #   backup-full  agent backup --type full  vs  pgbackrest backup --type=full
 #   drill        agent drill --target (the dump's target, --delta over the agent's last copy):
 #                its phases next to the dump's (no B side: no runbook does what it does)
-# and, with `agent run` up: its resident memory and CPU while idle (CPU over
+# Then, on a cluster of three databases of the same size (api and two file copies,
+# --focused-scale): the one-database dump (only api restored, restore.only_dumped_database)
+# against the runbook, which restores all three, both into an empty scratch; and the
+# plain stream against the zstd stream (`--output - [--compress zstd]`) pair by pair.
+# Last, at --large-scale, the agent's peak memory during a plain and a zstd dump.
+# And, with `agent run` up: its resident memory and CPU while idle (CPU over
 # 60 s), /metrics latency under 50 connections (wrk) during a full backup, and
 # `pgbackrest info --output=json`, which a per-scrape exporter runs each time.
 # The agent's peak resident memory is sampled during every dump.
@@ -37,12 +49,15 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 AGENT_LOG_TAG="bench"
 # shellcheck source=tests/lib/common.sh
 source "${HERE}/../lib/common.sh"
-AGENT_PACKAGES+=(wrk curl python3)
+AGENT_PACKAGES+=(wrk curl python3 zstd)
 
 SCALES="10 50 200"
 ROUNDS=5
 BACKUP_ROUNDS=5
 DRILL_ROUNDS=3
+FOCUSED_ROUNDS=3
+FOCUSED_SCALE=""
+LARGE_SCALE=1000
 WORK="/var/tmp/agent-bench"
 RESULTS="${AGENT_REPO_ROOT}/tests/bench/RESULTS.md"
 KEEP=0
@@ -53,19 +68,26 @@ while [[ $# -gt 0 ]]; do
         --rounds) [[ $# -ge 2 ]] || die "--rounds needs a value"; ROUNDS="$2"; shift 2 ;;
         --backup-rounds) [[ $# -ge 2 ]] || die "--backup-rounds needs a value"; BACKUP_ROUNDS="$2"; shift 2 ;;
         --drill-rounds) [[ $# -ge 2 ]] || die "--drill-rounds needs a value"; DRILL_ROUNDS="$2"; shift 2 ;;
+        --focused-rounds) [[ $# -ge 2 ]] || die "--focused-rounds needs a value"; FOCUSED_ROUNDS="$2"; shift 2 ;;
+        --focused-scale) [[ $# -ge 2 ]] || die "--focused-scale needs a value"; FOCUSED_SCALE="$2"; shift 2 ;;
+        --large-scale) [[ $# -ge 2 ]] || die "--large-scale needs a value"; LARGE_SCALE="$2"; shift 2 ;;
         --work) [[ $# -ge 2 ]] || die "--work needs a value"; WORK="$2"; shift 2 ;;
         --results) [[ $# -ge 2 ]] || die "--results needs a value"; RESULTS="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+        -h|--help) sed -n '2,42p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
         *) die "unknown argument: $1 (try --help)" ;;
     esac
 done
 [[ "${ROUNDS}" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got '${ROUNDS}'"
 [[ "${BACKUP_ROUNDS}" =~ ^[1-9][0-9]*$ ]] || die "--backup-rounds must be a positive integer, got '${BACKUP_ROUNDS}'"
 [[ "${DRILL_ROUNDS}" =~ ^[0-9]+$ ]] || die "--drill-rounds must be a non-negative integer, got '${DRILL_ROUNDS}'"
+[[ "${FOCUSED_ROUNDS}" =~ ^[0-9]+$ ]] || die "--focused-rounds must be a non-negative integer, got '${FOCUSED_ROUNDS}'"
+[[ "${LARGE_SCALE}" =~ ^[0-9]+$ ]] || die "--large-scale must be a non-negative integer, got '${LARGE_SCALE}'"
 for scale in ${SCALES}; do
     [[ "${scale}" =~ ^[1-9][0-9]*$ ]] || die "--scales must list positive integers, got '${scale}'"
 done
+FOCUSED_SCALE="${FOCUSED_SCALE:-$(tr ' ' '\n' <<<"${SCALES}" | sort -n | tail -n 1)}"
+[[ "${FOCUSED_SCALE}" =~ ^[1-9][0-9]*$ ]] || die "--focused-scale must be a positive integer, got '${FOCUSED_SCALE}'"
 
 ensure_packages
 # The run below is unprivileged; a root-owned checkout must still take its report.
@@ -180,13 +202,20 @@ print(" ".join(f"{k} {v:.3f}" for k, v in d.items()))' "$1"
 
 # Runs the agent's dump in the background and samples its peak resident memory
 # (VmHWM of the agent process itself, not of its children) until it exits.
-# Prints "SECONDS PEAK_KIB".
+# OUTPUT "-" streams the dump to standard output, into STREAM_FILE. More dump options may
+# follow. Prints "SECONDS PEAK_KIB".
 agent_dump() {
     local scratch="$1" output="$2" port="$3" log="$4"
+    shift 4
     local start pid peak=0 hwm rc=0
     start="$(now_ns)"
-    "${AGENT_BIN}" dump --config "${CLUSTER[AGENT_CONFIG]}" --target "${CLUSTER[TARGET]}" --scratch "${scratch}" \
-        --output "${output}" --port "${port}" --log-format json >>"${log}" 2>&1 &
+    if [[ "${output}" == "-" ]]; then
+        "${AGENT_BIN}" dump --config "${CLUSTER[AGENT_CONFIG]}" --target "${CLUSTER[TARGET]}" --scratch "${scratch}" \
+            --output - --port "${port}" --log-format json "$@" >"${STREAM_FILE}" 2>>"${log}" &
+    else
+        "${AGENT_BIN}" dump --config "${CLUSTER[AGENT_CONFIG]}" --target "${CLUSTER[TARGET]}" --scratch "${scratch}" \
+            --output "${output}" --port "${port}" --log-format json "$@" >>"${log}" 2>&1 &
+    fi
     pid=$!
     while kill -0 "${pid}" 2>/dev/null; do
         hwm="$(awk '/^VmHWM:/ { print $2 }' "/proc/${pid}/status" 2>/dev/null || true)"
@@ -266,6 +295,125 @@ bench_drills() {
         record_steps "${scale}" "drill" A "${round}" "$(agent_steps "${dir}/drill-state/drills/last.json")"
         log "scale ${scale} drill round ${round}: ${seconds} s"
     done
+}
+
+# --- one database of three, and the zstd stream -----------------------------------------------
+# A cluster whose api has two file copies of the same size (make-cluster.sh --pgbench-clones).
+# Pairs, both sides into an empty scratch: the agent's dump of api, which restores only api
+# (and template0/1, postgres) with restore.only_dumped_database, against the runbook, which
+# restores all three; the scratch disk each left behind (blocks in use: the left-out databases
+# are sparse files). Then `--output -` plain against `--output - --compress zstd`, both
+# restoring --delta over the agent's copy, wall time and bytes, pair by pair.
+disk_bytes() { du -s -B1 -- "$1" | cut -f1; }
+
+bench_focused() {
+    local scale="$1" dir="$2"
+    local a_scratch="${dir}/agent-scratch" b_scratch="${dir}/runbook-scratch"
+    local a_out="${dir}/out/agent.sql" b_out="${dir}/out/runbook.sql"
+    local round start seconds peak
+    for ((round = 1; round <= FOCUSED_ROUNDS; round++)); do
+        prepare_side empty "${a_scratch}" "${a_out}" "${a_out}.manifest.json"
+        read -r seconds peak < <(agent_dump "${a_scratch}" "${a_out}" "${CLUSTER[SCRATCH_PORT]}" "${dir}/agent-dump.log")
+        record "${scale}" "focused-dump" A "${round}" "${seconds}"
+        record "${scale}" "focused-scratch-bytes" A "${round}" "$(disk_bytes "${a_scratch}")"
+        record_steps "${scale}" "focused" A "${round}" "$(agent_steps "${a_out}.manifest.json")"
+        log "scale ${scale} x3 one-database dump round ${round}: agent ${seconds} s (peak RSS ${peak} KiB)"
+
+        prepare_side empty "${b_scratch}" "${b_out}"
+        start="$(now_ns)"
+        runbook_dump "${b_scratch}" "${b_out}" "${CLUSTER[SCRATCH_PORT]}" "${dir}/runbook.log" \
+            || die "the runbook failed; log: ${dir}/runbook.log"
+        seconds="$(seconds_since "${start}")"
+        record "${scale}" "focused-dump" B "${round}" "${seconds}"
+        record "${scale}" "focused-scratch-bytes" B "${round}" "$(disk_bytes "${b_scratch}")"
+        record_steps "${scale}" "focused" B "${round}" "${RUNBOOK_STEPS}"
+        log "scale ${scale} x3 one-database dump round ${round}: runbook ${seconds} s"
+        if ((round == 1)); then
+            check_dump "${a_out}" "${CLUSTER[ROWS_BEFORE]}" "${CLUSTER[ROWS_AFTER]}" >/dev/null \
+                || die "the agent's one-database dump is wrong"
+            check_dump "${b_out}" "${CLUSTER[ROWS_BEFORE]}" "${CLUSTER[ROWS_AFTER]}" >/dev/null \
+                || die "the runbook's dump of the three-database cluster is wrong"
+        fi
+    done
+    rm -rf -- "${b_scratch}"
+    rm -f -- "${a_out}" "${a_out}.manifest.json" "${b_out}"
+
+    # Streams: A compressed, B plain; the same scratch copy, restored --delta by each run.
+    local plain="${dir}/out/stream.sql" packed="${dir}/out/stream.sql.zst"
+    for ((round = 1; round <= FOCUSED_ROUNDS; round++)); do
+        rm -f -- "${plain}" "${packed}"
+        sync
+        STREAM_FILE="${packed}"
+        read -r seconds peak < <(agent_dump "${a_scratch}" - "${CLUSTER[SCRATCH_PORT]}" "${dir}/agent-dump.log" --compress zstd)
+        record "${scale}" "stream-zstd" A "${round}" "${seconds}"
+        record "${scale}" "stream-bytes" A "${round}" "$(stat -c %s "${packed}")"
+        record "${scale}" "stream-peak-rss-kib" A "${round}" "${peak}"
+        log "scale ${scale} stream round ${round}: zstd ${seconds} s, $(stat -c %s "${packed}") bytes (peak RSS ${peak} KiB)"
+        sync
+        STREAM_FILE="${plain}"
+        read -r seconds peak < <(agent_dump "${a_scratch}" - "${CLUSTER[SCRATCH_PORT]}" "${dir}/agent-dump.log")
+        record "${scale}" "stream-zstd" B "${round}" "${seconds}"
+        record "${scale}" "stream-bytes" B "${round}" "$(stat -c %s "${plain}")"
+        record "${scale}" "stream-peak-rss-kib" B "${round}" "${peak}"
+        log "scale ${scale} stream round ${round}: plain ${seconds} s, $(stat -c %s "${plain}") bytes (peak RSS ${peak} KiB)"
+        if ((round == 1)); then
+            check_dump "${plain}" "${CLUSTER[ROWS_BEFORE]}" "${CLUSTER[ROWS_AFTER]}" >/dev/null \
+                || die "the plain stream is wrong"
+            check_dump <(zstd -q -dc -- "${packed}") "${CLUSTER[ROWS_BEFORE]}" "${CLUSTER[ROWS_AFTER]}" >/dev/null \
+                || die "the zstd stream is wrong"
+        fi
+    done
+    rm -f -- "${plain}" "${packed}"
+}
+
+# --- memory at a larger scale -------------------------------------------------------------------
+# One plain dump to a file and one zstd stream, each into an empty scratch: the agent's peak
+# resident memory next to the smaller scales' (its buffers are bounded; the database is not).
+bench_large() {
+    local scale="$1" dir="$2"
+    local seconds peak out="${dir}/out/agent.sql"
+    prepare_side empty "${dir}/agent-scratch" "${out}" "${out}.manifest.json"
+    read -r seconds peak < <(agent_dump "${dir}/agent-scratch" "${out}" "${CLUSTER[SCRATCH_PORT]}" "${dir}/agent-dump.log")
+    record "${scale}" "large-dump" A 1 "${seconds}"
+    record "${scale}" "large-peak-rss-kib" A 1 "${peak}"
+    record "${scale}" "large-dump-bytes" A 1 "$(stat -c %s "${out}")"
+    record_steps "${scale}" "large" A 1 "$(agent_steps "${out}.manifest.json")"
+    log "scale ${scale} plain dump: ${seconds} s, peak RSS ${peak} KiB"
+    check_dump "${out}" "${CLUSTER[ROWS_BEFORE]}" "${CLUSTER[ROWS_AFTER]}" >/dev/null || die "the scale-${scale} dump is wrong"
+    rm -f -- "${out}" "${out}.manifest.json"
+    prepare_side empty "${dir}/agent-scratch"
+    STREAM_FILE="${dir}/out/stream.sql.zst"
+    read -r seconds peak < <(agent_dump "${dir}/agent-scratch" - "${CLUSTER[SCRATCH_PORT]}" "${dir}/agent-dump.log" --compress zstd)
+    record "${scale}" "large-zstd" A 1 "${seconds}"
+    record "${scale}" "large-peak-rss-kib" A 2 "${peak}"
+    log "scale ${scale} zstd stream: ${seconds} s, peak RSS ${peak} KiB"
+    rm -f -- "${STREAM_FILE}"
+}
+
+# Builds a cluster in DIR with make-cluster.sh's further arguments, and loads its env.
+build_cluster() {
+    local scale="$1" dir="$2"
+    shift 2
+    if [[ -d "${dir}" ]]; then
+        bash "${AGENT_REPO_ROOT}/tests/support/stop-cluster.sh" --dir "${dir}" --remove >/dev/null 2>&1 || true
+        [[ ! -e "${dir}" ]] || die "${dir} is left from an earlier run and is not a cluster directory; remove it"
+    fi
+    CURRENT_DIR="${dir}"
+    local start
+    start="$(now_ns)"
+    bash "${AGENT_REPO_ROOT}/tests/support/make-cluster.sh" --dir "${dir}" "$@"
+    record "${scale}" "cluster-build$([[ "${dir}" == */scale-* ]] || printf -- '-%s' "${dir##*/}")" - 1 "$(seconds_since "${start}")"
+    read_cluster_env "${dir}/cluster.env"
+}
+
+remove_cluster() {
+    local dir="$1"
+    if [[ "${KEEP}" == "1" ]]; then
+        bash "${AGENT_REPO_ROOT}/tests/support/stop-cluster.sh" --dir "${dir}" >/dev/null
+    else
+        bash "${AGENT_REPO_ROOT}/tests/support/stop-cluster.sh" --dir "${dir}" --remove >/dev/null
+    fi
+    CURRENT_DIR=""
 }
 
 # --- backups --------------------------------------------------------------------------------
@@ -410,16 +558,8 @@ log "work directory ${WORK}; scales ${SCALES}; ${ROUNDS} A/B pairs each"
 last_scale="${SCALES##* }"
 for scale in ${SCALES}; do
     dir="${WORK}/scale-${scale}"
-    if [[ -d "${dir}" ]]; then
-        bash "${AGENT_REPO_ROOT}/tests/support/stop-cluster.sh" --dir "${dir}" --remove >/dev/null 2>&1 || true
-        [[ ! -e "${dir}" ]] || die "${dir} is left from an earlier run and is not a cluster directory; remove it"
-    fi
     log "scale ${scale}: building the cluster"
-    CURRENT_DIR="${dir}"
-    start="$(now_ns)"
-    bash "${AGENT_REPO_ROOT}/tests/support/make-cluster.sh" --dir "${dir}" --pgbench-scale "${scale}" --amcheck
-    record "${scale}" "cluster-build" - 1 "$(seconds_since "${start}")"
-    read_cluster_env "${dir}/cluster.env"
+    build_cluster "${scale}" "${dir}" --pgbench-scale "${scale}" --amcheck
     record "${scale}" "database-bytes" - 1 "$("${BINDIR}/psql" -X -At -h "${CLUSTER[SOCKET_DIR]}" -p "${CLUSTER[PORT]}" -U postgres \
         -d api -c "SELECT pg_database_size('api')")"
 
@@ -430,18 +570,39 @@ for scale in ${SCALES}; do
     bench_backups "${scale}" incr "${dir}"
     bench_backups "${scale}" full "${dir}"
     bench_daemon "${scale}" "${dir}" "$([[ "${scale}" == "${last_scale}" ]] && echo 1 || echo 0)"
-
-    if [[ "${KEEP}" == "1" ]]; then
-        bash "${AGENT_REPO_ROOT}/tests/support/stop-cluster.sh" --dir "${dir}" >/dev/null
-    else
-        bash "${AGENT_REPO_ROOT}/tests/support/stop-cluster.sh" --dir "${dir}" --remove >/dev/null
-    fi
-    CURRENT_DIR=""
+    remove_cluster "${dir}"
 done
+
+if ((FOCUSED_ROUNDS > 0)); then
+    dir="${WORK}/focused-${FOCUSED_SCALE}"
+    log "three databases at scale ${FOCUSED_SCALE}: building the cluster"
+    build_cluster "${FOCUSED_SCALE}" "${dir}" --pgbench-scale "${FOCUSED_SCALE}" --pgbench-clones "shop crm"
+    record "${FOCUSED_SCALE}" "focused-database-bytes" - 1 "$("${BINDIR}/psql" -X -At -h "${CLUSTER[SOCKET_DIR]}" \
+        -p "${CLUSTER[PORT]}" -U postgres -d postgres -c "SELECT sum(pg_database_size(datname)) FROM pg_database")"
+    bench_focused "${FOCUSED_SCALE}" "${dir}"
+    remove_cluster "${dir}"
+fi
+
+if ((LARGE_SCALE > 0)); then
+    # Live cluster, repository, scratch copy and dump: about 40 MB per unit of scale.
+    free_mb="$(df -P -m -- "${WORK}" | awk 'NR == 2 { print $4 }')"
+    if ((free_mb < LARGE_SCALE * 40)); then
+        log "scale ${LARGE_SCALE}: skipped, ${free_mb} MB free under ${WORK}, about $((LARGE_SCALE * 40)) MB needed"
+        record "${LARGE_SCALE}" "large-skipped" - 1 "${free_mb}" "MB free, $((LARGE_SCALE * 40)) needed"
+    else
+        dir="${WORK}/large-${LARGE_SCALE}"
+        log "scale ${LARGE_SCALE}: building the cluster"
+        build_cluster "${LARGE_SCALE}" "${dir}" --pgbench-scale "${LARGE_SCALE}"
+        record "${LARGE_SCALE}" "large-database-bytes" - 1 "$("${BINDIR}/psql" -X -At -h "${CLUSTER[SOCKET_DIR]}" \
+            -p "${CLUSTER[PORT]}" -U postgres -d api -c "SELECT pg_database_size('api')")"
+        bench_large "${LARGE_SCALE}" "${dir}"
+        remove_cluster "${dir}"
+    fi
+fi
 
 # Written whole to WORK first, then copied over the files (whose directory may not be ours).
 python3 "${HERE}/report.py" --raw "${RAW}" --agent "${AGENT_BIN}" \
-    --command "tests/bench/run.sh --scales \"${SCALES}\" --rounds ${ROUNDS} --backup-rounds ${BACKUP_ROUNDS} --drill-rounds ${DRILL_ROUNDS}" >"${WORK}/RESULTS.md"
+    --command "tests/bench/run.sh --scales \"${SCALES}\" --rounds ${ROUNDS} --backup-rounds ${BACKUP_ROUNDS} --drill-rounds ${DRILL_ROUNDS} --focused-rounds ${FOCUSED_ROUNDS} --focused-scale ${FOCUSED_SCALE} --large-scale ${LARGE_SCALE}" >"${WORK}/RESULTS.md"
 cat -- "${WORK}/RESULTS.md" >"${RESULTS}"
 cat -- "${RAW}" >"${RESULTS%.md}.raw.tsv"
 log "report: ${RESULTS} (raw samples: ${RAW})"

@@ -2,7 +2,7 @@
 # Build a throwaway PostgreSQL 15 cluster with a real pgBackRest repository.
 #
 #   tests/support/make-cluster.sh --dir DIR [--port N] [--bulk-mb M] [--pgbench-scale S] [--repo2]
-#                                 [--data-checksums] [--amcheck]
+#                                 [--data-checksums] [--amcheck] [--pgbench-clones "NAME ..."]
 #
 # Creates, under DIR (absent or empty):
 #   data/            the cluster (initdb), running on 127.0.0.1:N and DIR/run
@@ -25,6 +25,9 @@
 # --data-checksums runs initdb with data checksums; --amcheck installs the
 # amcheck extension (contrib) in database api right after creating it, before
 # the target (restore drills run it on the paused copy, which cannot install it).
+# --pgbench-clones "shop crm" (with --pgbench-scale) also creates those
+# databases as file copies of api right after pgbench fills it, so the cluster
+# holds several databases of the same size (the one-database dump benchmark).
 #
 # Progress goes to stderr; stdout stays empty. On failure the error is
 # printed, the server started here is stopped, and DIR is left for
@@ -51,6 +54,7 @@ usage: make-cluster.sh --dir DIR [--port N] [--bulk-mb M] [--pgbench-scale S] [-
   --repo2              a second repository, DIR/repo2; the backups go to repo1, then repo2
   --data-checksums     initdb --data-checksums
   --amcheck            CREATE EXTENSION amcheck in database api (before the target)
+  --pgbench-clones L   with --pgbench-scale: databases (space-separated names) copied from api
 EOF
 }
 
@@ -66,6 +70,7 @@ REPO2=0
 ROLE_OWNED_TABLE=0
 DATA_CHECKSUMS=0
 AMCHECK=0
+PGBENCH_CLONES=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --dir) [[ $# -ge 2 ]] || die "--dir needs a value"; DIR="$2"; shift 2 ;;
@@ -80,6 +85,7 @@ while [[ $# -gt 0 ]]; do
         --repo2) REPO2=1; shift ;;
         --data-checksums) DATA_CHECKSUMS=1; shift ;;
         --amcheck) AMCHECK=1; shift ;;
+        --pgbench-clones) [[ $# -ge 2 ]] || die "--pgbench-clones needs a value"; PGBENCH_CLONES="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) usage; die "unknown argument: $1" ;;
     esac
@@ -88,6 +94,11 @@ done
 [[ -n "${DIR}" ]] || { usage; die "--dir is required"; }
 [[ "${BULK_MB}" =~ ^[0-9]+$ ]] || die "--bulk-mb must be a non-negative integer, got '${BULK_MB}'"
 [[ "${PGBENCH_SCALE}" =~ ^[0-9]+$ ]] || die "--pgbench-scale must be a non-negative integer, got '${PGBENCH_SCALE}'"
+for clone in ${PGBENCH_CLONES}; do
+    [[ "${clone}" =~ ^[a-z][a-z0-9_]*$ && "${clone}" != "api" ]] \
+        || die "--pgbench-clones must list lower-case database names other than api, got '${clone}'"
+    ((PGBENCH_SCALE > 0)) || die "--pgbench-clones needs --pgbench-scale"
+done
 if [[ -n "${PORT}" ]]; then
     if ! [[ "${PORT}" =~ ^[0-9]+$ ]] || ((PORT < 1024 || PORT > 65535)); then
         die "--port must be an integer in 1024..65535, got '${PORT}'"
@@ -325,6 +336,11 @@ pgbench_api() {
 if ((PGBENCH_SCALE > 0)); then
     log "pgbench -i -s ${PGBENCH_SCALE} api"
     pgbench_api -i -q -s "${PGBENCH_SCALE}"
+    for clone in ${PGBENCH_CLONES}; do
+        # FILE_COPY copies api's files (after a checkpoint) instead of writing them all to WAL.
+        log "database ${clone}: a copy of api"
+        sql postgres -c "CREATE DATABASE ${clone} TEMPLATE api STRATEGY FILE_COPY" >/dev/null
+    done
     log "full backup holding the pgbench data"
     backup_all --type=full
     log "pgbench traffic before the target (WAL to replay)"
