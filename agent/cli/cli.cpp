@@ -30,13 +30,11 @@ int run_cli(int argc, char** argv) {
       "Restore the backup to a scratch directory at a point in time, start a temporary server there, "
       "wait until recovery reached the target, verify it, write a SQL dump (pg_dump --create, plain), "
       "and stop and clean up whatever fails.");
-  dump_cmd
-      ->add_option(
-          "--target", dump.arguments.target,
-          std::string("What to dump: latest, lsn:X/Y, xid:N, name:RESTORE_POINT, or a time with a zone "
-                      "or offset. Times accepted: ") +
-              kTargetTimeForms)
-      ->required();
+  dump_cmd->add_option("--target", dump.arguments.target,
+                       std::string("Required (except with --stop). What to dump: latest, lsn:X/Y, xid:N, "
+                                   "name:RESTORE_POINT, or a time with a zone "
+                                   "or offset. Times accepted: ") +
+                           kTargetTimeForms);
   dump_cmd->add_option("--database", dump.arguments.database, "Database to dump (config dump.database)");
   dump_cmd->add_option("--output", dump.arguments.output,
                        "Dump file, written as FILE.partial then renamed; '-' writes to standard output "
@@ -74,6 +72,14 @@ int run_cli(int argc, char** argv) {
   dump_cmd->add_flag("--globals", dump.arguments.globals,
                      "Also the roles (pg_dumpall --globals-only --no-role-passwords): OUTPUT.globals.sql, or "
                      "first in the stream with --output -");
+  dump_cmd->add_flag("--keep-running", dump.arguments.keep_running,
+                     "After the dump, leave the paused copy up on its private socket for inspection with "
+                     "psql (the log says how to connect) until --keep-for has passed or `agent dump --stop`");
+  dump_cmd->add_option("--keep-for", dump.arguments.keep_for,
+                       "How long --keep-running keeps the copy: 90s, 30m, 2h, 1d (default 1h; at most "
+                       "config dump.keep_running_max_seconds)");
+  dump_cmd->add_flag("--stop", dump.stop,
+                     "Stop the copy a dump with --keep-running left up in the running agent (no --target)");
 
   DrillOptions drill;
   auto* drill_cmd = app.add_subcommand(

@@ -20,6 +20,7 @@ struct DumpOptions {
   std::string config_path;
   std::optional<std::string> log_format;
   DumpArguments arguments;
+  bool stop = false;  // --stop: stop the copy a --keep-running dump left up
 };
 
 int command_dump(const DumpOptions& options);

@@ -48,6 +48,16 @@ int dump_through_agent(int fd, const DumpArguments& arguments) {
         log::write(*logger, step->state == "failed" ? spdlog::level::err : spdlog::level::info,
                    fmt::format("{}: {} after {:.2f} s", step->step, step->state, step->seconds), fields);
       }
+    } else if (const auto* kept = std::get_if<DumpKeptReply>(&**reply)) {
+      // The dump is written; the agent holds the copy. This client is done.
+      const std::string psql = kept_copy_psql(kept->socket_dir, kept->port, kept->user, kept->database);
+      log::write(*logger, spdlog::level::info,
+                 fmt::format("dump written; the running agent keeps its paused copy up until {} (`agent dump "
+                             "--stop` stops it earlier). Connect in the container with: {}; from outside "
+                             "the pod: {}",
+                             kept->until, psql, kept_copy_oc_exec(kept->pod, psql)),
+                 job);
+      return kExitSuccess;
     } else if (const auto* accepted = std::get_if<DumpAcceptedReply>(&**reply)) {
       job.job_id = std::to_string(accepted->job_id);
       log::write(*logger, spdlog::level::info,
@@ -72,6 +82,48 @@ int dump_through_agent(int fd, const DumpArguments& arguments) {
   }
 }
 
+// `agent dump --stop`: the running agent stops the kept copy; the reply comes once it is
+// stopped and the scratch directory is cleaned up.
+int stop_kept_copy(const AgentConfig& config) {
+  auto logger = log::get("dump");
+  const std::string path = control_socket_path(config);
+  auto connected = connect_control_socket(path);
+  if (!connected) return fail(connected.error());
+  if (!*connected)
+    return fail(
+        make_error(ErrorKind::environment, "no agent is running on " + path,
+                   "a copy kept by `agent dump --keep-running` without a running agent belongs to that "
+                   "command: stop it with Ctrl-C (or SIGTERM) where it runs; it also stops by itself "
+                   "at its deadline"));
+  const int fd = **connected;
+  auto code = [&]() -> int {
+    if (auto s = send_json_line(fd, control_request_json(DumpStopCommand{})); !s) return fail(s.error());
+    std::string buffer;
+    for (;;) {
+      auto reply = read_control_reply(fd, buffer);
+      if (!reply) return fail(reply.error());
+      if (!*reply)
+        return fail(make_error(ErrorKind::environment,
+                               "the agent closed the connection before the copy stopped",
+                               "see `agent status`"));
+      if (const auto* refused = std::get_if<RefusedReply>(&**reply)) return fail(refused->error);
+      if (const auto* finished = std::get_if<DumpFinishedReply>(&**reply)) {
+        if (const auto* error = std::get_if<ReplyError>(&finished->outcome)) return fail(*error);
+        logger->info("stopped the kept copy; the dump {} stays",
+                     std::get<DumpWritten>(finished->outcome).output);
+        return kExitSuccess;
+      }
+      if (!std::holds_alternative<HeartbeatReply>(**reply))
+        return fail(make_error(
+            ErrorKind::external_tool,
+            "the agent answered `agent dump --stop` with a reply for another command",
+            "the running agent and this command must be the same version (restart the container)"));
+    }
+  }();
+  close(fd);
+  return code;
+}
+
 int dump_here(const DumpJob& job) {
   CancelToken cancel;
   cancel_on_termination_signals(cancel);
@@ -84,6 +136,9 @@ int dump_here(const DumpJob& job) {
   if (!summary) return fail(summary.error());
   auto logger = log::get("dump");
   const std::string checksum = summary->checksum.empty() ? "none" : summary->checksum;
+  if (!summary->kept_copy_ended.empty())
+    logger->info("the kept copy was stopped ({}) and the scratch directory cleaned up",
+                 summary->kept_copy_ended);
   if (summary->output == "-")
     logger->info("dump written to standard output: {} bytes, checksum {}, from backup set {} in repo{}",
                  summary->bytes, checksum, summary->backup_label, summary->repo);
@@ -103,6 +158,16 @@ int command_dump(const DumpOptions& options) {
   const auto config = load_command_config(options.config_path, overrides, exit_code);
   if (!config) return exit_code;
 
+  if (options.stop) {
+    if (!options.arguments.target.empty() || options.arguments.keep_running)
+      return fail(make_error(ErrorKind::usage, "--stop takes no --target or --keep-running",
+                             "run `agent dump --stop` alone to stop the kept copy"));
+    return stop_kept_copy(*config);
+  }
+  if (options.arguments.target.empty())
+    return fail(make_error(ErrorKind::usage, "--target is required",
+                           "give the time (with its zone), latest, lsn:X/Y, xid:N or name:POINT to dump "
+                           "(`agent dump --help`)"));
   DumpArguments arguments = options.arguments;
   arguments.output = absolute(arguments.output);
   arguments.scratch = absolute(arguments.scratch);

@@ -140,11 +140,18 @@ void print_human(nlohmann::json status) {
   }
   auto& dump = status["dump"];
   if (dump.is_object()) {
-    if (dump["running"].is_object())
+    if (dump["running"].is_object()) {
       std::printf("dump: job %llu running since %s, target %s\n",
                   static_cast<unsigned long long>(dump["running"].value("job_id", 0ULL)),
                   dump["running"].value("started_at", "").c_str(),
                   dump["running"].value("target", "").c_str());
+      if (const auto& kept = dump["running"]["kept"]; kept.is_object())
+        std::printf(
+            "  its paused copy is kept running since %s until %s (stop it: agent dump --stop)\n"
+            "  connect: %s\n  from outside the pod: %s\n",
+            kept.value("since", "").c_str(), kept.value("until", "").c_str(), kept.value("psql", "").c_str(),
+            kept.value("oc_exec", "").c_str());
+    }
     if (dump["last"].is_object()) {
       auto& outcome = dump["last"]["outcome"];
       std::printf("last dump: job %llu, target %s, %s%s%s\n",

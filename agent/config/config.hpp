@@ -54,6 +54,7 @@ struct AgentConfig {
     std::string format = "plain";           // plain | custom | directory
     std::string compress = "auto";          // auto | none | zstd[:N] | gzip[:N] (dump_format.hpp)
     int jobs = 1;                           // pg_dump --jobs for the directory format
+    int keep_running_max_seconds = 28800;   // the longest --keep-for
   } dump;
   struct {
     int reserve_percent = 0;  // of a live filesystem's size, kept free for the live cluster

@@ -231,6 +231,13 @@ const std::vector<OptionSpec> kOptions = {
    "pg_dump processes for the directory format (--jobs); the copy takes one connection more.",
    1, 32, {},
    [](AgentConfig& c, const OptionValue& v) { c.dump.jobs = static_cast<int>(v.integer); }},
+  {"dump.keep_running_max_seconds", OptionType::integer, "28800",
+   "The longest `agent dump --keep-running --keep-for` may keep the paused copy up for "
+   "inspection (the default is one hour, or this when it is shorter).",
+   60, 604800, {},
+   [](AgentConfig& c, const OptionValue& v) {
+     c.dump.keep_running_max_seconds = static_cast<int>(v.integer);
+   }},
 
   {"disk.reserve_percent", OptionType::integer, "10",
    "Free space, in percent of the filesystem's size, that `agent dump` leaves on every filesystem "

@@ -286,6 +286,10 @@ void AgentDaemon::dump(const DumpCommand& command, ControlReply reply) {
   jobs_->dump(command, std::move(reply));
 }
 
+void AgentDaemon::dump_stop(ControlReply reply) {
+  jobs_->stop_kept_dump(std::move(reply));
+}
+
 // The trigger's state is pulled, not pushed: read on every beat and every scrape.
 void AgentDaemon::refresh_component_metrics() {
   if (const auto trigger = triggers_->annotation_status())

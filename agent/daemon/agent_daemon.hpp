@@ -68,6 +68,7 @@ class AgentDaemon final : public ControlHandler {
   nlohmann::json status() override;
   void backup(const BackupCommand& command, ControlReply reply) override;
   void dump(const DumpCommand& command, ControlReply reply) override;
+  void dump_stop(ControlReply reply) override;
 
  private:
   void open_state();

@@ -10,7 +10,8 @@ namespace {
 
 Error refusal(const std::string& message) {
   return make_error(ErrorKind::usage, message,
-                    "send one JSON object per line: {\"command\": \"status\" | \"backup\" | \"dump\", ...} "
+                    "send one JSON object per line: {\"command\": \"status\" | \"backup\" | \"dump\" | "
+                    "\"dump-stop\", ...} "
                     "(`agent status`, `agent backup` and `agent dump` do)");
 }
 
@@ -73,6 +74,12 @@ Result<ControlRequest> parse_dump(JsonFields& fields) {
     if (!value) return value.error();
     *field = value->value_or(false);
   }
+  auto keep_running = fields.flag("keep_running");
+  if (!keep_running) return keep_running.error();
+  a.keep_running = keep_running->value_or(false);
+  auto keep_for = fields.text("keep_for");
+  if (!keep_for) return keep_for.error();
+  a.keep_for = *keep_for;
   for (auto [key, field] :
        {std::pair{"tables", &a.tables}, std::pair{"exclude_tables", &a.exclude_tables},
         std::pair{"schemas", &a.schemas}, std::pair{"exclude_schemas", &a.exclude_schemas}}) {
@@ -102,6 +109,8 @@ Result<ControlRequest> parse_control_request(std::string_view line) {
     parsed = parse_backup(fields);
   else if (**command == "dump")
     parsed = parse_dump(fields);
+  else if (**command == "dump-stop")
+    parsed = ControlRequest(DumpStopCommand{});
   else
     return parsed;
   if (!parsed) return parsed;
@@ -117,6 +126,7 @@ nlohmann::json control_request_json(const ControlRequest& request) {
     if (backup->repo > 0) json["repo"] = backup->repo;
     return json;
   }
+  if (std::holds_alternative<DumpStopCommand>(request)) return {{"command", "dump-stop"}};
   const auto& a = std::get<DumpCommand>(request).arguments;
   nlohmann::json json = {{"command", "dump"}, {"target", a.target}, {"overwrite", a.overwrite}};
   if (a.database) json["database"] = *a.database;
@@ -131,6 +141,8 @@ nlohmann::json control_request_json(const ControlRequest& request) {
   if (a.data_only) json["data_only"] = true;
   if (a.schema_only) json["schema_only"] = true;
   if (a.globals) json["globals"] = true;
+  if (a.keep_running) json["keep_running"] = true;
+  if (a.keep_for) json["keep_for"] = *a.keep_for;
   for (auto [key, list] :
        {std::pair{"tables", &a.tables}, std::pair{"exclude_tables", &a.exclude_tables},
         std::pair{"schemas", &a.schemas}, std::pair{"exclude_schemas", &a.exclude_schemas}})

@@ -33,7 +33,10 @@ struct DumpCommand {
   DumpArguments arguments;
 };
 
-using ControlRequest = std::variant<StatusCommand, BackupCommand, DumpCommand>;
+// `agent dump --stop`: stop the copy a --keep-running dump left up.
+struct DumpStopCommand {};
+
+using ControlRequest = std::variant<StatusCommand, BackupCommand, DumpCommand, DumpStopCommand>;
 
 // Parses one request line. Errors are ErrorKind::usage and name the offending field.
 Result<ControlRequest> parse_control_request(std::string_view line);

@@ -112,6 +112,16 @@ Overloaded(F...) -> Overloaded<F...>;
 
 }  // namespace
 
+nlohmann::json dump_kept_json(const DumpKeptReply& k) {
+  return {{"socket_dir", k.socket_dir},
+          {"port", k.port},
+          {"user", k.user},
+          {"database", k.database},
+          {"pod", k.pod},
+          {"since", k.since},
+          {"until", k.until}};
+}
+
 ReplyError reply_error(const Error& error) {
   return {error.message, error.hint, exit_code_for(error.kind)};
 }
@@ -173,6 +183,11 @@ nlohmann::json control_reply_json(const ControlReplyMessage& reply) {
           },
           [](const DumpStepReply& r) -> nlohmann::json {
             return {{"event", "dump-step"}, {"step", r.step}, {"state", r.state}, {"seconds", r.seconds}};
+          },
+          [](const DumpKeptReply& r) -> nlohmann::json {
+            auto json = dump_kept_json(r);
+            json["event"] = "dump-kept";
+            return json;
           },
           [](const DumpFinishedReply& r) -> nlohmann::json {
             if (const auto* error = std::get_if<ReplyError>(&r.outcome))
@@ -250,6 +265,19 @@ Result<ControlReplyMessage> parse_control_reply(const nlohmann::json& line) {
     auto seconds = fields.required_number("seconds");
     if (!seconds) return seconds.error();
     parsed = ControlReplyMessage(DumpStepReply{*step, *state, *seconds});
+  } else if (*event == "dump-kept") {
+    DumpKeptReply r;
+    for (auto [key, into] : {std::pair{"socket_dir", &r.socket_dir}, std::pair{"user", &r.user},
+                             std::pair{"database", &r.database}, std::pair{"pod", &r.pod},
+                             std::pair{"since", &r.since}, std::pair{"until", &r.until}}) {
+      auto value = fields.required_text(key);
+      if (!value) return value.error();
+      *into = *value;
+    }
+    auto port = fields.required_integer("port", 1, 65535);
+    if (!port) return port.error();
+    r.port = static_cast<int>(*port);
+    parsed = ControlReplyMessage(r);
   } else if (*event == "dump-finished") {
     auto ok = fields.flag("ok");
     if (!ok) return ok.error();

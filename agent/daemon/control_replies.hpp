@@ -10,6 +10,8 @@
 //   abandoned        the agent stopped before the job ended (it runs again after the restart)
 //   dump-accepted    job_id
 //   dump-step        step, state, seconds
+//   dump-kept        --keep-running: the paused copy is up; socket_dir, port, user, database,
+//                    pod, since, until (the client of the dump ends here, the job goes on)
 //   dump-finished    ok and summary, or not ok and error, hint, exit_code
 //
 // A client reads each line with parse_control_reply: a line that is not one of these, a field
@@ -77,6 +79,16 @@ struct DumpStepReply {
   std::string state;  // started | done | failed
   double seconds = 0;
 };
+struct DumpKeptReply {
+  std::string socket_dir;
+  int port = 0;
+  std::string user;
+  std::string database;
+  std::string pod;
+  std::string since;  // ISO 8601 UTC
+  std::string until;  // the deadline
+};
+nlohmann::json dump_kept_json(const DumpKeptReply& kept);  // the reply's fields, without "event"
 struct DumpWritten {
   std::string output;
   std::string manifest;
@@ -92,7 +104,7 @@ struct DumpFinishedReply {
 
 using ControlReplyMessage =
     std::variant<HeartbeatReply, RefusedReply, StatusReply, BackupAcceptedReply, BackupFinishedReply,
-                 AbandonedReply, DumpAcceptedReply, DumpStepReply, DumpFinishedReply>;
+                 AbandonedReply, DumpAcceptedReply, DumpStepReply, DumpKeptReply, DumpFinishedReply>;
 
 nlohmann::json control_reply_json(const ControlReplyMessage& reply);
 // One reply line (its JSON). Errors are ErrorKind::external_tool and name the field.

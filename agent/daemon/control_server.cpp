@@ -135,6 +135,8 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
       reply(StatusReply{handler_.status()}, true);
     else if (const auto* backup = std::get_if<BackupCommand>(&*request))
       handler_.backup(*backup, send);
+    else if (std::holds_alternative<DumpStopCommand>(*request))
+      handler_.dump_stop(send);
     else
       handler_.dump(std::get<DumpCommand>(*request), send);
   }

@@ -33,6 +33,7 @@ class ControlHandler {
   virtual nlohmann::json status() = 0;
   virtual void backup(const BackupCommand& command, ControlReply reply) = 0;
   virtual void dump(const DumpCommand& command, ControlReply reply) = 0;
+  virtual void dump_stop(ControlReply reply) = 0;
 };
 
 class ControlSession;

@@ -249,13 +249,23 @@ void JobRunner::answer_waiters(std::uint64_t job_id, const ControlReplyMessage& 
   for (auto& reply : waiters.mapped()) reply(message, true);
 }
 
+// Why another job cannot have the scratch slot while a dump has it.
+Error JobRunner::scratch_busy_with_dump() const {
+  if (dump_running_->kept)
+    return make_error(ErrorKind::environment,
+                      "the paused copy of dump job " + std::to_string(dump_running_->id) +
+                          " is kept running for inspection until " + dump_running_->kept->until,
+                      "stop it with `agent dump --stop` (`agent status` shows how to connect to it), or wait "
+                      "until then");
+  return make_error(ErrorKind::environment,
+                    "a dump is already running (job " + std::to_string(dump_running_->id) + ")",
+                    "wait for it to finish (agent status)");
+}
+
 void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
   const auto refuse = [&reply](const Error& error) { reply(RefusedReply{reply_error(error)}, true); };
   if (stopping_) return refuse(make_error(ErrorKind::interrupted, "the agent is shutting down"));
-  if (dump_running_)
-    return refuse(make_error(ErrorKind::environment,
-                             "a dump is already running (job " + std::to_string(dump_running_->id) + ")",
-                             "wait for it to finish (agent status)"));
+  if (dump_running_) return refuse(scratch_busy_with_dump());
   if (drill_running_)
     return refuse(make_error(ErrorKind::environment,
                              "a restore drill is using the scratch directory (job " +
@@ -270,12 +280,18 @@ void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
 
   DumpRecord record{next_dump_id_, format_iso_utc(job->target.instant), job->output, services_.clock.now(),
                     nullptr};
+  record.keep_running = job->keep_running.count() > 0;
+  record.stop_keeping = std::make_shared<CancelToken>();
   auto started = scratch_slot_.start<Result<DumpSummary>>(
-      [this, job = std::move(*job), reply,
-       id = next_dump_id_](const CancelToken& cancel) -> Result<DumpSummary> {
+      [this, job = std::move(*job), reply, id = next_dump_id_,
+       stop_keeping = record.stop_keeping](const CancelToken& cancel) -> Result<DumpSummary> {
         log::ScopedJob in_job("dump", std::to_string(id));
         auto copier = services_.make_copier();
         DumpServices services{services_.runner, services_.connector, *copier, services_.clock, cancel, {}};
+        services.stop_keeping = stop_keeping.get();
+        services.on_kept = [this, id, reply](const KeptCopy& kept) {
+          boost::asio::post(io_, [this, id, reply, kept] { on_dump_kept(id, kept, reply); });
+        };
         // Progress goes to the client from the loop thread, which owns the connection.
         services.on_step = [this, reply](const std::string& step, const std::string& state, double seconds) {
           scratch_slot_.mark_progress();
@@ -300,6 +316,35 @@ void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
   reply(DumpAcceptedReply{dump_running_->id}, false);
 }
 
+// The dump is written and its copy is up: the client hears how to connect and may go; the
+// job holds the scratch slot until the copy is stopped.
+void JobRunner::on_dump_kept(std::uint64_t id, const KeptCopy& kept, const ControlReply& reply) {
+  if (!dump_running_ || dump_running_->id != id) return;
+  const auto iso = [](std::chrono::system_clock::time_point t) {
+    return format_iso_utc(std::chrono::floor<Microseconds>(t));
+  };
+  dump_running_->kept = DumpKeptReply{kept.socket_dir, kept.port,       kept.user,      kept.database,
+                                      kept.pod,        iso(kept.since), iso(kept.until)};
+  reply(*dump_running_->kept, false);
+}
+
+void JobRunner::stop_kept_dump(ControlReply reply) {
+  const auto refuse = [&reply](const Error& error) { reply(RefusedReply{reply_error(error)}, true); };
+  if (!dump_running_ || !dump_running_->keep_running)
+    return refuse(make_error(ErrorKind::environment, "no dump's copy is kept running in this agent",
+                             "`agent dump --keep-running` keeps one; `agent status` shows what runs"));
+  if (!dump_running_->kept)
+    return refuse(make_error(ErrorKind::environment,
+                             "dump job " + std::to_string(dump_running_->id) +
+                                 " has not finished its dump yet; its copy is kept once the dump is written",
+                             "wait until `agent status` shows the kept copy, then stop it"));
+  log::write(*log::get("dump"), spdlog::level::info,
+             fmt::format("dump job {}: stopping the kept copy (agent dump --stop)", dump_running_->id),
+             job_fields("dump", dump_running_->id));
+  dump_running_->stop_keeping->cancel();
+  dump_running_->stop_waiters.push_back(std::move(reply));
+}
+
 void JobRunner::on_dump_finished(Result<DumpSummary> summary, ControlReply reply) {
   DumpFinishedReply finished{ReplyError{}};
   if (summary) {
@@ -307,7 +352,9 @@ void JobRunner::on_dump_finished(Result<DumpSummary> summary, ControlReply reply
         DumpWritten{summary->output,       summary->manifest_path, summary->bytes,      summary->checksum,
                     summary->backup_label, summary->repo,          summary->gap_seconds};
     double seconds = 0;
-    for (const auto& timing : summary->timings) seconds += timing.seconds;
+    // The dump's own time: a kept copy's inspection is not part of it.
+    for (const auto& timing : summary->timings)
+      if (timing.step != "keep-running") seconds += timing.seconds;
     metrics_.record_dump(DumpResult{services_.clock.now(), seconds, summary->bytes, summary->gap_seconds});
   } else {
     log::error(*log::get("dump"), summary.error(), "dump job " + std::to_string(dump_running_->id),
@@ -316,9 +363,14 @@ void JobRunner::on_dump_finished(Result<DumpSummary> summary, ControlReply reply
     finished.outcome = reply_error(summary.error());
   }
   dump_running_->outcome = control_reply_json(finished);
+  const auto stop_waiters = std::move(dump_running_->stop_waiters);
+  dump_running_->stop_waiters.clear();
+  dump_running_->stop_keeping.reset();
+  dump_running_->kept.reset();
   dump_last_ = std::move(dump_running_);
   dump_running_.reset();
   reply(finished, true);
+  for (const auto& waiter : stop_waiters) waiter(finished, true);
   if (stopping_) return finish_if_idle();
   start_next_drill();
 }

@@ -67,6 +67,9 @@ class JobRunner {
   // What the previous run left in the journal: run again once, or reported as abandoned.
   void rerun_leftovers();
   void dump(const DumpCommand& command, ControlReply reply);
+  // `agent dump --stop`: stops the copy a --keep-running dump keeps up; `reply` hears the dump's
+  // dump-finished once the copy is stopped and the scratch directory cleaned, or a refusal.
+  void stop_kept_dump(ControlReply reply);
   // schedules.drill's request: the drill waits in the queue (job_queue.hpp's rules) and runs
   // in the scratch slot.
   void enqueue_drill(const DrillRequest& request);
@@ -84,7 +87,11 @@ class JobRunner {
     std::string target;
     std::string output;
     std::chrono::system_clock::time_point started{};
-    nlohmann::json outcome;  // its dump-finished reply, when it ends
+    nlohmann::json outcome;                       // its dump-finished reply, when it ends
+    bool keep_running = false;                    // --keep-running was asked for
+    std::optional<DumpKeptReply> kept{};          // the copy is up for inspection (dump-kept)
+    std::shared_ptr<CancelToken> stop_keeping{};  // fired by `agent dump --stop`
+    std::vector<ControlReply> stop_waiters{};     // `agent dump --stop` clients
   };
   const JobQueue& queue() const { return queue_; }
   std::optional<std::chrono::system_clock::time_point> running_since() const { return running_since_; }
@@ -106,6 +113,8 @@ class JobRunner {
   void start_next_job();
   void on_backup_finished(BackupResult result);
   void on_dump_finished(Result<DumpSummary> summary, ControlReply reply);
+  void on_dump_kept(std::uint64_t id, const KeptCopy& kept, const ControlReply& reply);
+  Error scratch_busy_with_dump() const;
   void start_next_drill();
   void on_drill_step(const std::string& step, const std::string& state);
   void on_drill_finished(const DrillReport& report);

@@ -9,6 +9,7 @@
 
 #include "core/version.hpp"
 #include "pipelines/disk_watch.hpp"
+#include "pipelines/kept_copy.hpp"
 #include "time/target_time.hpp"
 
 namespace agent {
@@ -37,11 +38,22 @@ nlohmann::json text_or_null(const std::string& text) {
 
 nlohmann::json dump_json(const std::optional<JobRunner::DumpRecord>& record) {
   if (!record) return nullptr;
-  return {{"job_id", record->id},
-          {"target", record->target},
-          {"output", record->output},
-          {"started_at", iso(record->started)},
-          {"outcome", record->outcome}};
+  nlohmann::json json = {{"job_id", record->id},
+                         {"target", record->target},
+                         {"output", record->output},
+                         {"started_at", iso(record->started)},
+                         {"outcome", record->outcome}};
+  // --keep-running: null until the dump is written and its copy is up; then how to reach it.
+  if (record->keep_running) {
+    json["kept"] = nullptr;
+    if (const auto& kept = record->kept) {
+      json["kept"] = dump_kept_json(*kept);
+      const std::string psql = kept_copy_psql(kept->socket_dir, kept->port, kept->user, kept->database);
+      json["kept"]["psql"] = psql;
+      json["kept"]["oc_exec"] = kept_copy_oc_exec(kept->pod, psql);
+    }
+  }
+  return json;
 }
 
 std::string epoch_iso(std::int64_t epoch) {

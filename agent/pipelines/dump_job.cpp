@@ -1,9 +1,36 @@
 #include "pipelines/dump_job.hpp"
 
+#include <algorithm>
+
 #include "exec/commands.hpp"
 #include "exec/no_sync.hpp"
 
 namespace agent {
+
+Result<std::chrono::seconds> parse_keep_duration(const std::string& text) {
+  const auto refuse = [&text] {
+    return make_error(ErrorKind::usage, "--keep-for '" + text + "' is not a duration",
+                      "give a whole number with a unit: 90s, 30m, 2h or 1d");
+  };
+  if (text.size() < 2 || text.size() > 12) return refuse();
+  long long count = 0;
+  for (std::size_t i = 0; i + 1 < text.size(); ++i) {
+    if (text[i] < '0' || text[i] > '9') return refuse();
+    count = count * 10 + (text[i] - '0');
+  }
+  switch (text.back()) {
+    case 's':
+      return std::chrono::seconds(count);
+    case 'm':
+      return std::chrono::seconds(count * 60);
+    case 'h':
+      return std::chrono::seconds(count * 3600);
+    case 'd':
+      return std::chrono::seconds(count * 86400);
+    default:
+      return refuse();
+  }
+}
 
 Result<DumpJob> build_dump_job(const AgentConfig& config, const DumpArguments& arguments) {
   auto other = parse_recovery_target(arguments.target);
@@ -60,6 +87,28 @@ Result<DumpJob> build_dump_job(const AgentConfig& config, const DumpArguments& a
   selection.data_only = arguments.data_only;
   selection.schema_only = arguments.schema_only;
   if (auto s = check_dump_shape(job.shape, job.to_stdout()); !s) return s.error();
+  if (arguments.keep_for && !arguments.keep_running)
+    return make_error(ErrorKind::usage, "--keep-for is given without --keep-running",
+                      "add --keep-running to keep the copy up after the dump, or leave out --keep-for");
+  if (arguments.keep_running) {
+    if (job.to_stdout())
+      return make_error(ErrorKind::usage, "--keep-running needs a dump file, not standard output",
+                        "give --output a file; the copy is kept after the dump is written there");
+    std::chrono::seconds keep = kDefaultKeepRunning;
+    if (arguments.keep_for) {
+      auto parsed = parse_keep_duration(*arguments.keep_for);
+      if (!parsed) return parsed.error();
+      keep = *parsed;
+    }
+    const std::chrono::seconds most{config.dump.keep_running_max_seconds};
+    if (!arguments.keep_for) keep = std::min(keep, most);
+    if (keep < std::chrono::seconds(10) || keep > most)
+      return make_error(ErrorKind::usage,
+                        "--keep-for " + arguments.keep_for.value_or("") + " is outside 10 seconds to " +
+                            std::to_string(most.count()) + " seconds (dump.keep_running_max_seconds)",
+                        "choose a shorter time (e.g. 1h), or raise dump.keep_running_max_seconds");
+    job.keep_running = keep;
+  }
   if (job.database.size() > 63)
     return make_error(ErrorKind::usage, "database name '" + job.database + "' is too long",
                       "PostgreSQL names have at most 63 bytes");

@@ -1,5 +1,6 @@
 #pragma once
 // What `agent dump` was asked to do, after the command line and config were merged.
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,9 @@ struct DumpJob {
   std::string no_sync_library;
   // What pg_dump is asked for: objects, format, compression, roles (dump_format.hpp).
   DumpShape shape;
+  // --keep-running: after the dump is published the paused copy stays up this long for a
+  // person to inspect (or until `agent dump --stop`); 0: the copy is stopped at once.
+  std::chrono::seconds keep_running{0};
 
   bool to_stdout() const { return output == "-"; }
 };
@@ -55,7 +59,15 @@ struct DumpArguments {
   std::optional<std::string> compress{};
   std::optional<int> jobs{};
   bool globals = false;
+  bool keep_running = false;
+  std::optional<std::string> keep_for{};  // --keep-for: 30m, 2h, 90s (default one hour)
 };
+
+// The copy is kept one hour unless --keep-for says otherwise.
+constexpr std::chrono::seconds kDefaultKeepRunning{3600};
+// --keep-for's value: a whole number of seconds, minutes, hours or days ("90s", "30m", "2h",
+// "1d"). Errors are ErrorKind::usage.
+Result<std::chrono::seconds> parse_keep_duration(const std::string& text);
 
 // Checks the arguments (target time, set label, names, ranges) and merges them with `config`.
 Result<DumpJob> build_dump_job(const AgentConfig& config, const DumpArguments& arguments);

@@ -30,6 +30,7 @@
 #include "pipelines/disk_watch.hpp"
 #include "pipelines/dump_preflight.hpp"
 #include "pipelines/dump_sink.hpp"
+#include "pipelines/kept_copy.hpp"
 #include "pipelines/parallel_copy.hpp"
 #include "pipelines/pgbackrest_access.hpp"
 #include "pipelines/recovery_locks.hpp"
@@ -1392,6 +1393,45 @@ Status publish(DumpContext& c) {
   return write_file_atomically(c.summary.manifest_path, manifest_json(c));
 }
 
+// --- keep-running: the paused copy stays up for a person, then stops ----------------------
+// The copy stays as the dump left it: paused at the target, never promoted, on its private
+// socket only, with archiving off, the disk watchdog still watching. It ends at the deadline,
+// on `agent dump --stop`, on SIGINT or SIGTERM (the job's cancel, which also shuts the server
+// down at once), when the watchdog trips, or when the server ends by itself. The dump is
+// already published: however the copy ends, the dump stands, and the step succeeds.
+Status keep_running(DumpContext& c) {
+  auto& clock = c.services.clock;
+  KeptCopy kept;
+  kept.socket_dir = c.layout.run;
+  kept.port = c.job.port;
+  kept.user = c.job.config.postgres.user;
+  kept.database = c.job.database;
+  const char* hostname = std::getenv("HOSTNAME");
+  kept.pod = hostname != nullptr && *hostname != '\0' ? hostname : "POD";
+  kept.since = clock.now();
+  kept.until = kept.since + c.job.keep_running;
+  const std::string psql = kept_copy_psql(kept.socket_dir, kept.port, kept.user, kept.database);
+  c.logger->info(
+      "the paused copy stays up for inspection until {} (`agent dump --stop` stops it earlier); connect "
+      "in the container with: {}; from outside the pod: {}",
+      format_iso_utc(std::chrono::floor<Microseconds>(kept.until)), psql, kept_copy_oc_exec(kept.pod, psql));
+  if (c.services.on_kept) c.services.on_kept(kept);
+
+  KeepWatch watch;
+  watch.stop = c.services.stop_keeping;
+  watch.exited = [&c] { return c.server ? c.server->exited() : std::optional<std::string>("not started"); };
+  watch.disk_tripped = [&c] { return c.disk_watch != nullptr && c.disk_watch->tripped().has_value(); };
+  const std::string ended = wait_while_kept(clock, c.services.cancel, c.job.keep_running, watch);
+  if (auto trip = c.disk_watch != nullptr ? c.disk_watch->tripped() : std::nullopt)
+    log::error(*c.logger, trip->error, "stopped the kept copy", spdlog::level::err);
+  else if (ended.starts_with("the server"))
+    c.logger->warn("the kept copy's {}", ended);
+  c.summary.kept_copy_ended = ended;
+  c.logger->info("stopping the kept copy: {}", ended);
+  stop_server(c);
+  return {};
+}
+
 // --- run_on_paused_copy: the drill's steps after verify -----------------------------------
 PausedCopy paused_copy(const DumpContext& c) {
   PausedCopy copy;
@@ -1467,8 +1507,12 @@ Result<DumpSummary> run_dump(const DumpJob& job, DumpServices& services) {
   DiskWatch disk_watch(services.cancel, std::chrono::milliseconds(250));
   DumpServices watched{services.runner, services.connector, services.copier, services.clock,
                        disk_watch.token()};
+  watched.stop_keeping = services.stop_keeping;
+  watched.on_kept = services.on_kept;
+  // A kept copy goes on being watched: a person's queries may write temporary files there.
+  const bool keep = job.keep_running.count() > 0;
   watched.on_step = [&](const std::string& step, const std::string& state, double seconds) {
-    if (step == "publish" && state == "done") disk_watch.watch({});
+    if (step == "publish" && state == "done" && !keep) disk_watch.watch({});
     if (services.on_step) services.on_step(step, state, seconds);
   };
   DumpContext context(job, watched);
@@ -1484,7 +1528,15 @@ Result<DumpSummary> run_dump(const DumpJob& job, DumpServices& services) {
       {"publish", publish, nullptr},
       {"stop", stop_step, nullptr},
   };
-  auto status = run_steps<DumpContext>(steps, context, watched.cancel, *context.logger, watched.on_step);
+  // --keep-running: the copy stays up after publish and the step stops it itself: a signal
+  // that ends the wait is how a person stops it, not an interruption of the dump.
+  static const std::vector<Step<DumpContext>> keeping_steps = [] {
+    auto list = steps;
+    list.back() = {"keep-running", keep_running, nullptr};
+    return list;
+  }();
+  auto status = run_steps<DumpContext>(keep ? keeping_steps : steps, context, watched.cancel, *context.logger,
+                                       watched.on_step);
   if (!status) {
     if (auto trip = disk_watch.tripped())
       return context.timings.empty() ? trip->error : trip->error.with_context(context.timings.back().step);

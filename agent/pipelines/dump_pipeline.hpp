@@ -2,6 +2,7 @@
 // `agent dump` as one job: check -> prepare -> restore -> start -> wait -> verify -> dump ->
 // publish -> stop. The temporary server is stopped and a partial dump removed whatever
 // fails on the way, including SIGINT and SIGTERM.
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "pg/copy_session.hpp"
 #include "pg/session.hpp"
 #include "pipelines/dump_job.hpp"
+#include "pipelines/kept_copy.hpp"
 #include "pipelines/pipeline.hpp"
 
 namespace agent {
@@ -26,6 +28,11 @@ struct DumpServices {
   Clock& clock;
   const CancelToken& cancel;
   StepObserver on_step = {};
+  // --keep-running: fires to stop the kept copy before its deadline (`agent dump --stop`);
+  // null: only the deadline or `cancel` end it.
+  const CancelToken* stop_keeping = nullptr;
+  // Sees the kept copy once it is up for inspection, on the job's thread.
+  std::function<void(const KeptCopy&)> on_kept = {};
 };
 
 struct DumpSummary {
@@ -38,6 +45,8 @@ struct DumpSummary {
   std::string output;
   std::string manifest_path;
   std::vector<StepTiming> timings;
+  // --keep-running: what ended the kept copy (its deadline, `agent dump --stop`, a signal, ...).
+  std::string kept_copy_ended;
 };
 
 Result<DumpSummary> run_dump(const DumpJob& job, DumpServices& services);

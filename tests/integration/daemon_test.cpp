@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "harness.hpp"
@@ -222,6 +224,142 @@ TEST_F(DaemonIntegration, DumpThroughTheRunningAgent) {
                                   cluster_->get("SCRATCH"), "--port", cluster_->get("SCRATCH_PORT")});
   EXPECT_EQ(refused.exit_code, 3) << refused.stderr_text;
   EXPECT_FALSE(file_exists(cluster_->get("OUTPUT_DIR") + "/never.sql"));
+}
+
+// The entries of a directory tree below `root`, as paths relative to it.
+std::set<std::string> tree(const std::string& root) {
+  std::set<std::string> entries;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+    entries.insert(std::filesystem::relative(it->path(), root).string());
+  return entries;
+}
+
+// `agent dump --keep-running` through the agent: the dump is written, the client returns, and
+// the paused copy answers psql on its private socket as of the target, in recovery, until
+// `agent dump --stop`; then nothing of it runs, the scratch directory is as a plain dump leaves
+// it, and the live repository's archive has no new file. A second kept copy ends at its deadline.
+TEST_F(DaemonIntegration, AKeptCopyAnswersPsqlUntilStoppedAndLeavesNothingBehind) {
+  const std::string config = run_config("keep-running", "manual:\n  annotations_file: \"\"\n");
+  const std::string scratch = cluster_->get("SCRATCH");
+  const std::string out = cluster_->get("OUTPUT_DIR");
+  RunningAgent agent(config);
+  const auto dump_args = [&](const std::string& output, std::vector<std::string> more) {
+    std::vector<std::string> args = {"dump",
+                                     "--config",
+                                     config,
+                                     "--target",
+                                     cluster_->target(),
+                                     "--database",
+                                     "api",
+                                     "--output",
+                                     output,
+                                     "--scratch",
+                                     scratch,
+                                     "--port",
+                                     cluster_->get("SCRATCH_PORT")};
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  };
+  // What a plain dump leaves in the scratch directory, for comparison.
+  const auto plain = run_agent(dump_args(out + "/keep-plain.sql", {}));
+  ASSERT_EQ(plain.exit_code, 0) << plain.stderr_text << agent.log();
+  const auto plain_tree = tree(scratch);
+  const auto archive_before = cluster_->archive_files();
+
+  // Bad input is refused before anything is written.
+  const auto bad =
+      run_agent(dump_args(out + "/keep-bad.sql", {"--keep-running", "--keep-for", "ten minutes"}));
+  EXPECT_EQ(bad.exit_code, 2) << bad.stderr_text;
+  EXPECT_NE(bad.stderr_text.find("is not a duration"), std::string::npos) << bad.stderr_text;
+  EXPECT_FALSE(file_exists(out + "/keep-bad.sql"));
+  const auto nothing = run_agent({"dump", "--config", config, "--stop"});
+  EXPECT_EQ(nothing.exit_code, 5) << nothing.stderr_text;
+  EXPECT_NE(nothing.stderr_text.find("no dump's copy is kept running"), std::string::npos)
+      << nothing.stderr_text;
+
+  const std::string output = out + "/keep.sql";
+  const auto kept = run_agent(dump_args(output, {"--keep-running"}));
+  ASSERT_EQ(kept.exit_code, 0) << kept.stderr_text << agent.log();
+  expect_rows_at_target(read_file(output));
+  EXPECT_NE(kept.stderr_text.find("psql -h " + scratch + "/run -p " + cluster_->get("SCRATCH_PORT") +
+                                  " -U postgres -d api"),
+            std::string::npos)
+      << kept.stderr_text;
+  EXPECT_NE(kept.stderr_text.find("oc exec -it "), std::string::npos) << kept.stderr_text;
+  auto status = status_of(config);
+  const auto& shown = status["dump"]["running"]["kept"];
+  ASSERT_TRUE(shown.is_object()) << status.dump(2);
+  EXPECT_EQ(shown["socket_dir"], scratch + "/run");
+  EXPECT_FALSE(shown["until"].get<std::string>().empty());
+  const auto text_status = run_agent({"status", "--config", config});
+  EXPECT_NE(text_status.stdout_text.find("kept running since"), std::string::npos) << text_status.stdout_text;
+
+  // A person's psql, as the log says: the rows as of the target, in recovery, paused.
+  const auto copy_query = [&](const std::string& sql) {
+    auto runner = make_posix_process_runner();
+    ProcessSpec spec;
+    spec.argv = {cluster_->get("BINDIR") + "/psql",
+                 "-X",
+                 "-A",
+                 "-t",
+                 "-h",
+                 shown["socket_dir"].get<std::string>(),
+                 "-p",
+                 std::to_string(shown["port"].get<int>()),
+                 "-U",
+                 "postgres",
+                 "-d",
+                 "api",
+                 "-c",
+                 sql};
+    spec.tag = "psql";
+    spec.stdout_mode = StdoutMode::capture;
+    auto result = runner->run(spec, CancelToken::never());
+    EXPECT_TRUE(result.ok()) << sql;
+    return result.ok() ? *result : ProcessResult{};
+  };
+  const auto rows =
+      copy_query("SELECT count(*), min(id), max(id), string_agg(DISTINCT phase, ',') FROM events");
+  ASSERT_TRUE(rows.succeeded()) << rows.error_excerpt(5);
+  EXPECT_EQ(rows.stdout_text, "100|1|100|before\n");
+  const auto recovery = copy_query("SELECT pg_is_in_recovery(), pg_get_wal_replay_pause_state()");
+  EXPECT_EQ(recovery.stdout_text, "t|paused\n");
+  // Only its private socket: no TCP listener.
+  EXPECT_EQ(copy_query("SHOW listen_addresses").stdout_text, "\n");
+
+  // The scratch slot is taken: another dump is refused, saying until when and how to stop it.
+  const auto other = run_agent(dump_args(out + "/keep-other.sql", {}));
+  EXPECT_EQ(other.exit_code, 5) << other.stderr_text;
+  EXPECT_NE(other.stderr_text.find("kept running for inspection until"), std::string::npos)
+      << other.stderr_text;
+  EXPECT_NE(other.stderr_text.find("agent dump --stop"), std::string::npos) << other.stderr_text;
+
+  const auto stop = run_agent({"dump", "--config", config, "--stop"});
+  ASSERT_EQ(stop.exit_code, 0) << stop.stderr_text << agent.log();
+  EXPECT_NE(stop.stderr_text.find("stopped the kept copy"), std::string::npos) << stop.stderr_text;
+  EXPECT_TRUE(processes_matching(scratch + "/").empty());
+  EXPECT_EQ(tree(scratch), plain_tree);
+  EXPECT_EQ(cluster_->archive_files(), archive_before);
+  status = status_of(config);
+  EXPECT_TRUE(status["dump"]["running"].is_null()) << status.dump(2);
+  EXPECT_TRUE(status["dump"]["last"]["outcome"]["ok"].get<bool>()) << status.dump(2);
+  expect_rows_at_target(read_file(output));
+  EXPECT_TRUE(agent.log_contains("stopping the kept copy: agent dump --stop")) << agent.log();
+
+  // The deadline stops it by itself.
+  const auto short_kept =
+      run_agent(dump_args(out + "/keep-short.sql", {"--keep-running", "--keep-for", "10s"}));
+  ASSERT_EQ(short_kept.exit_code, 0) << short_kept.stderr_text << agent.log();
+  EXPECT_FALSE(processes_matching(scratch + "/").empty());
+  EXPECT_TRUE(
+      eventually([&] { return status_of(config)["dump"]["running"].is_null(); }, std::chrono::seconds(60)))
+      << agent.log();
+  EXPECT_TRUE(agent.log_contains("stopping the kept copy: its deadline")) << agent.log();
+  EXPECT_TRUE(processes_matching(scratch + "/").empty());
+  EXPECT_EQ(tree(scratch), plain_tree);
+  EXPECT_EQ(cluster_->archive_files(), archive_before);
 }
 
 TEST_F(DaemonIntegration, JobCarriesOnWhenTheClientDisconnects) {

@@ -30,8 +30,11 @@ TEST(ControlApi, WhatClientsSendReadsBackUnchanged) {
   a.compress = "gzip:1";
   a.jobs = 2;
   a.globals = true;
+  a.keep_running = true;
+  a.keep_for = "30m";
   for (const ControlRequest& request :
-       {ControlRequest(StatusCommand{}), ControlRequest(BackupCommand{BackupType::incr, true}),
+       {ControlRequest(StatusCommand{}), ControlRequest(DumpStopCommand{}),
+        ControlRequest(BackupCommand{BackupType::incr, true}),
         ControlRequest(BackupCommand{BackupType::full, false, 2}), ControlRequest(DumpCommand{a}),
         ControlRequest(DumpCommand{DumpArguments{"t", {}, {}, {}, {}, {}, {}, false}})}) {
     const std::string line = control_request_json(request).dump();
@@ -39,6 +42,22 @@ TEST(ControlApi, WhatClientsSendReadsBackUnchanged) {
     ASSERT_TRUE(parsed.ok()) << line << ": " << parsed.error().message;
     EXPECT_EQ(control_request_json(*parsed), control_request_json(request)) << line;
   }
+}
+
+TEST(ControlApi, KeepRunningFieldsAreReadStrictly) {
+  auto parsed =
+      parse_control_request(R"({"command":"dump","target":"t","keep_running":true,"keep_for":"2h"})");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  const auto& dump = std::get<DumpCommand>(*parsed);
+  EXPECT_TRUE(dump.arguments.keep_running);
+  EXPECT_EQ(dump.arguments.keep_for.value_or(""), "2h");
+  EXPECT_NE(refusal(R"({"command":"dump","target":"t","keep_running":"yes"})").find("\"keep_running\""),
+            std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"dump","target":"t","keep_for":3600})").find("\"keep_for\""),
+            std::string::npos);
+  // `agent dump --stop` carries nothing; anything else is refused.
+  EXPECT_TRUE(std::holds_alternative<DumpStopCommand>(*parse_control_request(R"({"command":"dump-stop"})")));
+  EXPECT_NE(refusal(R"({"command":"dump-stop","target":"t"})").find("\"target\""), std::string::npos);
 }
 
 TEST(ControlApi, DefaultsOfABackup) {

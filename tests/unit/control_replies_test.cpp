@@ -50,6 +50,18 @@ TEST(ControlReplies, EveryReplySurvivesItsMapping) {
   EXPECT_EQ(step.step, "restore");
   EXPECT_DOUBLE_EQ(step.seconds, 2.25);
 
+  const auto kept = std::get<DumpKeptReply>(round_trip(DumpKeptReply{
+      "/scratch/run", 5533, "postgres", "api", "db-0", "2026-12-01T06:00:00Z", "2026-12-01T07:00:00Z"}));
+  EXPECT_EQ(kept.socket_dir, "/scratch/run");
+  EXPECT_EQ(kept.port, 5533);
+  EXPECT_EQ(kept.database, "api");
+  EXPECT_EQ(kept.pod, "db-0");
+  EXPECT_EQ(kept.until, "2026-12-01T07:00:00Z");
+  EXPECT_NE(error_of(R"({"event":"dump-kept","socket_dir":"/s","port":0,"user":"u","database":"d","pod":"p",)"
+                     R"("since":"s","until":"u"})")
+                .find("\"port\""),
+            std::string::npos);
+
   const auto written = std::get<DumpFinishedReply>(round_trip(
       DumpFinishedReply{DumpWritten{"/o.sql", "/o.sql.manifest.json", 42, "xxh128:ab", "set", 2, 0.5}}));
   ASSERT_TRUE(std::holds_alternative<DumpWritten>(written.outcome));

@@ -29,6 +29,11 @@ class ScriptedHandler final : public ControlHandler {
     dumps.push_back(command.arguments);
     reply(DumpFinishedReply{DumpWritten{"/out.sql", "/out.sql.manifest.json", 1, "", "set", 1, 0}}, true);
   }
+  void dump_stop(ControlReply reply) override {
+    ++dump_stops;
+    reply(RefusedReply{ReplyError{"no copy is kept running", "", 5}}, true);
+  }
+  int dump_stops = 0;
   bool throw_on_backup = false;
   std::vector<BackupType> requested;
   std::vector<DumpArguments> dumps;

@@ -378,6 +378,39 @@ TEST_F(Orchestration, AFailedBackupGoesIntoTheMetricsAndTheStatus) {
   EXPECT_FALSE(sample("agent_backup_last_success_timestamp_seconds", {"type=\"full\""}).has_value());
 }
 
+// `agent dump --stop` with nothing kept is refused with exit 5, and so is one while a dump
+// that asked for --keep-running has not yet written its dump (its copy is not up yet).
+TEST_F(Orchestration, StoppingAKeptCopyThatIsNotThereIsRefused) {
+  start();
+  Replies nothing;
+  daemon->dump_stop(nothing.sink());
+  ASSERT_TRUE(nothing.closed);
+  EXPECT_EQ(nothing.last()["event"], "refused") << nothing.last();
+  EXPECT_EQ(nothing.last()["exit_code"], 5) << nothing.last();
+  EXPECT_NE(nothing.last()["error"].get<std::string>().find("no dump's copy is kept running"),
+            std::string::npos);
+
+  // A dump with --keep-running that fails before its copy is up: --stop is refused while it
+  // runs, and once it has failed there is nothing to stop.
+  Replies client;
+  DumpCommand command;
+  command.arguments.target = "2026-11-30 10:00:00+00";
+  command.arguments.output = dir.path + "/kept.dump";
+  command.arguments.keep_running = true;
+  daemon->dump(command, client.sink());
+  ASSERT_TRUE(client.has_event("dump-accepted"));
+  Replies early;
+  daemon->dump_stop(early.sink());
+  EXPECT_EQ(early.last()["event"], "refused") << early.last();
+  ASSERT_TRUE(turn_until([&] { return client.has_event("dump-finished"); }));
+  EXPECT_EQ(client.last()["ok"], false) << client.last();
+  EXPECT_FALSE(client.has_event("dump-kept"));
+  EXPECT_TRUE(daemon->status()["dump"]["last"].is_object());
+  Replies late;
+  daemon->dump_stop(late.sink());
+  EXPECT_EQ(late.last()["exit_code"], 5) << late.last();
+}
+
 // A dump that fails (here: the repository holds no backup before the target) leaves its trace
 // in the metrics: counted by result, with the time it failed; a success is not claimed.
 TEST_F(Orchestration, AFailedDumpIsCountedWithTheTimeItFailed) {
