@@ -236,6 +236,20 @@ std::set<std::string> tree(const std::string& root) {
   return entries;
 }
 
+// psql -At on a kept copy, as a person would connect to it.
+ProcessResult psql_on(const std::string& bindir, const std::string& socket_dir, int port,
+                      const std::string& sql) {
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {bindir + "/psql",     "-X", "-A",       "-t", "-h",  socket_dir, "-p",
+               std::to_string(port), "-U", "postgres", "-d", "api", "-c",       sql};
+  spec.tag = "psql";
+  spec.stdout_mode = StdoutMode::capture;
+  auto result = runner->run(spec, CancelToken::never());
+  EXPECT_TRUE(result.ok()) << sql;
+  return result.ok() ? *result : ProcessResult{};
+}
+
 // `agent dump --keep-running` through the agent: the dump is written, the client returns, and
 // the paused copy answers psql on its private socket as of the target, in recovery, until
 // `agent dump --stop`; then nothing of it runs, the scratch directory is as a plain dump leaves
@@ -298,27 +312,8 @@ TEST_F(DaemonIntegration, AKeptCopyAnswersPsqlUntilStoppedAndLeavesNothingBehind
 
   // A person's psql, as the log says: the rows as of the target, in recovery, paused.
   const auto copy_query = [&](const std::string& sql) {
-    auto runner = make_posix_process_runner();
-    ProcessSpec spec;
-    spec.argv = {cluster_->get("BINDIR") + "/psql",
-                 "-X",
-                 "-A",
-                 "-t",
-                 "-h",
-                 shown["socket_dir"].get<std::string>(),
-                 "-p",
-                 std::to_string(shown["port"].get<int>()),
-                 "-U",
-                 "postgres",
-                 "-d",
-                 "api",
-                 "-c",
-                 sql};
-    spec.tag = "psql";
-    spec.stdout_mode = StdoutMode::capture;
-    auto result = runner->run(spec, CancelToken::never());
-    EXPECT_TRUE(result.ok()) << sql;
-    return result.ok() ? *result : ProcessResult{};
+    return psql_on(cluster_->get("BINDIR"), shown["socket_dir"].get<std::string>(), shown["port"].get<int>(),
+                   sql);
   };
   const auto rows =
       copy_query("SELECT count(*), min(id), max(id), string_agg(DISTINCT phase, ',') FROM events");
@@ -360,6 +355,52 @@ TEST_F(DaemonIntegration, AKeptCopyAnswersPsqlUntilStoppedAndLeavesNothingBehind
   EXPECT_TRUE(processes_matching(scratch + "/").empty());
   EXPECT_EQ(tree(scratch), plain_tree);
   EXPECT_EQ(cluster_->archive_files(), archive_before);
+
+  // SIGTERM of `agent run` stops a kept copy as its drain stops any dump: at once, cleaned up.
+  const auto last = run_agent(dump_args(out + "/keep-term.sql", {"--keep-running"}));
+  ASSERT_EQ(last.exit_code, 0) << last.stderr_text << agent.log();
+  EXPECT_FALSE(processes_matching(scratch + "/").empty());
+  const auto ended = agent.process().stop(SIGTERM, std::chrono::seconds(30));
+  EXPECT_EQ(ended.exit_code, 0) << ended.describe() << agent.log();
+  EXPECT_TRUE(agent.log_contains("stopping the kept copy: a signal")) << agent.log();
+  EXPECT_TRUE(processes_matching(scratch + "/").empty());
+  EXPECT_EQ(tree(scratch), plain_tree);
+  EXPECT_EQ(cluster_->archive_files(), archive_before);
+}
+
+// Without a running agent the command holds the kept copy itself: `agent dump --stop` cannot
+// reach it and says how to stop it; Ctrl-C (SIGINT) stops the copy, cleans up, and the command
+// exits 0 with its dump written.
+TEST_F(DaemonIntegration, WithoutAnAgentTheCommandHoldsTheKeptCopyUntilCtrlC) {
+  const std::string config = run_config("keep-direct", "manual:\n  annotations_file: \"\"\n");
+  const std::string scratch = cluster_->get("SCRATCH");
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/keep-direct.sql";
+  std::atomic<bool> up{false};
+  auto command = start_agent(
+      {"dump", "--config", config, "--target", cluster_->target(), "--database", "api", "--output", output,
+       "--scratch", scratch, "--port", cluster_->get("SCRATCH_PORT"), "--keep-running", "--keep-for", "5m"},
+      [&](std::string_view line) {
+        if (line.find("stays up for inspection") != std::string_view::npos) up = true;
+      });
+  ASSERT_TRUE(command.ok());
+  ASSERT_TRUE(eventually([&] { return up.load(); }, std::chrono::seconds(120)));
+  expect_rows_at_target(read_file(output));
+  const auto rows =
+      psql_on(cluster_->get("BINDIR"), scratch + "/run", std::stoi(cluster_->get("SCRATCH_PORT")),
+              "SELECT count(*), pg_is_in_recovery() FROM events");
+  EXPECT_EQ(rows.stdout_text, "100|t\n") << rows.error_excerpt(5);
+  const auto stop = run_agent({"dump", "--config", config, "--stop"});
+  EXPECT_EQ(stop.exit_code, 5) << stop.stderr_text;
+  EXPECT_NE(stop.stderr_text.find("Ctrl-C"), std::string::npos) << stop.stderr_text;
+  EXPECT_FALSE(processes_matching(scratch + "/").empty());
+
+  kill(command.value()->pid(), SIGINT);
+  const auto ended = command.value()->wait(CancelToken::never(), std::chrono::seconds(60));
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->exit_code, 0) << ended->describe();
+  EXPECT_TRUE(processes_matching(scratch + "/").empty());
+  EXPECT_FALSE(file_exists(scratch + "/data/PG_VERSION"));
+  expect_rows_at_target(read_file(output));
 }
 
 TEST_F(DaemonIntegration, JobCarriesOnWhenTheClientDisconnects) {
