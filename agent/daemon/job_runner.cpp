@@ -323,6 +323,7 @@ void JobRunner::on_dump_kept(std::uint64_t id, const KeptCopy& kept, const Contr
   const auto iso = [](std::chrono::system_clock::time_point t) {
     return format_iso_utc(std::chrono::floor<Microseconds>(t));
   };
+  dump_running_->kept_at = services_.clock.now();
   dump_running_->kept = DumpKeptReply{kept.socket_dir, kept.port,       kept.user,      kept.database,
                                       kept.pod,        iso(kept.since), iso(kept.until)};
   reply(*dump_running_->kept, false);
@@ -355,7 +356,8 @@ void JobRunner::on_dump_finished(Result<DumpSummary> summary, ControlReply reply
     // The dump's own time: a kept copy's inspection is not part of it.
     for (const auto& timing : summary->timings)
       if (timing.step != "keep-running") seconds += timing.seconds;
-    metrics_.record_dump(DumpResult{services_.clock.now(), seconds, summary->bytes, summary->gap_seconds});
+    metrics_.record_dump(DumpResult{dump_running_->kept_at.value_or(services_.clock.now()), seconds,
+                                    summary->bytes, summary->gap_seconds});
   } else {
     log::error(*log::get("dump"), summary.error(), "dump job " + std::to_string(dump_running_->id),
                spdlog::level::err, job_fields("dump", dump_running_->id));

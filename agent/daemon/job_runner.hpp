@@ -87,9 +87,12 @@ class JobRunner {
     std::string target;
     std::string output;
     std::chrono::system_clock::time_point started{};
-    nlohmann::json outcome;                       // its dump-finished reply, when it ends
-    bool keep_running = false;                    // --keep-running was asked for
-    std::optional<DumpKeptReply> kept{};          // the copy is up for inspection (dump-kept)
+    nlohmann::json outcome;     // its dump-finished reply, when it ends
+    bool keep_running = false;  // --keep-running was asked for
+    std::optional<DumpKeptReply> kept{};
+    // When the copy was kept: the dump was written then (its metrics' completion time).
+    std::optional<std::chrono::system_clock::time_point>
+        kept_at{};                                // the copy is up for inspection (dump-kept)
     std::shared_ptr<CancelToken> stop_keeping{};  // fired by `agent dump --stop`
     std::vector<ControlReply> stop_waiters{};     // `agent dump --stop` clients
   };
