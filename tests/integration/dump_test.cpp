@@ -1,15 +1,23 @@
 // `agent dump` against a real PostgreSQL 15 and a real pgBackRest repository, read like the
 // runbook: rows written before the target are in the dump, rows written after it are not.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -529,6 +537,170 @@ TEST_F(DumpIntegration, SigtermWhileConnectionsCopyRowsLeavesNothingBehind) {
   // and the small tables' rows come first, well under 8 MiB).
   interrupt_mid_dump(*agent.value(), output, scratch, 8 << 20, stderr_text);
   EXPECT_NE(stderr_text.find("over 2 connections"), std::string::npos) << stderr_text;
+}
+
+// Whether process `pid` is running (a zombie is not).
+bool process_alive(pid_t pid) {
+  const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  const auto close_paren = stat.rfind(')');
+  return close_paren != std::string::npos && close_paren + 2 < stat.size() && stat[close_paren + 2] != 'Z';
+}
+
+// Those of `pids` that run `program` (its name in /proc/PID/comm).
+std::vector<pid_t> running(const std::vector<pid_t>& pids, const std::string& program) {
+  std::vector<pid_t> found;
+  for (const pid_t pid : pids)
+    if (read_file("/proc/" + std::to_string(pid) + "/comm") == program + "\n") found.push_back(pid);
+  return found;
+}
+
+// The processes working in `dir` or below: a postmaster and every one of its children run in
+// their data directory, whose path their command lines do not show.
+std::vector<pid_t> processes_working_under(const std::string& dir) {
+  std::vector<pid_t> found;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/proc", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::error_code link_ec;
+    const std::string cwd = std::filesystem::read_symlink(it->path() / "cwd", link_ec).string();
+    if (link_ec || (cwd != dir && cwd.rfind(dir + "/", 0) != 0)) continue;
+    const pid_t pid = std::stoi(name);
+    if (process_alive(pid)) found.push_back(pid);
+  }
+  return found;
+}
+
+// SIGTERM while pg_dump writes a directory-format dump with two workers, or while the agent
+// compresses a plain dump with zstd: the agent ends as interrupted (exit 7), and leaves nothing
+// under the dump's final name or its temporary OUTPUT.partial name, no process of the copy or
+// of pg_dump, the scratch directory as its teardowns leave it (restore.keep_scratch: always
+// keeps the restored copy, stopped and unlocked), and no .history file in the live archive.
+class SigtermMidDump {
+ public:
+  SigtermMidDump(TestCluster& cluster, std::string output) : cluster_(cluster), output_(std::move(output)) {}
+
+  // Starts `agent dump` with `more` arguments, waits until the dump step has started and
+  // `written` says pg_dump's output is landing, then sends SIGTERM and checks what is left.
+  // `pg_dumps`: how many pg_dump processes run then (with --jobs N: the leader and N workers).
+  void run(const std::vector<std::string>& more, const std::function<bool()>& written, std::size_t pg_dumps) {
+    const std::string scratch = cluster_.get("SCRATCH");
+    const auto archive_before = cluster_.archive_files();
+    std::vector<std::string> args = {"dump",     "--config",        cluster_.get("AGENT_CONFIG"),
+                                     "--target", cluster_.target(), "--output",
+                                     output_,    "--scratch",       scratch};
+    args.insert(args.end(), more.begin(), more.end());
+    std::atomic<bool> dumping{false};
+    std::atomic<pid_t> server_pid{0};
+    auto agent = start_agent(args, [&](std::string_view line) {
+      std::smatch pid;
+      const std::string text(line);
+      if (std::regex_search(text, pid, std::regex("temporary server pid ([0-9]+)")))
+        server_pid = std::stoi(pid[1]);
+      if (line.find("dump: started") != std::string_view::npos) dumping = true;
+      std::lock_guard lock(mutex_);
+      log_.append(line).push_back('\n');
+    });
+    ASSERT_TRUE(agent.ok());
+    auto& process = *agent.value();
+    bool landing = false;
+    for (int i = 0; i < 12000 && !landing && !process.poll(); ++i) {
+      landing = dumping && written();
+      if (!landing) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_TRUE(landing) << "the dump ended before it could be interrupted:\n" << log();
+    // What runs for the dump now: pg_dump (its argv names the copy's socket directory) and
+    // the copy's server processes.
+    const auto dump_processes = running(processes_matching(scratch + "/run"), "pg_dump");
+    const auto copy_processes = processes_working_under(scratch + "/data");
+    ASSERT_EQ(kill(process.pid(), SIGTERM), 0);
+    const auto result = process.wait(CancelToken::never(), std::chrono::seconds(120));
+    ASSERT_TRUE(result.has_value());
+    const std::string text = log();
+    EXPECT_EQ(result->exit_code, kExitInterrupted) << text;
+    EXPECT_NE(text.find("dump: failed"), std::string::npos) << text;
+    EXPECT_NE(text.find("interrupted"), std::string::npos) << text;
+
+    EXPECT_FALSE(std::filesystem::exists(output_)) << text;
+    EXPECT_FALSE(std::filesystem::exists(output_ + ".partial")) << text;
+    EXPECT_FALSE(std::filesystem::exists(output_ + ".manifest.json"));
+
+    EXPECT_EQ(dump_processes.size(), pg_dumps) << "pg_dump was not running as expected when the signal came";
+    EXPECT_NE(server_pid.load(), 0) << text;
+    EXPECT_NE(std::find(copy_processes.begin(), copy_processes.end(), server_pid.load()),
+              copy_processes.end())
+        << "the copy's postmaster was not running in " << scratch << "/data";
+    for (const pid_t pid : dump_processes)
+      EXPECT_FALSE(process_alive(pid)) << "pg_dump " << pid << " is left";
+    for (const pid_t pid : copy_processes)
+      EXPECT_FALSE(process_alive(pid)) << "postgres " << pid << " is left";
+    EXPECT_TRUE(processes_working_under(scratch).empty()) << "a process of the copy is left";
+    EXPECT_TRUE(processes_matching(scratch + "/").empty()) << "a process on the scratch path is left";
+
+    // The teardowns' scratch directory: the restored copy kept for --delta, its server stopped
+    // (no pid file, no socket), the job's lock released, nothing of the dump step's own.
+    std::set<std::string> entries;
+    for (const auto& entry : std::filesystem::directory_iterator(scratch))
+      entries.insert(entry.path().filename().string());
+    for (const auto& entry : entries)
+      EXPECT_TRUE((std::set<std::string>{"data", "run", "tablespaces", "pgbackrest", "wal-scan",
+                                         ".agent-scratch", ".agent-scratch.lock"}
+                       .count(entry)))
+          << "left in the scratch directory: " << entry;
+    EXPECT_TRUE(entries.count("data")) << "restore.keep_scratch: always keeps the copy";
+    EXPECT_FALSE(std::filesystem::exists(scratch + "/data/postmaster.pid"));
+    EXPECT_FALSE(std::filesystem::exists(scratch + "/run/.s.PGSQL." + cluster_.get("SCRATCH_PORT")));
+    const int lock_fd = open((scratch + "/.agent-scratch.lock").c_str(), O_RDWR | O_CLOEXEC);
+    EXPECT_GE(lock_fd, 0);
+    if (lock_fd >= 0) {
+      EXPECT_EQ(flock(lock_fd, LOCK_EX | LOCK_NB), 0) << "the scratch lock is still held";
+      close(lock_fd);
+    }
+
+    const auto archive_after = cluster_.archive_files();
+    EXPECT_EQ(archive_after, archive_before) << "the live archive changed";
+    for (const auto& file : archive_after) EXPECT_EQ(file.find(".history"), std::string::npos) << file;
+  }
+
+  std::string log() {
+    std::lock_guard lock(mutex_);
+    return log_;
+  }
+
+ private:
+  TestCluster& cluster_;
+  std::string output_;
+  std::mutex mutex_;
+  std::string log_;
+};
+
+TEST_F(DumpIntegration, SigtermMidDirectoryDumpWithTwoJobsLeavesNothingBehind) {
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/interrupted.dir";
+  const std::string partial = output + ".partial";
+  // A worker writes a table's rows: a data file OID.dat.gz that is not empty (pg_dump writes
+  // toc.dat first, then the data files in parallel).
+  const auto writing = [&partial] {
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(partial, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (!name.empty() && std::isdigit(static_cast<unsigned char>(name.front())) &&
+          name.find(".dat") != std::string::npos && it->is_regular_file(ec) && it->file_size(ec) > 0)
+        return true;
+    }
+    return false;
+  };
+  SigtermMidDump(*cluster_, output).run({"--format", "directory", "--jobs", "2"}, writing, 3);
+}
+
+TEST_F(DumpIntegration, SigtermMidZstdDumpLeavesNothingBehind) {
+  const std::string output = cluster_->get("OUTPUT_DIR") + "/interrupted.sql.zst";
+  const std::string partial = output + ".partial";
+  // The agent's compressor has written some of the frame.
+  const auto writing = [&partial] {
+    struct stat st {};
+    return stat(partial.c_str(), &st) == 0 && st.st_size > 0;
+  };
+  SigtermMidDump(*cluster_, output).run({"--compress", "zstd"}, writing, 1);
 }
 
 }  // namespace
