@@ -6,6 +6,7 @@
 #include <limits>
 #include <regex>
 #include <stdexcept>
+#include <string_view>
 #include <utility>
 
 namespace agent {
@@ -34,6 +35,17 @@ T whole_number(const nlohmann::json& value, const char* what, T low = std::numer
   const std::string seen = value.is_number() ? value.dump() : std::string("of type ") + value.type_name();
   throw BadNumber(std::string(what) + " is " + seen + ", not a whole number in " + std::to_string(low) +
                   ".." + std::to_string(high));
+}
+
+// pg_lsn text as pgBackRest writes a set's lsn.stop ("0/5000100"): two hexadecimal numbers of 1
+// to 8 digits. Anything else is left out: an LSN target compares it as a WAL position.
+bool is_lsn_text(const std::string& text) {
+  const auto slash = text.find('/');
+  const auto hex = [](std::string_view part) {
+    return !part.empty() && part.size() <= 8 && part.find_first_not_of("0123456789ABCDEFabcdef") == part.npos;
+  };
+  return slash != std::string::npos && hex(std::string_view(text).substr(0, slash)) &&
+         hex(std::string_view(text).substr(slash + 1));
 }
 
 // The same for an optional member of `object` (which must be an object).
@@ -106,7 +118,7 @@ Result<std::vector<StanzaInfo>> parse_info_json(std::string_view json) {
         if (b.contains("database") && b["database"].is_object())
           record.repo = whole_number_or(b["database"], "repo-key", 0);
         if (b.contains("lsn") && b["lsn"].is_object() && b["lsn"].contains("stop") &&
-            b["lsn"]["stop"].is_string())
+            b["lsn"]["stop"].is_string() && is_lsn_text(b["lsn"]["stop"].get<std::string>()))
           record.lsn_stop = b["lsn"]["stop"].get<std::string>();
         if (b.contains("archive") && b["archive"].is_object()) {
           const auto& archive = b["archive"];

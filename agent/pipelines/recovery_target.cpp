@@ -1,5 +1,6 @@
 #include "pipelines/recovery_target.hpp"
 
+#include <charconv>
 #include <cstdint>
 #include <optional>
 #include <regex>
@@ -31,8 +32,17 @@ std::string target_kind_name(TargetKind kind) {
 std::uint64_t lsn_position(std::string_view lsn) {
   const auto slash = lsn.find('/');
   if (slash == std::string_view::npos) return 0;
-  return (std::stoull(std::string(lsn.substr(0, slash)), nullptr, 16) << 32) |
-         std::stoull(std::string(lsn.substr(slash + 1)), nullptr, 16);
+  // Each half is at most 32 bits; anything else (empty, not hexadecimal, too long) is 0.
+  const auto half = [](std::string_view text) -> std::optional<std::uint32_t> {
+    std::uint32_t value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value, 16);
+    if (text.empty() || error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return value;
+  };
+  const auto high = half(lsn.substr(0, slash));
+  const auto low = half(lsn.substr(slash + 1));
+  if (!high || !low) return 0;
+  return (std::uint64_t{*high} << 32) | *low;
 }
 
 Result<std::optional<RecoveryTarget>> parse_recovery_target(std::string_view text) {

@@ -38,7 +38,7 @@ std::string target_kind_name(TargetKind kind);
 // which is then read as a time. A prefix with a bad value is an error (usage) saying the form.
 Result<std::optional<RecoveryTarget>> parse_recovery_target(std::string_view text);
 
-// "0/3000028" as a 64-bit WAL position.
+// "0/3000028" as a 64-bit WAL position; 0 for text that is not one (never throws).
 std::uint64_t lsn_position(std::string_view lsn);
 
 extern const char* const kRecoveryTargetForms;

@@ -42,6 +42,26 @@ TEST(Info, ParsesStanzaBackupsAndArchive) {
   EXPECT_EQ(stanza.backups[1].backrest_version, "");  // not said: no version check
 }
 
+// An LSN target is compared with each set's lsn.stop: text that is not a WAL position is left
+// out (the set then has none) rather than read as one.
+TEST(Info, KeepsALsnStopOnlyWhenItIsAWalPosition) {
+  const auto with_stop = [](const std::string& stop) {
+    return R"([{"name": "db", "backup": [{"label": "20241104-020000F", "type": "full",
+      "timestamp": {"start": 1730685600, "stop": 1730685660}, "lsn": {"start": "0/3000028", "stop": )" +
+           stop + "}}]}]";
+  };
+  for (const std::string good : {"0/4000050", "FFFFFFFF/ffffffff", "1/0"}) {
+    auto parsed = parse_info_json(with_stop("\"" + good + "\""));
+    ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+    EXPECT_EQ(parsed->front().backups.front().lsn_stop, good);
+  }
+  for (const std::string bad : {"\"\"", "\"/1\"", "\"x/1\"", "\"100000000/0\"", "\"0/4000050 \"", "5"}) {
+    auto parsed = parse_info_json(with_stop(bad));
+    ASSERT_TRUE(parsed.ok()) << parsed.error().describe();
+    EXPECT_EQ(parsed->front().backups.front().lsn_stop, "") << bad;
+  }
+}
+
 TEST(Info, ChoosesTheNewestSetThatEndedBeforeTheTarget) {
   const auto stanza = parse_info_json(kInfo)->front();
   EXPECT_EQ(backup_for_target(stanza, at(1730685700), std::nullopt)->label, "20241104-020000F");

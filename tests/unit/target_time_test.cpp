@@ -93,6 +93,10 @@ TEST(RecoveryTarget, ReadsLatestLsnXidAndRestorePointNames) {
   EXPECT_EQ((*lsn)->value, "0/3000028");
   EXPECT_EQ(lsn_position("0/3000028"), 0x3000028u);
   EXPECT_EQ(lsn_position("1/0"), 1ull << 32);
+  EXPECT_EQ(lsn_position("FFFFFFFF/FFFFFFFF"), ~0ull);
+  // Not an LSN (pgBackRest's info could hold anything): 0, never an exception.
+  for (const char* bad : {"", "/", "x/1", "1/", "/1", "100000000/0", "1/-1", "1/ 2", "1/2/3"})
+    EXPECT_EQ(lsn_position(bad), 0u) << bad;
   auto xid = parse_recovery_target("xid:1234");
   ASSERT_TRUE(xid && *xid);
   EXPECT_EQ((*xid)->kind, TargetKind::xid);
