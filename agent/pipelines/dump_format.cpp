@@ -125,7 +125,43 @@ Status check_dump_pattern(const std::string& option, const std::string& pattern)
     if (byte < 0x20 || byte == 0x7f)
       return usage(option + " pattern '" + shown(pattern) + "' contains a control character", hint);
   }
+  if (!is_utf8(pattern))
+    return usage(option + " pattern '" + shown(pattern) + "' is not UTF-8 text",
+                 "write the pattern in UTF-8, as the database's names are (the manifest records it as JSON)");
   return {};
+}
+
+bool is_utf8(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    std::size_t length = 0;
+    char32_t code = 0;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    } else if (lead >= 0xc2 && lead <= 0xdf) {
+      length = 2;
+      code = lead & 0x1f;
+    } else if (lead >= 0xe0 && lead <= 0xef) {
+      length = 3;
+      code = lead & 0x0f;
+    } else if (lead >= 0xf0 && lead <= 0xf4) {
+      length = 4;
+      code = lead & 0x07;
+    } else {
+      return false;  // a continuation byte first, an overlong two-byte lead, or past U+10FFFF
+    }
+    if (text.size() - i < length) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xc0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3f);
+    }
+    const char32_t smallest = length == 2 ? 0x80 : length == 3 ? 0x800 : 0x10000;
+    if (code < smallest || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return false;
+    i += length;
+  }
+  return true;
 }
 
 Status check_dump_shape(const DumpShape& shape, bool to_stdout) {

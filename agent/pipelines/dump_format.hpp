@@ -4,6 +4,7 @@
 // here, before anything is written; pipelines/README.md ("Selection, formats, compression").
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -55,8 +56,12 @@ const char* dump_format_name(DumpFormat format);
 // "zstd:N", "gzip", "gzip:N": what fits `format`, or a usage error saying what would.
 Result<DumpCompression> parse_dump_compression(const std::string& text, DumpFormat format);
 // A pattern that is empty, starts with '-' or holds a control character (a line break
-// included) is refused: pg_dump would take none of them as meant. `option`: "--table", ...
+// included) is refused: pg_dump would take none of them as meant; so is one that is not UTF-8,
+// which the manifest (JSON) could not record. `option`: "--table", ...
 Status check_dump_pattern(const std::string& option, const std::string& pattern);
+// Whether `text` is UTF-8 as JSON needs it (no overlong form, surrogate or code point past
+// U+10FFFF): what the manifest records of the command line must be.
+bool is_utf8(std::string_view text);
 // The combination: --data-only with --schema-only, --jobs without the directory format,
 // the directory format or --globals with --output -, and every pattern.
 Status check_dump_shape(const DumpShape& shape, bool to_stdout);

@@ -62,6 +62,10 @@ Result<DumpJob> build_dump_job(const AgentConfig& config, const DumpArguments& a
   if (*other) job.recovery = **other;
   job.database = arguments.database.value_or(config.dump.database);
   job.output = arguments.output.value_or(config.dump.output);
+  // The manifest records the path as JSON text, and is written after the dump is published.
+  if (!is_utf8(job.output))
+    return make_error(ErrorKind::usage, "the dump's path (--output or dump.output) is not UTF-8 text",
+                      "give the dump a path in UTF-8 (the manifest records it as JSON); nothing was written");
   job.scratch = arguments.scratch.value_or(config.restore.scratch);
   job.port = arguments.port.value_or(config.restore.port);
   job.backup_set = arguments.backup_set;

@@ -21,6 +21,23 @@ TEST(DumpFormat, PatternsThatCouldBeReadAsOptionsOrBreakALineAreRefused) {
   }
 }
 
+// The manifest, written after the dump is published, records the patterns as JSON text.
+TEST(DumpFormat, PatternsThatAreNotUtf8AreRefused) {
+  EXPECT_TRUE(check_dump_pattern("--exclude-table", "caf\xc3\xa9.men\xc3\xbc").ok());
+  EXPECT_TRUE(check_dump_pattern("--table", "\xf0\x9f\x98\x80").ok());
+  for (const std::string& bad :
+       {std::string("\xff"), std::string("caf\xe9"), std::string("\xc0\xaf"), std::string("\xed\xa0\x80"),
+        std::string("\xf4\x90\x80\x80"), std::string("a\xc3")}) {
+    const auto s = check_dump_pattern("--exclude-table", bad);
+    ASSERT_FALSE(s.ok()) << bad;
+    EXPECT_EQ(s.error().kind, ErrorKind::usage);
+    EXPECT_NE(s.error().message.find("not UTF-8"), std::string::npos) << s.error().message;
+    EXPECT_FALSE(is_utf8(bad));
+  }
+  EXPECT_TRUE(is_utf8(""));
+  EXPECT_TRUE(is_utf8("\xe2\x82\xac \xf4\x8f\xbf\xbf"));  // U+20AC, U+10FFFF
+}
+
 TEST(DumpFormat, CombinationsAreCheckedBeforeAnythingRuns) {
   DumpShape shape;
   EXPECT_TRUE(check_dump_shape(shape, false).ok());
