@@ -1362,7 +1362,9 @@ std::string manifest_json(const DumpContext& c) {
                              {"bytes", c.globals.bytes},
                              {"checksum", c.globals.checksum.empty() ? nlohmann::json(nullptr)
                                                                      : nlohmann::json(c.globals.checksum)}};
-  return manifest.dump(2) + "\n";
+  // Written after the dump is published: a byte that is not UTF-8 (a database name of a
+  // SQL_ASCII cluster) becomes U+FFFD rather than an exception that leaves no manifest.
+  return manifest.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 Status publish(DumpContext& c) {
