@@ -1,7 +1,8 @@
 // Fuzz target: `pgbackrest info --output=json` as the agent reads it (parse_info_json), then
 // what the agent does with the result: the readability verdict, the backup set for a target,
-// the oldest backup, and the arithmetic the metrics and the dump do on the epochs (a duration,
-// the recoverable window's start, microseconds for the manifest). pgBackRest's output is trusted
+// the oldest backup, the arithmetic the metrics and the dump do on the epochs (a duration,
+// the recoverable window's start, microseconds for the manifest) and the WAL position of each
+// set's lsn.stop that an LSN target is compared with. pgBackRest's output is trusted
 // more than a client's, but a repository can hold anything, and a crash here takes down the
 // metrics and every dump.
 #include <chrono>
@@ -10,6 +11,7 @@
 
 #include "fuzz_check.hpp"
 #include "pgbackrest/info.hpp"
+#include "pipelines/recovery_target.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto parsed = agent::parse_info_json(agent::fuzz::as_text(data, size));
@@ -37,6 +39,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         agent::fuzz::check(chosen->stop_epoch <= backup.stop_epoch,
                            "a set that stopped after the target was chosen", chosen->label);
       (void)agent::backup_for_target(stanza, stop + std::chrono::seconds{1}, backup.label);
+      // An LSN target compares each set's lsn.stop with it (the dump's set_for_lsn).
+      if (!backup.lsn_stop.empty()) (void)agent::lsn_position(backup.lsn_stop);
     }
   }
   return 0;
