@@ -39,31 +39,6 @@ class DrillIntegration : public ClusterSuite<DrillIntegration> {
     return path;
   }
 
-  // psql -At on the live server: the rows, one a line.
-  static std::string live_query(const std::string& database, const std::string& sql) {
-    auto runner = make_posix_process_runner();
-    ProcessSpec spec;
-    spec.argv = {cluster_->get("BINDIR") + "/psql",
-                 "-X",
-                 "-At",
-                 "-v",
-                 "ON_ERROR_STOP=1",
-                 "-h",
-                 cluster_->get("SOCKET_DIR"),
-                 "-p",
-                 cluster_->get("PORT"),
-                 "-U",
-                 "postgres",
-                 "-d",
-                 database,
-                 "-c",
-                 sql};
-    spec.stdout_mode = StdoutMode::capture;
-    auto result = runner->run(spec, CancelToken::never());
-    EXPECT_TRUE(result.ok() && result->succeeded()) << sql;
-    return result.ok() ? result->stdout_text : "";
-  }
-
   static nlohmann::json last_manifest() {
     return nlohmann::json::parse(read_file(cluster_->dir() + "/state/drills/last.json"));
   }
@@ -98,7 +73,7 @@ TEST_F(DrillIntegration, HealthyBackupDrillsGreenAtTheTarget) {
   std::map<std::string, std::uint64_t> read;
   for (const auto& table : manifest["tables"])
     if (table["database"] == "api") read[table["table"]] = table["rows"];
-  std::istringstream live_tables(live_query(
+  std::istringstream live_tables(cluster_->query(
       "api",
       "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = "
       "c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
@@ -107,7 +82,7 @@ TEST_F(DrillIntegration, HealthyBackupDrillsGreenAtTheTarget) {
   int compared = 0;
   while (std::getline(live_tables, table)) {
     ASSERT_EQ(read.count(table), 1u) << table << " was not read";
-    const auto live = std::stoull(live_query("api", "SELECT count(*) FROM ONLY " + table));
+    const auto live = std::stoull(cluster_->query("api", "SELECT count(*) FROM ONLY " + table));
     const std::uint64_t expected =
         table == "public.events" ? std::stoull(cluster_->get("ROWS_BEFORE")) : live;
     EXPECT_EQ(read[table], expected) << table;
@@ -123,10 +98,11 @@ TEST_F(DrillIntegration, HealthyBackupDrillsGreenAtTheTarget) {
   const auto* indexes = find_check(manifest, "amcheck-indexes", "api");
   ASSERT_NE(indexes, nullptr);
   EXPECT_EQ((*indexes)["result"], "passed");
-  EXPECT_EQ((*indexes)["checked"].get<std::uint64_t>(),
-            std::stoull(live_query("api",
-                                   "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                                   "JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree'")));
+  EXPECT_EQ(
+      (*indexes)["checked"].get<std::uint64_t>(),
+      std::stoull(cluster_->query("api",
+                                  "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                                  "JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree'")));
   const auto* heap = find_check(manifest, "amcheck-heap", "api");
   ASSERT_NE(heap, nullptr);
   EXPECT_EQ((*heap)["result"], "passed");
@@ -146,8 +122,8 @@ TEST_F(DrillIntegration, HealthyBackupDrillsGreenAtTheTarget) {
   // Nothing live touched: no file (no .history, no new timeline) added to the live archive,
   // and the live server is still the primary on timeline 1.
   EXPECT_EQ(cluster_->archive_files(), archive_before) << "the live archive changed";
-  EXPECT_EQ(live_query("postgres", "SELECT pg_is_in_recovery()"), "f\n");
-  EXPECT_EQ(live_query("postgres", "SELECT timeline_id FROM pg_control_checkpoint()"), "1\n");
+  EXPECT_EQ(cluster_->query("postgres", "SELECT pg_is_in_recovery()"), "f");
+  EXPECT_EQ(cluster_->query("postgres", "SELECT timeline_id FROM pg_control_checkpoint()"), "1");
   EXPECT_TRUE(processes_matching(cluster_->dir() + "/scratch/data").empty())
       << "the copy's server still runs";
 }
@@ -317,7 +293,7 @@ TEST_F(DrillIntegration, ScheduledDrillRunsBehindARunningBackupAndNeverBesideADu
       << "the drill added to the live archive: " << foreign_archive_files(archive_after).front();
   EXPECT_EQ(archive_after, archive_at_drill_start) << "the live archive changed during the drill";
   EXPECT_GE(archive_after.size(), archive_before.size());
-  EXPECT_EQ(live_query("postgres", "SELECT timeline_id FROM pg_control_checkpoint()"), "1\n");
+  EXPECT_EQ(cluster_->query("postgres", "SELECT timeline_id FROM pg_control_checkpoint()"), "1");
 }
 
 // With pgBackRest 2.56.0 (PGO's, built by tests/support/build-pgbackrest.sh) the drill asks
@@ -374,9 +350,7 @@ TEST_F(DrillIntegration, AnIndexOnlyAmcheckSeesAsWrongDrillsRedNamingIt) {
                 "CHECKPOINT");
   const std::string data = cluster_->get("DATA");
   const auto path_of = [](const std::string& index) {
-    auto path = live_query("api", "SELECT pg_relation_filepath('" + index + "')");
-    if (!path.empty() && path.back() == '\n') path.pop_back();
-    return path;
+    return cluster_->query("api", "SELECT pg_relation_filepath('" + index + "')");
   };
   const std::string a_file = data + "/" + path_of("drill_twin_a");
   const std::string b_file = data + "/" + path_of("drill_twin_b");
@@ -442,8 +416,7 @@ TEST_F(DrillIntegration, BytesFlippedInATablesDataFileDrillRedNamingTheTable) {
                 "INSERT INTO drill_heap SELECT g, repeat('x', 40) FROM generate_series(1, 2000) g; "
                 "CHECKPOINT");
   const std::string data = cluster_->get("DATA");
-  auto relative = live_query("api", "SELECT pg_relation_filepath('drill_heap')");
-  if (!relative.empty() && relative.back() == '\n') relative.pop_back();
+  const std::string relative = cluster_->query("api", "SELECT pg_relation_filepath('drill_heap')");
   const std::string heap_file = data + "/" + relative;
   const std::string pg_ctl = cluster_->get("BINDIR") + "/pg_ctl";
   ASSERT_EQ(run_or_fail({pg_ctl, "-D", data, "-m", "fast", "-w", "stop"}).exit_code, 0);
