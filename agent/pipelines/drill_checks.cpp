@@ -265,6 +265,31 @@ void run_assertion(CopyConnector& connector, const CopyCheckSettings& settings,
   findings.checks.push_back(check);
 }
 
+// A program whose printed lines a check reads (the first `limit` of them), with its outcome.
+struct ToolReport {
+  ProcessResult result;
+  std::vector<std::string> lines;
+};
+
+Result<ToolReport> run_reading_lines(ProcessRunner& runner, ProcessSpec spec, std::size_t limit,
+                                     const CancelToken& cancel) {
+  auto lines = std::make_shared<std::vector<std::string>>();
+  auto mutex = std::make_shared<std::mutex>();
+  spec.on_line = [lines, mutex, limit](std::string_view line) {
+    std::lock_guard lock(*mutex);
+    if (lines->size() < limit) lines->emplace_back(line);
+  };
+  auto result = runner.run(spec, cancel);
+  if (!result) return result.error();
+  std::lock_guard lock(*mutex);
+  return ToolReport{std::move(*result), *lines};
+}
+
+// "pg_checksums exited with code 1: <its last error lines>".
+std::string tool_failure_reason(const std::string& tool, const ProcessResult& result) {
+  return tool + " " + result.describe() +
+         (result.error_excerpt().empty() ? "" : ": " + result.error_excerpt());
+}
 }  // namespace
 
 Status run_copy_checks(CopyConnector& connector, const CopyCheckSettings& settings, const CancelToken& cancel,
@@ -379,36 +404,24 @@ DrillCheck run_checksums_check(ProcessRunner& runner, const std::string& bindir,
     check.reason = "the copy did not shut down cleanly; pg_checksums needs a cleanly stopped cluster";
     return check;
   }
-  auto lines = std::make_shared<std::vector<std::string>>();
-  auto mutex = std::make_shared<std::mutex>();
   ProcessSpec spec;
   spec.argv = {bindir + "/pg_checksums", "--check", "--pgdata", data_dir};
   spec.tag = "pg_checksums";
-  spec.on_line = [lines, mutex](std::string_view line) {
-    std::lock_guard lock(*mutex);
-    if (lines->size() < 10000) lines->emplace_back(line);
-  };
-  auto result = runner.run(spec, cancel);
-  if (!result) {
+  auto report = run_reading_lines(runner, std::move(spec), 10000, cancel);
+  if (!report) {
     check.result = "failed";
-    check.reason = result.error().message;
+    check.reason = report.error().message;
     return check;
   }
-  std::vector<std::string> seen;
-  {
-    std::lock_guard lock(*mutex);
-    seen = *lines;
-  }
-  const auto parsed = parse_checksums_output(seen);
+  const auto parsed = parse_checksums_output(report->lines);
   check.checked = parsed.blocks;
   check.failed = parsed.bad;
   if (!parsed.first_bad.empty()) check.first_failure = parsed.first_bad;
-  if (result->succeeded()) {
+  if (report->result.succeeded()) {
     check.result = "passed";
   } else {
     check.result = "failed";
-    check.reason = "pg_checksums " + result->describe() +
-                   (result->error_excerpt().empty() ? "" : ": " + result->error_excerpt());
+    check.reason = tool_failure_reason("pg_checksums", report->result);
     if (check.failed == 0 && check.first_failure.empty()) check.failed = 1;
   }
   return check;
@@ -475,38 +488,27 @@ DrillCheck run_repository_verify(ProcessRunner& runner, const PgBackRestTarget& 
                    " cannot verify one backup set (verify --set needs 2.55 or later; PGO 5.8 ships 2.56.0)";
     return check;
   }
-  auto lines = std::make_shared<std::vector<std::string>>();
-  auto mutex = std::make_shared<std::mutex>();
   ProcessSpec spec;
   spec.argv = pgbackrest_verify_set_argv(target, label);
   spec.tag = "pgbackrest";
-  spec.on_line = [lines, mutex](std::string_view line) {
-    std::lock_guard lock(*mutex);
-    if (lines->size() < 100000) lines->emplace_back(line);
-  };
-  auto result = runner.run(spec, cancel);
-  if (!result) {
+  auto report = run_reading_lines(runner, std::move(spec), 100000, cancel);
+  if (!report) {
     check.result = "failed";
-    check.reason = result.error().message;
+    check.reason = report.error().message;
     return check;
   }
-  std::vector<std::string> seen;
-  {
-    std::lock_guard lock(*mutex);
-    seen = *lines;
-  }
-  const auto parsed = parse_verify_output(seen);
+  const auto parsed = parse_verify_output(report->lines);
   check.checked = parsed.files;
   check.failed = parsed.files - std::min(parsed.valid, parsed.files);
   check.first_failure = parsed.first_invalid;
-  if (result->succeeded() && parsed.status_seen && !parsed.status_error) {
+  const bool ran = report->result.succeeded();
+  if (ran && parsed.status_seen && !parsed.status_error) {
     check.result = "passed";
     return check;
   }
   check.result = "failed";
-  if (!result->succeeded())
-    check.reason = "pgbackrest verify " + result->describe() +
-                   (result->error_excerpt().empty() ? "" : ": " + result->error_excerpt());
+  if (!ran)
+    check.reason = tool_failure_reason("pgbackrest verify", report->result);
   else if (!parsed.status_seen)
     check.reason = "pgbackrest verify printed no result";
   else
