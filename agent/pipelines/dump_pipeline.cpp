@@ -322,15 +322,22 @@ void choose_databases_to_restore(DumpContext& c, const BackupDatabase& dumped) {
       dumped.name, names);
 }
 
-// --database against the chosen set's database list (`pgbackrest info --set`), so that a
-// misspelt name is refused before the restore and replay rather than after them.
-Status check_database_in_backup(DumpContext& c) {
+// A pgBackRest command whose output the agent reads (info, repo-get), within
+// pgbackrest.timeout_seconds.
+Result<ProcessResult> run_pgbackrest_captured(DumpContext& c, std::vector<std::string> argv) {
   ProcessSpec spec;
-  spec.argv = pgbackrest_info_set_argv(pgbackrest_target(c.job.config, c.backup.repo), c.backup.label);
+  spec.argv = std::move(argv);
   spec.tag = "pgbackrest";
   spec.stdout_mode = StdoutMode::capture;
   spec.timeout = std::chrono::seconds(c.job.config.pgbackrest.timeout_seconds);
-  auto result = c.services.runner.run(spec, c.services.cancel);
+  return c.services.runner.run(spec, c.services.cancel);
+}
+
+// --database against the chosen set's database list (`pgbackrest info --set`), so that a
+// misspelt name is refused before the restore and replay rather than after them.
+Status check_database_in_backup(DumpContext& c) {
+  auto result = run_pgbackrest_captured(
+      c, pgbackrest_info_set_argv(pgbackrest_target(c.job.config, c.backup.repo), c.backup.label));
   if (!result) return result.error();
   if (!result->succeeded()) return tool_failure("pgbackrest info", *result);
   auto databases = parse_backup_databases(result->stdout_text, c.job.config.stanza, c.backup.label);
@@ -396,12 +403,8 @@ std::string target_description(const DumpJob& job) {
 // What a restore with --db-include writes: the set's files but the zeroed databases', from its
 // manifest. `stanza`'s record of the set then says that size, which the disk check counts.
 Status count_selective_restore(DumpContext& c, StanzaInfo& stanza) {
-  ProcessSpec spec;
-  spec.argv = pgbackrest_manifest_get_argv(pgbackrest_target(c.job.config, c.backup.repo), c.backup.label);
-  spec.tag = "pgbackrest";
-  spec.stdout_mode = StdoutMode::capture;
-  spec.timeout = std::chrono::seconds(c.job.config.pgbackrest.timeout_seconds);
-  auto result = c.services.runner.run(spec, c.services.cancel);
+  auto result = run_pgbackrest_captured(
+      c, pgbackrest_manifest_get_argv(pgbackrest_target(c.job.config, c.backup.repo), c.backup.label));
   if (!result) return result.error();
   std::set<std::uint32_t> zeroed;
   for (const auto& d : c.backup_databases)
@@ -433,15 +436,10 @@ Status check(DumpContext& c) {
   auto version = read_pgbackrest_version(c.job.config, c.services.runner, c.services.cancel);
   if (!version) return version.error();
 
-  ProcessSpec spec;
   // Every repository, each with its own status: one that cannot be read is not the end.
   auto every_repository = c.pgbackrest();
   every_repository.repo = 0;
-  spec.argv = pgbackrest_info_argv(every_repository);
-  spec.tag = "pgbackrest";
-  spec.stdout_mode = StdoutMode::capture;
-  spec.timeout = std::chrono::seconds(c.job.config.pgbackrest.timeout_seconds);
-  auto result = c.services.runner.run(spec, c.services.cancel);
+  auto result = run_pgbackrest_captured(c, pgbackrest_info_argv(every_repository));
   if (!result) return result.error();
   if (!result->succeeded()) return tool_failure("pgbackrest info", *result);
   auto stanzas = parse_info_json(result->stdout_text);
