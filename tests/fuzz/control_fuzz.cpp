@@ -13,10 +13,10 @@
 #include <string>
 #include <variant>
 
-#include "config/config.hpp"
 #include "daemon/control_api.hpp"
 #include "daemon/control_replies.hpp"
 #include "fuzz_check.hpp"
+#include "fuzz_config.hpp"
 #include "pipelines/dump_job.hpp"
 
 namespace {
@@ -28,15 +28,6 @@ void check_reply_serializes(const agent::Error& error) {
   } catch (const nlohmann::json::exception& e) {
     agent::fuzz::fail("a refusal cannot be sent as JSON", e.what());
   }
-}
-
-const agent::AgentConfig& config() {
-  static const agent::AgentConfig loaded = [] {
-    auto load = agent::load_config_text("", "defaults", {});
-    load.config.restore.fsync = true;  // no look for libeatmydata on every input
-    return load.config;
-  }();
-  return loaded;
 }
 
 void check_reply_line(const std::string& text) {
@@ -87,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (dump->arguments.port)
       agent::fuzz::check(*dump->arguments.port >= 1 && *dump->arguments.port <= 65535,
                          "a dump request with a port outside 1..65535 was accepted", line);
-    const auto job = agent::build_dump_job(config(), dump->arguments);
+    const auto job = agent::build_dump_job(agent::fuzz::default_config(), dump->arguments);
     if (!job) check_reply_serializes(job.error());
   }
   return 0;

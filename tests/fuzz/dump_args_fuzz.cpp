@@ -18,20 +18,11 @@
 #include <string>
 #include <string_view>
 
-#include "config/config.hpp"
 #include "fuzz_check.hpp"
+#include "fuzz_config.hpp"
 #include "pipelines/dump_job.hpp"
 
 namespace {
-
-const agent::AgentConfig& config() {
-  static const agent::AgentConfig loaded = [] {
-    auto load = agent::load_config_text("", "defaults", {});
-    load.config.restore.fsync = true;  // no look for libeatmydata on every input
-    return load.config;
-  }();
-  return loaded;
-}
 
 std::optional<int> number(std::string_view text) {
   int value = 0;
@@ -100,7 +91,8 @@ void check_pattern(const std::string& pattern) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const auto job = agent::build_dump_job(config(), arguments_from(agent::fuzz::as_text(data, size)));
+  const auto job =
+      agent::build_dump_job(agent::fuzz::default_config(), arguments_from(agent::fuzz::as_text(data, size)));
   if (!job) {
     agent::fuzz::check(job.error().kind == agent::ErrorKind::usage, "a refusal that is not a usage error",
                        job.error().message);
