@@ -8,6 +8,8 @@
 //  - no selection pattern is empty, starts with '-' or holds a control character, and
 //    --data-only and --schema-only are not both given;
 //  - the recovery target's value never starts with '-';
+//  - the copy is kept (--keep-running) only when asked, for 10 s to dump.keep_running_max_seconds,
+//    and never with the dump on standard output;
 //  - what the manifest records of the options (dump_shape_json, the output path) is JSON that
 //    serializes: the manifest is written after the dump is published.
 // A refusal is a usage error with a message.
@@ -75,6 +77,10 @@ agent::DumpArguments arguments_from(std::string_view text) {
       a.globals = true;
     else if (name == "overwrite")
       a.overwrite = true;
+    else if (name == "keep-running")
+      a.keep_running = true;
+    else if (name == "keep-for")
+      a.keep_for = value;
   }
   return a;
 }
@@ -91,8 +97,8 @@ void check_pattern(const std::string& pattern) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const auto job =
-      agent::build_dump_job(agent::fuzz::default_config(), arguments_from(agent::fuzz::as_text(data, size)));
+  const auto arguments = arguments_from(agent::fuzz::as_text(data, size));
+  const auto job = agent::build_dump_job(agent::fuzz::default_config(), arguments);
   if (!job) {
     agent::fuzz::check(job.error().kind == agent::ErrorKind::usage, "a refusal that is not a usage error",
                        job.error().message);
@@ -128,6 +134,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   agent::fuzz::check(!(s.data_only && s.schema_only), "--data-only with --schema-only accepted");
   agent::fuzz::check(job->recovery.value.empty() || job->recovery.value.front() != '-',
                      "a target value that reads as an option", job->recovery.value);
+  const auto kept = job->keep_running.count();
+  if (kept != 0)
+    agent::fuzz::check(
+        arguments.keep_running && !job->to_stdout() && kept >= 10 &&
+            kept <= agent::fuzz::default_config().dump.keep_running_max_seconds,
+        "a copy kept unasked, with standard output, or outside 10 s..dump.keep_running_max_seconds",
+        std::to_string(kept));
   nlohmann::json recorded = agent::dump_shape_json(shape);
   recorded["path"] = job->output;
   try {
