@@ -8,6 +8,7 @@
 #include "core/log.hpp"
 #include "daemon/control_api.hpp"
 #include "daemon/control_protocol.hpp"
+#include "daemon/status_view.hpp"
 #include "exec/process.hpp"
 #include "pg/copy_session.hpp"
 #include "pg/session.hpp"
@@ -58,6 +59,18 @@ int dump_through_agent(int fd, const DumpArguments& arguments) {
                              kept->until, psql, kept_copy_oc_exec(kept->pod, psql)),
                  job);
       return kExitSuccess;
+    } else if (const auto* progress = std::get_if<DumpProgressReply>(&**reply)) {
+      log::Fields fields = job;
+      fields.step = "restore";
+      log::write(*logger, spdlog::level::info,
+                 "restored " + backup_progress_text(
+                                   {{"bytes_done", progress->bytes_done},
+                                    {"bytes_total", progress->bytes_total},
+                                    {"percent", progress->bytes_total == 0
+                                                    ? 0.0
+                                                    : 100.0 * static_cast<double>(progress->bytes_done) /
+                                                          static_cast<double>(progress->bytes_total)}}),
+                 fields);
     } else if (const auto* accepted = std::get_if<DumpAcceptedReply>(&**reply)) {
       job.job_id = std::to_string(accepted->job_id);
       log::write(*logger, spdlog::level::info,

@@ -37,6 +37,8 @@ void print_drill(nlohmann::json& drill) {
                 static_cast<unsigned long long>(running.value("job_id", 0ULL)),
                 running.value("started_at", "").c_str(), running.value("step", "").c_str(),
                 running.value("reason", "").c_str());
+  if (auto& running = drill["running"]; running.is_object() && running["restore_progress"].is_object())
+    std::printf("  restored: %s\n", backup_progress_text(running["restore_progress"]).c_str());
   if (auto& queued = drill["queued"]; queued.is_object())
     std::printf("drill: job %llu queued (%s)\n",
                 static_cast<unsigned long long>(queued.value("job_id", 0ULL)),
@@ -151,6 +153,8 @@ void print_human(nlohmann::json status) {
             "  connect: %s\n  from outside the pod: %s\n",
             kept.value("since", "").c_str(), kept.value("until", "").c_str(), kept.value("psql", "").c_str(),
             kept.value("oc_exec", "").c_str());
+      if (dump["running"]["restore_progress"].is_object())
+        std::printf("  restored: %s\n", backup_progress_text(dump["running"]["restore_progress"]).c_str());
     }
     if (dump["last"].is_object()) {
       auto& outcome = dump["last"]["outcome"];

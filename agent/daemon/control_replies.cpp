@@ -189,6 +189,9 @@ nlohmann::json control_reply_json(const ControlReplyMessage& reply) {
             json["event"] = "dump-kept";
             return json;
           },
+          [](const DumpProgressReply& r) -> nlohmann::json {
+            return {{"event", "dump-progress"}, {"bytes_done", r.bytes_done}, {"bytes_total", r.bytes_total}};
+          },
           [](const DumpFinishedReply& r) -> nlohmann::json {
             if (const auto* error = std::get_if<ReplyError>(&r.outcome))
               return error_json("dump-finished", *error);
@@ -278,6 +281,14 @@ Result<ControlReplyMessage> parse_control_reply(const nlohmann::json& line) {
     if (!port) return port.error();
     r.port = static_cast<int>(*port);
     parsed = ControlReplyMessage(r);
+  } else if (*event == "dump-progress") {
+    auto done = fields.required_integer("bytes_done", 0, kMaxId);
+    if (!done) return done.error();
+    auto total = fields.required_integer("bytes_total", 0, kMaxId);
+    if (!total) return total.error();
+    if (*done > *total) return not_understood("a dump-progress reply with more bytes done than in all");
+    parsed = ControlReplyMessage(
+        DumpProgressReply{static_cast<std::uint64_t>(*done), static_cast<std::uint64_t>(*total)});
   } else if (*event == "dump-finished") {
     auto ok = fields.flag("ok");
     if (!ok) return ok.error();

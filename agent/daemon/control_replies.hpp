@@ -89,6 +89,11 @@ struct DumpKeptReply {
   std::string until;  // the deadline
 };
 nlohmann::json dump_kept_json(const DumpKeptReply& kept);  // the reply's fields, without "event"
+// How far the dump's restore is (pgBackRest's per-file lines): at most every 10 s, and at the end.
+struct DumpProgressReply {
+  std::uint64_t bytes_done = 0;
+  std::uint64_t bytes_total = 0;
+};
 struct DumpWritten {
   std::string output;
   std::string manifest;
@@ -102,9 +107,9 @@ struct DumpFinishedReply {
   std::variant<DumpWritten, ReplyError> outcome;
 };
 
-using ControlReplyMessage =
-    std::variant<HeartbeatReply, RefusedReply, StatusReply, BackupAcceptedReply, BackupFinishedReply,
-                 AbandonedReply, DumpAcceptedReply, DumpStepReply, DumpKeptReply, DumpFinishedReply>;
+using ControlReplyMessage = std::variant<HeartbeatReply, RefusedReply, StatusReply, BackupAcceptedReply,
+                                         BackupFinishedReply, AbandonedReply, DumpAcceptedReply,
+                                         DumpStepReply, DumpKeptReply, DumpProgressReply, DumpFinishedReply>;
 
 nlohmann::json control_reply_json(const ControlReplyMessage& reply);
 // One reply line (its JSON). Errors are ErrorKind::external_tool and name the field.

@@ -1,6 +1,7 @@
 #include "daemon/job_runner.hpp"
 
 #include "core/log.hpp"
+#include "core/log_throttle.hpp"
 #include "pipelines/backup_pipeline.hpp"
 #include "time/target_time.hpp"
 
@@ -293,8 +294,18 @@ void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
           boost::asio::post(io_, [this, id, reply, kept] { on_dump_kept(id, kept, reply); });
         };
         // Progress goes to the client from the loop thread, which owns the connection.
+        // The client hears of the restore's progress as often as the dump's log does.
+        services.on_restore_progress = [this, reply,
+                                        throttle =
+                                            std::make_shared<LogThrottle>(std::chrono::steady_clock::now())](
+                                           std::uint64_t done, std::uint64_t total) {
+          metrics_.record_restore_progress("dump", done, total);
+          if (done == total || throttle->due(std::chrono::steady_clock::now()))
+            boost::asio::post(io_, [reply, done, total] { reply(DumpProgressReply{done, total}, false); });
+        };
         services.on_step = [this, reply](const std::string& step, const std::string& state, double seconds) {
           scratch_slot_.mark_progress();
+          if (step == "restore" && state != "started") metrics_.end_restore_progress();
           boost::asio::post(io_, [reply, step, state, seconds] {
             reply(DumpStepReply{step, state, seconds}, false);
           });
@@ -347,6 +358,7 @@ void JobRunner::stop_kept_dump(ControlReply reply) {
 }
 
 void JobRunner::on_dump_finished(Result<DumpSummary> summary, ControlReply reply) {
+  metrics_.end_restore_progress();  // however the job ended
   DumpFinishedReply finished{ReplyError{}};
   if (summary) {
     finished.outcome =
@@ -409,8 +421,12 @@ void JobRunner::start_next_drill() {
         log::ScopedJob in_job("drill", std::to_string(queued.id));
         auto copier = services_.make_copier();
         DumpServices services{services_.runner, services_.connector, *copier, services_.clock, cancel, {}};
+        services.on_restore_progress = [this](std::uint64_t done, std::uint64_t total) {
+          metrics_.record_restore_progress("drill", done, total);
+        };
         services.on_step = [this](const std::string& step, const std::string& state, double) {
           scratch_slot_.mark_progress();
+          if (step == "restore" && state != "started") metrics_.end_restore_progress();
           boost::asio::post(io_, [this, step, state] { on_drill_step(step, state); });
         };
         DrillArguments arguments;
@@ -462,6 +478,7 @@ void JobRunner::on_drill_step(const std::string& step, const std::string& state)
 }
 
 void JobRunner::on_drill_finished(const DrillReport& report) {
+  metrics_.end_restore_progress();  // however the job ended
   const std::uint64_t id = drill_running_ ? drill_running_->id : 0;
   if (report.error && report.id.empty())  // it never ran: run_drill logs its own outcome
     log::error(*log::get("drill"), *report.error, "drill job " + std::to_string(id), spdlog::level::err,

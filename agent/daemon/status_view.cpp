@@ -88,14 +88,26 @@ nlohmann::json job_backup_json(const BackupResult& result) {
           {"repository_size_bytes", made->repo_bytes}};
 }
 
+// Bytes done and in all, and the percentage; null when the total is not known.
+nlohmann::json progress_json(std::uint64_t bytes_done, std::uint64_t bytes_total) {
+  if (bytes_total == 0) return nullptr;
+  const double percent = 100.0 * static_cast<double>(bytes_done) / static_cast<double>(bytes_total);
+  return {
+      {"bytes_done", bytes_done}, {"bytes_total", bytes_total}, {"percent", std::round(percent * 10) / 10}};
+}
+
 // The running backup's bytes done and in all (pgBackRest 2.48+); null until pgBackRest says.
 nlohmann::json progress_json(const std::optional<BackupProgress>& progress) {
-  if (!progress || progress->bytes_total == 0) return nullptr;
-  const double percent =
-      100.0 * static_cast<double>(progress->bytes_done) / static_cast<double>(progress->bytes_total);
-  return {{"bytes_done", progress->bytes_done},
-          {"bytes_total", progress->bytes_total},
-          {"percent", std::round(percent * 10) / 10}};
+  if (!progress) return nullptr;
+  return progress_json(progress->bytes_done, progress->bytes_total);
+}
+
+// The restore of the running dump or drill (`kind`); null before its first file, or when the
+// running restore is the other kind's.
+nlohmann::json restore_progress_json(const StatusSources& s, const std::string& kind) {
+  const auto progress = s.metrics != nullptr ? s.metrics->restore_progress() : std::nullopt;
+  if (!progress || progress->kind != kind) return nullptr;
+  return progress_json(progress->bytes_done, progress->bytes_total);
 }
 
 // "2026-11-30 03:00:00 PST": a schedule's next time as its zone reads it.
@@ -141,7 +153,8 @@ nlohmann::json drill_json(const StatusSources& s) {
                {"reason", drill->reason},
                {"started_at", iso(drill->started)},
                {"step", drill->step},
-               {"reads_repository", s.jobs.queue().drill_reads_repository()}};
+               {"reads_repository", s.jobs.queue().drill_reads_repository()},
+               {"restore_progress", restore_progress_json(s, "drill")}};
   return {{"schedule", schedule},
           {"queued", queued},
           {"running", running},
@@ -229,8 +242,11 @@ nlohmann::json status_json(const StatusSources& s) {
          {"next_local", schedule->next() ? local_time_json(*schedule->next(), s.config.schedules.timezone)
                                          : nlohmann::json(nullptr)}});
   }
+  nlohmann::json dump = {{"running", dump_json(s.jobs.dump_running())},
+                         {"last", dump_json(s.jobs.dump_last())}};
+  if (dump["running"].is_object()) dump["running"]["restore_progress"] = restore_progress_json(s, "dump");
   return {{"agent_version", kAgentVersion},
-          {"dump", {{"running", dump_json(s.jobs.dump_running())}, {"last", dump_json(s.jobs.dump_last())}}},
+          {"dump", dump},
           {"drill", drill_json(s)},
           {"stanza", s.config.stanza},
           {"started_at", iso(s.started_at)},

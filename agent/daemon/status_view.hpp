@@ -38,7 +38,8 @@ nlohmann::json recent_result_json(const BackupResult& result);
 nlohmann::json repository_summary_json(const RepositorySummary& repo);
 
 // "1.4 MiB of 3.0 MiB (45.4%)": `agent status`'s line for a running backup's progress (the
-// reply's running.progress: bytes_done, bytes_total, percent).
+// reply's running.progress: bytes_done, bytes_total, percent) and for the restore of a running
+// dump or drill (dump.running.restore_progress, drill.running.restore_progress: the same keys).
 std::string backup_progress_text(nlohmann::json progress);
 
 }  // namespace agent

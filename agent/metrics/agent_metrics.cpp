@@ -211,7 +211,19 @@ struct AgentMetrics::Families {
                                  .Name("agent_backup_progress_total_bytes")
                                  .Help("Bytes the running backup into `repo` will copy in all (2.48+); only "
                                        "while it runs")
-                                 .Register(r)) {}
+                                 .Register(r)),
+        restore_progress_bytes(
+            BuildGauge()
+                .Name("agent_restore_progress_bytes")
+                .Help("Bytes the restore of the agent's running dump or drill (`kind`) has "
+                      "restored, from pgBackRest's per-file lines; only while the job runs")
+                .Register(r)),
+        restore_progress_total_bytes(
+            BuildGauge()
+                .Name("agent_restore_progress_total_bytes")
+                .Help("Bytes the restore of the agent's running dump or drill (`kind`) "
+                      "restores in all: the backup set's size; only while the job runs")
+                .Register(r)) {}
 
   Family<Gauge>& last_completion;
   Family<Gauge>& age;
@@ -253,6 +265,8 @@ struct AgentMetrics::Families {
   Family<Gauge>& config_reload_time;
   Family<Gauge>& progress_bytes;
   Family<Gauge>& progress_total_bytes;
+  Family<Gauge>& restore_progress_bytes;
+  Family<Gauge>& restore_progress_total_bytes;
   Gauge* archive_range_series = nullptr;
 };
 
@@ -614,6 +628,39 @@ void AgentMetrics::record_backup_progress(const LockProgress& lock_progress) {
 std::optional<BackupProgress> AgentMetrics::backup_progress() {
   std::lock_guard lock(mutex_);
   return progress_;
+}
+
+void AgentMetrics::record_restore_progress(const std::string& kind, std::uint64_t bytes_done,
+                                           std::uint64_t bytes_total) {
+  const GenerationBump bump(generation_);  // after the change, on every return
+  std::lock_guard lock(mutex_);
+  auto& f = *families_;
+  if (restore_progress_ && restore_progress_->kind != kind) {
+    const prometheus::Labels previous{{"stanza", stanza_}, {"kind", restore_progress_->kind}};
+    f.restore_progress_bytes.Remove(&f.restore_progress_bytes.Add(previous));
+    f.restore_progress_total_bytes.Remove(&f.restore_progress_total_bytes.Add(previous));
+  }
+  restore_progress_ = RestoreProgress{kind, bytes_done, bytes_total};
+  const prometheus::Labels labels{{"stanza", stanza_}, {"kind", kind}};
+  f.restore_progress_bytes.Add(labels).Set(static_cast<double>(bytes_done));
+  f.restore_progress_total_bytes.Add(labels).Set(static_cast<double>(bytes_total));
+}
+
+void AgentMetrics::end_restore_progress() {
+  const GenerationBump bump(generation_);  // after the change, on every return
+  std::lock_guard lock(mutex_);
+  if (restore_progress_) {
+    auto& f = *families_;
+    const prometheus::Labels labels{{"stanza", stanza_}, {"kind", restore_progress_->kind}};
+    f.restore_progress_bytes.Remove(&f.restore_progress_bytes.Add(labels));
+    f.restore_progress_total_bytes.Remove(&f.restore_progress_total_bytes.Add(labels));
+  }
+  restore_progress_.reset();
+}
+
+std::optional<RestoreProgress> AgentMetrics::restore_progress() {
+  std::lock_guard lock(mutex_);
+  return restore_progress_;
 }
 
 void AgentMetrics::record_dump(const DumpResult& dump) {

@@ -66,6 +66,13 @@ struct BackupProgress {
   std::uint64_t bytes_total = 0;
 };
 
+// The running restore of the agent's dump or drill, from pgBackRest's per-file lines.
+struct RestoreProgress {
+  std::string kind;  // dump, drill
+  std::uint64_t bytes_done = 0;
+  std::uint64_t bytes_total = 0;
+};
+
 class AgentMetrics {
  public:
   AgentMetrics(std::string stanza, bool crunchy_compat);
@@ -105,6 +112,13 @@ class AgentMetrics {
   void record_backup_progress(const LockProgress& lock);
   // The running backup's progress; none before pgBackRest reports a size, or without a backup.
   std::optional<BackupProgress> backup_progress();
+
+  // The restore of the agent's dump or drill (`kind`: dump, drill) has restored `bytes_done` of
+  // `bytes_total`; its series stay until end_restore_progress (the job ends).
+  void record_restore_progress(const std::string& kind, std::uint64_t bytes_done, std::uint64_t bytes_total);
+  void end_restore_progress();
+  // The running restore's progress; none before its first file, or without a restore.
+  std::optional<RestoreProgress> restore_progress();
 
   // The Prometheus text format, with ages computed for `now`.
   std::string scrape(std::chrono::system_clock::time_point now);
@@ -153,6 +167,7 @@ class AgentMetrics {
   std::optional<ArchiverStats> archiver_;
   std::optional<int> progress_repo_;  // set while the agent's backup runs
   std::optional<BackupProgress> progress_;
+  std::optional<RestoreProgress> restore_progress_;  // set while a dump's or drill's restore runs
   // pgMonitor-compatible series, when enabled.
   prometheus::Family<prometheus::Gauge>* ccp_full_age_ = nullptr;
   prometheus::Family<prometheus::Gauge>* ccp_diff_age_ = nullptr;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -55,6 +56,7 @@ struct DumpContext {
   // database the set does not list; or recovery reported invalid pages of it and it was
   // restored again in full).
   std::uint32_t include_oid = 0;
+  std::uint64_t restore_total_bytes = 0;  // the chosen set's size: what the restore's percentage is of
   struct {
     std::uint64_t reported = 0;          // invalid pages recovery reported, every server of the job
     std::vector<std::string> relations;  // their relation paths (the last 64 of each server)
@@ -97,23 +99,37 @@ struct DumpContext {
   }
 };
 
-// Logs "<what> NN%" from lines that end in "NN.NN%)", at most one line per LogThrottle interval.
-class ThrottledProgress {
+// The restore's progress from pgBackRest's per-file lines (restore_log.hpp): every move of the
+// percentage goes to `report` (the metrics and `agent status` of `agent run`), and a line
+// "restored 1.4 MiB of 3.0 MiB (45.40%)" to the log at most every LogThrottle interval and at
+// the end. The per-file lines themselves are logged at debug (exec/child_lines.cpp).
+class RestoreProgressLog {
  public:
-  ThrottledProgress(std::shared_ptr<spdlog::logger> logger, std::string what)
-      : logger_(std::move(logger)), what_(std::move(what)) {}
+  using Report = std::function<void(std::uint64_t, std::uint64_t)>;
+  RestoreProgressLog(std::shared_ptr<spdlog::logger> logger, std::uint64_t total_bytes, Report report)
+      : logger_(std::move(logger)), total_(total_bytes), report_(std::move(report)) {}
   void update(std::string_view line) {
-    const auto percent_end = line.rfind("%)");
-    if (percent_end == std::string_view::npos) return;
-    const auto start = line.find_last_of(" (", percent_end);
-    if (start == std::string_view::npos) return;
-    if (!throttle_.due(std::chrono::steady_clock::now())) return;
-    logger_->info("{} {}%", what_, line.substr(start + 1, percent_end - start - 1));
+    const auto hundredths = parse_restore_percent(line);
+    // One report per hundredth of a percent at most (pgBackRest counts in order, one thread).
+    if (!hundredths || *hundredths == last_) return;
+    last_ = *hundredths;
+    const std::uint64_t done = restored_bytes_at(*hundredths, total_);
+    if (report_ && total_ > 0) report_(done, total_);
+    if (*hundredths == 10000 || throttle_.due(std::chrono::steady_clock::now())) {
+      char percent[16];
+      std::snprintf(percent, sizeof percent, "%u.%02u%%", *hundredths / 100, *hundredths % 100);
+      if (total_ > 0)
+        logger_->info("restored {} of {} ({})", human_bytes(done), human_bytes(total_), percent);
+      else
+        logger_->info("restored {}", percent);
+    }
   }
 
  private:
   std::shared_ptr<spdlog::logger> logger_;
-  std::string what_;
+  std::uint64_t total_;
+  Report report_;
+  std::optional<std::uint32_t> last_;
   LogThrottle throttle_{std::chrono::steady_clock::now()};
 };
 
@@ -474,6 +490,11 @@ Status check(DumpContext& c) {
   auto backup = check_against_repository(judged_stanza, judged, c.facts, c.services.clock.now());
   if (!backup) return backup.error();
   c.backup = *backup;
+  // pgBackRest's percentage is of the whole set (zeroed databases too): its size before the
+  // selective count above.
+  for (const auto& record : found->backups)
+    if (record.label == c.backup.label && repo_of(record) == c.backup.repo)
+      c.restore_total_bytes = record.database_bytes;
   if (auto refusal = older_than_writer_refusal(*version, c.backup, "restore from")) return *refusal;
   for (const auto& repo : repositories(*found))
     if (!repo.readable())
@@ -628,13 +649,11 @@ Status restore(DumpContext& c) {
   spec.tag = "pgbackrest";
   spec.kill_grace = std::chrono::seconds(10);
   // One DETAIL line per restored file ends in "(SIZE, NN.NN%)": those are logged at debug
-  // (exec/child_lines.cpp), and the percentage is reported every ten seconds instead. ERROR
+  // (exec/child_lines.cpp), and the progress is reported instead (RestoreProgressLog). ERROR
   // and WARN lines keep their level, and the runner joins the indented lines that continue
   // them (the file and the system error) to their record.
-  auto progress = std::make_shared<ThrottledProgress>(c.logger, "restored");
-  spec.on_line = [progress](std::string_view line) {
-    if (line.find(" DETAIL: restore file ") != std::string_view::npos) progress->update(line);
-  };
+  auto progress =
+      std::make_shared<RestoreProgressLog>(c.logger, c.restore_total_bytes, c.services.on_restore_progress);
   if (!c.job.no_sync_library.empty()) {
     preload_no_sync(spec, c.job.no_sync_library);
     c.logger->info("the restore skips fsync (restore.fsync: off, {} preloaded)", c.job.no_sync_library);
@@ -646,8 +665,12 @@ Status restore(DumpContext& c) {
   // pgBackRest names the repository and set it restores; the checks were made for the ones the
   // agent expects.
   auto restored = std::make_shared<std::optional<RestoredSet>>();
-  spec.on_line = [restored](std::string_view line) {
+  spec.on_line = [restored, progress](std::string_view line) {
     if (!*restored) *restored = parse_restored_set(line);
+    try {
+      progress->update(line);  // on the runner's reader thread: nothing may escape
+    } catch (...) {
+    }
   };
   c.logger->info("running {}", display_command(spec.argv));
   bool stalled = false;

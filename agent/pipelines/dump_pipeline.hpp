@@ -33,6 +33,9 @@ struct DumpServices {
   const CancelToken* stop_keeping = nullptr;
   // Sees the kept copy once it is up for inspection, on the job's thread.
   std::function<void(const KeptCopy&)> on_kept = {};
+  // The pgBackRest restore's bytes done and in all (from its per-file lines and the set's size),
+  // each time the percentage it prints moves; on the thread that reads the restore's output.
+  std::function<void(std::uint64_t bytes_done, std::uint64_t bytes_total)> on_restore_progress = {};
 };
 
 struct DumpSummary {

@@ -298,5 +298,38 @@ TEST(AgentMetrics, ExpectedIntervalsReplaceThePreviousSet) {
       value_of(scrape, R"(agent_backup_expected_interval_seconds{repo="2",stanza="db",type="incr"})")));
 }
 
+// The restore of a dump or drill: its series carry the job's kind, follow each report, move
+// to the other kind's label, and go when the restore ends; the status reads the same.
+TEST(AgentMetrics, TheRunningRestoresProgressIsExportedUntilItEnds) {
+  AgentMetrics metrics("db", false);
+  EXPECT_FALSE(metrics.restore_progress());
+  EXPECT_EQ(metrics.scrape(at(1000)).find("agent_restore_progress_bytes{"), std::string::npos);
+
+  metrics.record_restore_progress("dump", 1'434'186, 3'159'000);
+  auto scrape = metrics.scrape(at(1001));
+  EXPECT_EQ(value_of(scrape, R"(agent_restore_progress_bytes{kind="dump",stanza="db"})"), 1'434'186);
+  EXPECT_EQ(value_of(scrape, R"(agent_restore_progress_total_bytes{kind="dump",stanza="db"})"), 3'159'000);
+  metrics.record_restore_progress("dump", 3'159'000, 3'159'000);
+  scrape = metrics.scrape(at(1001));  // the same second: a change shows at once
+  EXPECT_EQ(value_of(scrape, R"(agent_restore_progress_bytes{kind="dump",stanza="db"})"), 3'159'000);
+  ASSERT_TRUE(metrics.restore_progress());
+  EXPECT_EQ(metrics.restore_progress()->kind, "dump");
+  EXPECT_EQ(metrics.restore_progress()->bytes_done, 3'159'000u);
+
+  // A drill's restore after the dump's, without an end between: one series, the drill's.
+  metrics.record_restore_progress("drill", 10, 1u << 31);
+  scrape = metrics.scrape(at(1002));
+  EXPECT_TRUE(std::isnan(value_of(scrape, R"(agent_restore_progress_bytes{kind="dump",stanza="db"})")));
+  EXPECT_EQ(value_of(scrape, R"(agent_restore_progress_total_bytes{kind="drill",stanza="db"})"), 1u << 31);
+
+  metrics.end_restore_progress();
+  scrape = metrics.scrape(at(1003));
+  EXPECT_EQ(scrape.find("agent_restore_progress_bytes{"), std::string::npos) << scrape;
+  EXPECT_EQ(scrape.find("agent_restore_progress_total_bytes{"), std::string::npos) << scrape;
+  EXPECT_FALSE(metrics.restore_progress());
+  metrics.end_restore_progress();  // twice: nothing to remove
+  EXPECT_FALSE(metrics.restore_progress());
+}
+
 }  // namespace
 }  // namespace agent

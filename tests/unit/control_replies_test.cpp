@@ -49,6 +49,9 @@ TEST(ControlReplies, EveryReplySurvivesItsMapping) {
   const auto step = std::get<DumpStepReply>(round_trip(DumpStepReply{"restore", "done", 2.25}));
   EXPECT_EQ(step.step, "restore");
   EXPECT_DOUBLE_EQ(step.seconds, 2.25);
+  const auto progress = std::get<DumpProgressReply>(round_trip(DumpProgressReply{1'434'186, 3'159'000}));
+  EXPECT_EQ(progress.bytes_done, 1'434'186u);
+  EXPECT_EQ(progress.bytes_total, 3'159'000u);
 
   const auto kept = std::get<DumpKeptReply>(round_trip(DumpKeptReply{
       "/scratch/run", 5533, "postgres", "api", "db-0", "2026-12-01T06:00:00Z", "2026-12-01T07:00:00Z"}));
@@ -74,6 +77,12 @@ TEST(ControlReplies, EveryReplySurvivesItsMapping) {
 }
 
 TEST(ControlReplies, WhatCannotBeTrustedIsAnErrorNamingIt) {
+  EXPECT_NE(error_of(R"({"event":"dump-progress","bytes_done":5,"bytes_total":4})").find("more bytes done"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"event":"dump-progress","bytes_done":-1,"bytes_total":4})").find("\"bytes_done\""),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"event":"dump-progress","bytes_done":1})").find("\"bytes_total\""),
+            std::string::npos);
   EXPECT_NE(error_of(R"({"event":"launch"})").find("unknown event \"launch\""), std::string::npos);
   EXPECT_NE(error_of(R"({"ok":true})").find("no field \"event\""), std::string::npos);
   EXPECT_NE(error_of(R"({"event":"backup-accepted","admission":"queued","reason":""})").find("\"job_id\""),

@@ -71,6 +71,7 @@ std::set<std::string> exported_names() {
   // A backup running, with its progress (its series exist only then).
   metrics.begin_backup_progress(1);
   metrics.record_backup_progress(LockProgress{true, 10, 100});
+  metrics.record_restore_progress("dump", 10, 100);
   std::set<std::string> names;
   std::istringstream lines(metrics.scrape(at(4000)));
   const std::regex type_line(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) )");
@@ -111,6 +112,8 @@ TEST(Dashboard, TheRegistryDeclaresTheFamiliesTheTestReliesOn) {
   EXPECT_TRUE(names.count("agent_dump_last_failure_timestamp_seconds"));
   EXPECT_TRUE(names.count("agent_backup_progress_bytes"));
   EXPECT_TRUE(names.count("agent_backup_progress_total_bytes"));
+  EXPECT_TRUE(names.count("agent_restore_progress_bytes"));
+  EXPECT_TRUE(names.count("agent_restore_progress_total_bytes"));
   EXPECT_FALSE(names.count("agent_no_such_metric"));
 }
 
