@@ -1496,6 +1496,7 @@ CopyOutcome run_on_paused_copy(const DumpJob& job, DumpServices& services, const
   DiskWatch disk_watch(services.cancel, std::chrono::milliseconds(250));
   DumpServices watched{services.runner, services.connector, services.copier,
                        services.clock,  disk_watch.token(), services.on_step};
+  watched.on_restore_progress = services.on_restore_progress;
   DumpContext context(job, watched);
   context.disk_watch = &disk_watch;
   context.work = &work;
@@ -1532,6 +1533,7 @@ Result<DumpSummary> run_dump(const DumpJob& job, DumpServices& services) {
                        disk_watch.token()};
   watched.stop_keeping = services.stop_keeping;
   watched.on_kept = services.on_kept;
+  watched.on_restore_progress = services.on_restore_progress;
   // A kept copy goes on being watched: a person's queries may write temporary files there.
   const bool keep = job.keep_running.count() > 0;
   watched.on_step = [&](const std::string& step, const std::string& state, double seconds) {
