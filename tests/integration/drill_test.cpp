@@ -15,6 +15,7 @@
 
 #include "exec/process.hpp"
 #include "harness.hpp"
+#include "pipelines/disk_watch.hpp"
 #include "time/target_time.hpp"
 
 namespace agent::testing {
@@ -37,6 +38,15 @@ class DrillIntegration : public ClusterSuite<DrillIntegration> {
       write_file(path,
                  read_file(cluster_->get("AGENT_CONFIG")) + "state_dir: " + cluster_->dir() + "/state\n");
     return path;
+  }
+
+  // The drill's log line when its restore's progress reached the set's whole size.
+  static std::string restored_in_full(const std::string& label) {
+    std::uint64_t bytes = 0;
+    for (const auto& set : cluster_->backups())
+      if (set.label == label) bytes = set.database_bytes;
+    EXPECT_GT(bytes, 0u) << label;
+    return "restored " + human_bytes(bytes) + " of " + human_bytes(bytes) + " (100.00%)";
   }
 
   static nlohmann::json last_manifest() {
@@ -273,6 +283,8 @@ TEST_F(DrillIntegration, ScheduledDrillRunsBehindARunningBackupAndNeverBesideADu
   EXPECT_GE(target_second, cluster_->backups().back().stop_epoch)
       << "the drill started before the backup ended";
   EXPECT_EQ(last["backup_set"]["repo"], 1);
+  // The restore's progress, read from 2.45's per-file lines, reached the whole set.
+  EXPECT_TRUE(agent.log_contains(restored_in_full(expected_set))) << agent.log();
   EXPECT_GE(last["replay_gap_seconds"].get<double>(), 0.0);
   for (const char* phase : {"restore", "pgbackrest-verify", "checks", "checksums"})
     EXPECT_TRUE(last["durations_seconds"].contains(phase)) << phase;
@@ -331,6 +343,10 @@ TEST_F(DrillIntegration, WithPgBackRest256TheDrilledSetIsVerifiedInTheRepository
   EXPECT_EQ((*verify)["failed"], 0);
   EXPECT_TRUE(manifest["durations_seconds"].contains("pgbackrest-verify"));
   EXPECT_NE(run.stderr_text.find("--set=" + manifest["backup_set"]["label"].get<std::string>()),
+            std::string::npos)
+      << run.stderr_text;
+  // The restore's progress, read from 2.56's per-file lines, reached the whole set.
+  EXPECT_NE(run.stderr_text.find(restored_in_full(manifest["backup_set"]["label"].get<std::string>())),
             std::string::npos)
       << run.stderr_text;
   EXPECT_EQ(cluster_->archive_files(), archive_before) << "the live archive changed";
