@@ -515,7 +515,8 @@ TEST_F(MetricsIntegration, EveryDashboardPanelEvaluatesAndReturnsSeriesInPrometh
     // Progress exists only while a job runs: none now, after the jobs. The restore's had series
     // while the dump's restore ran (evaluated at the instants `agent status` showed it, and up to
     // a scrape interval after). The backup's needs pgBackRest 2.48+ (the suite's Debian 2.45
-    // reports no sizes) and a backup running at a scrape: it must evaluate, as every expr.
+    // reports no sizes): here it must evaluate, as every expr, and it returns series in
+    // WithPgBackRest256TheBackupsProgressShowsWhileItRuns, during a backup by 2.56.0.
     if (expr.find("_progress_") != std::string::npos) {
       EXPECT_TRUE(answer["data"]["result"].empty()) << title << ": series with no job running: " << expr;
       if (expr.find("agent_restore_progress_") == std::string::npos) continue;
@@ -584,6 +585,194 @@ TEST_F(MetricsIntegration, EveryDashboardPanelEvaluatesAndReturnsSeriesInPrometh
   EXPECT_TRUE(recent[1].contains("requested_at") && recent[1].contains("started_at") &&
               recent[1].contains("finished_at"))
       << recent.dump();
+}
+
+// pgBackRest's own 2.56.0 (PGO's, built by tests/support/build-pgbackrest.sh): the path it prints.
+std::string pgbackrest_256() {
+  auto runner = make_posix_process_runner();
+  ProcessSpec build;
+  build.argv = {"bash", AGENT_SOURCE_DIR "/tests/support/build-pgbackrest.sh"};
+  build.stdout_mode = StdoutMode::capture;
+  build.timeout = std::chrono::minutes(30);
+  auto built = runner->run(build, CancelToken::never());
+  if (!built.ok() || !built->succeeded()) return {};
+  std::string path = built->stdout_text;
+  while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
+  return path;
+}
+
+// The backup's progress, which pgBackRest 2.48+ keeps in its backup lock (the suite's Debian
+// 2.45 has none), shown while a real backup by 2.56.0 runs: in `agent status`, in /metrics,
+// and in Prometheus through the dashboard's backup-progress expr. The cluster is the test's
+// own, so no other test's repository holds a 2.56 set. It holds 24 tables of ~13 MB each
+// (the lock's bytes done move as files are completed), and the
+// agent's pgBackRest config differs from make-cluster.sh's only by one process and zstd at
+// level 9, so that the full backup lasts seconds of real work.
+TEST_F(MetricsIntegration, WithPgBackRest256TheBackupsProgressShowsWhileItRuns) {
+  const std::string pgbackrest = pgbackrest_256();
+  ASSERT_FALSE(pgbackrest.empty()) << "build-pgbackrest.sh failed";
+  auto own = TestCluster::create();
+  struct Remover {
+    TestCluster& cluster;
+    ~Remover() { cluster.destroy(); }
+  } remover{own};
+  ASSERT_FALSE(own.dir().empty()) << "the test's cluster could not be built";
+  constexpr int kTables = 24;
+  for (int table = 1; table <= kTables; ++table)
+    own.sql("api", fmt::format("CREATE TABLE progress_{} AS SELECT g AS id, md5(g::text) || "
+                               "md5((g * 3)::text) || md5((g * 7)::text) || md5((g * 11)::text) AS payload "
+                               "FROM generate_series({}, {}) g",
+                               table, table * 100000, table * 100000 + 69999));
+  own.sql("api", "CHECKPOINT");
+
+  const std::string dir = own.dir() + "/backup-progress";
+  mkdir(dir.c_str(), 0700);
+  std::string slow = read_file(own.get("PGBACKREST_CONFIG"));
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"compress-type=lz4\n", "compress-type=zst\ncompress-level=9\n"},
+           {"process-max=2\n", "process-max=1\n"}}) {
+    const auto at = slow.find(from);
+    ASSERT_NE(at, std::string::npos) << from << " not in " << slow;
+    slow.replace(at, from.size(), to);
+  }
+  const std::string pgbackrest_config = dir + "/pgbackrest.conf";
+  write_file(pgbackrest_config, slow);
+  const int agent_port = free_port();
+  const std::string config = dir + "/agent.yaml";
+  write_file(config, "stanza: db\nstate_dir: " + dir + "/state\npgbackrest:\n  config: " + pgbackrest_config +
+                         "\n  bin: " + pgbackrest + "\npostgres:\n  bindir: " + own.get("BINDIR") +
+                         "\n  data: " + own.get("DATA") + "\n  host: " + own.get("SOCKET_DIR") +
+                         "\n  port: " + own.get("PORT") + "\n  user: postgres\ncontrol:\n  socket: " + dir +
+                         "/agent.sock\nmanual:\n  annotations_file: \"\"\nhttp:\n  listen: 127.0.0.1:" +
+                         std::to_string(agent_port) +
+                         "\nmetrics:\n  refresh_seconds: 10\n  progress_seconds: 1\n");
+  RunningAgent agent(config);
+  LocalPrometheus prometheus(dir + "/prometheus",
+                             "global:\n  scrape_interval: 1s\n"
+                             "scrape_configs:\n  - job_name: agent\n    static_configs:\n"
+                             "      - targets: ['127.0.0.1:" +
+                                 std::to_string(agent_port) +
+                                 "']\n        labels:\n          pg_cluster: 'ns:hippo'\n"
+                                 "          pod: hippo-0\n          role: master\n");
+  ASSERT_TRUE(prometheus.running()) << prometheus.error();
+  // Prometheus has scraped the agent before the backup starts.
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto answer = prometheus.query("agent_build_info{pg_cluster=\"ns:hippo\"}");
+        return answer.is_object() && !answer["data"]["result"].empty();
+      },
+      std::chrono::seconds(60)))
+      << agent.log();
+
+  struct Seen {
+    double at = 0;  // Unix seconds
+    std::uint64_t done = 0;
+    std::uint64_t total = 0;
+    std::optional<double> scraped_done;
+    std::optional<double> scraped_total;
+  };
+  std::vector<Seen> seen;
+  std::string human;  // `agent status` while the progress showed
+  std::mutex backup_mutex;
+  std::string backup_stderr;
+  auto running_backup =
+      start_agent({"backup", "--type", "full", "--wait", "--config", config}, [&](std::string_view line) {
+        std::lock_guard lock(backup_mutex);
+        backup_stderr.append(line).push_back('\n');
+      });
+  ASSERT_TRUE(running_backup.ok()) << running_backup.error().describe();
+  const auto started = std::chrono::steady_clock::now();
+  std::optional<ProcessResult> backup_ended;
+  while (
+      !(backup_ended = running_backup.value()->wait(CancelToken::never(), std::chrono::milliseconds(200)))) {
+    const auto status = nlohmann::json::parse(run_agent({"status", "--json", "--config", config}).stdout_text,
+                                              nullptr, false);
+    if (status.is_discarded() || !status["running"].is_object()) continue;
+    const auto& progress = status["running"]["progress"];
+    if (!progress.is_object()) continue;
+    const auto now =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto text = http_get(agent_port, "/metrics").body;
+    seen.push_back({now, progress.value("bytes_done", std::uint64_t{0}),
+                    progress.value("bytes_total", std::uint64_t{0}),
+                    series(text, R"(agent_backup_progress_bytes{repo="1",stanza="db"})"),
+                    series(text, R"(agent_backup_progress_total_bytes{repo="1",stanza="db"})")});
+    if (human.empty()) human = run_agent({"status", "--config", config}).stdout_text;
+  }
+  const auto lasted = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ASSERT_EQ(backup_ended->exit_code, 0) << backup_stderr << agent.log();
+  // Debian's 2.45 (the harness's `pgbackrest info`) reads the repository 2.56 backed up into.
+  const auto sets = own.backups();
+  ASSERT_FALSE(sets.empty());
+  const auto made = sets.back();
+  EXPECT_EQ(made.type, "full");
+  ASSERT_FALSE(seen.empty()) << "the backup's progress never showed in agent status (it lasted " << lasted
+                             << " s)\n"
+                             << agent.log();
+  // The lock's total is the set's size in `pgbackrest info` but for the files pgBackRest adds
+  // when the backup stops, after it sized the copy: backup_label and tablespace_map (the
+  // cluster has a tablespace), as the set's manifest lists them.
+  std::uint64_t added_at_stop = 0;
+  {
+    std::istringstream manifest(read_file(own.dir() + "/repo/backup/db/" + made.label + "/backup.manifest"));
+    const std::regex stop_file(R"re(^pg_data/(backup_label|tablespace_map)=\{.*"size":([0-9]+))re");
+    std::size_t found = 0;
+    for (std::string line; std::getline(manifest, line);) {
+      std::smatch match;
+      if (!std::regex_search(line, match, stop_file)) continue;
+      ++found;
+      added_at_stop += std::stoull(match[2].str());
+    }
+    EXPECT_EQ(found, 2u) << "backup_label and tablespace_map in " << made.label << "'s manifest";
+  }
+  std::size_t scraped = 0;
+  for (const auto& s : seen) {
+    // Of the whole set; the scrape a moment later at least as far (unless the backup ended in
+    // between, and its series with it).
+    EXPECT_EQ(s.total + added_at_stop, made.database_bytes);
+    EXPECT_LE(s.done, s.total);
+    if (!s.scraped_total) continue;
+    ++scraped;
+    EXPECT_EQ(*s.scraped_total, static_cast<double>(s.total));
+    EXPECT_GE(s.scraped_done.value_or(-1), static_cast<double>(s.done));
+  }
+  EXPECT_GT(scraped, 0u) << "the backup's progress never showed in /metrics";
+  // It rose while it was watched.
+  ASSERT_GE(seen.size(), 2u) << "lasted " << lasted << " s\n" << agent.log();
+  EXPECT_GT(seen.back().done, seen.front().done) << "lasted " << lasted << " s";
+  EXPECT_LT(seen.front().done, seen.front().total);
+  EXPECT_NE(human.find("  progress: "), std::string::npos) << human;
+  EXPECT_NE(human.find(" of " + human_bytes(made.database_bytes) + " ("), std::string::npos) << human;
+  // Gone when the backup ended.
+  const auto after = http_get(agent_port, "/metrics").body;
+  EXPECT_EQ(after.find("agent_backup_progress_bytes{"), std::string::npos) << after;
+  EXPECT_EQ(after.find("agent_backup_progress_total_bytes{"), std::string::npos) << after;
+
+  // The dashboard's backup-progress expr returns series at the instants `agent status` showed
+  // the progress (or up to a scrape interval after), each a percentage.
+  const auto dashboard = nlohmann::json::parse(
+      read_file(std::string(AGENT_SOURCE_DIR) + "/config/grafana/agent-dashboard.json"));
+  std::size_t backup_exprs = 0;
+  for (const auto& [title, raw] : dashboard_exprs(dashboard["panels"])) {
+    if (raw.find("agent_backup_progress_") == std::string::npos) continue;
+    ++backup_exprs;
+    const std::string expr = substitute_variables(raw);
+    bool shown = false;
+    for (const auto& s : seen)
+      for (const double later : {0.0, 0.5, 1.0, 1.5}) {
+        const auto then = prometheus.query(expr, s.at + later);
+        ASSERT_EQ(then.value("status", ""), "success") << title << ": " << expr << " -> " << then.dump();
+        for (const auto& result : then["data"]["result"]) {
+          shown = true;
+          EXPECT_EQ(result["metric"].value("repo", ""), "1") << then.dump();
+          const double percent = std::stod(result["value"][1].get<std::string>());
+          EXPECT_GE(percent, 0.0) << then.dump();
+          EXPECT_LE(percent, 100.0) << then.dump();
+        }
+      }
+    EXPECT_TRUE(shown) << title << ": no series while the backup ran: " << expr;
+  }
+  EXPECT_EQ(backup_exprs, 1u);
 }
 
 }  // namespace
