@@ -312,16 +312,8 @@ TEST_F(DrillIntegration, ScheduledDrillRunsBehindARunningBackupAndNeverBesideADu
 // `pgbackrest verify --set` about the set it restored: every file of the set and the archived
 // WAL checked, none invalid. (Debian's 2.45, above, skips it with the reason.)
 TEST_F(DrillIntegration, WithPgBackRest256TheDrilledSetIsVerifiedInTheRepository) {
-  auto runner = make_posix_process_runner();
-  ProcessSpec build;
-  build.argv = {"bash", AGENT_SOURCE_DIR "/tests/support/build-pgbackrest.sh"};
-  build.stdout_mode = StdoutMode::capture;
-  build.timeout = std::chrono::minutes(30);
-  auto built = runner->run(build, CancelToken::never());
-  ASSERT_TRUE(built.ok() && built->succeeded()) << "build-pgbackrest.sh failed";
-  std::string pgbackrest = built->stdout_text;
-  while (!pgbackrest.empty() && (pgbackrest.back() == '\n' || pgbackrest.back() == ' '))
-    pgbackrest.pop_back();
+  const std::string pgbackrest = built_pgbackrest_256();
+  ASSERT_FALSE(pgbackrest.empty()) << "build-pgbackrest.sh failed";
   const std::string dir = cluster_->dir() + "/pgbackrest-256";
   mkdir(dir.c_str(), 0700);
   std::string text = read_file(config_path());

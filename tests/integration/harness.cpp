@@ -425,4 +425,17 @@ PortHolder::~PortHolder() {
   if (fd_ >= 0) close(fd_);
 }
 
+std::string built_pgbackrest_256() {
+  auto runner = make_posix_process_runner();
+  ProcessSpec build;
+  build.argv = {"bash", AGENT_SOURCE_DIR "/tests/support/build-pgbackrest.sh"};
+  build.stdout_mode = StdoutMode::capture;
+  build.timeout = std::chrono::minutes(30);
+  auto built = runner->run(build, CancelToken::never());
+  if (!built.ok() || !built->succeeded()) return {};
+  std::string path = built->stdout_text;
+  while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
+  return path;
+}
+
 }  // namespace agent::testing

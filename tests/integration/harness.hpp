@@ -106,6 +106,9 @@ void write_annotations_like_kubelet(const std::string& dir, const std::string& c
 // Polls `condition` every 200 ms until it holds or `timeout` passes.
 bool eventually(const std::function<bool()>& condition, std::chrono::seconds timeout);
 bool file_exists(const std::string& path);
+// pgBackRest's own 2.56.0 (PGO's), built once by tests/support/build-pgbackrest.sh: the path it
+// prints, or empty when the build failed.
+std::string built_pgbackrest_256();
 // A TCP listener on a free loopback port, held open until destroyed.
 class PortHolder {
  public:

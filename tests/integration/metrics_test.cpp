@@ -229,6 +229,15 @@ TEST_F(MetricsIntegration, SurvivesSlowAndOversizedClients) {
 
 // A Prometheus server on loopback, stopped when it goes out of scope (also when an assertion
 // ends the test early).
+// One reading of a running job's progress: `agent status` at `at`, and /metrics right after.
+struct ProgressSeen {
+  double at = 0;  // Unix seconds
+  std::uint64_t done = 0;
+  std::uint64_t total = 0;
+  std::optional<double> scraped_done;
+  std::optional<double> scraped_total;
+};
+
 class LocalPrometheus {
  public:
   // `config`: the prometheus.yml text; `dir`: where it and the TSDB go.
@@ -419,14 +428,7 @@ TEST_F(MetricsIntegration, EveryDashboardPanelEvaluatesAndReturnsSeriesInPrometh
   // The one that succeeds runs while `agent status` and /metrics are read: its restore's
   // progress (from pgBackRest's per-file lines) shows in both while the restore runs, and is
   // gone when it ended.
-  struct Seen {
-    double at = 0;  // Unix seconds
-    std::uint64_t done = 0;
-    std::uint64_t total = 0;
-    std::optional<double> scraped_done;
-    std::optional<double> scraped_total;
-  };
-  std::vector<Seen> seen;
+  std::vector<ProgressSeen> seen;
   std::mutex dump_mutex;
   std::string dump_stderr;
   auto running_dump =
@@ -587,20 +589,6 @@ TEST_F(MetricsIntegration, EveryDashboardPanelEvaluatesAndReturnsSeriesInPrometh
       << recent.dump();
 }
 
-// pgBackRest's own 2.56.0 (PGO's, built by tests/support/build-pgbackrest.sh): the path it prints.
-std::string pgbackrest_256() {
-  auto runner = make_posix_process_runner();
-  ProcessSpec build;
-  build.argv = {"bash", AGENT_SOURCE_DIR "/tests/support/build-pgbackrest.sh"};
-  build.stdout_mode = StdoutMode::capture;
-  build.timeout = std::chrono::minutes(30);
-  auto built = runner->run(build, CancelToken::never());
-  if (!built.ok() || !built->succeeded()) return {};
-  std::string path = built->stdout_text;
-  while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
-  return path;
-}
-
 // The backup's progress, which pgBackRest 2.48+ keeps in its backup lock (the suite's Debian
 // 2.45 has none), shown while a real backup by 2.56.0 runs: in `agent status`, in /metrics,
 // and in Prometheus through the dashboard's backup-progress expr. The cluster is the test's
@@ -609,7 +597,7 @@ std::string pgbackrest_256() {
 // agent's pgBackRest config differs from make-cluster.sh's only by one process and zstd at
 // level 9, so that the full backup lasts seconds of real work.
 TEST_F(MetricsIntegration, WithPgBackRest256TheBackupsProgressShowsWhileItRuns) {
-  const std::string pgbackrest = pgbackrest_256();
+  const std::string pgbackrest = built_pgbackrest_256();
   ASSERT_FALSE(pgbackrest.empty()) << "build-pgbackrest.sh failed";
   auto own = TestCluster::create();
   struct Remover {
@@ -664,14 +652,7 @@ TEST_F(MetricsIntegration, WithPgBackRest256TheBackupsProgressShowsWhileItRuns) 
       std::chrono::seconds(60)))
       << agent.log();
 
-  struct Seen {
-    double at = 0;  // Unix seconds
-    std::uint64_t done = 0;
-    std::uint64_t total = 0;
-    std::optional<double> scraped_done;
-    std::optional<double> scraped_total;
-  };
-  std::vector<Seen> seen;
+  std::vector<ProgressSeen> seen;
   std::string human;  // `agent status` while the progress showed
   std::mutex backup_mutex;
   std::string backup_stderr;
