@@ -573,6 +573,10 @@ wait_for() {
 HTTP_RESPONSE=""
 wait_for /healthz 200 30 || die "/healthz"
 log "/healthz: $(head -n 1 <<<"${HTTP_RESPONSE}")"
+# PID 1 must reap the orphans a killed child leaves (pg_dump's workers): tini, the agent below it.
+pid1="$(in_agent cat /proc/1/comm)" || die "cannot read PID 1 of the agent container"
+[[ "${pid1}" == "tini" ]] || die "PID 1 of the agent container is '${pid1}', not tini"
+log "agent container: PID 1 is ${pid1}"
 wait_for /readyz 200 60 || die "/readyz"
 log "/readyz: $(head -n 1 <<<"${HTTP_RESPONSE}")"
 wait_for /metrics 200 10 || die "/metrics"

@@ -7,6 +7,7 @@
 #include "exec/process.hpp"
 #include "pg/copy_session.hpp"
 #include "pg/session.hpp"
+#include "pipelines/drill_annotation.hpp"
 #include "pipelines/drill_pipeline.hpp"
 
 namespace agent {
@@ -32,6 +33,18 @@ int command_drill(const DrillOptions& options) {
   auto copier = make_libpq_copy_connector();
   DumpServices services{*runner, *connector, *copier, clock, cancel};
   const auto report = run_drill(*job, services);
+  // Its result onto the set, at once (no queue here): a backup holding the stanza's lock only
+  // costs the annotation, never the drill's exit code.
+  if (auto annotation = drill_annotation(*config, report); annotation && !cancel.cancelled()) {
+    if (auto s = annotate_backup_set(*runner, *annotation, config->pgbackrest.timeout_seconds, cancel); !s)
+      log::error(*log::get("drill"), s.error(),
+                 "drill " + report.id + ": its result was not recorded on backup set " + annotation->label,
+                 spdlog::level::warn);
+    else
+      log::get("drill")->info(
+          "drill {}: its result is recorded on backup set {} in repo{} (pgbackrest annotate)", report.id,
+          annotation->label, annotation->target.repo);
+  }
   if (report.error) return fail(*report.error);
   return drill_exit_code(report);
 }

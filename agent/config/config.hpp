@@ -80,6 +80,7 @@ struct AgentConfig {
     std::string assertions_file;  // lines "DATABASE: SQL"; empty: none
     int statement_timeout_seconds = 0;
     int max_age_hours = 0;  // 0: from schedules.drill, else 8 days
+    bool annotate = true;   // the result on the drilled set (pgbackrest annotate)
   } drill;
   struct {
     std::string annotations_file;

@@ -307,6 +307,15 @@ const std::vector<OptionSpec> kOptions = {
    0, 87600, {},
    [](AgentConfig& c, const OptionValue& v) { c.drill.max_age_hours = static_cast<int>(v.integer); }},
 
+  {"drill.annotate", OptionType::choice, "on",
+   "on: a drill that passed or failed records its result on the drilled backup set with `pgbackrest "
+   "annotate` (keys agent-drill-result, agent-drill-id, agent-drill-finished, agent-drill-rto-seconds, "
+   "agent-drill-rpo-seconds; `pgbackrest info --set` and other exporters show them). Inside `agent run` "
+   "it waits in the backups' line (annotate takes the stanza's backup lock); `agent drill` alone runs "
+   "it at once and only warns when a backup holds the lock. off: the repository is never written.",
+   0, 0, {"on", "off"},
+   [](AgentConfig& c, const OptionValue& v) { c.drill.annotate = v.text == "on"; }},
+
   {"manual.annotations_file", OptionType::path, "/etc/podinfo/annotations",
    "Downward API file with the pod's annotations; empty: no annotation trigger.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.manual.annotations_file = v.text; }, true},

@@ -184,6 +184,7 @@ void JobRunner::enqueue(const BackupRequest& asked, std::optional<ControlReply> 
 
 void JobRunner::start_next_job() {
   if (stopping_ || backup_slot_.busy()) return;
+  if (start_next_annotation()) return;
   auto job = queue_.start_next();
   if (!job) return;
   if (journal_) {
@@ -209,6 +210,51 @@ void JobRunner::start_next_job() {
   }
   running_since_ = services_.clock.now();
   metrics_.begin_backup_progress(queued.request.repo > 0 ? queued.request.repo : config_->pgbackrest.repo);
+  update_queue_metrics();
+}
+
+// A drill's result onto its set, when the backup slot is free and no drill reads the
+// repository; it goes before the next queued backup (it takes seconds).
+bool JobRunner::start_next_annotation() {
+  if (annotations_.empty() || queue_.drill_reads_repository()) return false;
+  const DrillAnnotation annotation = annotations_.front();
+  annotations_.pop_front();
+  const int timeout_seconds = config_->pgbackrest.timeout_seconds;
+  auto started = backup_slot_.start<Status>(
+      [this, annotation, timeout_seconds](const CancelToken& cancel) -> Status {
+        log::ScopedJob in_job("drill", annotation.drill_id);
+        return annotate_backup_set(services_.runner, annotation, timeout_seconds, cancel);
+      },
+      [](const std::string& what) -> Status {
+        return make_error(ErrorKind::internal,
+                          "pgbackrest annotate failed with an unexpected exception: " + what);
+      },
+      [this, annotation](Status status) { on_annotation_finished(annotation, status); });
+  if (!started) {
+    log::error(
+        *log::get("drill"), started.error(),
+        "drill " + annotation.drill_id + ": its result was not recorded on backup set " + annotation.label,
+        spdlog::level::warn);
+    return false;
+  }
+  annotating_ = true;
+  return true;
+}
+
+void JobRunner::on_annotation_finished(const DrillAnnotation& annotation, const Status& status) {
+  annotating_ = false;
+  if (status)
+    log::get("drill")->info(
+        "drill {}: its result is recorded on backup set {} in repo{} (pgbackrest annotate)",
+        annotation.drill_id, annotation.label, annotation.target.repo);
+  else
+    log::error(
+        *log::get("drill"), status.error(),
+        "drill " + annotation.drill_id + ": its result was not recorded on backup set " + annotation.label,
+        spdlog::level::warn);
+  if (stopping_) return finish_if_idle();
+  start_next_job();
+  start_next_drill();
   update_queue_metrics();
 }
 
@@ -488,6 +534,7 @@ void JobRunner::on_drill_finished(const DrillReport& report) {
   queue_.finish_drill();
   drill_running_.reset();
   if (stopping_) return finish_if_idle();
+  if (auto annotation = drill_annotation(*config_, report)) annotations_.push_back(std::move(*annotation));
   start_next_job();
   start_next_drill();
   update_queue_metrics();
@@ -499,8 +546,13 @@ void JobRunner::drain(std::chrono::seconds grace, std::function<void()> on_idle)
   on_idle_ = std::move(on_idle);
   // A dump's temporary server is stopped at once: it is a copy, nothing is lost.
   if (dump_running_ || drill_running_) stop_now("shutting down");
-  if (!queue_.running() && !dump_running_ && !drill_running_) return finish_if_idle();
-  if (!queue_.running()) return;
+  if (!annotations_.empty())
+    log::get("drill")->warn(
+        "{} drill result(s) not recorded on their backup sets: the agent is shutting down",
+        annotations_.size());
+  annotations_.clear();
+  if (!backup_slot_in_use() && !dump_running_ && !drill_running_) return finish_if_idle();
+  if (!backup_slot_in_use()) return;
   grace_timer_->start(grace, [this] {
     log::get("agent")->warn("grace period over: stopping the running job");
     stop_now("the grace period is over");
@@ -511,7 +563,7 @@ void JobRunner::stop_now(const char* why) {
   if (queue_.running() && !backup_slot_.finished()) job_stopped_by_shutdown_ = true;
   backup_slot_.cancel(SIGTERM);
   scratch_slot_.cancel(SIGTERM);
-  if ((!queue_.running() && !dump_running_ && !drill_running_) || hard_stop_armed_) return;
+  if ((!backup_slot_in_use() && !dump_running_ && !drill_running_) || hard_stop_armed_) return;
   hard_stop_armed_ = true;
   log::get("agent")->info("{}: the running job has {} s to stop", why, kHardStopAfter.count());
   hard_stop_timer_->start(kHardStopAfter, [this] { exit_if_still_busy(); });
@@ -521,7 +573,7 @@ void JobRunner::stop_now(const char* why) {
 // not answer) must not keep the pod from stopping: the agent exits, its children get their
 // death signal, and the journal runs the request again after the restart.
 void JobRunner::exit_if_still_busy() {
-  const bool backup_busy = queue_.running() && !backup_slot_.finished();
+  const bool backup_busy = backup_slot_in_use() && !backup_slot_.finished();
   const bool dump_busy = (dump_running_ || drill_running_) && !scratch_slot_.finished();
   if (!backup_busy && !dump_busy) return;  // its end is already on its way to the loop
   log::get("agent")->error("the running job did not stop within {} s of being told to; exiting now",
@@ -530,7 +582,7 @@ void JobRunner::exit_if_still_busy() {
 }
 
 void JobRunner::finish_if_idle() {
-  if (queue_.running() || dump_running_ || drill_running_ || !on_idle_) return;
+  if (backup_slot_in_use() || dump_running_ || drill_running_ || !on_idle_) return;
   grace_timer_->cancel();
   hard_stop_timer_->cancel();
   for (auto& [id, replies] : waiters_)

@@ -3,7 +3,9 @@
 // request journal's bookkeeping, dumps beside backups (one at a time; a restore takes no
 // pgBackRest lock), drills in the same scratch slot as dumps (never beside one; see
 // job_queue.hpp for when beside a backup), waiting clients, results into the metrics, and the shutdown's
-// drain, grace period and hard stop. Jobs run in JobSlots; everything here runs on the loop thread.
+// drain, grace period and hard stop. A drill's result goes onto its backup set (drill.annotate)
+// in the backup slot, before the next queued backup: `pgbackrest annotate` takes the stanza's
+// backup lock. Jobs run in JobSlots; everything here runs on the loop thread.
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstdint>
@@ -29,6 +31,7 @@
 #include "metrics/agent_metrics.hpp"
 #include "pg/copy_session.hpp"
 #include "pg/session.hpp"
+#include "pipelines/drill_annotation.hpp"
 #include "pipelines/drill_pipeline.hpp"
 #include "pipelines/dump_pipeline.hpp"
 #include "probes/probes.hpp"
@@ -114,6 +117,9 @@ class JobRunner {
 
  private:
   void start_next_job();
+  bool start_next_annotation();
+  void on_annotation_finished(const DrillAnnotation& annotation, const Status& status);
+  bool backup_slot_in_use() const { return queue_.running().has_value() || annotating_; }
   void on_backup_finished(BackupResult result);
   void on_dump_finished(Result<DumpSummary> summary, ControlReply reply);
   void on_dump_kept(std::uint64_t id, const KeptCopy& kept, const ControlReply& reply);
@@ -149,6 +155,8 @@ class JobRunner {
   std::optional<DumpRecord> dump_running_;
   std::optional<DumpRecord> dump_last_;
   std::optional<DrillRecord> drill_running_;
+  std::deque<DrillAnnotation> annotations_;  // drill results waiting for the backup slot
+  bool annotating_ = false;                  // one of them runs in the backup slot
   bool stopping_ = false;
   bool job_stopped_by_shutdown_ = false;  // its requests stay in the journal
   bool hard_stop_armed_ = false;          // armed once, never pushed back

@@ -51,6 +51,15 @@ std::vector<std::string> pgbackrest_verify_set_argv(const PgBackRestTarget& targ
   return argv;
 }
 
+std::vector<std::string> pgbackrest_annotate_argv(const PgBackRestTarget& target, const std::string& label,
+                                                  const BackupAnnotations& annotations) {
+  auto argv = pgbackrest_common(target);
+  argv.push_back("--set=" + label);
+  for (const auto& [key, value] : annotations) argv.push_back("--annotation=" + key + "=" + value);
+  argv.push_back("annotate");
+  return argv;
+}
+
 std::vector<std::string> pgbackrest_backup_argv(const PgBackRestTarget& target, const std::string& type,
                                                 const BackupAnnotations& annotations) {
   auto argv = pgbackrest_common(target);

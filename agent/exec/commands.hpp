@@ -32,6 +32,12 @@ std::vector<std::string> pgbackrest_version_argv(const std::string& bin);
 // be read as an option.
 using BackupAnnotations = std::vector<std::pair<std::string, std::string>>;
 
+// `pgbackrest annotate --set=LABEL --annotation=KEY=VALUE...` (2.41+): adds or replaces those keys
+// of the set's annotations, keeping the others. `label` must be a checked backup label and
+// `target.repo` the set's repository. Takes the stanza's backup lock; writes no log file.
+std::vector<std::string> pgbackrest_annotate_argv(const PgBackRestTarget& target, const std::string& label,
+                                                  const BackupAnnotations& annotations);
+
 // `pgbackrest verify --set=LABEL` with its verbose text result and every invalid file logged
 // (console at info), no log file. `label` must be a checked backup label.
 std::vector<std::string> pgbackrest_verify_set_argv(const PgBackRestTarget& target, const std::string& label);

@@ -22,6 +22,7 @@
 #include "core/log.hpp"
 #include "exec/child_lines.hpp"
 #include "exec/process.hpp"
+#include "exec/process_group.hpp"
 
 extern char** environ;
 
@@ -75,6 +76,9 @@ constexpr std::size_t kMaxLineLength = 8192;
 constexpr std::chrono::milliseconds kContinuationWait{50};
 constexpr std::size_t kMaxRecordLines = 64;
 constexpr std::size_t kMaxRecordLength = 64 * 1024;
+// How long the members of an ended child's group get to stop after SIGKILL (one in
+// uninterruptible sleep on a slow disk may need a moment); after that the runner goes on.
+constexpr std::chrono::milliseconds kGroupStopLimit{5000};
 
 Result<std::string> resolve_program(const std::string& program) {
   if (program.find('/') != std::string::npos) {
@@ -294,8 +298,12 @@ class PosixProcess final : public RunningProcess {
     if (err_fd >= 0) close(err_fd);
 
     // The leader has exited but is not reaped yet, so its process group id cannot have been
-    // reused: end whatever else of the group lingers, then reap.
+    // reused: end whatever else of the group lingers, wait until it has stopped (the caller
+    // may remove what it was writing), then reap.
     kill(-pid_, SIGKILL);
+    if (const auto left = wait_for_group_to_stop(pid_, pid_, kGroupStopLimit); !left.empty())
+      logger_->warn("{} process(es) of pid {}'s group still run {} ms after SIGKILL (first: pid {})",
+                    left.size(), pid_, kGroupStopLimit.count(), left.front());
     siginfo_t info{};
     while (waitid(P_PIDFD, static_cast<id_t>(pidfd_), &info, WEXITED) < 0 && errno == EINTR) {
     }

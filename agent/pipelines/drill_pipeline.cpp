@@ -158,7 +158,7 @@ DrillReport run_drill(const DrillJob& job, DumpServices& services) {
     if (!version) return version.error();
     auto check = run_repository_verify(services.runner, pgbackrest_target(job.copy.config, copy.backup_repo),
                                        *version, copy.backup_label, services.cancel);
-    if (services.cancel.cancelled())
+    if (services.cancel.get().cancelled())
       return make_error(ErrorKind::interrupted, "interrupted during pgbackrest verify");
     if (check.result == "skipped")
       logger->info("pgbackrest-verify: skipped: {}", check.reason);
@@ -185,7 +185,7 @@ DrillReport run_drill(const DrillJob& job, DumpServices& services) {
     auto check =
         run_checksums_check(services.runner, job.copy.config.postgres.bindir, copy.data_dir,
                             report.findings.data_checksum_version, copy.clean_shutdown, services.cancel);
-    if (services.cancel.cancelled())
+    if (services.cancel.get().cancelled())
       return make_error(ErrorKind::interrupted, "interrupted during pg_checksums");
     logger->info("checksums: {} ({} blocks, {} bad{}{})", check.result, check.checked, check.failed,
                  check.first_failure.empty() ? "" : ", first " + check.first_failure,

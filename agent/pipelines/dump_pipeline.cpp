@@ -585,7 +585,7 @@ Result<ProcessResult> run_restore(DumpContext& c, ProcessSpec spec, bool& stalle
   auto last_progress = Steady::now();
   for (;;) {
     if (auto result = process.wait(c.services.cancel, std::chrono::seconds(1))) return *result;
-    if (c.services.cancel.cancelled()) {
+    if (c.services.cancel.get().cancelled()) {
       auto result = process.stop(SIGTERM, spec.kill_grace);
       result.cancelled = true;
       return result;
@@ -809,7 +809,7 @@ Status reach_target(DumpContext& c) {
   if (!reached) {
     const auto facts = c.server->log_facts();
     const bool at_end_of_archive = facts.ended_before_target && !facts.tool_error && facts.redo_done_lsn &&
-                                   c.server->exited().has_value() && !c.services.cancel.cancelled();
+                                   c.server->exited().has_value() && !c.services.cancel.get().cancelled();
     const bool by_time = c.job.recovery.kind == TargetKind::time || c.job.recovery.kind == TargetKind::latest;
     if (at_end_of_archive && !by_time)
       return make_error(
@@ -847,8 +847,9 @@ Status wait_for_target(DumpContext& c) {
     if (relation_path_database(relation) == c.include_oid || relation.rfind("global/", 0) == 0)
       ours.push_back(relation);
   const bool crashed = !status && status.error().kind != ErrorKind::interrupted &&
-                       status.error().kind != ErrorKind::target_window && !c.services.cancel.cancelled() &&
-                       last_fatal && last_fatal->find("PANIC") != std::string::npos;
+                       status.error().kind != ErrorKind::target_window &&
+                       !c.services.cancel.get().cancelled() && last_fatal &&
+                       last_fatal->find("PANIC") != std::string::npos;
   if (status && ours.empty()) {
     if (c.invalid_pages.reported > 0)
       c.logger->info("recovery met {} page(s) of the databases left out (expected; none of '{}')",
@@ -1494,9 +1495,8 @@ Status after_stop(DumpContext& c) {
 
 CopyOutcome run_on_paused_copy(const DumpJob& job, DumpServices& services, const CopyWork& work) {
   DiskWatch disk_watch(services.cancel, std::chrono::milliseconds(250));
-  DumpServices watched{services.runner, services.connector, services.copier,
-                       services.clock,  disk_watch.token(), services.on_step};
-  watched.on_restore_progress = services.on_restore_progress;
+  DumpServices watched = services;
+  watched.cancel = disk_watch.token();
   DumpContext context(job, watched);
   context.disk_watch = &disk_watch;
   context.work = &work;
@@ -1529,11 +1529,8 @@ Result<DumpSummary> run_dump(const DumpJob& job, DumpServices& services) {
   // own when free space on a live filesystem falls below the reserve. Once the dump is
   // published, nothing is written any more.
   DiskWatch disk_watch(services.cancel, std::chrono::milliseconds(250));
-  DumpServices watched{services.runner, services.connector, services.copier, services.clock,
-                       disk_watch.token()};
-  watched.stop_keeping = services.stop_keeping;
-  watched.on_kept = services.on_kept;
-  watched.on_restore_progress = services.on_restore_progress;
+  DumpServices watched = services;
+  watched.cancel = disk_watch.token();
   // A kept copy goes on being watched: a person's queries may write temporary files there.
   const bool keep = job.keep_running.count() > 0;
   watched.on_step = [&](const std::string& step, const std::string& state, double seconds) {

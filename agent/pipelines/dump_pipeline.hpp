@@ -26,7 +26,9 @@ struct DumpServices {
   PgConnector& connector;
   CopyConnector& copier;  // the connections that copy the largest tables' rows
   Clock& clock;
-  const CancelToken& cancel;
+  // Rebindable, so a pipeline can copy the services and wait on its own token instead
+  // (`DumpServices watched = services; watched.cancel = ...`) with every other field carried.
+  std::reference_wrapper<const CancelToken> cancel;
   StepObserver on_step = {};
   // --keep-running: fires to stop the kept copy before its deadline (`agent dump --stop`);
   // null: only the deadline or `cancel` end it.

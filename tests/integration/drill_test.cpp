@@ -53,6 +53,24 @@ class DrillIntegration : public ClusterSuite<DrillIntegration> {
     return nlohmann::json::parse(read_file(cluster_->dir() + "/state/drills/last.json"));
   }
 
+  // The annotations `pgbackrest info` shows for backup set `label` (an empty object when none).
+  static nlohmann::json set_annotations(const std::string& label) {
+    auto runner = make_posix_process_runner();
+    ProcessSpec spec;
+    spec.argv = {"pgbackrest", "--config=" + cluster_->get("PGBACKREST_CONFIG"),
+                 "--stanza=" + cluster_->get("STANZA"), "--output=json", "info"};
+    spec.stdout_mode = StdoutMode::capture;
+    const auto info = runner->run(spec, CancelToken::never());
+    EXPECT_TRUE(info && info->succeeded());
+    if (!info) return nlohmann::json::object();
+    const auto stanzas = nlohmann::json::parse(info->stdout_text, nullptr, false);
+    if (stanzas.is_discarded() || !stanzas.is_array() || stanzas.empty()) return nlohmann::json::object();
+    for (const auto& set : stanzas.at(0).value("backup", nlohmann::json::array()))
+      if (set.value("label", "") == label) return set.value("annotation", nlohmann::json::object());
+    ADD_FAILURE() << "no backup set " << label << " in pgbackrest info";
+    return nlohmann::json::object();
+  }
+
   static const nlohmann::json* find_check(const nlohmann::json& manifest, const std::string& name,
                                           const std::string& database) {
     for (const auto& check : manifest["checks"])
@@ -64,6 +82,20 @@ class DrillIntegration : public ClusterSuite<DrillIntegration> {
 };
 
 TEST_F(DrillIntegration, HealthyBackupDrillsGreenAtTheTarget) {
+  // The set the target restores from carries an annotation of someone else's: the drill's
+  // result must join it, not replace it.
+  std::string drilled_set;
+  const auto target = parse_target_time(cluster_->target());
+  ASSERT_TRUE(target.ok());
+  for (const auto& set : cluster_->backups())
+    if (set.stop_epoch < std::chrono::floor<std::chrono::seconds>(target->instant).time_since_epoch().count())
+      drilled_set = set.label;
+  ASSERT_FALSE(drilled_set.empty());
+  ASSERT_EQ(run_or_fail({"pgbackrest", "--config=" + cluster_->get("PGBACKREST_CONFIG"),
+                         "--stanza=" + cluster_->get("STANZA"), "--set=" + drilled_set,
+                         "--annotation=owner=someone-else", "annotate"})
+                .exit_code,
+            0);
   const auto archive_before = cluster_->archive_files();
   const auto run = run_agent({"drill", "--config", config_path(), "--target", cluster_->target()});
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
@@ -136,6 +168,16 @@ TEST_F(DrillIntegration, HealthyBackupDrillsGreenAtTheTarget) {
   EXPECT_EQ(cluster_->query("postgres", "SELECT timeline_id FROM pg_control_checkpoint()"), "1");
   EXPECT_TRUE(processes_matching(cluster_->dir() + "/scratch/data").empty())
       << "the copy's server still runs";
+
+  // Its result is on the drilled set (drill.annotate defaults to on), for `pgbackrest info`.
+  const std::string label = manifest["backup_set"]["label"];
+  EXPECT_EQ(label, drilled_set);
+  const auto annotations = set_annotations(label);
+  EXPECT_EQ(annotations.value("agent-drill-result", ""), "passed") << annotations.dump();
+  EXPECT_EQ(annotations.value("owner", ""), "someone-else") << annotations.dump();
+  EXPECT_EQ(annotations.value("agent-drill-id", ""), manifest["drill"]) << annotations.dump();
+  EXPECT_EQ(annotations.value("agent-drill-finished", ""), manifest["finished_at"]) << annotations.dump();
+  EXPECT_NE(run.stderr_text.find("is recorded on backup set " + label), std::string::npos) << run.stderr_text;
 }
 
 TEST_F(DrillIntegration, LatestDrillWithAFalseAssertionFailsNamingIt) {
@@ -292,6 +334,15 @@ TEST_F(DrillIntegration, ScheduledDrillRunsBehindARunningBackupAndNeverBesideADu
   const auto* verify = find_check(last, "pgbackrest-verify", "");
   ASSERT_NE(verify, nullptr) << last.dump(2);
   EXPECT_TRUE((*verify)["result"] == "skipped" || (*verify)["result"] == "passed") << verify->dump();
+
+  // The agent recorded the result on the set, in the backup slot.
+  ASSERT_TRUE(eventually([&] { return agent.log_contains("is recorded on backup set " + expected_set); },
+                         std::chrono::seconds(30)))
+      << agent.log();
+  const auto annotations = set_annotations(expected_set);
+  EXPECT_EQ(annotations.value("agent-drill-result", ""), "passed") << annotations.dump();
+  // This drill's id, or a later one's (schedules.drill fires every minute here).
+  EXPECT_GE(annotations.value("agent-drill-id", ""), last["drill"].get<std::string>()) << annotations.dump();
 
   // agent status in text shows it too.
   const auto text = run_agent({"status", "--config", config});
@@ -469,6 +520,8 @@ TEST_F(DrillIntegration, BytesFlippedInATablesDataFileDrillRedNamingTheTable) {
   const std::string first = manifest["first_failure"];
   EXPECT_NE(first.find("api.public.drill_heap"), std::string::npos) << first;
   EXPECT_EQ(cluster_->archive_files(), archive_before) << "the live archive changed";
+  // `pgbackrest info` says the damaged set failed its drill.
+  EXPECT_EQ(set_annotations(damaged.label).value("agent-drill-result", ""), "failed");
   // DROP unlinks the file without reading it; a new full backup leaves the damage behind.
   cluster_->sql("api", "DROP TABLE drill_heap");
   ASSERT_EQ(run_or_fail({"pgbackrest", "--config=" + cluster_->get("PGBACKREST_CONFIG"),

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "exec/process.hpp"
 
@@ -138,9 +139,25 @@ TEST(ProcessRunner, CancelEndsTheWholeProcessGroup) {
   ASSERT_TRUE(result.ok());
   EXPECT_TRUE(result->cancelled);
   ASSERT_GT(grandchild, 0);
-  for (int i = 0; i < 50 && alive(grandchild); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_FALSE(alive(grandchild));
+  EXPECT_FALSE(alive(grandchild)) << "run() returned while the grandchild still ran";
+}
+
+TEST(ProcessRunner, ReturnsOnlyOnceTheChildsGroupHasStopped) {
+  // Like pg_dump's parallel workers when pg_dump itself ends: the leader exits, its children
+  // in the group are killed, and run() returns only when they no longer run, so the caller
+  // can remove what they were writing. Each worker ignores SIGTERM and would run for a minute.
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {"bash", "-c", "for i in 1 2 3 4; do (trap '' TERM; exec sleep 60) & echo $!; done"};
+  std::vector<pid_t> workers;
+  spec.on_line = [&workers](std::string_view line) { workers.push_back(std::stoi(std::string(line))); };
+  const auto begin = std::chrono::steady_clock::now();
+  auto result = runner->run(spec, CancelToken::never());
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->exit_code, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(5));
+  ASSERT_EQ(workers.size(), 4u);
+  for (const pid_t worker : workers) EXPECT_FALSE(alive(worker)) << "worker " << worker << " still runs";
 }
 
 TEST(ProcessRunner, DoesNotHangOnADaemonHoldingThePipe) {

@@ -1,0 +1,35 @@
+#pragma once
+// A drill's result recorded on the backup set it restored, with `pgbackrest annotate`, so that
+// `pgbackrest info --set` (and any exporter reading backup.info) says when the set was last
+// proven to restore and how that went. The only write a drill makes to the repository, and
+// only with drill.annotate on: keys of the agent's own (agent-drill-*), the set's other
+// annotations (the backup's agent-trigger, agent-request) kept.
+#include <optional>
+#include <string>
+
+#include "config/config.hpp"
+#include "core/cancel.hpp"
+#include "core/error.hpp"
+#include "exec/commands.hpp"
+#include "exec/process.hpp"
+#include "pipelines/drill_pipeline.hpp"
+
+namespace agent {
+
+struct DrillAnnotation {
+  std::string drill_id;
+  PgBackRestTarget target;  // the repository the set was restored from
+  std::string label;
+  BackupAnnotations annotations;
+};
+
+// What to write for `report`; nothing when drill.annotate is off, when the drill could not run
+// (result "error": it proves nothing about the set) or restored no identified set.
+std::optional<DrillAnnotation> drill_annotation(const AgentConfig& config, const DrillReport& report);
+
+// Runs `pgbackrest annotate`. Fails when pgBackRest does (a backup holding the stanza's lock:
+// "unable to acquire lock"), naming what to do.
+Status annotate_backup_set(ProcessRunner& runner, const DrillAnnotation& annotation, int timeout_seconds,
+                           const CancelToken& cancel);
+
+}  // namespace agent
