@@ -230,6 +230,38 @@ TEST_F(PgoTopologyIntegration, AgentBackupFromTheDatabasePodLandsInTheRepository
   EXPECT_EQ(trim(archiver.stdout_text), "0") << read_file(get("POSTGRES_LOG"));
 }
 
+// A restore drill from the database pod: restored over TLS from the repository host, the set
+// verified there by 2.56.0's `verify --set`, and the drill's result annotated on the set in the
+// repository host's backup.info (annotate, like backup, works on the remote repository).
+TEST_F(PgoTopologyIntegration, DrillFromTheDatabasePodIsRecordedOnTheRepositoryHostsSet) {
+  const auto archive_before = repository_archive_files();
+  const auto run = run_agent({"drill", "--config", get("AGENT_CONFIG"), "--latest", "--database", "api"});
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("restore command begin " + version()), std::string::npos) << run.stderr_text;
+  EXPECT_NE(run.stderr_text.find("pgbackrest-verify: passed"), std::string::npos) << run.stderr_text;
+  const std::string marker = "is recorded on backup set ";
+  const auto at = run.stderr_text.find(marker);
+  ASSERT_NE(at, std::string::npos) << run.stderr_text;
+  const auto from = at + marker.size();
+  const std::string label = run.stderr_text.substr(from, run.stderr_text.find(' ', from) - from);
+
+  const auto info = capture({get("PGBACKREST_BIN"), "--config-path=" + get("REPO_CONFIG_PATH"),
+                             "--stanza=" + get("STANZA"), "--output=json", "info"},
+                            std::chrono::minutes(1));
+  ASSERT_TRUE(info.succeeded()) << info.error_excerpt(5);
+  const auto stanzas = nlohmann::json::parse(info.stdout_text, nullptr, false);
+  ASSERT_TRUE(stanzas.is_array() && stanzas.size() == 1) << info.stdout_text;
+  nlohmann::json annotations;
+  for (const auto& set : stanzas[0].value("backup", nlohmann::json::array()))
+    if (set.value("label", "") == label) annotations = set.value("annotation", nlohmann::json::object());
+  ASSERT_TRUE(annotations.is_object())
+      << "no set " << label << " on the repository host: " << info.stdout_text;
+  EXPECT_EQ(annotations.value("agent-drill-result", ""), "passed") << annotations.dump();
+
+  EXPECT_EQ(repository_archive_files(), archive_before) << "the drill archived into the live repository";
+  EXPECT_TRUE(processes_matching(get("SCRATCH") + "/").empty());
+}
+
 TEST_F(PgoTopologyIntegration, DebiansPgBackRestIsRefusedAsAVersionMismatch) {
   const std::string debian = get("DEBIAN_PGBACKREST");
   if (!file_exists(debian)) GTEST_SKIP() << debian << " is not installed (Debian package pgbackrest)";
