@@ -87,7 +87,8 @@ int run_cli(int argc, char** argv) {
       "Restore drill: restore a backup into the scratch directory and pause it at the target as `agent dump` "
       "does (never promoted), read every table in full, run amcheck where it is installed, the assertions of "
       "drill.assertions_file and --assert, then pg_checksums on the stopped copy. Writes a manifest to "
-      "state_dir/drills. Exit 0 when every check passed, 4 when one failed.");
+      "state_dir/drills. With `agent run` up, the drill is queued there (behind backups) and this command "
+      "follows it. Exit 0 when every check passed, 4 when one failed.");
   auto* drill_target = drill_cmd->add_option(
       "--target", drill.arguments.target,
       std::string("Point in time to restore, with a zone or offset. Accepted: ") + kTargetTimeForms);

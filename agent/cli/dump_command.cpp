@@ -38,7 +38,7 @@ int dump_through_agent(int fd, const DumpArguments& arguments) {
       return fail(make_error(ErrorKind::environment,
                              "the agent closed the connection before the dump finished",
                              "see `agent status`"));
-    if (const auto* step = std::get_if<DumpStepReply>(&**reply)) {
+    if (const auto* step = std::get_if<StepReply>(&**reply)) {
       log::Fields fields = job;
       fields.step = step->step;
       if (step->state == "started") {

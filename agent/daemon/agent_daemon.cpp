@@ -290,6 +290,10 @@ void AgentDaemon::dump_stop(ControlReply reply) {
   jobs_->stop_kept_dump(std::move(reply));
 }
 
+void AgentDaemon::drill(const DrillCommand& command, ControlReply reply) {
+  jobs_->drill(command, std::move(reply));
+}
+
 // The trigger's state is pulled, not pushed: read on every beat and every scrape.
 void AgentDaemon::refresh_component_metrics() {
   if (const auto trigger = triggers_->annotation_status())

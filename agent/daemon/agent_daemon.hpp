@@ -69,6 +69,7 @@ class AgentDaemon final : public ControlHandler {
   void backup(const BackupCommand& command, ControlReply reply) override;
   void dump(const DumpCommand& command, ControlReply reply) override;
   void dump_stop(ControlReply reply) override;
+  void drill(const DrillCommand& command, ControlReply reply) override;
 
  private:
   void open_state();

@@ -11,8 +11,8 @@ namespace {
 Error refusal(const std::string& message) {
   return make_error(ErrorKind::usage, message,
                     "send one JSON object per line: {\"command\": \"status\" | \"backup\" | \"dump\" | "
-                    "\"dump-stop\", ...} "
-                    "(`agent status`, `agent backup` and `agent dump` do)");
+                    "\"dump-stop\" | \"drill\", ...} "
+                    "(`agent status`, `agent backup`, `agent dump` and `agent drill` do)");
 }
 
 JsonFields request_fields(const nlohmann::json& object) {
@@ -90,6 +90,29 @@ Result<ControlRequest> parse_dump(JsonFields& fields) {
   return ControlRequest(command);
 }
 
+Result<ControlRequest> parse_drill(JsonFields& fields) {
+  DrillCommand command;
+  auto& a = command.arguments;
+  for (auto [key, field] :
+       {std::pair{"target", &a.target}, std::pair{"set", &a.backup_set}, std::pair{"scratch", &a.scratch}}) {
+    auto value = fields.text(key);
+    if (!value) return value.error();
+    *field = *value;
+  }
+  auto latest = fields.flag("latest");
+  if (!latest) return latest.error();
+  a.latest = latest->value_or(false);
+  auto port = fields.integer("port", 1, 65535);
+  if (!port) return port.error();
+  if (*port) a.port = static_cast<int>(**port);
+  for (auto [key, field] : {std::pair{"databases", &a.databases}, std::pair{"assertions", &a.assertions}}) {
+    auto value = fields.texts(key);
+    if (!value) return value.error();
+    *field = *value;
+  }
+  return ControlRequest(command);
+}
+
 }  // namespace
 
 Result<ControlRequest> parse_control_request(std::string_view line) {
@@ -111,6 +134,8 @@ Result<ControlRequest> parse_control_request(std::string_view line) {
     parsed = parse_dump(fields);
   else if (**command == "dump-stop")
     parsed = ControlRequest(DumpStopCommand{});
+  else if (**command == "drill")
+    parsed = parse_drill(fields);
   else
     return parsed;
   if (!parsed) return parsed;
@@ -127,6 +152,17 @@ nlohmann::json control_request_json(const ControlRequest& request) {
     return json;
   }
   if (std::holds_alternative<DumpStopCommand>(request)) return {{"command", "dump-stop"}};
+  if (const auto* drill = std::get_if<DrillCommand>(&request)) {
+    const auto& a = drill->arguments;
+    nlohmann::json json = {{"command", "drill"}, {"latest", a.latest}};
+    if (a.target) json["target"] = *a.target;
+    if (a.backup_set) json["set"] = *a.backup_set;
+    if (a.scratch) json["scratch"] = *a.scratch;
+    if (a.port) json["port"] = *a.port;
+    if (!a.databases.empty()) json["databases"] = a.databases;
+    if (!a.assertions.empty()) json["assertions"] = a.assertions;
+    return json;
+  }
   const auto& a = std::get<DumpCommand>(request).arguments;
   nlohmann::json json = {{"command", "dump"}, {"target", a.target}, {"overwrite", a.overwrite}};
   if (a.database) json["database"] = *a.database;

@@ -1,6 +1,6 @@
 #pragma once
 // The control socket's requests as types, with one strict JSON mapping shared by the server
-// (`agent run`) and its clients (`agent backup`, `agent status`, `agent dump`). Whatever a
+// (`agent run`) and its clients (`agent backup`, `agent status`, `agent dump`, `agent drill`). Whatever a
 // peer sends is checked field by field before anything acts on it: the line's size, that it
 // is one JSON object, the command, every key known to that command, each value's type and
 // range. A request that fails any check is refused with a message naming the field.
@@ -12,6 +12,7 @@
 
 #include "core/error.hpp"
 #include "jobs/backup_request.hpp"
+#include "pipelines/drill_job.hpp"
 #include "pipelines/dump_job.hpp"
 
 namespace agent {
@@ -36,7 +37,12 @@ struct DumpCommand {
 // `agent dump --stop`: stop the copy a --keep-running dump left up.
 struct DumpStopCommand {};
 
-using ControlRequest = std::variant<StatusCommand, BackupCommand, DumpCommand, DumpStopCommand>;
+// `agent drill`: queued in the running agent like a scheduled drill, with the caller's arguments.
+struct DrillCommand {
+  DrillArguments arguments;
+};
+
+using ControlRequest = std::variant<StatusCommand, BackupCommand, DumpCommand, DumpStopCommand, DrillCommand>;
 
 // Parses one request line. Errors are ErrorKind::usage and name the offending field.
 Result<ControlRequest> parse_control_request(std::string_view line);

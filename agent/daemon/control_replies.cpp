@@ -102,6 +102,69 @@ Result<DumpWritten> parse_written(const nlohmann::json& object) {
   return w;
 }
 
+Result<DrillSummary> parse_drill_summary(const nlohmann::json& object) {
+  auto fields = reply_fields(object);
+  DrillSummary d;
+  for (auto [key, into] : {std::pair{"id", &d.id}, std::pair{"result", &d.result},
+                           std::pair{"manifest", &d.manifest}, std::pair{"backup_set", &d.backup_set},
+                           std::pair{"target", &d.target}, std::pair{"first_failure", &d.first_failure}}) {
+    auto value = fields.required_text(key);
+    if (!value) return value.error();
+    *into = *value;
+  }
+  if (d.result != "passed" && d.result != "failed")
+    return not_understood("a drill summary with result \"" + shortened(d.result) + "\"");
+  auto exit_code = fields.required_integer("exit_code", 0, 255);
+  if (!exit_code) return exit_code.error();
+  d.exit_code = static_cast<int>(*exit_code);
+  auto repo = fields.required_integer("repo", 0, 256);
+  if (!repo) return repo.error();
+  d.repo = static_cast<int>(*repo);
+  for (auto [key, into] :
+       {std::pair{"gap_seconds", &d.gap_seconds}, std::pair{"total_seconds", &d.total_seconds}}) {
+    auto value = fields.required_number(key);
+    if (!value) return value.error();
+    *into = *value;
+  }
+  for (auto [key, into] :
+       {std::pair{"objects_checked", &d.objects_checked}, std::pair{"objects_failed", &d.objects_failed}}) {
+    auto value = fields.required_integer(key, 0, kMaxId);
+    if (!value) return value.error();
+    *into = static_cast<std::uint64_t>(*value);
+  }
+  if (auto s = fields.no_unknown_keys("a drill summary"); !s) return s.error();
+  return d;
+}
+
+Result<StepReply> parse_step(JsonFields& fields, std::string job) {
+  auto step = fields.required_text("step");
+  if (!step) return step.error();
+  auto state = fields.required_text("state");
+  if (!state) return state.error();
+  auto seconds = fields.required_number("seconds");
+  if (!seconds) return seconds.error();
+  return StepReply{std::move(job), *step, *state, *seconds};
+}
+
+// A finished reply: "ok": true with the summary `read` understands, or the error fields.
+template <class Reply, class Read>
+Result<ControlReplyMessage> parse_finished(JsonFields& fields, const std::string& event, Read read) {
+  auto ok = fields.flag("ok");
+  if (!ok) return ok.error();
+  if (!*ok) return not_understood("a " + event + " reply without \"ok\"");
+  if (!**ok) {
+    auto error = parse_error(fields);
+    if (!error) return error.error();
+    return ControlReplyMessage(Reply{*error});
+  }
+  auto summary = fields.object("summary");
+  if (!summary) return summary.error();
+  if (!*summary) return not_understood("a " + event + " reply without \"summary\"");
+  auto parsed = read(**summary);
+  if (!parsed) return parsed.error();
+  return ControlReplyMessage(Reply{*parsed});
+}
+
 // Overloaded lambdas for std::visit.
 template <class... F>
 struct Overloaded : F... {
@@ -181,8 +244,8 @@ nlohmann::json control_reply_json(const ControlReplyMessage& reply) {
           [](const DumpAcceptedReply& r) -> nlohmann::json {
             return {{"event", "dump-accepted"}, {"job_id", r.job_id}};
           },
-          [](const DumpStepReply& r) -> nlohmann::json {
-            return {{"event", "dump-step"}, {"step", r.step}, {"state", r.state}, {"seconds", r.seconds}};
+          [](const StepReply& r) -> nlohmann::json {
+            return {{"event", r.job + "-step"}, {"step", r.step}, {"state", r.state}, {"seconds", r.seconds}};
           },
           [](const DumpKeptReply& r) -> nlohmann::json {
             auto json = dump_kept_json(r);
@@ -206,6 +269,29 @@ nlohmann::json control_reply_json(const ControlReplyMessage& reply) {
                       {"backup_set", w.backup_set},
                       {"repo", w.repo},
                       {"gap_seconds", w.gap_seconds}}}};
+          },
+          [](const DrillAcceptedReply& r) -> nlohmann::json {
+            return {{"event", "drill-accepted"}, {"job_id", r.job_id}, {"reason", r.reason}};
+          },
+          [](const DrillFinishedReply& r) -> nlohmann::json {
+            if (const auto* error = std::get_if<ReplyError>(&r.outcome))
+              return error_json("drill-finished", *error);
+            const auto& d = std::get<DrillSummary>(r.outcome);
+            return {{"event", "drill-finished"},
+                    {"ok", true},
+                    {"summary",
+                     {{"id", d.id},
+                      {"result", d.result},
+                      {"exit_code", d.exit_code},
+                      {"manifest", d.manifest},
+                      {"backup_set", d.backup_set},
+                      {"repo", d.repo},
+                      {"target", d.target},
+                      {"gap_seconds", d.gap_seconds},
+                      {"total_seconds", d.total_seconds},
+                      {"objects_checked", d.objects_checked},
+                      {"objects_failed", d.objects_failed},
+                      {"first_failure", d.first_failure}}}};
           },
       },
       reply);
@@ -260,14 +346,10 @@ Result<ControlReplyMessage> parse_control_reply(const nlohmann::json& line) {
     auto id = fields.required_integer("job_id", 0, kMaxId);
     if (!id) return id.error();
     parsed = ControlReplyMessage(DumpAcceptedReply{static_cast<std::uint64_t>(*id)});
-  } else if (*event == "dump-step") {
-    auto step = fields.required_text("step");
+  } else if (*event == "dump-step" || *event == "drill-step") {
+    auto step = parse_step(fields, event->substr(0, event->find('-')));
     if (!step) return step.error();
-    auto state = fields.required_text("state");
-    if (!state) return state.error();
-    auto seconds = fields.required_number("seconds");
-    if (!seconds) return seconds.error();
-    parsed = ControlReplyMessage(DumpStepReply{*step, *state, *seconds});
+    parsed = ControlReplyMessage(*step);
   } else if (*event == "dump-kept") {
     DumpKeptReply r;
     for (auto [key, into] : {std::pair{"socket_dir", &r.socket_dir}, std::pair{"user", &r.user},
@@ -290,21 +372,17 @@ Result<ControlReplyMessage> parse_control_reply(const nlohmann::json& line) {
     parsed = ControlReplyMessage(
         DumpProgressReply{static_cast<std::uint64_t>(*done), static_cast<std::uint64_t>(*total)});
   } else if (*event == "dump-finished") {
-    auto ok = fields.flag("ok");
-    if (!ok) return ok.error();
-    if (!*ok) return not_understood("a dump-finished reply without \"ok\"");
-    if (**ok) {
-      auto summary = fields.object("summary");
-      if (!summary) return summary.error();
-      if (!*summary) return not_understood("a dump-finished reply without \"summary\"");
-      auto written = parse_written(**summary);
-      if (!written) return written.error();
-      parsed = ControlReplyMessage(DumpFinishedReply{*written});
-    } else {
-      auto error = parse_error(fields);
-      if (!error) return error.error();
-      parsed = ControlReplyMessage(DumpFinishedReply{*error});
-    }
+    parsed = parse_finished<DumpFinishedReply>(fields, *event, parse_written);
+    if (!parsed) return parsed;
+  } else if (*event == "drill-accepted") {
+    auto id = fields.required_integer("job_id", 0, kMaxId);
+    if (!id) return id.error();
+    auto reason = fields.required_text("reason");
+    if (!reason) return reason.error();
+    parsed = ControlReplyMessage(DrillAcceptedReply{static_cast<std::uint64_t>(*id), *reason});
+  } else if (*event == "drill-finished") {
+    parsed = parse_finished<DrillFinishedReply>(fields, *event, parse_drill_summary);
+    if (!parsed) return parsed;
   } else {
     return parsed;
   }

@@ -13,6 +13,10 @@
 //   dump-kept        --keep-running: the paused copy is up; socket_dir, port, user, database,
 //                    pod, since, until (the client of the dump ends here, the job goes on)
 //   dump-finished    ok and summary, or not ok and error, hint, exit_code
+//   drill-accepted   job_id, reason (what it waits for, or "")
+//   drill-step       step, state, seconds
+//   drill-finished   ok and summary (result passed or failed, with its exit code), or not ok
+//                    and error, hint, exit_code (the drill could not run)
 //
 // A client reads each line with parse_control_reply: a line that is not one of these, a field
 // missing or of the wrong type, is an error naming it, never a default or a crash.
@@ -74,7 +78,9 @@ struct AbandonedReply {
 struct DumpAcceptedReply {
   std::uint64_t job_id = 0;
 };
-struct DumpStepReply {
+// A step of the client's dump or drill (event dump-step or drill-step).
+struct StepReply {
+  std::string job;  // dump | drill
   std::string step;
   std::string state;  // started | done | failed
   double seconds = 0;
@@ -107,9 +113,33 @@ struct DumpFinishedReply {
   std::variant<DumpWritten, ReplyError> outcome;
 };
 
-using ControlReplyMessage = std::variant<HeartbeatReply, RefusedReply, StatusReply, BackupAcceptedReply,
-                                         BackupFinishedReply, AbandonedReply, DumpAcceptedReply,
-                                         DumpStepReply, DumpKeptReply, DumpProgressReply, DumpFinishedReply>;
+struct DrillAcceptedReply {
+  std::uint64_t job_id = 0;
+  std::string reason;  // what it waits for ("it waits behind the backups"), or ""
+};
+// A drill that ran: its result (passed, or failed with what it found) and where its manifest is.
+struct DrillSummary {
+  std::string id;
+  std::string result;  // passed | failed
+  int exit_code = 0;   // what `agent drill` exits with: 0, or 4 for a finding
+  std::string manifest;
+  std::string backup_set;
+  int repo = 0;
+  std::string target;
+  double gap_seconds = 0;
+  double total_seconds = 0;
+  std::uint64_t objects_checked = 0;
+  std::uint64_t objects_failed = 0;
+  std::string first_failure;
+};
+struct DrillFinishedReply {
+  std::variant<DrillSummary, ReplyError> outcome;
+};
+
+using ControlReplyMessage =
+    std::variant<HeartbeatReply, RefusedReply, StatusReply, BackupAcceptedReply, BackupFinishedReply,
+                 AbandonedReply, DumpAcceptedReply, StepReply, DumpKeptReply, DumpProgressReply,
+                 DumpFinishedReply, DrillAcceptedReply, DrillFinishedReply>;
 
 nlohmann::json control_reply_json(const ControlReplyMessage& reply);
 // One reply line (its JSON). Errors are ErrorKind::external_tool and name the field.

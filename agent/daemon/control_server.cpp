@@ -137,6 +137,8 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
       handler_.backup(*backup, send);
     else if (std::holds_alternative<DumpStopCommand>(*request))
       handler_.dump_stop(send);
+    else if (const auto* drill = std::get_if<DrillCommand>(&*request))
+      handler_.drill(*drill, send);
     else
       handler_.dump(std::get<DumpCommand>(*request), send);
   }

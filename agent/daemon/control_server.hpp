@@ -34,6 +34,7 @@ class ControlHandler {
   virtual void backup(const BackupCommand& command, ControlReply reply) = 0;
   virtual void dump(const DumpCommand& command, ControlReply reply) = 0;
   virtual void dump_stop(ControlReply reply) = 0;
+  virtual void drill(const DrillCommand& command, ControlReply reply) = 0;
 };
 
 class ControlSession;

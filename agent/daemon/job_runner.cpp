@@ -38,6 +38,18 @@ log::Fields job_fields(const char* type, std::uint64_t id) {
   return fields;
 }
 
+// What an `agent drill` client hears at the end: the summary of a drill that ran (passed, or
+// failed with what it found), or the error that kept it from running.
+DrillFinishedReply drill_finished_reply(const DrillReport& report) {
+  if (report.result != "passed" && report.result != "failed")
+    return DrillFinishedReply{reply_error(
+        report.error.value_or(make_error(ErrorKind::internal, "the drill ended without a result")))};
+  return DrillFinishedReply{DrillSummary{
+      report.id, report.result, drill_exit_code(report), report.manifest_path, report.copy.backup_label,
+      report.copy.backup_repo, report.target, report.copy.gap_seconds, report.total_seconds,
+      report.objects_checked(), report.objects_failed(), report.first_failure()}};
+}
+
 // A result for a job whose pipeline threw: a bug, never a reason for the daemon to end.
 BackupResult failed_by_exception(const QueuedBackup& job, const std::string& what) {
   BackupResult result;
@@ -353,7 +365,7 @@ void JobRunner::dump(const DumpCommand& command, ControlReply reply) {
           scratch_slot_.mark_progress();
           if (step == "restore" && state != "started") metrics_.end_restore_progress();
           boost::asio::post(io_, [reply, step, state, seconds] {
-            reply(DumpStepReply{step, state, seconds}, false);
+            reply(StepReply{"dump", step, state, seconds}, false);
           });
         };
         return run_dump(job, services);
@@ -457,33 +469,69 @@ void JobRunner::enqueue_drill(const DrillRequest& request) {
   start_next_drill();
 }
 
+void JobRunner::drill(const DrillCommand& command, ControlReply reply) {
+  const auto refuse = [&reply](const Error& error) { reply(RefusedReply{reply_error(error)}, true); };
+  if (stopping_) return refuse(make_error(ErrorKind::interrupted, "the agent is shutting down"));
+  // Another drill's arguments would not be this one's: no merging, unlike the schedule.
+  if (const auto& queued = queue_.drill_pending())
+    return refuse(make_error(ErrorKind::environment,
+                             "a restore drill is already queued (job " + std::to_string(queued->id) + ")",
+                             "wait for it (agent status), then ask again"));
+  if (drill_running_)
+    return refuse(make_error(ErrorKind::environment,
+                             "a restore drill is already running (job " + std::to_string(drill_running_->id) +
+                                 ", step " + drill_running_->step + ")",
+                             "wait for it to finish (agent status), then ask again"));
+  if (dump_running_) return refuse(scratch_busy_with_dump());
+  if (auto job = build_drill_job(*config_, command.arguments,
+                                 std::chrono::floor<Microseconds>(services_.clock.now()));
+      !job)
+    return refuse(job.error());
+
+  const DrillRequest request{Trigger::manual, "agent drill", services_.clock.now()};
+  const AdmissionResult admission = queue_.offer_drill(request);
+  const std::string waits = queue_.running() || !queue_.pending().empty() || backup_slot_in_use()
+                                ? "it waits behind the backups"
+                                : "";
+  log::write(*log::get("queue"), spdlog::level::info,
+             fmt::format("job {}: restore drill queued (agent drill){}", admission.job_id,
+                         waits.empty() ? "" : "; " + waits),
+             job_fields("drill", admission.job_id));
+  drill_arguments_[admission.job_id] = command.arguments;
+  drill_clients_[admission.job_id] = reply;
+  reply(DrillAcceptedReply{admission.job_id, waits}, false);
+  start_next_drill();
+}
+
 void JobRunner::start_next_drill() {
   if (stopping_) return;
   auto drill = queue_.start_drill(scratch_slot_.busy() || dump_running_.has_value());
   if (!drill) return;
   const QueuedDrill queued = *drill;
+  // An `agent drill` client's arguments; a scheduled drill is `agent drill --latest`.
+  DrillArguments arguments;
+  arguments.latest = true;
+  if (auto asked = drill_arguments_.extract(queued.id)) arguments = asked.mapped();
   auto started = scratch_slot_.start<DrillReport>(
-      [this, queued, config = config_](const CancelToken& cancel) -> DrillReport {
+      [this, queued, arguments, config = config_](const CancelToken& cancel) -> DrillReport {
         log::ScopedJob in_job("drill", std::to_string(queued.id));
         auto copier = services_.make_copier();
         DumpServices services{services_.runner, services_.connector, *copier, services_.clock, cancel, {}};
         services.on_restore_progress = [this](std::uint64_t done, std::uint64_t total) {
           metrics_.record_restore_progress("drill", done, total);
         };
-        services.on_step = [this](const std::string& step, const std::string& state, double) {
+        services.on_step = [this](const std::string& step, const std::string& state, double seconds) {
           scratch_slot_.mark_progress();
           if (step == "restore" && state != "started") metrics_.end_restore_progress();
-          boost::asio::post(io_, [this, step, state] { on_drill_step(step, state); });
+          boost::asio::post(io_, [this, step, state, seconds] { on_drill_step(step, state, seconds); });
         };
-        DrillArguments arguments;
-        arguments.latest = true;
         auto job =
             build_drill_job(*config, arguments, std::chrono::floor<Microseconds>(services_.clock.now()));
         if (!job) {
           DrillReport report;
           report.result = "error";
           report.error = job.error();
-          report.trigger = "schedule";
+          report.trigger = trigger_name(queued.request.trigger);
           return report;
         }
         job->trigger = trigger_name(queued.request.trigger);
@@ -503,6 +551,8 @@ void JobRunner::start_next_drill() {
                "drill job " + std::to_string(queued.id) + " could not start", spdlog::level::err,
                job_fields("drill", queued.id));
     queue_.finish_drill();
+    if (auto client = drill_clients_.extract(queued.id))
+      client.mapped()(DrillFinishedReply{reply_error(started.error())}, true);
     return;
   }
   drill_running_ = DrillRecord{queued.id, queued.request.reason, services_.clock.now(), "check"};
@@ -513,8 +563,10 @@ void JobRunner::start_next_drill() {
 
 // Once the drill reads only its paused copy (its checks, the copy's shutdown, pg_checksums),
 // the backups that waited start beside it.
-void JobRunner::on_drill_step(const std::string& step, const std::string& state) {
+void JobRunner::on_drill_step(const std::string& step, const std::string& state, double seconds) {
   if (!drill_running_) return;
+  if (const auto client = drill_clients_.find(drill_running_->id); client != drill_clients_.end())
+    client->second(StepReply{"drill", step, state, seconds}, false);
   if (state == "started") drill_running_->step = step;
   if (step == "checks" && state == "started" && queue_.drill_reads_repository()) {
     queue_.drill_released_repository();
@@ -531,6 +583,7 @@ void JobRunner::on_drill_finished(const DrillReport& report) {
                job_fields("drill", id));
   log::write(*log::get("drill"), report.result == "passed" ? spdlog::level::info : spdlog::level::err,
              fmt::format("drill job {} ended: {}", id, report.result), job_fields("drill", id));
+  if (auto client = drill_clients_.extract(id)) client.mapped()(drill_finished_reply(report), true);
   queue_.finish_drill();
   drill_running_.reset();
   if (stopping_) return finish_if_idle();
@@ -591,6 +644,10 @@ void JobRunner::finish_if_idle() {
                                     : "the agent stopped before the job ran"},
             true);
   waiters_.clear();
+  for (auto& [id, client] : drill_clients_)  // queued drills that never started
+    client(AbandonedReply{"the agent stopped before the drill ran; ask again when it is back"}, true);
+  drill_clients_.clear();
+  drill_arguments_.clear();
   auto on_idle = std::move(on_idle_);
   on_idle_ = nullptr;
   on_idle();

@@ -76,6 +76,10 @@ class JobRunner {
   // schedules.drill's request: the drill waits in the queue (job_queue.hpp's rules) and runs
   // in the scratch slot.
   void enqueue_drill(const DrillRequest& request);
+  // `agent drill` through the control socket: checked now, then queued like a scheduled drill
+  // with the caller's arguments; `reply` hears drill-accepted, its steps and drill-finished.
+  // Refused while another drill waits or runs, or a dump has the scratch directory.
+  void drill(const DrillCommand& command, ControlReply reply);
 
   // Shutdown: nothing new starts; a running dump is stopped at once, a running backup gets
   // `grace`, then stop_now. `on_idle` runs once nothing is running any more.
@@ -125,7 +129,7 @@ class JobRunner {
   void on_dump_kept(std::uint64_t id, const KeptCopy& kept, const ControlReply& reply);
   Error scratch_busy_with_dump() const;
   void start_next_drill();
-  void on_drill_step(const std::string& step, const std::string& state);
+  void on_drill_step(const std::string& step, const std::string& state, double seconds);
   void on_drill_finished(const DrillReport& report);
   void journal_finished(std::uint64_t job_id);
   void count_skip(const std::string& reason, std::uint64_t count = 1);
@@ -155,8 +159,10 @@ class JobRunner {
   std::optional<DumpRecord> dump_running_;
   std::optional<DumpRecord> dump_last_;
   std::optional<DrillRecord> drill_running_;
-  std::deque<DrillAnnotation> annotations_;  // drill results waiting for the backup slot
-  bool annotating_ = false;                  // one of them runs in the backup slot
+  std::map<std::uint64_t, DrillArguments> drill_arguments_;  // of queued `agent drill` requests
+  std::map<std::uint64_t, ControlReply> drill_clients_;      // `agent drill` clients, by job
+  std::deque<DrillAnnotation> annotations_;                  // drill results waiting for the backup slot
+  bool annotating_ = false;                                  // one of them runs in the backup slot
   bool stopping_ = false;
   bool job_stopped_by_shutdown_ = false;  // its requests stay in the journal
   bool hard_stop_armed_ = false;          // armed once, never pushed back

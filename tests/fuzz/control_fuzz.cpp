@@ -4,8 +4,8 @@
 //    server writes it (invalid UTF-8 replaced, e.g. a quoted field name cut inside a character);
 //  - an accepted request, written the way the clients write it (control_request_json), reads
 //    back as the same request;
-//  - a dump request's port is within 1..65535, and the request then goes through
-//    build_dump_job, as the daemon does, without a crash;
+//  - a dump or drill request's port is within 1..65535, and the request then goes through
+//    build_dump_job or build_drill_job, as the daemon does, without a crash;
 //  - the same bytes read as a reply line by a client (parse_control_reply): refused with a
 //    message, or a reply that the server's mapping writes back as one that reads the same.
 #include <nlohmann/json.hpp>
@@ -17,6 +17,7 @@
 #include "daemon/control_replies.hpp"
 #include "fuzz_check.hpp"
 #include "fuzz_config.hpp"
+#include "pipelines/drill_job.hpp"
 #include "pipelines/dump_job.hpp"
 
 namespace {
@@ -79,6 +80,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       agent::fuzz::check(*dump->arguments.port >= 1 && *dump->arguments.port <= 65535,
                          "a dump request with a port outside 1..65535 was accepted", line);
     const auto job = agent::build_dump_job(agent::fuzz::default_config(), dump->arguments);
+    if (!job) check_reply_serializes(job.error());
+  }
+  if (const auto* drill = std::get_if<agent::DrillCommand>(&*request)) {
+    if (drill->arguments.port)
+      agent::fuzz::check(*drill->arguments.port >= 1 && *drill->arguments.port <= 65535,
+                         "a drill request with a port outside 1..65535 was accepted", line);
+    // As the daemon does before queueing it.
+    const auto job = agent::build_drill_job(agent::fuzz::default_config(), drill->arguments,
+                                            agent::SysMicros{std::chrono::seconds{1796119200}});
     if (!job) check_reply_serializes(job.error());
   }
   return 0;

@@ -359,6 +359,64 @@ TEST_F(DrillIntegration, ScheduledDrillRunsBehindARunningBackupAndNeverBesideADu
   EXPECT_EQ(cluster_->query("postgres", "SELECT timeline_id FROM pg_control_checkpoint()"), "1");
 }
 
+// `agent drill` while `agent run` runs goes through the control socket: the running agent
+// queues and runs it (its status shows it, trigger manual), the client prints its steps and
+// exits with the drill's code, 0 or 4, and the agent records the result on the set.
+TEST_F(DrillIntegration, AgentDrillGoesThroughTheRunningAgent) {
+  const std::string dir = cluster_->dir() + "/through-agent";
+  mkdir(dir.c_str(), 0700);
+  const std::string config = dir + "/agent.yaml";
+  write_file(config, "stanza: db\nstate_dir: " + cluster_->dir() +
+                         "/state\npgbackrest:\n  config: " + cluster_->get("PGBACKREST_CONFIG") +
+                         "\npostgres:\n  bindir: " + cluster_->get("BINDIR") +
+                         "\n  data: " + cluster_->get("DATA") + "\n  host: " + cluster_->get("SOCKET_DIR") +
+                         "\n  port: " + cluster_->get("PORT") +
+                         "\n  user: postgres\nrestore:\n  scratch: " + cluster_->get("SCRATCH") +
+                         "\n  port: " + cluster_->get("SCRATCH_PORT") + "\ncontrol:\n  socket: " + dir +
+                         "/agent.sock\nhttp:\n  listen: 127.0.0.1:" + std::to_string(free_port()) +
+                         "\nmanual:\n  annotations_file: \"\"\n");
+  const auto archive_before = cluster_->archive_files();
+  RunningAgent agent(config);
+  ASSERT_TRUE(eventually([&] { return agent.log_contains("running for stanza"); }, std::chrono::seconds(20)))
+      << agent.log();
+
+  const auto passed =
+      run_agent({"drill", "--config", config, "--target", cluster_->target(), "--database", "api"});
+  EXPECT_EQ(passed.exit_code, 0) << passed.stderr_text << agent.log();
+  EXPECT_NE(passed.stderr_text.find("the running agent queued the drill (job"), std::string::npos)
+      << passed.stderr_text;
+  EXPECT_NE(passed.stderr_text.find("checks: done after"), std::string::npos) << passed.stderr_text;
+  EXPECT_NE(passed.stderr_text.find(" passed: "), std::string::npos) << passed.stderr_text;
+  EXPECT_EQ(passed.stderr_text.find("running the drill here"), std::string::npos) << passed.stderr_text;
+  EXPECT_TRUE(agent.log_contains("restore drill queued (agent drill)")) << agent.log();
+  const auto manifest = last_manifest();
+  EXPECT_EQ(manifest["result"], "passed");
+  EXPECT_EQ(manifest["trigger"], "manual");
+  EXPECT_EQ(manifest["mode"], "target");
+  const std::string label = manifest["backup_set"]["label"];
+  ASSERT_TRUE(eventually([&] { return agent.log_contains("is recorded on backup set " + label); },
+                         std::chrono::seconds(30)))
+      << agent.log();
+  EXPECT_EQ(set_annotations(label).value("agent-drill-id", ""), manifest["drill"]);
+
+  const auto status = run_agent({"status", "--json", "--config", config});
+  ASSERT_EQ(status.exit_code, 0) << status.stderr_text;
+  const auto last = nlohmann::json::parse(status.stdout_text)["drill"]["last"];
+  EXPECT_EQ(last["drill"], manifest["drill"]) << last.dump(2);
+
+  // A finding is exit 4 through the agent too, naming it.
+  const auto failed = run_agent({"drill", "--config", config, "--latest", "--database", "api", "--assert",
+                                 "api: SELECT count(*) < 0 FROM events"});
+  EXPECT_EQ(failed.exit_code, kExitVerification) << failed.stderr_text << agent.log();
+  EXPECT_NE(failed.stderr_text.find("SELECT count(*) < 0 FROM events"), std::string::npos)
+      << failed.stderr_text;
+  EXPECT_EQ(last_manifest()["result"], "failed");
+
+  EXPECT_EQ(cluster_->archive_files(), archive_before) << "the live archive changed";
+  EXPECT_TRUE(processes_matching(cluster_->get("SCRATCH") + "/data").empty())
+      << "the copy's server still runs";
+}
+
 // With pgBackRest 2.56.0 (PGO's, built by tests/support/build-pgbackrest.sh) the drill asks
 // `pgbackrest verify --set` about the set it restored: every file of the set and the archived
 // WAL checked, none invalid. (Debian's 2.45, above, skips it with the reason.)

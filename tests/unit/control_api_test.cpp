@@ -32,11 +32,19 @@ TEST(ControlApi, WhatClientsSendReadsBackUnchanged) {
   a.globals = true;
   a.keep_running = true;
   a.keep_for = "30m";
+  DrillArguments drill;
+  drill.target = "2024-11-04 09:40:00-08:00";
+  drill.backup_set = "20241104-020000F";
+  drill.databases = {"api", "crm"};
+  drill.assertions = {"api: SELECT true"};
+  drill.scratch = "/scratch";
+  drill.port = 5533;
   for (const ControlRequest& request :
        {ControlRequest(StatusCommand{}), ControlRequest(DumpStopCommand{}),
         ControlRequest(BackupCommand{BackupType::incr, true}),
         ControlRequest(BackupCommand{BackupType::full, false, 2}), ControlRequest(DumpCommand{a}),
-        ControlRequest(DumpCommand{DumpArguments{"t", {}, {}, {}, {}, {}, {}, false}})}) {
+        ControlRequest(DumpCommand{DumpArguments{"t", {}, {}, {}, {}, {}, {}, false}}),
+        ControlRequest(DrillCommand{drill}), ControlRequest(DrillCommand{})}) {
     const std::string line = control_request_json(request).dump();
     auto parsed = parse_control_request(line);
     ASSERT_TRUE(parsed.ok()) << line << ": " << parsed.error().message;
@@ -58,6 +66,19 @@ TEST(ControlApi, KeepRunningFieldsAreReadStrictly) {
   // `agent dump --stop` carries nothing; anything else is refused.
   EXPECT_TRUE(std::holds_alternative<DumpStopCommand>(*parse_control_request(R"({"command":"dump-stop"})")));
   EXPECT_NE(refusal(R"({"command":"dump-stop","target":"t"})").find("\"target\""), std::string::npos);
+}
+
+TEST(ControlApi, DrillFieldsAreReadStrictly) {
+  auto parsed = parse_control_request(R"({"command":"drill","latest":true,"databases":["api"]})");
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  const auto& drill = std::get<DrillCommand>(*parsed);
+  EXPECT_TRUE(drill.arguments.latest);
+  EXPECT_EQ(drill.arguments.databases, std::vector<std::string>{"api"});
+  EXPECT_FALSE(drill.arguments.target.has_value());
+  EXPECT_NE(refusal(R"({"command":"drill","latest":"yes"})").find("\"latest\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"drill","databases":"api"})").find("\"databases\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"drill","port":0})").find("\"port\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"drill","output":"/x"})").find("\"output\""), std::string::npos);
 }
 
 TEST(ControlApi, DefaultsOfABackup) {

@@ -46,9 +46,46 @@ TEST(ControlReplies, EveryReplySurvivesItsMapping) {
 
   EXPECT_EQ(std::get<AbandonedReply>(round_trip(AbandonedReply{"stopped"})).reason, "stopped");
   EXPECT_EQ(std::get<DumpAcceptedReply>(round_trip(DumpAcceptedReply{9})).job_id, 9u);
-  const auto step = std::get<DumpStepReply>(round_trip(DumpStepReply{"restore", "done", 2.25}));
+  const auto step = std::get<StepReply>(round_trip(StepReply{"dump", "restore", "done", 2.25}));
+  EXPECT_EQ(step.job, "dump");
   EXPECT_EQ(step.step, "restore");
   EXPECT_DOUBLE_EQ(step.seconds, 2.25);
+  EXPECT_EQ(control_reply_json(StepReply{"drill", "checks", "started", 0})["event"], "drill-step");
+  EXPECT_EQ(std::get<StepReply>(round_trip(StepReply{"drill", "checks", "started", 0})).job, "drill");
+
+  const auto drill_accepted =
+      std::get<DrillAcceptedReply>(round_trip(DrillAcceptedReply{4, "it waits behind the backups"}));
+  EXPECT_EQ(drill_accepted.job_id, 4u);
+  EXPECT_EQ(drill_accepted.reason, "it waits behind the backups");
+  DrillSummary drilled{"20261201T100000Z",
+                       "failed",
+                       4,
+                       "/state/drills/20261201T100000Z.json",
+                       "20261201-020000F",
+                       2,
+                       "2026-12-01T10:00:00Z",
+                       1.5,
+                       42.25,
+                       4521,
+                       3,
+                       "tables in api: api.public.drill_heap"};
+  const auto drill =
+      std::get<DrillSummary>(std::get<DrillFinishedReply>(round_trip(DrillFinishedReply{drilled})).outcome);
+  EXPECT_EQ(drill.result, "failed");
+  EXPECT_EQ(drill.exit_code, 4);
+  EXPECT_EQ(drill.repo, 2);
+  EXPECT_EQ(drill.objects_checked, 4521u);
+  EXPECT_EQ(drill.objects_failed, 3u);
+  EXPECT_DOUBLE_EQ(drill.total_seconds, 42.25);
+  EXPECT_EQ(drill.first_failure, "tables in api: api.public.drill_heap");
+  const auto could_not = std::get<ReplyError>(
+      std::get<DrillFinishedReply>(round_trip(DrillFinishedReply{ReplyError{"no set", "take a backup", 5}}))
+          .outcome);
+  EXPECT_EQ(could_not.exit_code, 5);
+  // A summary's result is passed or failed; an error is sent as one.
+  auto odd = control_reply_json(DrillFinishedReply{drilled});
+  odd["summary"]["result"] = "error";
+  EXPECT_FALSE(parse_control_reply(odd).ok());
   const auto progress = std::get<DumpProgressReply>(round_trip(DumpProgressReply{1'434'186, 3'159'000}));
   EXPECT_EQ(progress.bytes_done, 1'434'186u);
   EXPECT_EQ(progress.bytes_total, 3'159'000u);

@@ -33,6 +33,12 @@ class ScriptedHandler final : public ControlHandler {
     ++dump_stops;
     reply(RefusedReply{ReplyError{"no copy is kept running", "", 5}}, true);
   }
+  void drill(const DrillCommand& command, ControlReply reply) override {
+    drills.push_back(command.arguments);
+    reply(DrillAcceptedReply{8, ""}, false);
+    reply(DrillFinishedReply{ReplyError{"the drill could not run", "", 6}}, true);
+  }
+  std::vector<DrillArguments> drills;
   int dump_stops = 0;
   bool throw_on_backup = false;
   std::vector<BackupType> requested;
@@ -139,6 +145,19 @@ TEST_F(ControlServerTest, DumpRequestFieldsAreTyped) {
   ASSERT_EQ(replies.size(), 1u);
   EXPECT_FALSE(replies[0]["ok"].get<bool>());
   EXPECT_EQ(handler_.dumps.size(), 1u);
+}
+
+TEST_F(ControlServerTest, DrillRequestsReachTheHandlerWithTheirReplies) {
+  const auto replies =
+      exchange(R"({"command":"drill","target":"2024-11-04 09:40:00-08:00","databases":["api"]})"
+               "\n");
+  ASSERT_EQ(replies.size(), 2u);
+  EXPECT_EQ(replies[0]["event"], "drill-accepted");
+  EXPECT_EQ(replies[1]["event"], "drill-finished");
+  EXPECT_EQ(replies[1]["exit_code"], 6);
+  ASSERT_EQ(handler_.drills.size(), 1u);
+  EXPECT_EQ(handler_.drills[0].target, "2024-11-04 09:40:00-08:00");
+  EXPECT_EQ(handler_.drills[0].databases, std::vector<std::string>{"api"});
 }
 
 // Every field with every wrong JSON type, and lines that are not requests at all: each is

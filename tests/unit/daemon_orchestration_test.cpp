@@ -266,6 +266,56 @@ TEST_F(Orchestration, AScheduledDrillWaitsBehindTheRunningBackupThenRuns) {
   EXPECT_EQ(runner.started(), (std::vector<Argv>{backup_argv("incr")})) << "the drill ran a process";
 }
 
+// `agent drill` through the control socket: accepted and queued behind the running backup
+// (never merged: a second one is refused while it waits), its steps and its end reach the
+// client, and the queue goes on. (The drill cannot run here: postgres.bindir is missing.)
+TEST_F(Orchestration, AClientsDrillWaitsInTheQueueAndHearsItsEnd) {
+  runner.expect(backup_argv("incr"), exited(0), FakeProcessRunner::Hold::until_released);
+  start_with(load_config_text("state_dir: " + dir.path +
+                                  "/state\nschedules:\n  timezone: UTC\n  incr: \"0 * * * *\"\n"
+                                  "manual:\n  annotations_file: \"\"\nhttp:\n  listen: \"\"\npostgres:\n"
+                                  "  bindir: " +
+                                  dir.path + "/no-bindir\n",
+                              "test.yaml", {}));
+  advance(30s);
+  ASSERT_TRUE(runner.wait_running());
+
+  Replies refused_now;
+  DrillCommand bad;
+  bad.arguments.target = "not a time";
+  daemon->drill(bad, refused_now.sink());
+  EXPECT_EQ(refused_now.last()["event"], "refused") << refused_now.last();
+  EXPECT_EQ(refused_now.last()["exit_code"], 2) << refused_now.last();
+  EXPECT_TRUE(daemon->status()["drill"]["queued"].is_null());
+
+  Replies client;
+  DrillCommand command;
+  command.arguments.latest = true;
+  command.arguments.databases = {"api"};
+  daemon->drill(command, client.sink());
+  ASSERT_TRUE(client.has_event("drill-accepted"));
+  EXPECT_EQ(client.last()["reason"], "it waits behind the backups") << client.last();
+  auto status = daemon->status();
+  EXPECT_EQ(status["drill"]["queued"]["reason"], "agent drill");
+  EXPECT_TRUE(status["drill"]["running"].is_null()) << "the drill started beside the backup";
+  Replies second;
+  daemon->drill(command, second.sink());
+  EXPECT_EQ(second.last()["event"], "refused") << second.last();
+  EXPECT_EQ(second.last()["exit_code"], 5);
+  EXPECT_NE(second.last()["error"].get<std::string>().find("already queued"), std::string::npos);
+
+  runner.release();
+  ASSERT_TRUE(turn_until([&] { return client.has_event("drill-finished"); }));
+  EXPECT_TRUE(client.has_event("drill-step"));
+  EXPECT_EQ(client.last()["ok"], false) << client.last();
+  EXPECT_NE(client.last()["error"].get<std::string>().find("no-bindir"), std::string::npos) << client.last();
+  status = daemon->status();
+  EXPECT_EQ(status["drill"]["last"]["trigger"], "manual");
+  EXPECT_EQ(status["drill"]["last"]["result"], "error");
+  EXPECT_TRUE(status["drill"]["queued"].is_null());
+  EXPECT_EQ(runner.started(), (std::vector<Argv>{backup_argv("incr")})) << "the drill ran a process";
+}
+
 // schedules.repo2 backs up into repo2 (--repo=2) beside the default repository's schedule, through
 // the one queue: due at the same minute, the full into repo2 does not cover the incremental into
 // the default repository, so both run, one after the other.
