@@ -74,8 +74,27 @@ class DumpIntegration : public ClusterSuite<DumpIntegration> {
   // Waits until OUTPUT.partial holds more than `min_bytes`, then stops the agent as Kubernetes
   // would (SIGTERM) and checks that it ended as interrupted, leaving no dump, no partial file
   // and no process on the scratch path.
+  // What a started agent logs: appended by the runner's reader thread, read by the test.
+  class LoggedLines {
+   public:
+    std::function<void(std::string_view)> sink() {
+      return [this](std::string_view line) {
+        std::lock_guard lock(mutex_);
+        text_.append(line).push_back('\n');
+      };
+    }
+    std::string text() {
+      std::lock_guard lock(mutex_);
+      return text_;
+    }
+
+   private:
+    std::mutex mutex_;
+    std::string text_;
+  };
+
   static void interrupt_mid_dump(RunningProcess& agent, const std::string& output, const std::string& scratch,
-                                 off_t min_bytes, const std::string& stderr_text) {
+                                 off_t min_bytes, LoggedLines& logged) {
     const std::string partial = output + ".partial";
     bool dumping = false;
     for (int i = 0; i < 6000 && !dumping && !agent.poll(); ++i) {
@@ -83,11 +102,11 @@ class DumpIntegration : public ClusterSuite<DumpIntegration> {
       dumping = stat(partial.c_str(), &st) == 0 && st.st_size > min_bytes;
       if (!dumping) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    ASSERT_TRUE(dumping) << "the dump finished or failed before it could be interrupted:\n" << stderr_text;
+    ASSERT_TRUE(dumping) << "the dump finished or failed before it could be interrupted:\n" << logged.text();
     ASSERT_EQ(kill(agent.pid(), SIGTERM), 0);
     auto result = agent.wait(CancelToken::never(), std::chrono::seconds(120));
     ASSERT_TRUE(result.has_value());
-    EXPECT_EQ(result->exit_code, kExitInterrupted) << stderr_text;
+    EXPECT_EQ(result->exit_code, kExitInterrupted) << logged.text();
     EXPECT_FALSE(file_exists(output));
     EXPECT_FALSE(file_exists(partial));
     EXPECT_TRUE(processes_matching(scratch + "/").empty())
@@ -398,16 +417,14 @@ TEST_F(DumpIntegration, ChildrenDieWithAKilledAgent) {
 TEST_F(DumpIntegration, SigtermMidDumpLeavesNothingBehind) {
   const std::string scratch = cluster_->get("SCRATCH");
   const std::string output = cluster_->get("OUTPUT_DIR") + "/interrupted.sql";
-  std::string stderr_text;
-  auto agent =
-      start_agent(dump_args(cluster_->target(), output, scratch),
-                  [&stderr_text](std::string_view line) { stderr_text.append(line).push_back('\n'); });
+  LoggedLines logged;
+  auto agent = start_agent(dump_args(cluster_->target(), output, scratch), logged.sink());
   ASSERT_TRUE(agent.ok());
 
   // Stop it once the dump is being written.
-  interrupt_mid_dump(*agent.value(), output, scratch, 0, stderr_text);
+  interrupt_mid_dump(*agent.value(), output, scratch, 0, logged);
   if (HasFatalFailure()) return;
-  EXPECT_NE(stderr_text.find("interrupted"), std::string::npos) << stderr_text;
+  EXPECT_NE(logged.text().find("interrupted"), std::string::npos) << logged.text();
 
   // The scratch directory is reusable afterwards.
   const std::string again = cluster_->get("OUTPUT_DIR") + "/after-interrupt.sql";
@@ -529,14 +546,13 @@ TEST_F(DumpIntegration, SigtermWhileConnectionsCopyRowsLeavesNothingBehind) {
   const std::string output = cluster_->get("OUTPUT_DIR") + "/interrupted-split.sql";
   auto args = dump_args(cluster_->target(), output, scratch);
   args[2] = config_with_dump_settings("agent-split-sigterm.yaml", "  connections: 2\n  split_table_mb: 1\n");
-  std::string stderr_text;
-  auto agent =
-      start_agent(args, [&stderr_text](std::string_view line) { stderr_text.append(line).push_back('\n'); });
+  LoggedLines logged;
+  auto agent = start_agent(args, logged.sink());
   ASSERT_TRUE(agent.ok());
   // The bulk table's rows are copied by the agent itself: interrupt that part (pg_dump's schema
   // and the small tables' rows come first, well under 8 MiB).
-  interrupt_mid_dump(*agent.value(), output, scratch, 8 << 20, stderr_text);
-  EXPECT_NE(stderr_text.find("over 2 connections"), std::string::npos) << stderr_text;
+  interrupt_mid_dump(*agent.value(), output, scratch, 8 << 20, logged);
+  EXPECT_NE(logged.text().find("over 2 connections"), std::string::npos) << logged.text();
 }
 
 // Whether process `pid` is running (a zombie is not).
