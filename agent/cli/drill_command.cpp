@@ -104,6 +104,7 @@ int drill_here(const AgentConfig& config, const DrillJob& job) {
           "drill {}: its result is recorded on backup set {} in repo{} (pgbackrest annotate)", report.id,
           annotation->label, annotation->target.repo);
   }
+  if (auto note = narrowed_drill_note(config, report)) log::get("drill")->info("{}", *note);
   if (report.error) return fail(*report.error);
   return drill_exit_code(report);
 }

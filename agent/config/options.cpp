@@ -103,7 +103,7 @@ const std::vector<OptionSpec> kOptions = {
    1, 64, {},
    [](AgentConfig& c, const OptionValue& v) { c.pgbackrest.process_max = static_cast<int>(v.integer); }},
   {"pgbackrest.timeout_seconds", OptionType::integer, "300",
-   "Deadline for `pgbackrest info`. pgBackRest gives up on an unreachable TLS or SSH repository "
+   "Deadline for `pgbackrest info` (and `version`, `annotate`). pgBackRest gives up on an unreachable TLS or SSH repository "
    "after about twice its io-timeout (60 s by default) per repository and still reports the "
    "others; a shorter deadline would lose their answer too.",
    1, 3600, {},
@@ -331,7 +331,7 @@ const std::vector<OptionSpec> kOptions = {
    [](AgentConfig& c, const OptionValue& v) { c.manual.repo = static_cast<int>(v.integer); }},
 
   {"control.socket", OptionType::path, "",
-   "Unix socket through which `agent backup`, `status` and `dump` reach `agent run`; empty: "
+   "Unix socket through which `agent backup`, `status`, `dump` and `drill` reach `agent run`; empty: "
    "control.sock in state_dir. Either side talks only to a peer of its own user.", 0, 0, {},
    [](AgentConfig& c, const OptionValue& v) { c.control.socket = v.text; }, true},
 

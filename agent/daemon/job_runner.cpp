@@ -2,6 +2,7 @@
 
 #include "core/log.hpp"
 #include "core/log_throttle.hpp"
+#include "daemon/json_fields.hpp"
 #include "pipelines/backup_pipeline.hpp"
 #include "time/target_time.hpp"
 
@@ -47,7 +48,7 @@ DrillFinishedReply drill_finished_reply(const DrillReport& report) {
   return DrillFinishedReply{DrillSummary{
       report.id, report.result, drill_exit_code(report), report.manifest_path, report.copy.backup_label,
       report.copy.backup_repo, report.target, report.copy.gap_seconds, report.total_seconds,
-      report.objects_checked(), report.objects_failed(), report.first_failure()}};
+      report.objects_checked(), report.objects_failed(), shortened(report.first_failure(), 1000)}};
 }
 
 // A result for a job whose pipeline threw: a bug, never a reason for the daemon to end.
@@ -504,7 +505,8 @@ void JobRunner::drill(const DrillCommand& command, ControlReply reply) {
 }
 
 void JobRunner::start_next_drill() {
-  if (stopping_) return;
+  // Behind the backups' line, annotations included (they write the repository's backup.info).
+  if (stopping_ || annotating_ || !annotations_.empty()) return;
   auto drill = queue_.start_drill(scratch_slot_.busy() || dump_running_.has_value());
   if (!drill) return;
   const QueuedDrill queued = *drill;
@@ -586,8 +588,15 @@ void JobRunner::on_drill_finished(const DrillReport& report) {
   if (auto client = drill_clients_.extract(id)) client.mapped()(drill_finished_reply(report), true);
   queue_.finish_drill();
   drill_running_.reset();
-  if (stopping_) return finish_if_idle();
+  if (stopping_) {
+    if (auto annotation = drill_annotation(*config_, report))
+      log::get("drill")->warn(
+          "drill {}: its result is not recorded on backup set {}: the agent is shutting down",
+          annotation->drill_id, annotation->label);
+    return finish_if_idle();
+  }
   if (auto annotation = drill_annotation(*config_, report)) annotations_.push_back(std::move(*annotation));
+  if (auto note = narrowed_drill_note(*config_, report)) log::get("drill")->info("{}", *note);
   start_next_job();
   start_next_drill();
   update_queue_metrics();
@@ -597,8 +606,15 @@ void JobRunner::drain(std::chrono::seconds grace, std::function<void()> on_idle)
   if (stopping_) return;
   stopping_ = true;
   on_idle_ = std::move(on_idle);
-  // A dump's temporary server is stopped at once: it is a copy, nothing is lost.
-  if (dump_running_ || drill_running_) stop_now("shutting down");
+  // A dump's or drill's temporary server is stopped at once: it is a copy, nothing is lost. A
+  // backup running beside it keeps its grace period (stop_now, once that is over, also arms
+  // the hard stop for the copy).
+  if (dump_running_ || drill_running_) {
+    if (backup_slot_in_use())
+      scratch_slot_.cancel(SIGTERM);
+    else
+      stop_now("shutting down");
+  }
   if (!annotations_.empty())
     log::get("drill")->warn(
         "{} drill result(s) not recorded on their backup sets: the agent is shutting down",

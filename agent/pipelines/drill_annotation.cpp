@@ -10,6 +10,7 @@ namespace agent {
 std::optional<DrillAnnotation> drill_annotation(const AgentConfig& config, const DrillReport& report) {
   if (!config.drill.annotate) return std::nullopt;
   if (report.result != "passed" && report.result != "failed") return std::nullopt;
+  if (report.narrowed_by_caller) return std::nullopt;
   if (!is_backup_label(report.copy.backup_label) || report.copy.backup_repo <= 0) return std::nullopt;
   DrillAnnotation annotation;
   annotation.drill_id = report.id;
@@ -19,10 +20,20 @@ std::optional<DrillAnnotation> drill_annotation(const AgentConfig& config, const
       {"agent-drill-result", report.result},
       {"agent-drill-id", report.id},
       {"agent-drill-finished", format_iso_utc(SysMicros{std::chrono::seconds{report.finished_epoch}})},
+      {"agent-drill-mode", report.mode},
       {"agent-drill-rto-seconds", fmt::format("{:.1f}", report.total_seconds)},
-      {"agent-drill-rpo-seconds", fmt::format("{:.3f}", report.copy.gap_seconds)},
   };
+  if (report.mode != "target")
+    annotation.annotations.emplace_back("agent-drill-rpo-seconds",
+                                        fmt::format("{:.3f}", report.copy.gap_seconds));
   return annotation;
+}
+
+std::optional<std::string> narrowed_drill_note(const AgentConfig& config, const DrillReport& report) {
+  if (!config.drill.annotate || !report.narrowed_by_caller) return std::nullopt;
+  if (report.result != "passed" && report.result != "failed") return std::nullopt;
+  return "drill " + report.id + ": its result is not recorded on backup set " + report.copy.backup_label +
+         ": --database or --assert narrowed its checks (the set's own drill is `agent drill` without them)";
 }
 
 Status annotate_backup_set(ProcessRunner& runner, const DrillAnnotation& annotation, int timeout_seconds,

@@ -24,8 +24,15 @@ struct DrillAnnotation {
 };
 
 // What to write for `report`; nothing when drill.annotate is off, when the drill could not run
-// (result "error": it proves nothing about the set) or restored no identified set.
+// (result "error": it proves nothing about the set), when the caller narrowed its checks
+// (--database, --assert: an ad-hoc question, whose answer must not overwrite the set's drill
+// result) or when it restored no identified set. The RPO key only where the replay went to the
+// end of the archived WAL (--latest, --set alone), where the gap is the measured RPO.
 std::optional<DrillAnnotation> drill_annotation(const AgentConfig& config, const DrillReport& report);
+
+// For a drill that would have been annotated but for --database or --assert: the line that says
+// so (the set keeps what it had); nothing otherwise.
+std::optional<std::string> narrowed_drill_note(const AgentConfig& config, const DrillReport& report);
 
 // Runs `pgbackrest annotate`. Fails when pgBackRest does (a backup holding the stanza's lock:
 // "unable to acquire lock"), naming what to do.

@@ -102,6 +102,7 @@ Result<DrillJob> build_drill_job(const AgentConfig& config, const DrillArguments
   }
   job.statement_timeout_seconds = config.drill.statement_timeout_seconds;
   job.manifest_dir = config.state_dir + "/drills";
+  job.narrowed_by_caller = !arguments.databases.empty() || !arguments.assertions.empty();
   return job;
 }
 

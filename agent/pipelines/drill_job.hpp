@@ -32,6 +32,10 @@ struct DrillJob {
   int statement_timeout_seconds = 0;
   std::string manifest_dir;  // state_dir/drills: DRILL-ID.json and last.json
   std::string trigger = "cli";
+  // The caller narrowed what is checked (--database or --assert): the result speaks for that
+  // question only, not for the backup set as drill.databases and drill.assertions_file define
+  // its drill, so it is not annotated on the set.
+  bool narrowed_by_caller = false;
 };
 
 struct DrillArguments {

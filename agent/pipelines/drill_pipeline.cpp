@@ -138,6 +138,7 @@ DrillReport run_drill(const DrillJob& job, DumpServices& services) {
   report.id = date::format("%Y%m%dT%H%M%SZ", std::chrono::floor<std::chrono::seconds>(started));
   report.mode = job.mode;
   report.trigger = job.trigger;
+  report.narrowed_by_caller = job.narrowed_by_caller;
   report.target = format_iso_utc(job.copy.target.instant);
   logger->info(
       "drill {}: {} (target {}), databases: {}", report.id, job.mode, report.target,

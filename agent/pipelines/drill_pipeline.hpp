@@ -24,6 +24,7 @@ struct DrillReport {
   std::string mode;
   std::string target;  // ISO UTC
   std::string trigger;
+  bool narrowed_by_caller = false;  // DrillJob's: --database or --assert
   PausedCopy copy;
   std::vector<StepTiming> timings;
   double total_seconds = 0;

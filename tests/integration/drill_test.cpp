@@ -380,8 +380,7 @@ TEST_F(DrillIntegration, AgentDrillGoesThroughTheRunningAgent) {
   ASSERT_TRUE(eventually([&] { return agent.log_contains("running for stanza"); }, std::chrono::seconds(20)))
       << agent.log();
 
-  const auto passed =
-      run_agent({"drill", "--config", config, "--target", cluster_->target(), "--database", "api"});
+  const auto passed = run_agent({"drill", "--config", config, "--target", cluster_->target()});
   EXPECT_EQ(passed.exit_code, 0) << passed.stderr_text << agent.log();
   EXPECT_NE(passed.stderr_text.find("the running agent queued the drill (job"), std::string::npos)
       << passed.stderr_text;
@@ -410,7 +409,16 @@ TEST_F(DrillIntegration, AgentDrillGoesThroughTheRunningAgent) {
   EXPECT_EQ(failed.exit_code, kExitVerification) << failed.stderr_text << agent.log();
   EXPECT_NE(failed.stderr_text.find("SELECT count(*) < 0 FROM events"), std::string::npos)
       << failed.stderr_text;
-  EXPECT_EQ(last_manifest()["result"], "failed");
+  const auto failed_manifest = last_manifest();
+  EXPECT_EQ(failed_manifest["result"], "failed");
+  // An ad-hoc question (--assert, --database) is not the set's drill: its answer is not
+  // annotated on the set, and the agent says so.
+  const std::string failed_set = failed_manifest["backup_set"]["label"];
+  ASSERT_TRUE(eventually([&] { return agent.log_contains("is not recorded on backup set " + failed_set); },
+                         std::chrono::seconds(30)))
+      << agent.log();
+  EXPECT_NE(set_annotations(failed_set).value("agent-drill-result", ""), "failed");
+  EXPECT_NE(set_annotations(failed_set).value("agent-drill-id", ""), failed_manifest["drill"]);
 
   EXPECT_EQ(cluster_->archive_files(), archive_before) << "the live archive changed";
   EXPECT_TRUE(processes_matching(cluster_->get("SCRATCH") + "/data").empty())
@@ -557,8 +565,7 @@ TEST_F(DrillIntegration, BytesFlippedInATablesDataFileDrillRedNamingTheTable) {
                    .count() > damaged.stop_epoch + 1;
       },
       std::chrono::seconds(10)));
-  const auto run =
-      run_agent({"drill", "--config", config_path(), "--set", damaged.label, "--database", "api"});
+  const auto run = run_agent({"drill", "--config", config_path(), "--set", damaged.label});
   EXPECT_EQ(run.exit_code, kExitVerification) << run.stderr_text;
   const auto manifest = last_manifest();
   EXPECT_EQ(manifest["result"], "failed");

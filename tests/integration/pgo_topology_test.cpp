@@ -235,7 +235,7 @@ TEST_F(PgoTopologyIntegration, AgentBackupFromTheDatabasePodLandsInTheRepository
 // repository host's backup.info (annotate, like backup, works on the remote repository).
 TEST_F(PgoTopologyIntegration, DrillFromTheDatabasePodIsRecordedOnTheRepositoryHostsSet) {
   const auto archive_before = repository_archive_files();
-  const auto run = run_agent({"drill", "--config", get("AGENT_CONFIG"), "--latest", "--database", "api"});
+  const auto run = run_agent({"drill", "--config", get("AGENT_CONFIG"), "--latest"});
   ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
   EXPECT_NE(run.stderr_text.find("restore command begin " + version()), std::string::npos) << run.stderr_text;
   EXPECT_NE(run.stderr_text.find("pgbackrest-verify: passed"), std::string::npos) << run.stderr_text;

@@ -316,6 +316,33 @@ TEST_F(Orchestration, AClientsDrillWaitsInTheQueueAndHearsItsEnd) {
   EXPECT_EQ(runner.started(), (std::vector<Argv>{backup_argv("incr")})) << "the drill ran a process";
 }
 
+// A client's drill still waiting behind a backup when the agent is told to stop: the backup
+// gets its grace period and ends, the drill never starts, and the client hears that it was
+// abandoned (exit 7), not nothing.
+TEST_F(Orchestration, AQueuedClientsDrillIsAbandonedAtShutdown) {
+  Replies backup_client;
+  runner.expect(backup_argv("full"), exited(0), FakeProcessRunner::Hold::until_released);
+  start("run:\n  grace_seconds: 20\n");
+  backup(BackupType::full, true, backup_client);
+  ASSERT_TRUE(runner.wait_running());
+  Replies client;
+  DrillCommand command;
+  command.arguments.latest = true;
+  daemon->drill(command, client.sink());
+  ASSERT_TRUE(client.has_event("drill-accepted"));
+  daemon->request_stop(SIGTERM);
+  advance(5s);  // within the grace period: the backup goes on
+  EXPECT_FALSE(daemon->io().stopped());
+  EXPECT_FALSE(client.closed) << client.last();
+  runner.release();
+  ASSERT_TRUE(turn_until([&] { return daemon->io().stopped(); }));
+  EXPECT_EQ(backup_client.last()["result"]["outcome"], "succeeded");
+  EXPECT_EQ(client.last()["event"], "abandoned") << client.last();
+  EXPECT_TRUE(client.closed);
+  EXPECT_FALSE(client.has_event("drill-finished"));
+  EXPECT_EQ(runner.started(), (std::vector<Argv>{backup_argv("full")}));
+}
+
 // schedules.repo2 backs up into repo2 (--repo=2) beside the default repository's schedule, through
 // the one queue: due at the same minute, the full into repo2 does not cover the incremental into
 // the default repository, so both run, one after the other.

@@ -26,6 +26,7 @@ DrillReport finished_drill(const std::string& result) {
   DrillReport report;
   report.id = "20261201T100000Z";
   report.result = result;
+  report.mode = "latest";
   report.copy.backup_label = "20261201-020000F_20261201-094500I";
   report.copy.backup_repo = 2;
   report.copy.gap_seconds = 1.25;
@@ -39,10 +40,11 @@ TEST(DrillAnnotation, APassedDrillIsRecordedOnItsSetInItsRepository) {
   ASSERT_TRUE(annotation.has_value());
   EXPECT_EQ(annotation->label, "20261201-020000F_20261201-094500I");
   EXPECT_EQ(annotation->target.repo, 2);
-  EXPECT_THAT(annotation->annotations,
-              ElementsAre(Pair("agent-drill-result", "passed"), Pair("agent-drill-id", "20261201T100000Z"),
-                          Pair("agent-drill-finished", "2026-12-01T10:00:42Z"),
-                          Pair("agent-drill-rto-seconds", "42.0"), Pair("agent-drill-rpo-seconds", "1.250")));
+  EXPECT_THAT(
+      annotation->annotations,
+      ElementsAre(Pair("agent-drill-result", "passed"), Pair("agent-drill-id", "20261201T100000Z"),
+                  Pair("agent-drill-finished", "2026-12-01T10:00:42Z"), Pair("agent-drill-mode", "latest"),
+                  Pair("agent-drill-rto-seconds", "42.0"), Pair("agent-drill-rpo-seconds", "1.250")));
   // pgBackRest's config options as for every other command (the include path only where
   // /etc/pgbackrest/conf.d exists on this machine).
   ASSERT_FALSE(annotation->target.config_args.empty());
@@ -55,6 +57,14 @@ TEST(DrillAnnotation, APassedDrillIsRecordedOnItsSetInItsRepository) {
   EXPECT_EQ(
       pgbackrest_annotate_argv(annotation->target, annotation->label, {{"agent-drill-result", "passed"}}),
       expected);
+}
+
+TEST(DrillAnnotation, ADrillAtAChosenTargetHasNoRpo) {
+  auto at_target = finished_drill("passed");
+  at_target.mode = "target";  // the gap is to a time the caller chose, not the measured RPO
+  const auto annotation = drill_annotation(drill_config(), at_target);
+  ASSERT_TRUE(annotation.has_value());
+  for (const auto& [key, value] : annotation->annotations) EXPECT_NE(key, "agent-drill-rpo-seconds") << value;
 }
 
 TEST(DrillAnnotation, AFailedDrillIsRecordedToo) {
@@ -72,6 +82,10 @@ TEST(DrillAnnotation, NothingIsRecordedWhenOffOrWhenTheDrillProvesNothing) {
   auto no_set = finished_drill("passed");
   no_set.copy.backup_label.clear();
   EXPECT_FALSE(drill_annotation(drill_config(), no_set).has_value());
+  // The caller narrowed it (--database, --assert): an ad-hoc answer, not the set's drill.
+  auto narrowed = finished_drill("failed");
+  narrowed.narrowed_by_caller = true;
+  EXPECT_FALSE(drill_annotation(drill_config(), narrowed).has_value());
   auto odd_label = finished_drill("passed");
   odd_label.copy.backup_label = "--set=x";
   EXPECT_FALSE(drill_annotation(drill_config(), odd_label).has_value());

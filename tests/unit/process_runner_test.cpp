@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "exec/process.hpp"
+#include "exec/process_group.hpp"
 
 namespace agent {
 namespace {
@@ -158,6 +160,40 @@ TEST(ProcessRunner, ReturnsOnlyOnceTheChildsGroupHasStopped) {
   EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(5));
   ASSERT_EQ(workers.size(), 4u);
   for (const pid_t worker : workers) EXPECT_FALSE(alive(worker)) << "worker " << worker << " still runs";
+}
+
+TEST(ProcessGroup, ListsTheRunningMembersButTheLeaderAndNoZombies) {
+  // A child in a group of its own with a grandchild whose name holds ") (", as /proc's comm may.
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {"bash", "-c", "(exec -a 'odd) (name' sleep 60) & echo $!; exec sleep 60"};
+  pid_t member = 0;
+  std::mutex mutex;
+  spec.on_line = [&](std::string_view line) {
+    std::lock_guard lock(mutex);
+    member = std::stoi(std::string(line));
+  };
+  auto started = runner->start(spec);
+  ASSERT_TRUE(started.ok());
+  const pid_t leader = started.value()->pid();
+  for (int i = 0; i < 200; ++i) {
+    {
+      std::lock_guard lock(mutex);
+      if (member != 0) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pid_t grandchild = 0;
+  {
+    std::lock_guard lock(mutex);
+    grandchild = member;
+  }
+  ASSERT_GT(grandchild, 0);
+  EXPECT_EQ(running_group_members(leader, leader), std::vector<pid_t>{grandchild});
+  EXPECT_TRUE(running_group_members(leader, grandchild).size() == 1u);  // the leader itself
+  EXPECT_TRUE(running_group_members(99999999, 0).empty());              // above any pid_max: no such group
+  started.value()->stop(SIGTERM, std::chrono::milliseconds(200));
+  EXPECT_TRUE(running_group_members(leader, leader).empty());
 }
 
 TEST(ProcessRunner, DoesNotHangOnADaemonHoldingThePipe) {
