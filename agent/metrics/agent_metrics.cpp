@@ -20,7 +20,9 @@ using prometheus::Gauge;
 namespace {
 
 // Marks the metrics as changed when a recording method returns, so that a cached scrape is
-// never newer than the values it shows.
+// never older than the values it shows. Where a method takes mutex_ it is declared after the
+// lock, so the bump comes before the unlock: a scrape (which takes mutex_) that could see the
+// new values, or a reader of the same state (backup_progress()), sees the new generation too.
 struct GenerationBump {
   explicit GenerationBump(std::atomic<std::uint64_t>& generation) : generation_(generation) {}
   ~GenerationBump() { generation_.fetch_add(1); }
@@ -377,8 +379,8 @@ std::string repo_label(int repo) {
 
 void AgentMetrics::record_repository_read(const Result<StanzaInfo>& info,
                                           std::chrono::system_clock::time_point at, double seconds) {
-  const GenerationBump bump(generation_);  // after the change, on every return
   std::lock_guard lock(mutex_);
+  const GenerationBump bump(generation_);  // before the unlock (see GenerationBump)
   auto& f = *families_;
   const prometheus::Labels stanza{{"stanza", stanza_}};
   f.info_duration.Add(stanza).Set(seconds);
@@ -531,8 +533,8 @@ std::string AgentMetrics::read_error() {
 }
 
 void AgentMetrics::record_archiver(const ArchiverStats& stats) {
-  const GenerationBump bump(generation_);  // after the change, on every return
   std::lock_guard lock(mutex_);
+  const GenerationBump bump(generation_);  // before the unlock (see GenerationBump)
   auto& f = *families_;
   const prometheus::Labels stanza{{"stanza", stanza_}};
   f.archived_count.Add(stanza).Set(static_cast<double>(stats.archived_count));
@@ -588,16 +590,16 @@ void AgentMetrics::set_queue(std::size_t waiting, std::optional<BackupType> runn
 }
 
 void AgentMetrics::begin_backup_progress(int repo) {
-  const GenerationBump bump(generation_);  // after the change, on every return
   std::lock_guard lock(mutex_);
+  const GenerationBump bump(generation_);  // before the unlock (see GenerationBump)
   // pgBackRest's default repository is the lowest-numbered: the first the reads know.
   progress_repo_ = repo > 0 ? repo : (repos_.empty() ? 0 : repos_.begin()->first);
   progress_.reset();
 }
 
 void AgentMetrics::end_backup_progress() {
-  const GenerationBump bump(generation_);  // after the change, on every return
   std::lock_guard lock(mutex_);
+  const GenerationBump bump(generation_);  // before the unlock (see GenerationBump)
   if (progress_) {
     const prometheus::Labels labels{{"stanza", stanza_}, {"repo", repo_label(progress_->repo)}};
     families_->progress_bytes.Remove(&families_->progress_bytes.Add(labels));
@@ -613,8 +615,8 @@ bool AgentMetrics::backup_progress_wanted() {
 }
 
 void AgentMetrics::record_backup_progress(const LockProgress& lock_progress) {
-  const GenerationBump bump(generation_);  // after the change, on every return
   std::lock_guard lock(mutex_);
+  const GenerationBump bump(generation_);  // before the unlock (see GenerationBump)
   // A read that ends after the backup did, or a lock without sizes (before 2.48, or before the
   // backup knows its size): nothing to show, and the last sizes stay until the next read.
   if (!progress_repo_ || !lock_progress.held || !lock_progress.bytes_total || !lock_progress.bytes_done)
@@ -632,8 +634,8 @@ std::optional<BackupProgress> AgentMetrics::backup_progress() {
 
 void AgentMetrics::record_restore_progress(const std::string& kind, std::uint64_t bytes_done,
                                            std::uint64_t bytes_total) {
-  const GenerationBump bump(generation_);  // after the change, on every return
   std::lock_guard lock(mutex_);
+  const GenerationBump bump(generation_);  // before the unlock (see GenerationBump)
   auto& f = *families_;
   if (restore_progress_ && restore_progress_->kind != kind) {
     const prometheus::Labels previous{{"stanza", stanza_}, {"kind", restore_progress_->kind}};
@@ -647,8 +649,8 @@ void AgentMetrics::record_restore_progress(const std::string& kind, std::uint64_
 }
 
 void AgentMetrics::end_restore_progress() {
-  const GenerationBump bump(generation_);  // after the change, on every return
   std::lock_guard lock(mutex_);
+  const GenerationBump bump(generation_);  // before the unlock (see GenerationBump)
   if (restore_progress_) {
     auto& f = *families_;
     const prometheus::Labels labels{{"stanza", stanza_}, {"kind", restore_progress_->kind}};
@@ -683,8 +685,8 @@ void AgentMetrics::record_dump_failed(std::chrono::system_clock::time_point at) 
 
 void AgentMetrics::set_expected_intervals(
     const std::map<std::pair<int, std::string>, std::chrono::seconds>& intervals) {
-  const GenerationBump bump(generation_);  // after the change, on every return
   std::lock_guard lock(mutex_);
+  const GenerationBump bump(generation_);  // before the unlock (see GenerationBump)
   auto& f = *families_;
   const auto labels = [this](const std::pair<int, std::string>& key) {
     return prometheus::Labels{{"stanza", stanza_}, {"repo", repo_label(key.first)}, {"type", key.second}};
@@ -718,8 +720,8 @@ void AgentMetrics::record_drills(const std::optional<DrillOutcome>& last,
                                  std::optional<std::int64_t> last_success,
                                  std::optional<std::int64_t> last_failure,
                                  const std::map<std::string, std::uint64_t>& new_results) {
-  const GenerationBump bump(generation_);
   std::lock_guard lock(mutex_);
+  const GenerationBump bump(generation_);  // before the unlock (see GenerationBump)
   auto& f = *drill_;
   const prometheus::Labels stanza{{"stanza", stanza_}};
   for (const auto& [result, count] : new_results)
@@ -736,8 +738,8 @@ void AgentMetrics::record_drills(const std::optional<DrillOutcome>& last,
 }
 
 void AgentMetrics::set_drill_max_age(double seconds) {
-  const GenerationBump bump(generation_);
   std::lock_guard lock(mutex_);
+  const GenerationBump bump(generation_);  // before the unlock (see GenerationBump)
   drill_->max_age.Add({{"stanza", stanza_}}).Set(seconds);
 }
 
