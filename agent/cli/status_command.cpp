@@ -43,6 +43,10 @@ void print_drill(nlohmann::json& drill) {
     std::printf("drill: job %llu queued (%s)\n",
                 static_cast<unsigned long long>(queued.value("job_id", 0ULL)),
                 queued.value("reason", "").c_str());
+  if (auto& annotating = drill["annotating"]; annotating.is_object())
+    std::printf("drill %s: recording its result on backup set %s in repo%d (pgbackrest annotate)\n",
+                text_of(annotating["drill"]).c_str(), text_of(annotating["backup_set"]).c_str(),
+                annotating.value("repo", 0));
   auto& last = drill["last"];
   if (!last.is_object()) return;
   auto& set = last["backup_set"];

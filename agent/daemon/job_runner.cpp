@@ -250,12 +250,12 @@ bool JobRunner::start_next_annotation() {
         spdlog::level::warn);
     return false;
   }
-  annotating_ = true;
+  annotating_ = annotation;
   return true;
 }
 
 void JobRunner::on_annotation_finished(const DrillAnnotation& annotation, const Status& status) {
-  annotating_ = false;
+  annotating_.reset();
   if (status)
     log::get("drill")->info(
         "drill {}: its result is recorded on backup set {} in repo{} (pgbackrest annotate)",

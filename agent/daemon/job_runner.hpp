@@ -117,13 +117,16 @@ class JobRunner {
     std::string step;  // the step running now
   };
   const std::optional<DrillRecord>& drill_running() const { return drill_running_; }
+  // A drill's result being annotated on its set (in the backup slot), and how many wait.
+  const std::optional<DrillAnnotation>& annotation_running() const { return annotating_; }
+  std::size_t annotations_waiting() const { return annotations_.size(); }
   std::vector<probes::RunningJob> running_jobs() const;
 
  private:
   void start_next_job();
   bool start_next_annotation();
   void on_annotation_finished(const DrillAnnotation& annotation, const Status& status);
-  bool backup_slot_in_use() const { return queue_.running().has_value() || annotating_; }
+  bool backup_slot_in_use() const { return queue_.running().has_value() || annotating_.has_value(); }
   void on_backup_finished(BackupResult result);
   void on_dump_finished(Result<DumpSummary> summary, ControlReply reply);
   void on_dump_kept(std::uint64_t id, const KeptCopy& kept, const ControlReply& reply);
@@ -162,7 +165,7 @@ class JobRunner {
   std::map<std::uint64_t, DrillArguments> drill_arguments_;  // of queued `agent drill` requests
   std::map<std::uint64_t, ControlReply> drill_clients_;      // `agent drill` clients, by job
   std::deque<DrillAnnotation> annotations_;                  // drill results waiting for the backup slot
-  bool annotating_ = false;                                  // one of them runs in the backup slot
+  std::optional<DrillAnnotation> annotating_;                // the one running in the backup slot
   bool stopping_ = false;
   bool job_stopped_by_shutdown_ = false;  // its requests stay in the journal
   bool hard_stop_armed_ = false;          // armed once, never pushed back

@@ -155,9 +155,16 @@ nlohmann::json drill_json(const StatusSources& s) {
                {"step", drill->step},
                {"reads_repository", s.jobs.queue().drill_reads_repository()},
                {"restore_progress", restore_progress_json(s, "drill")}};
+  nlohmann::json annotating = nullptr;
+  if (const auto& annotation = s.jobs.annotation_running())
+    annotating = {{"drill", annotation->drill_id},
+                  {"backup_set", annotation->label},
+                  {"repo", annotation->target.repo}};
   return {{"schedule", schedule},
           {"queued", queued},
           {"running", running},
+          {"annotating", annotating},
+          {"annotations_waiting", s.jobs.annotations_waiting()},
           {"last", last_drill_json(s.config.state_dir)}};
 }
 

@@ -366,9 +366,16 @@ TEST_F(DrillIntegration, AgentDrillGoesThroughTheRunningAgent) {
   const std::string dir = cluster_->dir() + "/through-agent";
   mkdir(dir.c_str(), 0700);
   const std::string config = dir + "/agent.yaml";
+  // pgbackrest, with 3 s before each annotate: the agent's status shows the annotation running.
+  const std::string slow_annotate = dir + "/slow-annotate-pgbackrest";
+  write_file(
+      slow_annotate,
+      "#!/bin/sh\nfor last; do :; done\nif [ \"$last\" = annotate ]; then sleep 3; fi\nexec pgbackrest "
+      "\"$@\"\n");
+  chmod(slow_annotate.c_str(), 0755);
   write_file(config, "stanza: db\nstate_dir: " + cluster_->dir() +
                          "/state\npgbackrest:\n  config: " + cluster_->get("PGBACKREST_CONFIG") +
-                         "\npostgres:\n  bindir: " + cluster_->get("BINDIR") +
+                         "\n  bin: " + slow_annotate + "\npostgres:\n  bindir: " + cluster_->get("BINDIR") +
                          "\n  data: " + cluster_->get("DATA") + "\n  host: " + cluster_->get("SOCKET_DIR") +
                          "\n  port: " + cluster_->get("PORT") +
                          "\n  user: postgres\nrestore:\n  scratch: " + cluster_->get("SCRATCH") +
@@ -393,6 +400,20 @@ TEST_F(DrillIntegration, AgentDrillGoesThroughTheRunningAgent) {
   EXPECT_EQ(manifest["trigger"], "manual");
   EXPECT_EQ(manifest["mode"], "target");
   const std::string label = manifest["backup_set"]["label"];
+  // While annotate runs (in the backup slot), `agent status` says so.
+  nlohmann::json annotating;
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto now = run_agent({"status", "--json", "--config", config});
+        const auto parsed = nlohmann::json::parse(now.stdout_text, nullptr, false);
+        if (!parsed.is_discarded() && parsed["drill"]["annotating"].is_object())
+          annotating = parsed["drill"]["annotating"];
+        return annotating.is_object() || agent.log_contains("is recorded on backup set " + label);
+      },
+      std::chrono::seconds(30)));
+  ASSERT_TRUE(annotating.is_object()) << "agent status never showed the annotation running\n" << agent.log();
+  EXPECT_EQ(annotating["backup_set"], label) << annotating.dump();
+  EXPECT_EQ(annotating["drill"], manifest["drill"]) << annotating.dump();
   ASSERT_TRUE(eventually([&] { return agent.log_contains("is recorded on backup set " + label); },
                          std::chrono::seconds(30)))
       << agent.log();
