@@ -6,6 +6,7 @@
 
 #include "cli/commands.hpp"
 #include "core/log.hpp"
+#include "daemon/control_protocol.hpp"
 
 namespace agent {
 
@@ -60,6 +61,59 @@ std::optional<AgentConfig> load_command_config(const std::string& flag,
                                 format_flag, interactive, isatty(STDERR_FILENO) == 1),
              level_from(load.config.log.level));
   return load.config;
+}
+
+int follow_agent_job(int fd, const std::string& what, log::Fields& job,
+                     const std::function<std::optional<int>(const ControlReplyMessage&)>& handle) {
+  auto logger = log::get(what);
+  std::string buffer;
+  for (;;) {
+    auto reply = read_control_reply(fd, buffer);
+    if (!reply) return fail(reply.error());
+    if (!*reply)
+      return fail(make_error(ErrorKind::environment,
+                             "the agent closed the connection before the " + what + " finished",
+                             "see `agent status`"));
+    const ControlReplyMessage& message = **reply;
+    if (std::holds_alternative<HeartbeatReply>(message)) continue;
+    if (const auto* refused = std::get_if<RefusedReply>(&message)) return fail(refused->error);
+    if (const auto* abandoned = std::get_if<AbandonedReply>(&message))
+      return fail(make_error(ErrorKind::interrupted, abandoned->reason));
+    if (const auto* step = std::get_if<StepReply>(&message)) {
+      log::Fields fields = job;
+      fields.step = step->step;
+      if (step->state == "started") {
+        log::write(*logger, spdlog::level::info, step->step + ": started", fields);
+      } else {
+        fields.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::duration<double>(step->seconds));
+        log::write(*logger, step->state == "failed" ? spdlog::level::err : spdlog::level::info,
+                   fmt::format("{}: {} after {:.2f} s", step->step, step->state, step->seconds), fields);
+      }
+      continue;
+    }
+    if (auto code = handle(message)) return *code;
+  }
+}
+
+int answered_for_another_command(const std::string& request) {
+  return fail(make_error(
+      ErrorKind::external_tool, "the agent answered " + request + " with a reply for another command",
+      "the running agent and this command must be the same version (restart the container)"));
+}
+
+std::optional<int> with_running_agent(const AgentConfig& config, const std::string& what,
+                                      const std::function<int(int fd)>& client) {
+  const std::string path = control_socket_path(config);
+  auto connected = connect_control_socket(path);
+  if (!connected) return fail(connected.error());  // an agent is there but cannot be used
+  if (!*connected) {
+    log::get(what)->info("no agent is running on {}; running the {} here", path, what);
+    return std::nullopt;
+  }
+  const int code = client(**connected);
+  close(**connected);
+  return code;
 }
 
 }  // namespace agent

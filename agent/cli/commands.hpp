@@ -1,11 +1,13 @@
 #pragma once
 // One function per command; each returns the process exit code.
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "core/error.hpp"
+#include "core/log.hpp"
 #include "daemon/control_replies.hpp"
 #include "pipelines/drill_job.hpp"
 #include "pipelines/dump_job.hpp"
@@ -81,5 +83,21 @@ std::optional<AgentConfig> load_command_config(const std::string& flag,
 int fail(const Error& error);
 // An error the running agent replied with: its message, hint and exit code.
 int fail(const ReplyError& error);
+
+// A client of a job the running agent runs for it (`agent dump`, `agent drill`): reads the
+// replies on `fd`, logs each step the agent reports (records carrying `job`), answers a refusal,
+// `abandoned` or a reply of another command with its exit code, and hands every other reply to
+// `handle`, which returns the exit code once the job is over for this client. `what` names the
+// job in messages ("dump", "drill"); `handle` may set the job's id in `job`.
+int follow_agent_job(int fd, const std::string& what, log::Fields& job,
+                     const std::function<std::optional<int>(const ControlReplyMessage&)>& handle);
+// Runs `client` on a connection to the running agent and returns its exit code, or the error's
+// when an agent is there but cannot be used; nothing when no agent runs (logged: the caller does
+// the `what`, "dump" or "drill", itself).
+std::optional<int> with_running_agent(const AgentConfig& config, const std::string& what,
+                                      const std::function<int(int fd)>& client);
+// A reply for another command than `request` ("a dump request"): the agent and this client are
+// not the same version. Logs it and returns exit 6.
+int answered_for_another_command(const std::string& request);
 
 }  // namespace agent

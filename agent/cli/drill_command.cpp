@@ -1,5 +1,3 @@
-#include <unistd.h>
-
 #include <filesystem>
 
 #include "cli/commands.hpp"
@@ -24,63 +22,38 @@ namespace {
 int drill_through_agent(int fd, const DrillArguments& arguments) {
   auto logger = log::get("drill");
   if (auto s = send_json_line(fd, control_request_json(DrillCommand{arguments})); !s) return fail(s.error());
-  std::string buffer;
   log::Fields job;  // the running agent's job: its steps' records carry its id
   job.job_type = "drill";
-  for (;;) {
-    auto reply = read_control_reply(fd, buffer);
-    if (!reply) return fail(reply.error());
-    if (!*reply)
-      return fail(make_error(ErrorKind::environment,
-                             "the agent closed the connection before the drill finished",
-                             "see `agent status`"));
-    if (const auto* accepted = std::get_if<DrillAcceptedReply>(&**reply)) {
+  return follow_agent_job(fd, "drill", job, [&](const ControlReplyMessage& reply) -> std::optional<int> {
+    if (const auto* accepted = std::get_if<DrillAcceptedReply>(&reply)) {
       job.job_id = std::to_string(accepted->job_id);
       log::write(*logger, spdlog::level::info,
                  fmt::format("the running agent queued the drill (job {}){}", accepted->job_id,
                              accepted->reason.empty() ? "" : "; " + accepted->reason),
                  job);
-    } else if (const auto* step = std::get_if<StepReply>(&**reply)) {
-      log::Fields fields = job;
-      fields.step = step->step;
-      if (step->state == "started") {
-        log::write(*logger, spdlog::level::info, step->step + ": started", fields);
-      } else {
-        fields.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::duration<double>(step->seconds));
-        log::write(*logger, step->state == "failed" ? spdlog::level::err : spdlog::level::info,
-                   fmt::format("{}: {} after {:.2f} s", step->step, step->state, step->seconds), fields);
-      }
-    } else if (const auto* finished = std::get_if<DrillFinishedReply>(&**reply)) {
-      if (const auto* error = std::get_if<ReplyError>(&finished->outcome)) return fail(*error);
-      const auto& d = std::get<DrillSummary>(finished->outcome);
-      if (d.result == "passed")
-        log::write(
-            *logger, spdlog::level::info,
-            fmt::format("drill {} passed: {} objects checked in backup set {} (repo{}), replay gap {:.3f} s, "
-                        "{:.2f} s in all; manifest {}",
-                        d.id, d.objects_checked, d.backup_set, d.repo, d.gap_seconds, d.total_seconds,
-                        d.manifest),
-            job);
-      else
-        log::write(
-            *logger, spdlog::level::err,
-            fmt::format("drill {} FAILED: {} of {} objects failed in backup set {} (repo{}); first: {}; "
-                        "manifest {}",
-                        d.id, d.objects_failed, d.objects_checked, d.backup_set, d.repo, d.first_failure,
-                        d.manifest),
-            job);
-      return d.exit_code;
-    } else if (const auto* refused = std::get_if<RefusedReply>(&**reply)) {
-      return fail(refused->error);
-    } else if (const auto* abandoned = std::get_if<AbandonedReply>(&**reply)) {
-      return fail(make_error(ErrorKind::interrupted, abandoned->reason));
-    } else if (!std::holds_alternative<HeartbeatReply>(**reply)) {
-      return fail(make_error(
-          ErrorKind::external_tool, "the agent answered a drill request with a reply for another command",
-          "the running agent and this command must be the same version (restart the container)"));
+      return std::nullopt;
     }
-  }
+    const auto* finished = std::get_if<DrillFinishedReply>(&reply);
+    if (!finished) return answered_for_another_command("a drill request");
+    if (const auto* error = std::get_if<ReplyError>(&finished->outcome)) return fail(*error);
+    const auto& d = std::get<DrillSummary>(finished->outcome);
+    if (d.result == "passed")
+      log::write(
+          *logger, spdlog::level::info,
+          fmt::format("drill {} passed: {} objects checked in backup set {} (repo{}), replay gap {:.3f} s, "
+                      "{:.2f} s in all; manifest {}",
+                      d.id, d.objects_checked, d.backup_set, d.repo, d.gap_seconds, d.total_seconds,
+                      d.manifest),
+          job);
+    else
+      log::write(*logger, spdlog::level::err,
+                 fmt::format("drill {} FAILED: {} of {} objects failed in backup set {} (repo{}); first: {}; "
+                             "manifest {}",
+                             d.id, d.objects_failed, d.objects_checked, d.backup_set, d.repo, d.first_failure,
+                             d.manifest),
+                 job);
+    return d.exit_code;
+  });
 }
 
 int drill_here(const AgentConfig& config, const DrillJob& job) {
@@ -126,15 +99,9 @@ int command_drill(const DrillOptions& options) {
   auto job = build_drill_job(*config, arguments, std::chrono::floor<Microseconds>(clock.now()));
   if (!job) return fail(job.error());
 
-  const std::string path = control_socket_path(*config);
-  auto connected = connect_control_socket(path);
-  if (!connected) return fail(connected.error());  // an agent is there but cannot be used
-  if (*connected) {
-    const int code = drill_through_agent(**connected, arguments);
-    close(**connected);
-    return code;
-  }
-  log::get("drill")->info("no agent is running on {}; running the drill here", path);
+  if (auto code =
+          with_running_agent(*config, "drill", [&](int fd) { return drill_through_agent(fd, arguments); }))
+    return *code;
   return drill_here(*config, *job);
 }
 

@@ -28,28 +28,10 @@ std::optional<std::string> absolute(const std::optional<std::string>& path) {
 int dump_through_agent(int fd, const DumpArguments& arguments) {
   auto logger = log::get("dump");
   if (auto s = send_json_line(fd, control_request_json(DumpCommand{arguments})); !s) return fail(s.error());
-  std::string buffer;
   log::Fields job;  // the running agent's job: its steps' records carry its id
   job.job_type = "dump";
-  for (;;) {
-    auto reply = read_control_reply(fd, buffer);
-    if (!reply) return fail(reply.error());
-    if (!*reply)
-      return fail(make_error(ErrorKind::environment,
-                             "the agent closed the connection before the dump finished",
-                             "see `agent status`"));
-    if (const auto* step = std::get_if<StepReply>(&**reply)) {
-      log::Fields fields = job;
-      fields.step = step->step;
-      if (step->state == "started") {
-        log::write(*logger, spdlog::level::info, step->step + ": started", fields);
-      } else {
-        fields.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
-            std::chrono::duration<double>(step->seconds));
-        log::write(*logger, step->state == "failed" ? spdlog::level::err : spdlog::level::info,
-                   fmt::format("{}: {} after {:.2f} s", step->step, step->state, step->seconds), fields);
-      }
-    } else if (const auto* kept = std::get_if<DumpKeptReply>(&**reply)) {
+  return follow_agent_job(fd, "dump", job, [&](const ControlReplyMessage& reply) -> std::optional<int> {
+    if (const auto* kept = std::get_if<DumpKeptReply>(&reply)) {
       // The dump is written; the agent holds the copy. This client is done.
       const std::string psql = kept_copy_psql(kept->socket_dir, kept->port, kept->user, kept->database);
       log::write(*logger, spdlog::level::info,
@@ -59,7 +41,8 @@ int dump_through_agent(int fd, const DumpArguments& arguments) {
                              kept->until, psql, kept_copy_oc_exec(kept->pod, psql)),
                  job);
       return kExitSuccess;
-    } else if (const auto* progress = std::get_if<DumpProgressReply>(&**reply)) {
+    }
+    if (const auto* progress = std::get_if<DumpProgressReply>(&reply)) {
       log::Fields fields = job;
       fields.step = "restore";
       log::write(*logger, spdlog::level::info,
@@ -71,13 +54,15 @@ int dump_through_agent(int fd, const DumpArguments& arguments) {
                                                     : 100.0 * static_cast<double>(progress->bytes_done) /
                                                           static_cast<double>(progress->bytes_total)}}),
                  fields);
-    } else if (const auto* accepted = std::get_if<DumpAcceptedReply>(&**reply)) {
+      return std::nullopt;
+    }
+    if (const auto* accepted = std::get_if<DumpAcceptedReply>(&reply)) {
       job.job_id = std::to_string(accepted->job_id);
       log::write(*logger, spdlog::level::info,
                  fmt::format("the running agent took the dump (job {})", accepted->job_id), job);
-    } else if (const auto* refused = std::get_if<RefusedReply>(&**reply)) {
-      return fail(refused->error);
-    } else if (const auto* finished = std::get_if<DumpFinishedReply>(&**reply)) {
+      return std::nullopt;
+    }
+    if (const auto* finished = std::get_if<DumpFinishedReply>(&reply)) {
       if (const auto* error = std::get_if<ReplyError>(&finished->outcome)) return fail(*error);
       const auto& written = std::get<DumpWritten>(finished->outcome);
       log::write(
@@ -87,12 +72,9 @@ int dump_through_agent(int fd, const DumpArguments& arguments) {
                       written.backup_set, written.repo, written.manifest),
           job);
       return kExitSuccess;
-    } else if (!std::holds_alternative<HeartbeatReply>(**reply)) {
-      return fail(make_error(
-          ErrorKind::external_tool, "the agent answered a dump request with a reply for another command",
-          "the running agent and this command must be the same version (restart the container)"));
     }
-  }
+    return answered_for_another_command("a dump request");
+  });
 }
 
 // `agent dump --stop`: the running agent stops the kept copy; the reply comes once it is
@@ -111,27 +93,18 @@ int stop_kept_copy(const AgentConfig& config) {
   const int fd = **connected;
   auto code = [&]() -> int {
     if (auto s = send_json_line(fd, control_request_json(DumpStopCommand{})); !s) return fail(s.error());
-    std::string buffer;
-    for (;;) {
-      auto reply = read_control_reply(fd, buffer);
-      if (!reply) return fail(reply.error());
-      if (!*reply)
-        return fail(make_error(ErrorKind::environment,
-                               "the agent closed the connection before the copy stopped",
-                               "see `agent status`"));
-      if (const auto* refused = std::get_if<RefusedReply>(&**reply)) return fail(refused->error);
-      if (const auto* finished = std::get_if<DumpFinishedReply>(&**reply)) {
+    log::Fields job;
+    job.job_type = "dump";
+    // The kept copy's dump answers, once the copy is stopped and the scratch directory cleaned.
+    return follow_agent_job(fd, "dump", job, [&](const ControlReplyMessage& reply) -> std::optional<int> {
+      if (const auto* finished = std::get_if<DumpFinishedReply>(&reply)) {
         if (const auto* error = std::get_if<ReplyError>(&finished->outcome)) return fail(*error);
         logger->info("stopped the kept copy; the dump {} stays",
                      std::get<DumpWritten>(finished->outcome).output);
         return kExitSuccess;
       }
-      if (!std::holds_alternative<HeartbeatReply>(**reply))
-        return fail(make_error(
-            ErrorKind::external_tool,
-            "the agent answered `agent dump --stop` with a reply for another command",
-            "the running agent and this command must be the same version (restart the container)"));
-    }
+      return answered_for_another_command("`agent dump --stop`");
+    });
   }();
   close(fd);
   return code;
@@ -190,17 +163,10 @@ int command_dump(const DumpOptions& options) {
 
   // A dump to standard output must come out of this process; anything else goes through the
   // running agent when there is one.
-  if (!job->to_stdout()) {
-    const std::string path = control_socket_path(*config);
-    auto connected = connect_control_socket(path);
-    if (!connected) return fail(connected.error());  // an agent is there but cannot be used
-    if (*connected) {
-      const int code = dump_through_agent(**connected, arguments);
-      close(**connected);
-      return code;
-    }
-    log::get("dump")->info("no agent is running on {}; running the dump here", path);
-  }
+  if (!job->to_stdout())
+    if (auto code =
+            with_running_agent(*config, "dump", [&](int fd) { return dump_through_agent(fd, arguments); }))
+      return *code;
   return dump_here(*job);
 }
 
