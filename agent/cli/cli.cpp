@@ -98,6 +98,12 @@ int run_cli(int argc, char** argv) {
       ->add_flag("--latest", drill.arguments.latest,
                  "The newest backup and the archived WAL to its end (the default); the replay gap is the RPO")
       ->excludes(drill_target);
+  drill_cmd
+      ->add_option(
+          "--repo", drill.arguments.repo,
+          "Restore from this repository (pgBackRest's --repo; config drill.repo, else pgbackrest.repo); "
+          "without it, pgBackRest's choice: the first repository in key order with a backup set")
+      ->check(CLI::Range(1, 256));
   drill_cmd->add_option("--database", drill.arguments.databases,
                         "Database to check (repeatable; config drill.databases; default: all)");
   drill_cmd->add_option("--assert", drill.arguments.assertions,

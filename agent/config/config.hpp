@@ -81,6 +81,7 @@ struct AgentConfig {
     int statement_timeout_seconds = 0;
     int max_age_hours = 0;  // 0: from schedules.drill, else 8 days
     bool annotate = true;   // the result on the drilled set (pgbackrest annotate)
+    int repo = 0;           // 0: as a dump (pgbackrest.repo, else pgBackRest's choice)
   } drill;
   struct {
     std::string annotations_file;

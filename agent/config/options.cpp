@@ -307,6 +307,12 @@ const std::vector<OptionSpec> kOptions = {
    0, 87600, {},
    [](AgentConfig& c, const OptionValue& v) { c.drill.max_age_hours = static_cast<int>(v.integer); }},
 
+  {"drill.repo", OptionType::integer, "0",
+   "Repository a drill restores from when `agent drill` gives no --repo, scheduled drills included "
+   "(pgBackRest's --repo; drill one repository of two, e.g. the bucket, on its own schedule). 0: as a "
+   "dump does: pgbackrest.repo, else pgBackRest's choice, the first repository in key order with a set.",
+   0, 256, {},
+   [](AgentConfig& c, const OptionValue& v) { c.drill.repo = static_cast<int>(v.integer); }},
   {"drill.annotate", OptionType::choice, "on",
    "on: a drill that passed or failed records its result on the drilled backup set with `pgbackrest "
    "annotate` (keys agent-drill-result, agent-drill-id, agent-drill-finished, agent-drill-rto-seconds, "

@@ -105,6 +105,9 @@ Result<ControlRequest> parse_drill(JsonFields& fields) {
   auto port = fields.integer("port", 1, 65535);
   if (!port) return port.error();
   if (*port) a.port = static_cast<int>(**port);
+  auto repo = fields.integer("repo", 1, 256);
+  if (!repo) return repo.error();
+  if (*repo) a.repo = static_cast<int>(**repo);
   for (auto [key, field] : {std::pair{"databases", &a.databases}, std::pair{"assertions", &a.assertions}}) {
     auto value = fields.texts(key);
     if (!value) return value.error();
@@ -159,6 +162,7 @@ nlohmann::json control_request_json(const ControlRequest& request) {
     if (a.backup_set) json["set"] = *a.backup_set;
     if (a.scratch) json["scratch"] = *a.scratch;
     if (a.port) json["port"] = *a.port;
+    if (a.repo) json["repo"] = *a.repo;
     if (!a.databases.empty()) json["databases"] = a.databases;
     if (!a.assertions.empty()) json["assertions"] = a.assertions;
     return json;

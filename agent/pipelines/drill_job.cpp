@@ -58,6 +58,8 @@ Result<DrillJob> build_drill_job(const AgentConfig& config, const DrillArguments
   // no archived commit can follow (run_on_paused_copy pauses at the WAL's end).
   copy.target = arguments.target.value_or(format_for_pgbackrest(now));
   copy.backup_set = arguments.backup_set;
+  copy.repo = arguments.repo;
+  if (!copy.repo && config.drill.repo > 0) copy.repo = config.drill.repo;
   copy.scratch = arguments.scratch;
   copy.port = arguments.port;
   copy.database = "postgres";

@@ -41,6 +41,7 @@ struct DrillJob {
 struct DrillArguments {
   std::optional<std::string> target;
   std::optional<std::string> backup_set;
+  std::optional<int> repo;  // 1..256; else drill.repo, else as a dump
   bool latest = false;
   std::vector<std::string> databases;
   std::vector<std::string> assertions;  // "DATABASE:SQL"

@@ -100,6 +100,8 @@ std::string drill_manifest_json(const DrillReport& report, const DrillJob& job) 
                             {"type", copy.backup_type},
                             {"repo", copy.backup_repo},
                             {"stop", format_iso_utc(SysMicros{std::chrono::seconds{copy.backup_stop_epoch}})}}},
+      // --repo, drill.repo or pgbackrest.repo; null: pgBackRest chose (backup_set.repo says which).
+      {"repo_requested", job.copy.repo > 0 ? nlohmann::json(job.copy.repo) : nlohmann::json(nullptr)},
       {"replay_timestamp",
        copy.replayed_to ? nlohmann::json(format_iso_utc(*copy.replayed_to)) : nlohmann::json(nullptr)},
       // The target minus the last replayed commit: for --latest, whose target is the drill's

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "exec/process.hpp"
 #include "harness.hpp"
 #include "time/target_time.hpp"
 
@@ -369,6 +370,70 @@ TEST_F(RepositoriesIntegration, BackupsGoToTheirRepositoryThroughTheOneQueue) {
                 "repo3 is not configured for stanza 'db' (pgbackrest info lists repo1, repo2)"),
             std::string::npos)
       << unknown.stderr_text;
+}
+
+// Each repository can be drilled: drill.repo (or --repo) sends the drill's restore, its WAL
+// and its annotation to that repository, through the running agent as from the command line.
+TEST_F(RepositoriesIntegration, ADrillOfRepo2RestoresRepo2sNewestSetAndRecordsItThere) {
+  const std::string config = cluster_->dir() + "/repos-drill.yaml";
+  write_file(config, read_file(config_) + "drill:\n  repo: 2\n");
+  RunningAgent agent(config);
+  ASSERT_TRUE(eventually([&] { return agent.log_contains("running for stanza"); }, std::chrono::seconds(20)))
+      << agent.log();
+  const auto run = run_agent({"drill", "--config", config});
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text << agent.log();
+  EXPECT_NE(run.stderr_text.find("the running agent queued the drill (job"), std::string::npos)
+      << run.stderr_text;
+  const auto last =
+      nlohmann::json::parse(read_file(cluster_->dir() + "/repos-state/drills/last.json"), nullptr, false);
+  ASSERT_TRUE(last.is_object());
+  EXPECT_EQ(last["result"], "passed") << last.dump(2);
+  EXPECT_EQ(last["repo_requested"], 2);
+  EXPECT_EQ(last["backup_set"]["repo"], 2) << last.dump(2);
+  // repo2's newest set before the drill's start (pgBackRest's choice without a repository is
+  // repo1's, the first in key order).
+  const auto target = parse_target_time(last["target"].get<std::string>());
+  ASSERT_TRUE(target.ok());
+  const auto target_second =
+      std::chrono::floor<std::chrono::seconds>(target->instant).time_since_epoch().count();
+  BackupRecord expected;
+  for (const auto& backup : backups_in(2))
+    if (backup.stop_epoch < target_second && backup.stop_epoch > expected.stop_epoch) expected = backup;
+  EXPECT_EQ(last["backup_set"]["label"], expected.label);
+  EXPECT_TRUE(agent.log_contains("--repo=2")) << "the restore was not given --repo=2\n" << agent.log();
+
+  // The result is recorded on that set in repo2, in the backup slot.
+  ASSERT_TRUE(eventually(
+      [&] { return agent.log_contains("is recorded on backup set " + expected.label + " in repo2"); },
+      std::chrono::seconds(30)))
+      << agent.log();
+  auto runner = make_posix_process_runner();
+  ProcessSpec spec;
+  spec.argv = {"pgbackrest",
+               "--config=" + cluster_->get("PGBACKREST_CONFIG"),
+               "--stanza=db",
+               "--repo=2",
+               "--set=" + expected.label,
+               "--output=json",
+               "info"};
+  spec.stdout_mode = StdoutMode::capture;
+  const auto info = runner->run(spec, CancelToken::never());
+  ASSERT_TRUE(info && info->succeeded());
+  const auto stanzas = nlohmann::json::parse(info->stdout_text, nullptr, false);
+  ASSERT_TRUE(stanzas.is_array() && !stanzas.empty()) << info->stdout_text;
+  nlohmann::json annotation;
+  for (const auto& set : stanzas.at(0).value("backup", nlohmann::json::array()))
+    if (set.value("label", "") == expected.label)
+      annotation = set.value("annotation", nlohmann::json::object());
+  EXPECT_EQ(annotation.value("agent-drill-result", ""), "passed") << info->stdout_text;
+  EXPECT_EQ(annotation.value("agent-drill-id", ""), last["drill"]) << info->stdout_text;
+
+  // A repository the stanza does not have: refused in the check step, nothing made.
+  const std::string scratch = cluster_->dir() + "/never-made-by-a-drill";
+  const auto refused = run_agent({"drill", "--config", config, "--repo", "3", "--scratch", scratch});
+  EXPECT_EQ(refused.exit_code, kExitUsage) << refused.stderr_text;
+  EXPECT_NE(refused.stderr_text.find("stanza 'db' has no repo3"), std::string::npos) << refused.stderr_text;
+  EXPECT_FALSE(file_exists(scratch));
 }
 
 }  // namespace

@@ -79,6 +79,16 @@ TEST(ControlApi, DrillFieldsAreReadStrictly) {
   EXPECT_NE(refusal(R"({"command":"drill","databases":"api"})").find("\"databases\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"drill","port":0})").find("\"port\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"drill","output":"/x"})").find("\"output\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"drill","repo":0})").find("\"repo\""), std::string::npos);
+  EXPECT_NE(refusal(R"({"command":"drill","repo":"2"})").find("\"repo\""), std::string::npos);
+  auto with_repo = parse_control_request(R"({"command":"drill","set":"20241104-020000F","repo":2})");
+  ASSERT_TRUE(with_repo.ok()) << with_repo.error().message;
+  EXPECT_EQ(std::get<DrillCommand>(*with_repo).arguments.repo.value_or(0), 2);
+  // What the client sends is what the agent reads.
+  EXPECT_EQ(control_request_json(*with_repo)["repo"], 2);
+  auto again = parse_control_request(control_request_json(*with_repo).dump());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(std::get<DrillCommand>(*again).arguments.repo.value_or(0), 2);
 }
 
 TEST(ControlApi, DefaultsOfABackup) {

@@ -399,6 +399,28 @@ TEST(DrillJob, ModesTargetsAndAssertions) {
   EXPECT_EQ(build_drill_job(config, bad, now).error().kind, ErrorKind::usage);
 }
 
+TEST(DrillJob, TheRepositoryIsTheCommandsElseDrillRepoElseAsADumps) {
+  const SysMicros now = parse_target_time("2024-11-04 09:40:00-08:00")->instant;
+  const auto plain = load_config_text("state_dir: /state\n", "t.yaml", {}).config;
+  EXPECT_EQ(build_drill_job(plain, {}, now)->copy.repo, 0);  // pgBackRest's choice
+  const auto dumps_repo = load_config_text("pgbackrest:\n  repo: 1\n", "t.yaml", {}).config;
+  EXPECT_EQ(build_drill_job(dumps_repo, {}, now)->copy.repo, 1);
+  const auto drills_repo =
+      load_config_text("pgbackrest:\n  repo: 1\ndrill:\n  repo: 2\n", "t.yaml", {}).config;
+  EXPECT_EQ(build_drill_job(drills_repo, {}, now)->copy.repo, 2);
+  DrillArguments asked;
+  asked.repo = 3;
+  EXPECT_EQ(build_drill_job(drills_repo, asked, now)->copy.repo, 3);
+  for (int bad : {0, 257}) {
+    asked.repo = bad;
+    auto refused = build_drill_job(drills_repo, asked, now);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.error().kind, ErrorKind::usage);
+    EXPECT_NE(refused.error().message.find("repository " + std::to_string(bad)), std::string::npos);
+  }
+  EXPECT_FALSE(load_config_text("drill:\n  repo: 257\n", "t.yaml", {}).issues.empty());
+}
+
 TEST(DrillJob, AssertionsFileSkipsCommentsAndNamesTheBadLine) {
   auto parsed =
       parse_drill_assertions("# rows\napi: SELECT count(*) > 0 FROM events\n\n shop :SELECT true\n", "f");
