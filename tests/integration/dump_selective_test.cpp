@@ -186,5 +186,93 @@ TEST_F(DumpSelectiveIntegration, OnlyTheDumpedDatabaseIsRestoredAndTheDumpEquals
   EXPECT_LT(static_cast<double>(selective.scratch_bytes), 0.6 * static_cast<double>(full.scratch_bytes));
 }
 
+// Recovery that reports invalid pages of the dumped database itself: the copy is not to be
+// trusted, so the agent restores every database and recovers again, or refuses. Made real here:
+// a pgbackrest that zeroes api's filler table after a --db-include restore (as the restore does
+// to the databases it leaves out), and updates of that table after the backup written with
+// full_page_writes off, so that replay reads the zeroed page instead of restoring it from an
+// image. The copy would otherwise be dumped with those rows missing.
+TEST_F(DumpSelectiveIntegration, InvalidPagesInTheDumpedDatabaseRestoreInFullOrRefuse) {
+  const std::string relation = query("api", "SELECT pg_relation_filepath('filler')");
+  const auto oid = query("postgres", "SELECT oid FROM pg_database WHERE datname = 'api'");
+  ASSERT_EQ(relation.rfind("base/" + oid + "/", 0), 0u) << relation;
+  cluster_->sql("postgres", "ALTER SYSTEM SET full_page_writes = off");
+  cluster_->sql("postgres", "SELECT pg_reload_conf()");
+  ASSERT_TRUE(eventually([] { return query("postgres", "SHOW full_page_writes") == "off"; },
+                         std::chrono::seconds(10)));
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // the checkpointer applies it too
+  cluster_->sql("api", "UPDATE filler SET pad = 'after fpw off' WHERE id <= 20");
+  const std::string target = query("postgres",
+                                   "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+                                   "'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
+  // A commit after the target, so that recovery sees the target passed.
+  cluster_->sql("billing", "UPDATE filler SET pad = 'later' WHERE id = 100");
+  cluster_->sql("postgres", "ALTER SYSTEM RESET full_page_writes");
+  cluster_->sql("postgres", "SELECT pg_reload_conf()");
+  const std::string segment = query("postgres", "SELECT pg_walfile_name(pg_switch_wal())");
+  ASSERT_TRUE(eventually(
+      [&] {
+        return query("postgres", "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= segment;
+      },
+      std::chrono::seconds(60)));
+
+  const std::string wrapper = cluster_->dir() + "/pgbackrest-zeroes-api-filler";
+  write_file(
+      wrapper,
+      "#!/bin/sh\n"
+      "include=; data=\n"
+      "for word in \"$@\"; do\n"
+      "  case \"$word\" in --db-include=*) include=1 ;; --pg1-path=*) data=${word#--pg1-path=} ;; esac\n"
+      "done\n"
+      "pgbackrest \"$@\" || exit $?\n"
+      "[ -n \"$include\" ] || exit 0\n"
+      "file=\"$data/" +
+          relation +
+          "\"\n"
+          "size=$(stat -c %s \"$file\") && truncate -s 0 \"$file\" && truncate -s \"$size\" \"$file\"\n");
+  chmod(wrapper.c_str(), 0755);
+  auto config_for = [&](const std::string& name, const std::string& invalid_pages) {
+    std::string config = read_file(config_with_restore(name, "  invalid_pages: " + invalid_pages + "\n"));
+    const auto at = config.find("\npgbackrest:\n");
+    EXPECT_NE(at, std::string::npos);
+    config.insert(at + 13, "  bin: " + wrapper + "\n");
+    const std::string path = cluster_->dir() + "/" + name;
+    write_file(path, config);
+    return path;
+  };
+  auto dump = [&](const std::string& name, const std::string& config) {
+    return run_agent({"dump", "--config", config, "--target", target, "--database", "api", "--output",
+                      cluster_->get("OUTPUT_DIR") + "/" + name, "--scratch",
+                      cluster_->dir() + "/scratch-" + name, "--overwrite"});
+  };
+
+  const auto refused = dump("refused.sql", config_for("refuse.yaml", "refuse"));
+  EXPECT_EQ(refused.exit_code, 4) << refused.stderr_text;
+  EXPECT_NE(refused.stderr_text.find(
+                "invalid page(s) in database 'api' or a shared catalog (first: relation " + relation),
+            std::string::npos)
+      << refused.stderr_text;
+  EXPECT_NE(refused.stderr_text.find("nothing was dumped (restore.invalid_pages: refuse)"),
+            std::string::npos);
+  EXPECT_FALSE(file_exists(cluster_->get("OUTPUT_DIR") + "/refused.sql"));
+  EXPECT_FALSE(file_exists(cluster_->get("OUTPUT_DIR") + "/refused.sql.partial"));
+
+  const auto in_full = dump("in-full.sql", config_for("in-full.yaml", "restore_in_full"));
+  ASSERT_EQ(in_full.exit_code, 0) << in_full.stderr_text;
+  EXPECT_NE(in_full.stderr_text.find("restoring every database and recovering again"), std::string::npos)
+      << in_full.stderr_text;
+  const auto manifest =
+      nlohmann::json::parse(read_file(cluster_->get("OUTPUT_DIR") + "/in-full.sql.manifest.json"));
+  EXPECT_TRUE(manifest["restore"]["restored_in_full_after_invalid_pages"].get<bool>()) << manifest.dump(2);
+  EXPECT_GT(manifest["restore"]["invalid_pages_reported"].get<int>(), 0);
+  // Every updated row is in the dump: the second recovery read the pages the backup holds.
+  const std::string text = read_file(cluster_->get("OUTPUT_DIR") + "/in-full.sql");
+  std::size_t updated = 0;
+  for (auto at = text.find("\tafter fpw off\n"); at != std::string::npos;
+       at = text.find("\tafter fpw off\n", at + 1))
+    ++updated;
+  EXPECT_EQ(updated, 20u);
+}
+
 }  // namespace
 }  // namespace agent::testing
