@@ -54,18 +54,11 @@ class DumpSelectiveIntegration : public ClusterSuite<DumpSelectiveIntegration> {
     cluster_->sql("reports", "DELETE FROM filler WHERE id < 2000");
     cluster_->sql("reports", "VACUUM filler");
     cluster_->sql("reports", "CREATE TABLE later AS SELECT g FROM generate_series(1, 1000) g");
-    target_ = new std::string(query("postgres",
-                                    "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
-                                    "'YYYY-MM-DD HH24:MI:SS.US') || '+00'"));
+    target_ = new std::string(now_as_target());
     cluster_->sql("api",
                   "INSERT INTO events(id, phase) SELECT g, 'too late' FROM generate_series(9011, 9020) g");
     cluster_->sql("billing", "UPDATE filler SET pad = 'after' WHERE id < 100");
-    const std::string segment = query("postgres", "SELECT pg_walfile_name(pg_switch_wal())");
-    ASSERT_TRUE(eventually(
-        [&] {
-          return query("postgres", "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= segment;
-        },
-        std::chrono::seconds(60)));
+    ASSERT_TRUE(archived_to_here());
   }
   static void TearDownTestSuite() {
     delete target_;
@@ -78,6 +71,22 @@ class DumpSelectiveIntegration : public ClusterSuite<DumpSelectiveIntegration> {
 
   static std::string query(const std::string& database, const std::string& statement) {
     return cluster_->query(database, statement);
+  }
+
+  // The server's clock now, as a target in UTC.
+  static std::string now_as_target() {
+    return query("postgres",
+                 "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
+  }
+
+  // Switches WAL and waits until the segment of every commit so far is archived.
+  static bool archived_to_here() {
+    const std::string segment = query("postgres", "SELECT pg_walfile_name(pg_switch_wal())");
+    return eventually(
+        [&] {
+          return query("postgres", "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= segment;
+        },
+        std::chrono::seconds(60));
   }
 
   // The cluster's agent config with `lines` added under `restore:`.
@@ -202,19 +211,12 @@ TEST_F(DumpSelectiveIntegration, InvalidPagesInTheDumpedDatabaseRestoreInFullOrR
                          std::chrono::seconds(10)));
   std::this_thread::sleep_for(std::chrono::seconds(1));  // the checkpointer applies it too
   cluster_->sql("api", "UPDATE filler SET pad = 'after fpw off' WHERE id <= 20");
-  const std::string target = query("postgres",
-                                   "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', "
-                                   "'YYYY-MM-DD HH24:MI:SS.US') || '+00'");
+  const std::string target = now_as_target();
   // A commit after the target, so that recovery sees the target passed.
   cluster_->sql("billing", "UPDATE filler SET pad = 'later' WHERE id = 100");
   cluster_->sql("postgres", "ALTER SYSTEM RESET full_page_writes");
   cluster_->sql("postgres", "SELECT pg_reload_conf()");
-  const std::string segment = query("postgres", "SELECT pg_walfile_name(pg_switch_wal())");
-  ASSERT_TRUE(eventually(
-      [&] {
-        return query("postgres", "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") >= segment;
-      },
-      std::chrono::seconds(60)));
+  ASSERT_TRUE(archived_to_here());
 
   const std::string wrapper = cluster_->dir() + "/pgbackrest-zeroes-api-filler";
   write_file(
