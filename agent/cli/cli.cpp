@@ -27,9 +27,11 @@ int run_cli(int argc, char** argv) {
   DumpOptions dump;
   auto* dump_cmd = app.add_subcommand(
       "dump",
-      "Restore the backup to a scratch directory at a point in time, start a temporary server there, "
-      "wait until recovery reached the target, verify it, write a SQL dump (pg_dump --create, plain), "
-      "and stop and clean up whatever fails.");
+      "Restore the backup (only the dumped database, where that is safe) to a scratch directory at a "
+      "point in time, start a temporary server there, wait until recovery reached the target, verify it, "
+      "dump it with pg_dump --create (plain SQL, custom or directory format; zstd; tables or schemas "
+      "only), and stop and clean up whatever fails. With `agent run` up, the running agent takes the dump "
+      "and this command follows it.");
   dump_cmd->add_option("--target", dump.arguments.target,
                        std::string("Required (except with --stop). What to dump: latest, lsn:X/Y, xid:N, "
                                    "name:RESTORE_POINT, or a time with a zone "
@@ -120,8 +122,9 @@ int run_cli(int argc, char** argv) {
   auto* run_cmd = app.add_subcommand(
       "run",
       "Run as the sidecar: scheduled backups (schedules.*), backups triggered by a pod annotation "
-      "(manual.*), one queue so backups never collide, and a control socket for `agent backup`, "
-      "`agent status` and `agent dump`. Stops gracefully on SIGTERM.");
+      "(manual.*), scheduled restore drills (schedules.drill), one queue so backups never collide, and a "
+      "control socket for `agent backup`, `agent status`, `agent dump` and `agent drill`. Stops gracefully "
+      "on SIGTERM.");
   run_cmd->add_option("--config", run.config_path,
                       "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
   run_cmd->add_option("--log-format", run.log_format, "text or json (config log.format)");
