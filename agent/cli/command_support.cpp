@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 
 #include "cli/commands.hpp"
 #include "core/log.hpp"
@@ -94,6 +95,11 @@ int follow_agent_job(int fd, const std::string& what, log::Fields& job,
     }
     if (auto code = handle(message)) return *code;
   }
+}
+
+std::optional<std::string> absolute_path(const std::optional<std::string>& path) {
+  if (!path || *path == "-" || path->empty()) return path;
+  return std::filesystem::absolute(*path).lexically_normal().string();
 }
 
 int answered_for_another_command(const std::string& request) {

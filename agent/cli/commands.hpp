@@ -99,5 +99,8 @@ std::optional<int> with_running_agent(const AgentConfig& config, const std::stri
 // A reply for another command than `request` ("a dump request"): the agent and this client are
 // not the same version. Logs it and returns exit 6.
 int answered_for_another_command(const std::string& request);
+// A path as the running agent must get it: absolute, since the agent resolves paths from its own
+// working directory, not the caller's. "-" (standard output), empty and absent stay as they are.
+std::optional<std::string> absolute_path(const std::optional<std::string>& path);
 
 }  // namespace agent

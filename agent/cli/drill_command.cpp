@@ -1,5 +1,3 @@
-#include <filesystem>
-
 #include "cli/commands.hpp"
 #include "core/cancel.hpp"
 #include "core/clock.hpp"
@@ -67,16 +65,9 @@ int drill_here(const AgentConfig& config, const DrillJob& job) {
   const auto report = run_drill(job, services);
   // Its result onto the set, at once (no queue here): a backup holding the stanza's lock only
   // costs the annotation, never the drill's exit code.
-  if (auto annotation = drill_annotation(config, report); annotation && !cancel.cancelled()) {
-    if (auto s = annotate_backup_set(*runner, *annotation, config.pgbackrest.timeout_seconds, cancel); !s)
-      log::error(*log::get("drill"), s.error(),
-                 "drill " + report.id + ": its result was not recorded on backup set " + annotation->label,
-                 spdlog::level::warn);
-    else
-      log::get("drill")->info(
-          "drill {}: its result is recorded on backup set {} in repo{} (pgbackrest annotate)", report.id,
-          annotation->label, annotation->target.repo);
-  }
+  if (auto annotation = drill_annotation(config, report); annotation && !cancel.cancelled())
+    log_annotation_outcome(
+        *annotation, annotate_backup_set(*runner, *annotation, config.pgbackrest.timeout_seconds, cancel));
   if (auto note = narrowed_drill_note(config, report)) log::get("drill")->info("{}", *note);
   if (report.error) return fail(*report.error);
   return drill_exit_code(report);
@@ -92,8 +83,7 @@ int command_drill(const DrillOptions& options) {
   if (!config) return exit_code;
 
   DrillArguments arguments = options.arguments;
-  if (arguments.scratch)
-    arguments.scratch = std::filesystem::absolute(*arguments.scratch).lexically_normal().string();
+  arguments.scratch = absolute_path(arguments.scratch);
   // Bad input is refused here, before anything is asked of anyone.
   SystemClock clock;
   auto job = build_drill_job(*config, arguments, std::chrono::floor<Microseconds>(clock.now()));

@@ -1,7 +1,5 @@
 #include <unistd.h>
 
-#include <filesystem>
-
 #include "cli/commands.hpp"
 #include "core/cancel.hpp"
 #include "core/clock.hpp"
@@ -17,12 +15,6 @@
 namespace agent {
 
 namespace {
-
-// The running agent resolves paths from its own working directory, not the caller's.
-std::optional<std::string> absolute(const std::optional<std::string>& path) {
-  if (!path || *path == "-" || path->empty()) return path;
-  return std::filesystem::absolute(*path).lexically_normal().string();
-}
 
 // Through the running agent: the dump shares its records, and goes on if this client goes away.
 int dump_through_agent(int fd, const DumpArguments& arguments) {
@@ -155,8 +147,8 @@ int command_dump(const DumpOptions& options) {
                            "give the time (with its zone), latest, lsn:X/Y, xid:N or name:POINT to dump "
                            "(`agent dump --help`)"));
   DumpArguments arguments = options.arguments;
-  arguments.output = absolute(arguments.output);
-  arguments.scratch = absolute(arguments.scratch);
+  arguments.output = absolute_path(arguments.output);
+  arguments.scratch = absolute_path(arguments.scratch);
   // Bad input is refused here, before anything is asked of anyone.
   auto job = build_dump_job(*config, arguments);
   if (!job) return fail(job.error());

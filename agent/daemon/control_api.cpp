@@ -20,6 +20,14 @@ JsonFields request_fields(const nlohmann::json& object) {
                     [](const std::string& message) { return refusal(message); });
 }
 
+// An integer field in [low, high] into `field`, which stays unset when the field is absent.
+Status read_small_integer(JsonFields& fields, const char* key, int low, int high, std::optional<int>& field) {
+  auto value = fields.integer(key, low, high);
+  if (!value) return value.error();
+  if (*value) field = static_cast<int>(**value);
+  return {};
+}
+
 Result<ControlRequest> parse_backup(JsonFields& fields) {
   BackupCommand command;
   auto type = fields.text("type");
@@ -32,9 +40,9 @@ Result<ControlRequest> parse_backup(JsonFields& fields) {
   auto wait = fields.flag("wait");
   if (!wait) return wait.error();
   command.wait = wait->value_or(false);
-  auto repo = fields.integer("repo", 1, 256);
-  if (!repo) return repo.error();
-  if (*repo) command.repo = static_cast<int>(**repo);
+  std::optional<int> repo;
+  if (auto s = read_small_integer(fields, "repo", 1, 256, repo); !s) return s.error();
+  command.repo = repo.value_or(0);
   return ControlRequest(command);
 }
 
@@ -51,12 +59,8 @@ Result<ControlRequest> parse_dump(JsonFields& fields) {
     if (!value) return value.error();
     *field = *value;
   }
-  auto port = fields.integer("port", 1, 65535);
-  if (!port) return port.error();
-  if (*port) a.port = static_cast<int>(**port);
-  auto repo = fields.integer("repo", 1, 256);
-  if (!repo) return repo.error();
-  if (*repo) a.repo = static_cast<int>(**repo);
+  if (auto s = read_small_integer(fields, "port", 1, 65535, a.port); !s) return s.error();
+  if (auto s = read_small_integer(fields, "repo", 1, 256, a.repo); !s) return s.error();
   auto overwrite = fields.flag("overwrite");
   if (!overwrite) return overwrite.error();
   a.overwrite = overwrite->value_or(false);
@@ -65,9 +69,7 @@ Result<ControlRequest> parse_dump(JsonFields& fields) {
     if (!value) return value.error();
     *field = *value;
   }
-  auto jobs = fields.integer("jobs", 1, 32);
-  if (!jobs) return jobs.error();
-  if (*jobs) a.jobs = static_cast<int>(**jobs);
+  if (auto s = read_small_integer(fields, "jobs", 1, 32, a.jobs); !s) return s.error();
   for (auto [key, field] : {std::pair{"data_only", &a.data_only}, std::pair{"schema_only", &a.schema_only},
                             std::pair{"globals", &a.globals}}) {
     auto value = fields.flag(key);
@@ -102,12 +104,8 @@ Result<ControlRequest> parse_drill(JsonFields& fields) {
   auto latest = fields.flag("latest");
   if (!latest) return latest.error();
   a.latest = latest->value_or(false);
-  auto port = fields.integer("port", 1, 65535);
-  if (!port) return port.error();
-  if (*port) a.port = static_cast<int>(**port);
-  auto repo = fields.integer("repo", 1, 256);
-  if (!repo) return repo.error();
-  if (*repo) a.repo = static_cast<int>(**repo);
+  if (auto s = read_small_integer(fields, "port", 1, 65535, a.port); !s) return s.error();
+  if (auto s = read_small_integer(fields, "repo", 1, 256, a.repo); !s) return s.error();
   for (auto [key, field] : {std::pair{"databases", &a.databases}, std::pair{"assertions", &a.assertions}}) {
     auto value = fields.texts(key);
     if (!value) return value.error();

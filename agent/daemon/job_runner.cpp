@@ -244,10 +244,7 @@ bool JobRunner::start_next_annotation() {
       },
       [this, annotation](Status status) { on_annotation_finished(annotation, status); });
   if (!started) {
-    log::error(
-        *log::get("drill"), started.error(),
-        "drill " + annotation.drill_id + ": its result was not recorded on backup set " + annotation.label,
-        spdlog::level::warn);
+    log_annotation_outcome(annotation, started.error());
     return false;
   }
   annotating_ = annotation;
@@ -256,15 +253,7 @@ bool JobRunner::start_next_annotation() {
 
 void JobRunner::on_annotation_finished(const DrillAnnotation& annotation, const Status& status) {
   annotating_.reset();
-  if (status)
-    log::get("drill")->info(
-        "drill {}: its result is recorded on backup set {} in repo{} (pgbackrest annotate)",
-        annotation.drill_id, annotation.label, annotation.target.repo);
-  else
-    log::error(
-        *log::get("drill"), status.error(),
-        "drill " + annotation.drill_id + ": its result was not recorded on backup set " + annotation.label,
-        spdlog::level::warn);
+  log_annotation_outcome(annotation, status);
   if (stopping_) return finish_if_idle();
   start_next_job();
   start_next_drill();
@@ -498,8 +487,7 @@ void JobRunner::drill(const DrillCommand& command, ControlReply reply) {
              fmt::format("job {}: restore drill queued (agent drill){}", admission.job_id,
                          waits.empty() ? "" : "; " + waits),
              job_fields("drill", admission.job_id));
-  drill_arguments_[admission.job_id] = command.arguments;
-  drill_clients_[admission.job_id] = reply;
+  drill_clients_[admission.job_id] = DrillClient{command.arguments, reply};
   reply(DrillAcceptedReply{admission.job_id, waits}, false);
   start_next_drill();
 }
@@ -513,7 +501,8 @@ void JobRunner::start_next_drill() {
   // An `agent drill` client's arguments; a scheduled drill is `agent drill --latest`.
   DrillArguments arguments;
   arguments.latest = true;
-  if (auto asked = drill_arguments_.extract(queued.id)) arguments = asked.mapped();
+  if (const auto client = drill_clients_.find(queued.id); client != drill_clients_.end())
+    arguments = client->second.arguments;
   auto started = scratch_slot_.start<DrillReport>(
       [this, queued, arguments, config = config_](const CancelToken& cancel) -> DrillReport {
         log::ScopedJob in_job("drill", std::to_string(queued.id));
@@ -554,7 +543,7 @@ void JobRunner::start_next_drill() {
                job_fields("drill", queued.id));
     queue_.finish_drill();
     if (auto client = drill_clients_.extract(queued.id))
-      client.mapped()(DrillFinishedReply{reply_error(started.error())}, true);
+      client.mapped().reply(DrillFinishedReply{reply_error(started.error())}, true);
     return;
   }
   drill_running_ = DrillRecord{queued.id, queued.request.reason, services_.clock.now(), "check"};
@@ -568,7 +557,7 @@ void JobRunner::start_next_drill() {
 void JobRunner::on_drill_step(const std::string& step, const std::string& state, double seconds) {
   if (!drill_running_) return;
   if (const auto client = drill_clients_.find(drill_running_->id); client != drill_clients_.end())
-    client->second(StepReply{"drill", step, state, seconds}, false);
+    client->second.reply(StepReply{"drill", step, state, seconds}, false);
   if (state == "started") drill_running_->step = step;
   if (step == "checks" && state == "started" && queue_.drill_reads_repository()) {
     queue_.drill_released_repository();
@@ -585,7 +574,7 @@ void JobRunner::on_drill_finished(const DrillReport& report) {
                job_fields("drill", id));
   log::write(*log::get("drill"), report.result == "passed" ? spdlog::level::info : spdlog::level::err,
              fmt::format("drill job {} ended: {}", id, report.result), job_fields("drill", id));
-  if (auto client = drill_clients_.extract(id)) client.mapped()(drill_finished_reply(report), true);
+  if (auto client = drill_clients_.extract(id)) client.mapped().reply(drill_finished_reply(report), true);
   queue_.finish_drill();
   drill_running_.reset();
   if (stopping_) {
@@ -661,9 +650,8 @@ void JobRunner::finish_if_idle() {
             true);
   waiters_.clear();
   for (auto& [id, client] : drill_clients_)  // queued drills that never started
-    client(AbandonedReply{"the agent stopped before the drill ran; ask again when it is back"}, true);
+    client.reply(AbandonedReply{"the agent stopped before the drill ran; ask again when it is back"}, true);
   drill_clients_.clear();
-  drill_arguments_.clear();
   auto on_idle = std::move(on_idle_);
   on_idle_ = nullptr;
   on_idle();

@@ -162,10 +162,14 @@ class JobRunner {
   std::optional<DumpRecord> dump_running_;
   std::optional<DumpRecord> dump_last_;
   std::optional<DrillRecord> drill_running_;
-  std::map<std::uint64_t, DrillArguments> drill_arguments_;  // of queued `agent drill` requests
-  std::map<std::uint64_t, ControlReply> drill_clients_;      // `agent drill` clients, by job
-  std::deque<DrillAnnotation> annotations_;                  // drill results waiting for the backup slot
-  std::optional<DrillAnnotation> annotating_;                // the one running in the backup slot
+  // An `agent drill` client: what it asked for, and where its replies go until the drill ends.
+  struct DrillClient {
+    DrillArguments arguments;
+    ControlReply reply;
+  };
+  std::map<std::uint64_t, DrillClient> drill_clients_;  // by job; a scheduled drill has none
+  std::deque<DrillAnnotation> annotations_;             // drill results waiting for the backup slot
+  std::optional<DrillAnnotation> annotating_;           // the one running in the backup slot
   bool stopping_ = false;
   bool job_stopped_by_shutdown_ = false;  // its requests stay in the journal
   bool hard_stop_armed_ = false;          // armed once, never pushed back

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "core/log.hpp"
 #include "pipelines/pgbackrest_access.hpp"
 #include "time/target_time.hpp"
 
@@ -58,6 +59,18 @@ Status annotate_backup_set(ProcessRunner& runner, const DrillAnnotation& annotat
                                "annotating");
   }
   return {};
+}
+
+void log_annotation_outcome(const DrillAnnotation& annotation, const Status& status) {
+  const auto logger = log::get("drill");
+  if (status)
+    logger->info("drill {}: its result is recorded on backup set {} in repo{} (pgbackrest annotate)",
+                 annotation.drill_id, annotation.label, annotation.target.repo);
+  else
+    log::error(
+        *logger, status.error(),
+        "drill " + annotation.drill_id + ": its result was not recorded on backup set " + annotation.label,
+        spdlog::level::warn);
 }
 
 }  // namespace agent

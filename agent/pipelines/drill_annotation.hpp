@@ -39,4 +39,8 @@ std::optional<std::string> narrowed_drill_note(const AgentConfig& config, const 
 Status annotate_backup_set(ProcessRunner& runner, const DrillAnnotation& annotation, int timeout_seconds,
                            const CancelToken& cancel);
 
+// Logs how annotate_backup_set went: the set that now carries the result, or a warning with
+// pgBackRest's reason and the hint (the drill's exit code never depends on it).
+void log_annotation_outcome(const DrillAnnotation& annotation, const Status& status);
+
 }  // namespace agent

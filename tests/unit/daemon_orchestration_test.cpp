@@ -271,12 +271,7 @@ TEST_F(Orchestration, AScheduledDrillWaitsBehindTheRunningBackupThenRuns) {
 // client, and the queue goes on. (The drill cannot run here: postgres.bindir is missing.)
 TEST_F(Orchestration, AClientsDrillWaitsInTheQueueAndHearsItsEnd) {
   runner.expect(backup_argv("incr"), exited(0), FakeProcessRunner::Hold::until_released);
-  start_with(load_config_text("state_dir: " + dir.path +
-                                  "/state\nschedules:\n  timezone: UTC\n  incr: \"0 * * * *\"\n"
-                                  "manual:\n  annotations_file: \"\"\nhttp:\n  listen: \"\"\npostgres:\n"
-                                  "  bindir: " +
-                                  dir.path + "/no-bindir\n",
-                              "test.yaml", {}));
+  start("postgres:\n  bindir: " + dir.path + "/no-bindir\n");
   advance(30s);
   ASSERT_TRUE(runner.wait_running());
 
