@@ -4,7 +4,8 @@
 //    server writes it (invalid UTF-8 replaced, e.g. a quoted field name cut inside a character);
 //  - an accepted request, written the way the clients write it (control_request_json), reads
 //    back as the same request;
-//  - a dump or drill request's port is within 1..65535, and the request then goes through
+//  - a dump or drill request's port is within 1..65535 (a drill's repository within 1..256, and
+//    the one its copy restores from), and the request then goes through
 //    build_dump_job or build_drill_job, as the daemon does, without a crash;
 //  - the same bytes read as a reply line by a client (parse_control_reply): refused with a
 //    message, or a reply that the server's mapping writes back as one that reads the same.
@@ -86,10 +87,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (drill->arguments.port)
       agent::fuzz::check(*drill->arguments.port >= 1 && *drill->arguments.port <= 65535,
                          "a drill request with a port outside 1..65535 was accepted", line);
+    if (drill->arguments.repo)
+      agent::fuzz::check(*drill->arguments.repo >= 1 && *drill->arguments.repo <= 256,
+                         "a drill request with a repository outside 1..256 was accepted", line);
     // As the daemon does before queueing it.
     const auto job = agent::build_drill_job(agent::fuzz::default_config(), drill->arguments,
                                             agent::SysMicros{std::chrono::seconds{1796119200}});
     if (!job) check_reply_serializes(job.error());
+    if (job && drill->arguments.repo)
+      agent::fuzz::check(job->copy.repo == *drill->arguments.repo,
+                         "a drill request's repository is not the one its copy restores from", line);
   }
   return 0;
 }
