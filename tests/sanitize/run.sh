@@ -20,7 +20,8 @@
 # process.
 # Every report of every sanitized process of the run (the test binary and each agent it starts)
 # is written to DIR/reports/; when there is one, the run prints them and fails, whatever the
-# test's own verdict (a test may not look at how an agent ended).
+# test's own verdict (a test may not look at how an agent ended). Leaks in libraries the agent
+# cannot free are suppressed, each with its reason, in tests/sanitize/lsan.supp.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
@@ -81,6 +82,8 @@ done
 # Options given in the environment come after ours, so they win (but for log_path, which this
 # script reads).
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:print_legend=0:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1${ASAN_OPTIONS:+:${ASAN_OPTIONS}}:log_path=${reports}/report"
+# Leaks other projects' code makes and the agent cannot free, each with its reason: lsan.supp.
+export LSAN_OPTIONS="suppressions=${HERE}/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:${LSAN_OPTIONS}}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:${UBSAN_OPTIONS}}:log_path=${reports}/report"
 
 # A filter that selects nothing passes in gtest: refuse it (a suite left out of the build, a typo).
