@@ -348,7 +348,8 @@ TEST_F(MetricsIntegration, PrometheusScrapesTheAgentAndAnswersAFreshnessQuery) {
 }
 
 // The dashboard against a real Prometheus scraping a running agent: the agent has run a backup
-// that succeeded and one that failed, a dump that succeeded and one that failed, has schedules
+// that succeeded and one that failed, a dump that succeeded and one that failed, a drill that
+// failed and one that passed, has schedules
 // (so expected intervals) and a window minimum, and Prometheus scrapes it with the labels the
 // PodMonitor gives. Then every panel's expr, its variables substituted, must evaluate and
 // return series, and each variable's query must find its label.
@@ -493,16 +494,35 @@ TEST_F(MetricsIntegration, EveryDashboardPanelEvaluatesAndReturnsSeriesInPrometh
                   .is_null());
   const auto not_dumped = dump("no_such_database", "dashboard-failed.sql");
   EXPECT_NE(not_dumped.exit_code, 0) << not_dumped.stderr_text;
+  // A drill that fails (an assertion that is false on the copy), then one that passes: the
+  // newest drill's series (phases, replay gap, checks) are the passed one's.
+  const auto drill = [&](std::vector<std::string> more) {
+    std::vector<std::string> args = {"drill",      "--config",
+                                     config,       "--latest",
+                                     "--database", "api",
+                                     "--scratch",  cluster_->get("SCRATCH"),
+                                     "--port",     cluster_->get("SCRATCH_PORT")};
+    args.insert(args.end(), more.begin(), more.end());
+    return run_agent(args);
+  };
+  const auto red = drill({"--assert", "api: SELECT false"});
+  EXPECT_EQ(red.exit_code, 4) << red.stderr_text << agent->log();
+  const auto green = drill({});
+  EXPECT_EQ(green.exit_code, 0) << green.stderr_text << agent->log();
 
-  // Scraped with the failure and the dumps in, and with enough samples for increase().
-  ASSERT_TRUE(eventually(
-      [&] {
-        const auto answer = prometheus.query(
-            "count_over_time(agent_dump_last_failure_timestamp_seconds{pg_cluster=\"ns:hippo\"}[1m]) >= 5");
-        return answer.is_object() && !answer["data"]["result"].empty();
-      },
-      std::chrono::seconds(60)))
-      << agent->log();
+  // Scraped with the failures, the dumps and the drills in (the passed drill is the newer), with
+  // enough samples for increase().
+  for (const std::string newest :
+       {"agent_dump_last_failure_timestamp_seconds", "agent_drill_last_success_timestamp_seconds"})
+    ASSERT_TRUE(eventually(
+        [&] {
+          const auto answer =
+              prometheus.query("count_over_time(" + newest + "{pg_cluster=\"ns:hippo\"}[1m]) >= 5");
+          return answer.is_object() && !answer["data"]["result"].empty();
+        },
+        std::chrono::seconds(60)))
+        << newest << "\n"
+        << agent->log();
 
   const auto dashboard = nlohmann::json::parse(
       read_file(std::string(AGENT_SOURCE_DIR) + "/config/grafana/agent-dashboard.json"));

@@ -133,11 +133,15 @@ TEST(Dashboard, EveryExprReferencesOnlyExportedMetrics) {
       used.insert(name);
     }
   }
-  // The panels the issue asks for: freshness, window, durations, sizes, failures, dumps, queue, WAL.
+  // The panels the issue asks for: freshness, window, durations, sizes, failures, dumps, queue, WAL;
+  // and the restore drills' results, times, RTO, RPO, checks and age.
   for (const char* name :
        {"agent_backup_age_seconds", "agent_recovery_window_seconds", "agent_backup_last_duration_seconds",
         "agent_backup_last_size_bytes", "agent_backups_total", "agent_dumps_total", "agent_queue_length",
-        "agent_pg_archiver_last_archived_timestamp_seconds"})
+        "agent_pg_archiver_last_archived_timestamp_seconds", "agent_drills_total",
+        "agent_drill_last_success_timestamp_seconds", "agent_drill_last_failure_timestamp_seconds",
+        "agent_drill_last_phase_duration_seconds", "agent_drill_last_replay_gap_seconds",
+        "agent_drill_last_objects_checked", "agent_drill_last_objects_failed", "agent_drill_max_age_seconds"})
     EXPECT_TRUE(used.count(name)) << name;
   // Variables like pgMonitor's: cluster, pod, role.
   std::set<std::string> variables;
