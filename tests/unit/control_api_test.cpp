@@ -81,6 +81,10 @@ TEST(ControlApi, DrillFieldsAreReadStrictly) {
   EXPECT_NE(refusal(R"({"command":"drill","output":"/x"})").find("\"output\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"drill","repo":0})").find("\"repo\""), std::string::npos);
   EXPECT_NE(refusal(R"({"command":"drill","repo":"2"})").find("\"repo\""), std::string::npos);
+  for (const char* bad : {"257", "-1", "2.5", "[2]", "null", "99999999999999999999"})
+    EXPECT_NE(refusal(std::string(R"({"command":"drill","repo":)") + bad + "}").find("\"repo\""),
+              std::string::npos)
+        << bad;
   auto with_repo = parse_control_request(R"({"command":"drill","set":"20241104-020000F","repo":2})");
   ASSERT_TRUE(with_repo.ok()) << with_repo.error().message;
   EXPECT_EQ(std::get<DrillCommand>(*with_repo).arguments.repo.value_or(0), 2);

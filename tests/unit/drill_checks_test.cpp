@@ -418,7 +418,10 @@ TEST(DrillJob, TheRepositoryIsTheCommandsElseDrillRepoElseAsADumps) {
     EXPECT_EQ(refused.error().kind, ErrorKind::usage);
     EXPECT_NE(refused.error().message.find("repository " + std::to_string(bad)), std::string::npos);
   }
-  EXPECT_FALSE(load_config_text("drill:\n  repo: 257\n", "t.yaml", {}).issues.empty());
+  // Out of range, of the wrong type, or garbage: a config issue, never a repository.
+  for (const char* bad : {"257", "-1", "two", "2.5", "[2]", "99999999999999999999"})
+    EXPECT_FALSE(load_config_text(std::string("drill:\n  repo: ") + bad + "\n", "t.yaml", {}).issues.empty())
+        << bad;
 }
 
 TEST(DrillJob, AssertionsFileSkipsCommentsAndNamesTheBadLine) {
