@@ -150,10 +150,9 @@ int run_cli(int argc, char** argv) {
   StatusOptions status;
   auto* status_cmd = app.add_subcommand(
       "status",
-      "Show the running agent's state: the running job and its progress, the queue, schedules with their "
-      "next "
-      "times, recent results with backup label and size, each repository's newest sets and recoverable "
-      "window, and the last restore drill.");
+      "Show the running agent's state: the running job and its progress, the queue, schedules with "
+      "their next times, recent results with backup label and size, each repository's newest sets and "
+      "recoverable window, and the last restore drill.");
   status_cmd->add_flag("--json", status.json, "Print JSON");
   status_cmd->add_option("--config", status.config_path,
                          "Config file (default $AGENT_CONFIG, else /etc/agent/agent.yaml)");
